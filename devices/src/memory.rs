@@ -1,0 +1,109 @@
+//! How a device reaches guest memory: grant mappings, and nothing else.
+//!
+//! The kernel implements [`GuestMemory`] with `GNTTABOP_map_grant_ref` batches into its
+//! grant window; the host tests implement it with a simulated grant table that enforces
+//! Xen's rules. One implementation serves one frontend domain, so devices never see domids.
+
+use crate::grant::GrantRef;
+
+/// The access a mapping is requested with. Device-readable buffers are mapped read-only,
+/// so a frontend may grant them read-only (Linux does, for `DMA_TO_DEVICE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// One page to map in a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapRequest {
+    pub gref: GrantRef,
+    pub access: Access,
+}
+
+/// A page mapped by [`GuestMemory::map_batch`]. The token's meaning belongs to the
+/// implementation (the kernel packs its window slot and Xen's grant handle in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappedPage {
+    pub token: u64,
+    pub access: Access,
+}
+
+/// Why one page of a batch could not be mapped (Xen's `GNTST_*`, grouped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// `GNTST_bad_gntref`: no such grant, or it was revoked.
+    BadGrantRef,
+    /// `GNTST_permission_denied`: granted read-only (asked writable) or to another domain.
+    PermissionDenied,
+    /// `GNTST_no_device_space`, or the backend's grant window is full.
+    NoSpace,
+    /// `GNTST_eagain`: try later.
+    Again,
+    /// `GNTST_bad_domain`: the frontend domain is gone.
+    BadDomain,
+    /// Any other `GNTST_*` status, kept for the log.
+    Other(i16),
+}
+
+/// Why a read or write of a mapped page failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessError {
+    /// The range leaves the page.
+    OutOfPage,
+    /// A write to a page mapped read-only.
+    ReadOnly,
+    /// The token is not a live mapping.
+    NotMapped,
+}
+
+/// Where a device needs ordering between its accesses to shared rings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Barrier {
+    /// After reading an index the driver published, before reading what it covers
+    /// (avail.idx -> ring entries and descriptors).
+    Acquire,
+    /// Before publishing an index, after writing what it covers (used entries -> used.idx).
+    Release,
+    /// Between publishing used.idx / avail_event and reading the driver's suppression
+    /// fields (used_event, avail.flags): store-load ordering.
+    Full,
+}
+
+/// Guest memory of one frontend domain, reached through its grants.
+pub trait GuestMemory {
+    /// Maps every request in one hypercall batch. `results[i]` receives the outcome of
+    /// `requests[i]`; the slices have equal length. Entries fail independently.
+    fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]);
+
+    /// Unmaps every page in one hypercall batch. Returns how many entries Xen refused;
+    /// the pages are forgotten by the caller either way.
+    fn unmap_batch(&mut self, pages: &[MappedPage]) -> usize;
+
+    /// Copies `dst.len()` bytes out of a mapped page, starting at `offset`.
+    fn read(&self, page: MappedPage, offset: usize, dst: &mut [u8]) -> Result<(), AccessError>;
+
+    /// Copies `src` into a page mapped writable, starting at `offset`.
+    fn write(&mut self, page: MappedPage, offset: usize, src: &[u8]) -> Result<(), AccessError>;
+
+    /// An ordering point between ring accesses.
+    fn barrier(&self, kind: Barrier);
+
+    /// Reads a naturally aligned ring field in one access (the kernel overrides this with a
+    /// single volatile load so the driver never sees it torn).
+    fn read_u16(&self, page: MappedPage, offset: usize) -> Result<u16, AccessError> {
+        let mut bytes = [0; 2];
+        self.read(page, offset, &mut bytes)?;
+        Ok(u16::from_le_bytes(bytes))
+    }
+
+    /// Writes a naturally aligned ring field in one access.
+    fn write_u16(
+        &mut self,
+        page: MappedPage,
+        offset: usize,
+        value: u16,
+    ) -> Result<(), AccessError> {
+        self.write(page, offset, &value.to_le_bytes())
+    }
+}
