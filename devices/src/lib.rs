@@ -8,5 +8,14 @@
 
 extern crate alloc;
 
+pub mod backend;
+pub mod blk;
+pub mod counters;
+pub mod device;
+pub mod features;
 pub mod grant;
+pub mod mapping;
 pub mod memory;
+pub mod mmio;
+pub mod net;
+pub mod queue;

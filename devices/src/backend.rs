@@ -1,0 +1,268 @@
+//! The backend as the host sees it: devices registered at MMIO windows of frontend
+//! domains, the net switch between them, and the two entry points an event loop needs:
+//! answer a trapped register access, and serve the queues (bounded) with interrupts.
+//!
+//! The kernel drives this from Xen's ioreq slots; the host tests drive it from a
+//! simulated Xen. Both supply guest memory per frontend through [`Frontends`].
+
+use crate::blk::backend::{BlockBackend, StorageError};
+use crate::blk::{BlkDevice, BlkOptions};
+use crate::counters::Counters;
+use crate::memory::GuestMemory;
+use crate::mmio::{MmioDevice, MmioError, WINDOW_SIZE};
+use crate::net::switch::{PortStats, Switch};
+use crate::net::{NetDevice, NetOptions};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+/// A Xen domain id.
+pub type DomainId = u16;
+
+/// Guest memory of each frontend domain, reached through its grants.
+pub trait Frontends {
+    fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory>;
+}
+
+/// A trapped access of a register window, as an ioreq carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioRequest {
+    pub frontend: DomainId,
+    pub addr: u64,
+    pub size: u8,
+    pub write: bool,
+    pub data: u64,
+}
+
+/// Why an access could not be served; the host still completes the ioreq (reads as 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendError {
+    /// No device of this frontend at that address.
+    NoDevice {
+        frontend: DomainId,
+        addr: u64,
+    },
+    /// The frontend's memory is not available (domain gone).
+    NoMemory(DomainId),
+    Register(MmioError),
+}
+
+/// Index of a registered device.
+pub type DeviceIndex = usize;
+
+enum Model {
+    Blk(MmioDevice<BlkDevice<Box<dyn BlockBackend>>>),
+    Net(MmioDevice<NetDevice>),
+}
+
+struct Registered {
+    frontend: DomainId,
+    base: u64,
+    irq: u32,
+    model: Model,
+}
+
+/// An interrupt to inject into a frontend: `XEN_DMOP_set_irq_level` on `irq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupt {
+    pub frontend: DomainId,
+    pub irq: u32,
+}
+
+pub struct Backend {
+    devices: Vec<Registered>,
+    switch: Switch,
+}
+
+impl<T: BlockBackend + ?Sized> BlockBackend for Box<T> {
+    fn capacity_bytes(&self) -> u64 {
+        (**self).capacity_bytes()
+    }
+    fn read_only(&self) -> bool {
+        (**self).read_only()
+    }
+    fn read(
+        &mut self,
+        offset: u64,
+        len: usize,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        (**self).read(offset, len, sink)
+    }
+    fn write(
+        &mut self,
+        offset: u64,
+        len: usize,
+        source: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        (**self).write(offset, len, source)
+    }
+    fn flush(&mut self) -> Result<(), StorageError> {
+        (**self).flush()
+    }
+    fn discard(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
+        (**self).discard(offset, len)
+    }
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
+        (**self).write_zeroes(offset, len)
+    }
+    fn serial(&self) -> &[u8] {
+        (**self).serial()
+    }
+}
+
+impl Backend {
+    /// A backend whose switch has room for `net_ports` ports of frames up to `max_frame`.
+    pub fn new(net_ports: usize, max_frame: usize) -> Self {
+        Self {
+            devices: Vec::new(),
+            switch: Switch::new(net_ports, max_frame),
+        }
+    }
+
+    pub fn add_blk(
+        &mut self,
+        frontend: DomainId,
+        base: u64,
+        irq: u32,
+        store: Box<dyn BlockBackend>,
+        options: BlkOptions,
+    ) -> DeviceIndex {
+        let model = Model::Blk(MmioDevice::new(BlkDevice::new(store, options)));
+        self.register(frontend, base, irq, model)
+    }
+
+    /// Adds a net device on the next free switch port; None when the switch is full.
+    pub fn add_net(
+        &mut self,
+        frontend: DomainId,
+        base: u64,
+        irq: u32,
+        options: NetOptions,
+    ) -> Option<DeviceIndex> {
+        let used = self
+            .devices
+            .iter()
+            .filter(|d| matches!(d.model, Model::Net(_)))
+            .count();
+        if used >= self.switch.port_count() || options.max_frame() > self.switch.frame_capacity() {
+            return None;
+        }
+        let model = Model::Net(MmioDevice::new(NetDevice::new(used, options)));
+        Some(self.register(frontend, base, irq, model))
+    }
+
+    fn register(&mut self, frontend: DomainId, base: u64, irq: u32, model: Model) -> DeviceIndex {
+        self.devices.push(Registered {
+            frontend,
+            base,
+            irq,
+            model,
+        });
+        self.devices.len() - 1
+    }
+
+    /// Answers one trapped register access. Reads return the value; writes return 0.
+    pub fn mmio(
+        &mut self,
+        request: &MmioRequest,
+        frontends: &mut dyn Frontends,
+    ) -> Result<u64, BackendError> {
+        let found = self.devices.iter_mut().find(|d| {
+            d.frontend == request.frontend
+                && request.addr >= d.base
+                && request.addr - d.base < WINDOW_SIZE
+        });
+        let Some(device) = found else {
+            return Err(BackendError::NoDevice {
+                frontend: request.frontend,
+                addr: request.addr,
+            });
+        };
+        let offset = request.addr - device.base;
+        if !request.write {
+            let value = match &mut device.model {
+                Model::Blk(d) => d.read(offset, request.size),
+                Model::Net(d) => d.read(offset, request.size),
+            };
+            return value.map_err(BackendError::Register);
+        }
+        let mem = frontends
+            .memory(device.frontend)
+            .ok_or(BackendError::NoMemory(device.frontend))?;
+        let result = match &mut device.model {
+            Model::Blk(d) => d.write(mem, offset, request.size, request.data),
+            Model::Net(d) => d.write(mem, offset, request.size, request.data),
+        };
+        result.map(|()| 0).map_err(BackendError::Register)
+    }
+
+    /// One bounded round over every device: serve queues, move frames through the
+    /// switch, and report the interrupts to inject. Returns whether work remains (call
+    /// again before blocking).
+    pub fn run(
+        &mut self,
+        frontends: &mut dyn Frontends,
+        inject: &mut dyn FnMut(Interrupt),
+    ) -> bool {
+        let mut more = false;
+        let enqueued_before = self.switch.enqueued();
+        for device in self.devices.iter_mut() {
+            let Some(mem) = frontends.memory(device.frontend) else {
+                continue;
+            };
+            let (outcome, interrupt) = match &mut device.model {
+                Model::Blk(d) => {
+                    let outcome = d.process(mem, &mut ());
+                    (outcome, d.take_interrupt())
+                }
+                Model::Net(d) => {
+                    let outcome = d.process(mem, &mut self.switch);
+                    (outcome, d.take_interrupt())
+                }
+            };
+            more |= outcome.more;
+            if interrupt {
+                inject(Interrupt {
+                    frontend: device.frontend,
+                    irq: device.irq,
+                });
+            }
+        }
+        // Frames switched this round may be for ports served before they arrived.
+        more || self.switch.enqueued() != enqueued_before
+    }
+
+    pub fn counters(&self, index: DeviceIndex) -> Option<Counters> {
+        self.devices.get(index).map(|d| match &d.model {
+            Model::Blk(m) => *m.counters(),
+            Model::Net(m) => *m.counters(),
+        })
+    }
+
+    /// Device status register (for tests and the end-of-run report).
+    pub fn status(&self, index: DeviceIndex) -> Option<u32> {
+        self.devices.get(index).map(|d| match &d.model {
+            Model::Blk(m) => m.status(),
+            Model::Net(m) => m.status(),
+        })
+    }
+
+    pub fn port_stats(&self, index: DeviceIndex) -> Option<PortStats> {
+        match &self.devices.get(index)?.model {
+            Model::Net(m) => Some(self.switch.stats(m.device().port())),
+            Model::Blk(_) => None,
+        }
+    }
+
+    /// The backing store of a block device.
+    pub fn block_store(&mut self, index: DeviceIndex) -> Option<&mut dyn BlockBackend> {
+        match &mut self.devices.get_mut(index)?.model {
+            Model::Blk(m) => Some(m.device_mut().backend_mut().as_mut()),
+            Model::Net(_) => None,
+        }
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+}

@@ -1,0 +1,151 @@
+//! Where a block device's data lives: a trait, and the embedded RAM disk.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+pub const SECTOR_SIZE: u64 = 512;
+
+/// A storage failure, reported to the driver as `VIRTIO_BLK_S_IOERR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageError {
+    /// The medium failed.
+    Io,
+    /// The guest buffer could not be read or written mid-transfer.
+    GuestAccess,
+    /// The range is outside the disk (the device checks first; kept total).
+    OutOfRange,
+}
+
+/// Storage behind a virtio-blk device. Offsets and lengths are in bytes, sector-aligned.
+pub trait BlockBackend {
+    fn capacity_bytes(&self) -> u64;
+    fn read_only(&self) -> bool;
+    /// Hands the `len` bytes at `offset` to `sink`, in order, in one or more slices.
+    /// `sink` returns false when the guest side failed; the read then stops.
+    fn read(
+        &mut self,
+        offset: u64,
+        len: usize,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StorageError>;
+    /// Fills the `len` bytes at `offset` from `source`, which fills each slice it gets.
+    fn write(
+        &mut self,
+        offset: u64,
+        len: usize,
+        source: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Result<(), StorageError>;
+    /// Makes every completed write durable.
+    fn flush(&mut self) -> Result<(), StorageError>;
+    /// Deallocates a range; afterwards it reads as zeroes here (stronger than the spec).
+    fn discard(&mut self, offset: u64, len: u64) -> Result<(), StorageError>;
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), StorageError>;
+    /// Up to 20 bytes of identity for `VIRTIO_BLK_T_GET_ID`.
+    fn serial(&self) -> &[u8];
+}
+
+/// A disk in RAM: the embedded default. Flush has nothing to do.
+pub struct RamDisk {
+    data: Vec<u8>,
+    read_only: bool,
+    serial: [u8; 20],
+}
+
+impl RamDisk {
+    /// A zeroed disk of `sectors` sectors. Allocates once, here.
+    pub fn new(sectors: u64, serial: &str) -> Self {
+        Self::from_bytes(vec![0; (sectors * SECTOR_SIZE) as usize], serial)
+    }
+
+    /// A disk holding `data` (rounded down to whole sectors).
+    pub fn from_bytes(mut data: Vec<u8>, serial: &str) -> Self {
+        data.truncate(data.len() - data.len() % SECTOR_SIZE as usize);
+        let mut id = [0u8; 20];
+        for (slot, byte) in id.iter_mut().zip(serial.bytes()) {
+            *slot = byte;
+        }
+        Self {
+            data,
+            read_only: false,
+            serial: id,
+        }
+    }
+
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    fn range(&self, offset: u64, len: u64) -> Result<core::ops::Range<usize>, StorageError> {
+        let end = offset.checked_add(len).ok_or(StorageError::OutOfRange)?;
+        if end > self.data.len() as u64 {
+            return Err(StorageError::OutOfRange);
+        }
+        Ok(offset as usize..end as usize)
+    }
+}
+
+impl BlockBackend for RamDisk {
+    fn capacity_bytes(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn read(
+        &mut self,
+        offset: u64,
+        len: usize,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        let range = self.range(offset, len as u64)?;
+        let bytes = self.data.get(range).ok_or(StorageError::OutOfRange)?;
+        if sink(bytes) {
+            Ok(())
+        } else {
+            Err(StorageError::GuestAccess)
+        }
+    }
+
+    fn write(
+        &mut self,
+        offset: u64,
+        len: usize,
+        source: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        let range = self.range(offset, len as u64)?;
+        let bytes = self.data.get_mut(range).ok_or(StorageError::OutOfRange)?;
+        if source(bytes) {
+            Ok(())
+        } else {
+            Err(StorageError::GuestAccess)
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn discard(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
+        self.write_zeroes(offset, len)
+    }
+
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
+        let range = self.range(offset, len)?;
+        self.data
+            .get_mut(range)
+            .ok_or(StorageError::OutOfRange)?
+            .fill(0);
+        Ok(())
+    }
+
+    fn serial(&self) -> &[u8] {
+        &self.serial
+    }
+}

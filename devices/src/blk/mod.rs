@@ -1,0 +1,296 @@
+//! virtio-blk (virtio 1.2 section 5.2), served from a [`BlockBackend`].
+//!
+//! Every request is validated before the backing store is touched: a request that fails
+//! changes nothing. Status: OK, IOERR (bad buffers, out of range, read-only, storage
+//! failure) or UNSUPP (unknown type).
+
+pub mod backend;
+mod config;
+mod request;
+
+use crate::counters::Counters;
+use crate::device::{serve_pending, Io, ProcessOutcome, VirtioDevice};
+use crate::features::blk as f;
+use crate::memory::GuestMemory;
+use crate::queue::chain::{BufferError, Chain};
+use crate::queue::QUEUE_SIZE_LIMIT;
+use backend::{BlockBackend, StorageError, SECTOR_SIZE};
+pub use config::BlkOptions;
+use request::{RangeSegment, RequestHeader, RequestType, RANGE_SEGMENT_SIZE};
+
+pub const DEVICE_ID: u32 = 2;
+pub const STATUS_OK: u8 = 0;
+pub const STATUS_IOERR: u8 = 1;
+pub const STATUS_UNSUPP: u8 = 2;
+const ID_BYTES: usize = 20;
+
+/// A virtio-blk device over a backing store.
+pub struct BlkDevice<B: BlockBackend> {
+    backend: B,
+    options: BlkOptions,
+}
+
+impl<B: BlockBackend> BlkDevice<B> {
+    pub fn new(backend: B, options: BlkOptions) -> Self {
+        Self { backend, options }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+}
+
+impl<B: BlockBackend> VirtioDevice for BlkDevice<B> {
+    type Context = ();
+
+    fn device_id(&self) -> u32 {
+        DEVICE_ID
+    }
+
+    fn features(&self) -> u64 {
+        let mut features =
+            f::SIZE_MAX | f::SEG_MAX | f::BLK_SIZE | f::FLUSH | f::DISCARD | f::WRITE_ZEROES;
+        if self.backend.read_only() {
+            features |= f::RO;
+        }
+        if self.options.queues > 1 {
+            features |= f::MQ;
+        }
+        features
+    }
+
+    fn queue_count(&self) -> usize {
+        usize::from(self.options.queues)
+    }
+
+    fn queue_max_size(&self, index: usize) -> u16 {
+        if index < self.queue_count() {
+            QUEUE_SIZE_LIMIT
+        } else {
+            0
+        }
+    }
+
+    fn config_bytes(&self, out: &mut [u8; 64]) -> usize {
+        config::write_config(
+            &self.options,
+            self.backend.capacity_bytes() / SECTOR_SIZE,
+            out,
+        )
+    }
+
+    fn activate(&mut self, _features: u64) {}
+
+    fn reset(&mut self) {}
+
+    fn process(&mut self, io: Io<'_>, _context: &mut ()) -> ProcessOutcome {
+        serve_pending(io, |_queue, chain, mem, counters| {
+            self.handle(chain, mem, counters)
+        })
+    }
+}
+
+impl<B: BlockBackend> BlkDevice<B> {
+    /// Answers one request; returns the used length (bytes written to the driver).
+    fn handle(&mut self, chain: &Chain, mem: &mut dyn GuestMemory, counters: &mut Counters) -> u32 {
+        let Some(status_at) = chain.writable_len().checked_sub(1) else {
+            // No status byte: the driver cannot be told anything; return the chain empty.
+            counters.request_errors += 1;
+            return 0;
+        };
+        let (status, data_written) = match self.execute(chain, mem, counters) {
+            Ok(written) => (STATUS_OK, written),
+            Err(status) => (status, 0),
+        };
+        if status != STATUS_OK {
+            counters.request_errors += 1;
+        }
+        match chain.write(mem, status_at, &[status]) {
+            Ok(()) => (data_written + 1) as u32,
+            Err(_) => {
+                if status == STATUS_OK {
+                    counters.request_errors += 1;
+                }
+                0
+            }
+        }
+    }
+
+    /// Performs the request; returns the data bytes written to the driver, or the status.
+    fn execute(
+        &mut self,
+        chain: &Chain,
+        mem: &mut dyn GuestMemory,
+        counters: &mut Counters,
+    ) -> Result<usize, u8> {
+        let mut header = [0u8; request::HEADER_SIZE];
+        chain.read(mem, 0, &mut header).map_err(|_| STATUS_IOERR)?;
+        let header = RequestHeader::parse(&header);
+        // Refuse before touching storage when any buffer is unusable.
+        if !chain.fully_mapped() {
+            return Err(STATUS_IOERR);
+        }
+        let writable_data = chain.writable_len().saturating_sub(1);
+        let readable_data = chain.readable_len().saturating_sub(request::HEADER_SIZE);
+        match header.kind {
+            RequestType::In => {
+                let offset = self.checked_range(header.sector, writable_data as u64)?;
+                let mut done = 0usize;
+                let result = chain.for_each_piece(true, 0, writable_data, |piece| {
+                    let mut at = piece.offset;
+                    self.backend
+                        .read(offset + done as u64, piece.len, &mut |bytes| {
+                            let ok = mem.write(piece.page, at, bytes).is_ok();
+                            at += bytes.len();
+                            ok
+                        })
+                        .map_err(|_| BufferError::OutOfRange)?;
+                    done += piece.len;
+                    Ok(())
+                });
+                self.storage_result(result, counters)?;
+                counters.bytes_to_guest += writable_data as u64;
+                Ok(writable_data)
+            }
+            RequestType::Out => {
+                self.refuse_if_read_only()?;
+                let offset = self.checked_range(header.sector, readable_data as u64)?;
+                let mut done = 0usize;
+                let result =
+                    chain.for_each_piece(false, request::HEADER_SIZE, readable_data, |piece| {
+                        let mut at = piece.offset;
+                        self.backend
+                            .write(offset + done as u64, piece.len, &mut |bytes| {
+                                let ok = mem.read(piece.page, at, bytes).is_ok();
+                                at += bytes.len();
+                                ok
+                            })
+                            .map_err(|_| BufferError::OutOfRange)?;
+                        done += piece.len;
+                        Ok(())
+                    });
+                self.storage_result(result, counters)?;
+                counters.bytes_from_guest += readable_data as u64;
+                Ok(0)
+            }
+            RequestType::Flush => {
+                self.backend
+                    .flush()
+                    .map_err(|e| storage_status(e, counters))?;
+                Ok(0)
+            }
+            RequestType::GetId => {
+                let serial = self.backend.serial();
+                let len = serial.len().min(ID_BYTES).min(writable_data);
+                let id = serial.get(..len).ok_or(STATUS_IOERR)?;
+                chain.write(mem, 0, id).map_err(|_| STATUS_IOERR)?;
+                counters.bytes_to_guest += len as u64;
+                Ok(len)
+            }
+            RequestType::Discard | RequestType::WriteZeroes => {
+                self.refuse_if_read_only()?;
+                self.ranges(chain, mem, header.kind, readable_data, counters)?;
+                Ok(0)
+            }
+            RequestType::Unsupported(_) => Err(STATUS_UNSUPP),
+        }
+    }
+
+    /// DISCARD / WRITE_ZEROES: every segment is checked before any is applied.
+    fn ranges(
+        &mut self,
+        chain: &Chain,
+        mem: &dyn GuestMemory,
+        kind: RequestType,
+        payload: usize,
+        counters: &mut Counters,
+    ) -> Result<(), u8> {
+        let count = payload / RANGE_SEGMENT_SIZE;
+        let max = match kind {
+            RequestType::Discard => self.options.max_discard_segments,
+            _ => self.options.max_write_zeroes_segments,
+        } as usize;
+        if count == 0 || !payload.is_multiple_of(RANGE_SEGMENT_SIZE) || count > max {
+            return Err(STATUS_IOERR);
+        }
+        let read_segment = |index: usize| -> Result<RangeSegment, u8> {
+            let mut bytes = [0u8; RANGE_SEGMENT_SIZE];
+            chain
+                .read(
+                    mem,
+                    request::HEADER_SIZE + index * RANGE_SEGMENT_SIZE,
+                    &mut bytes,
+                )
+                .map_err(|_| STATUS_IOERR)?;
+            Ok(RangeSegment::parse(&bytes))
+        };
+        let max_sectors = match kind {
+            RequestType::Discard => self.options.max_discard_sectors,
+            _ => self.options.max_write_zeroes_sectors,
+        };
+        for index in 0..count {
+            let segment = read_segment(index)?;
+            // Flags other than UNMAP (write-zeroes only) are reserved: refuse them.
+            let allowed_flags = if kind == RequestType::WriteZeroes {
+                request::FLAG_UNMAP
+            } else {
+                0
+            };
+            if segment.num_sectors > max_sectors || segment.flags & !allowed_flags != 0 {
+                return Err(STATUS_UNSUPP);
+            }
+            self.checked_range(segment.sector, u64::from(segment.num_sectors) * SECTOR_SIZE)?;
+        }
+        for index in 0..count {
+            let segment = read_segment(index)?;
+            let offset = segment.sector * SECTOR_SIZE;
+            let len = u64::from(segment.num_sectors) * SECTOR_SIZE;
+            let result = match kind {
+                RequestType::Discard => self.backend.discard(offset, len),
+                _ => self.backend.write_zeroes(offset, len),
+            };
+            result.map_err(|e| storage_status(e, counters))?;
+        }
+        Ok(())
+    }
+
+    /// The byte offset of `len` bytes at `sector`, if whole sectors inside the disk.
+    fn checked_range(&self, sector: u64, len: u64) -> Result<u64, u8> {
+        if !len.is_multiple_of(SECTOR_SIZE) {
+            return Err(STATUS_IOERR);
+        }
+        let offset = sector.checked_mul(SECTOR_SIZE).ok_or(STATUS_IOERR)?;
+        let end = offset.checked_add(len).ok_or(STATUS_IOERR)?;
+        if end > self.backend.capacity_bytes() {
+            return Err(STATUS_IOERR);
+        }
+        Ok(offset)
+    }
+
+    fn refuse_if_read_only(&self) -> Result<(), u8> {
+        if self.backend.read_only() {
+            Err(STATUS_IOERR)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn storage_result(
+        &self,
+        result: Result<(), BufferError>,
+        counters: &mut Counters,
+    ) -> Result<(), u8> {
+        result.map_err(|_| storage_status(StorageError::Io, counters))
+    }
+}
+
+fn storage_status(error: StorageError, counters: &mut Counters) -> u8 {
+    if error == StorageError::Io {
+        counters.storage_errors += 1;
+    }
+    STATUS_IOERR
+}

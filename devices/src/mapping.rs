@@ -1,0 +1,249 @@
+//! Mapping guest buffers in batches and reading/writing them across page boundaries.
+
+use crate::counters::Counters;
+use crate::grant::{GrantSpan, PAGE_SIZE};
+use crate::memory::{Access, AccessError, GuestMemory, MapError, MapRequest, MappedPage};
+use heapless::Vec;
+
+/// A batch of pages to map with one hypercall, then unmap with one hypercall.
+///
+/// Capacity is fixed at compile time: the device's static memory budget.
+pub struct PageBatch<const N: usize> {
+    requests: Vec<MapRequest, N>,
+    results: Vec<Result<MappedPage, MapError>, N>,
+}
+
+/// Why a buffer could not join a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchError {
+    /// The batch has no room for that many pages: the request is larger than the device
+    /// advertised (SEG_MAX x SIZE_MAX) or its budget allows.
+    Full,
+}
+
+impl<const N: usize> Default for PageBatch<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> PageBatch<N> {
+    pub const fn new() -> Self {
+        Self {
+            requests: Vec::new(),
+            results: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Queues every page of `span` for mapping; returns the index of its first page.
+    pub fn add_span(&mut self, span: &GrantSpan, access: Access) -> Result<usize, BatchError> {
+        let first = self.requests.len();
+        let pages = span.page_count() as usize;
+        if pages > self.requests.capacity() - first {
+            return Err(BatchError::Full);
+        }
+        for index in 0..span.page_count() {
+            let request = MapRequest {
+                gref: span.gref(index),
+                access,
+            };
+            // Capacity was checked above.
+            self.requests.push(request).map_err(|_| BatchError::Full)?;
+        }
+        Ok(first)
+    }
+
+    /// Maps everything queued since the last call, in one batch.
+    pub fn map(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+        let start = self.results.len();
+        let pending = self.requests.get(start..).unwrap_or(&[]);
+        if pending.is_empty() {
+            return;
+        }
+        for _ in pending {
+            // Same capacity as `requests`, which is at least as long.
+            let _ = self.results.push(Err(MapError::Again));
+        }
+        let results = self.results.get_mut(start..).unwrap_or(&mut []);
+        mem.map_batch(pending, results);
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        counters.map_batches += 1;
+        // Failed entries hold no mapping, so only successes count as mapped.
+        counters.pages_mapped += (pending.len() - failed) as u64;
+        counters.map_failures += failed as u64;
+    }
+
+    /// The mapped page at `index`, if its mapping succeeded.
+    pub fn page(&self, index: usize) -> Option<MappedPage> {
+        self.results.get(index).and_then(|r| r.ok())
+    }
+
+    /// Why the page at `index` is not mapped, if it is not.
+    pub fn error(&self, index: usize) -> Option<MapError> {
+        match self.results.get(index) {
+            Some(Ok(_)) => None,
+            Some(Err(e)) => Some(*e),
+            None => Some(MapError::Again),
+        }
+    }
+
+    /// Unmaps every page that was mapped, in one batch, and empties the batch.
+    pub fn unmap_all(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+        let mut mapped: Vec<MappedPage, N> = Vec::new();
+        for page in self.results.iter().filter_map(|r| r.ok()) {
+            let _ = mapped.push(page);
+        }
+        if !mapped.is_empty() {
+            let refused = mem.unmap_batch(&mapped);
+            counters.unmap_batches += 1;
+            counters.pages_unmapped += mapped.len() as u64;
+            counters.unmap_failures += refused as u64;
+        }
+        self.requests.clear();
+        self.results.clear();
+    }
+}
+
+/// A guest buffer whose pages are mapped: byte-addressed reads and writes that cross
+/// pages. Used for the rings, which stay mapped while a queue is live.
+#[derive(Clone, Debug, Default)]
+pub struct MappedRegion<const P: usize> {
+    pages: Vec<MappedPage, P>,
+    offset: usize,
+    len: usize,
+}
+
+impl<const P: usize> MappedRegion<P> {
+    /// Maps `span` in one batch; on any failure unmaps what did map and reports it.
+    pub fn map(
+        mem: &mut dyn GuestMemory,
+        span: &GrantSpan,
+        access: Access,
+        counters: &mut Counters,
+    ) -> Result<Self, MapError> {
+        let mut batch: PageBatch<P> = PageBatch::new();
+        batch
+            .add_span(span, access)
+            .map_err(|_| MapError::NoSpace)?;
+        batch.map(mem, counters);
+        let mut pages = Vec::new();
+        let mut first_error = None;
+        for index in 0..batch.len() {
+            match batch.results.get(index) {
+                Some(Ok(page)) => {
+                    let _ = pages.push(*page);
+                }
+                Some(Err(e)) => {
+                    first_error.get_or_insert(*e);
+                }
+                None => {}
+            }
+        }
+        if let Some(error) = first_error {
+            batch.unmap_all(mem, counters);
+            return Err(error);
+        }
+        Ok(Self {
+            pages,
+            offset: usize::from(span.offset),
+            len: span.len as usize,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends the region's pages to `out` (for a combined unmap batch).
+    pub fn pages(&self) -> &[MappedPage] {
+        &self.pages
+    }
+
+    /// Reads `dst.len()` bytes at `at` bytes into the region.
+    pub fn read(
+        &self,
+        mem: &dyn GuestMemory,
+        at: usize,
+        dst: &mut [u8],
+    ) -> Result<(), AccessError> {
+        let mut done = 0;
+        while done < dst.len() {
+            let (page, page_offset, chunk) = self.locate(at + done, dst.len() - done)?;
+            let part = dst
+                .get_mut(done..done + chunk)
+                .ok_or(AccessError::OutOfPage)?;
+            mem.read(page, page_offset, part)?;
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Writes `src` at `at` bytes into the region.
+    pub fn write(
+        &self,
+        mem: &mut dyn GuestMemory,
+        at: usize,
+        src: &[u8],
+    ) -> Result<(), AccessError> {
+        let mut done = 0;
+        while done < src.len() {
+            let (page, page_offset, chunk) = self.locate(at + done, src.len() - done)?;
+            let part = src.get(done..done + chunk).ok_or(AccessError::OutOfPage)?;
+            mem.write(page, page_offset, part)?;
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// A naturally aligned 16-bit field, read in one access when it sits in one page.
+    pub fn read_u16(&self, mem: &dyn GuestMemory, at: usize) -> Result<u16, AccessError> {
+        let (page, page_offset, chunk) = self.locate(at, 2)?;
+        if chunk == 2 {
+            mem.read_u16(page, page_offset)
+        } else {
+            let mut bytes = [0; 2];
+            self.read(mem, at, &mut bytes)?;
+            Ok(u16::from_le_bytes(bytes))
+        }
+    }
+
+    pub fn write_u16(
+        &self,
+        mem: &mut dyn GuestMemory,
+        at: usize,
+        value: u16,
+    ) -> Result<(), AccessError> {
+        let (page, page_offset, chunk) = self.locate(at, 2)?;
+        if chunk == 2 {
+            mem.write_u16(page, page_offset, value)
+        } else {
+            self.write(mem, at, &value.to_le_bytes())
+        }
+    }
+
+    /// The page, offset in it, and how many of `want` bytes fit there, for byte `at`.
+    fn locate(&self, at: usize, want: usize) -> Result<(MappedPage, usize, usize), AccessError> {
+        if at.checked_add(want).is_none_or(|end| end > self.len) {
+            return Err(AccessError::OutOfPage);
+        }
+        let absolute = self.offset + at;
+        let page = *self
+            .pages
+            .get(absolute / PAGE_SIZE)
+            .ok_or(AccessError::NotMapped)?;
+        let page_offset = absolute % PAGE_SIZE;
+        Ok((page, page_offset, want.min(PAGE_SIZE - page_offset)))
+    }
+}

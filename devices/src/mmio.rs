@@ -1,0 +1,551 @@
+//! The virtio-mmio register file, device side (virtio 1.2 section 4.2.2, version 2).
+//!
+//! Input is what Xen's ioreq carries for a trapped access of the register window: offset,
+//! size, direction and data. Output is the value read, or an [`MmioError`] for an access
+//! the spec forbids (the host still completes the ioreq, with 0 for a read).
+
+use crate::counters::Counters;
+use crate::device::{Io, ProcessOutcome, QueueSlot, VirtioDevice, MAX_QUEUES};
+use crate::features;
+use crate::memory::GuestMemory;
+use crate::queue::chain::Chain;
+use crate::queue::SplitQueue;
+use heapless::Vec;
+
+/// Size of the register window a device occupies.
+pub const WINDOW_SIZE: u64 = 0x200;
+const MAGIC: u32 = 0x7472_6976; // "virt"
+const VERSION: u32 = 2;
+/// "XENS": stubvirt's vendor id, shown by Linux in /sys/bus/virtio/devices/*/vendor.
+pub const VENDOR_ID: u32 = 0x534e_4558;
+const CONFIG_START: u64 = 0x100;
+
+pub mod reg {
+    pub const MAGIC_VALUE: u64 = 0x000;
+    pub const VERSION: u64 = 0x004;
+    pub const DEVICE_ID: u64 = 0x008;
+    pub const VENDOR_ID: u64 = 0x00c;
+    pub const DEVICE_FEATURES: u64 = 0x010;
+    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
+    pub const DRIVER_FEATURES: u64 = 0x020;
+    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
+    pub const QUEUE_SEL: u64 = 0x030;
+    pub const QUEUE_NUM_MAX: u64 = 0x034;
+    pub const QUEUE_NUM: u64 = 0x038;
+    pub const QUEUE_READY: u64 = 0x044;
+    pub const QUEUE_NOTIFY: u64 = 0x050;
+    pub const INTERRUPT_STATUS: u64 = 0x060;
+    pub const INTERRUPT_ACK: u64 = 0x064;
+    pub const STATUS: u64 = 0x070;
+    pub const QUEUE_DESC_LOW: u64 = 0x080;
+    pub const QUEUE_DESC_HIGH: u64 = 0x084;
+    pub const QUEUE_DRIVER_LOW: u64 = 0x090;
+    pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
+    pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
+    pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
+    pub const SHM_SEL: u64 = 0x0ac;
+    pub const SHM_LEN_LOW: u64 = 0x0b0;
+    pub const SHM_LEN_HIGH: u64 = 0x0b4;
+    pub const SHM_BASE_LOW: u64 = 0x0b8;
+    pub const SHM_BASE_HIGH: u64 = 0x0bc;
+    pub const QUEUE_RESET: u64 = 0x0c0;
+    pub const CONFIG_GENERATION: u64 = 0x0fc;
+    pub const CONFIG: u64 = 0x100;
+}
+
+/// Device status bits (virtio 1.2 section 2.1).
+pub mod status {
+    pub const ACKNOWLEDGE: u32 = 1;
+    pub const DRIVER: u32 = 2;
+    pub const DRIVER_OK: u32 = 4;
+    pub const FEATURES_OK: u32 = 8;
+    pub const NEEDS_RESET: u32 = 0x40;
+    pub const FAILED: u32 = 0x80;
+}
+
+/// InterruptStatus bits.
+pub const INT_USED_BUFFER: u32 = 1;
+pub const INT_CONFIG_CHANGE: u32 = 2;
+
+/// Accesses the virtio-mmio spec does not allow. The access has no effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmioError {
+    /// Control registers take aligned 32-bit accesses only; config fields their own width.
+    BadWidth { offset: u64, size: u8 },
+    /// Beyond the registers and the device's config space.
+    OutOfRange(u64),
+    /// Reading a write-only register or writing a read-only one.
+    WrongDirection(u64),
+    /// A write the current state forbids (features after FEATURES_OK, queue registers of
+    /// a ready queue, queue setup before FEATURES_OK, a queue index that does not exist).
+    NotNow(u64),
+    /// A status write that clears bits or skips a step.
+    BadStatus { from: u32, to: u32 },
+}
+
+/// A virtio device behind a virtio-mmio register window.
+pub struct MmioDevice<D: VirtioDevice> {
+    device: D,
+    status: u32,
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    queue_sel: u32,
+    queues: Vec<QueueSlot, MAX_QUEUES>,
+    interrupt_status: u32,
+    config_generation: u32,
+    /// An interrupt became due that the host has not injected yet.
+    interrupt_due: bool,
+    chain: Chain,
+    counters: Counters,
+}
+
+impl<D: VirtioDevice> MmioDevice<D> {
+    pub fn new(device: D) -> Self {
+        let mut queues = Vec::new();
+        for _ in 0..device.queue_count().min(MAX_QUEUES) {
+            let _ = queues.push(QueueSlot::default());
+        }
+        Self {
+            device,
+            status: 0,
+            device_features_sel: 0,
+            driver_features_sel: 0,
+            driver_features: 0,
+            queue_sel: 0,
+            queues,
+            interrupt_status: 0,
+            config_generation: 0,
+            interrupt_due: false,
+            chain: Chain::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn status(&self) -> u32 {
+        self.status
+    }
+
+    /// Features offered to the driver: the device's and the transport's.
+    pub fn offered_features(&self) -> u64 {
+        self.device.features() | features::TRANSPORT
+    }
+
+    fn negotiated(&self) -> u64 {
+        if self.status & status::FEATURES_OK != 0 {
+            self.driver_features
+        } else {
+            0
+        }
+    }
+
+    /// The interrupt line level: high while InterruptStatus has bits set.
+    pub fn interrupt_level(&self) -> bool {
+        self.interrupt_status != 0
+    }
+
+    /// Takes the "interrupt due" flag: true once per new interrupt event (edge).
+    pub fn take_interrupt(&mut self) -> bool {
+        core::mem::take(&mut self.interrupt_due)
+    }
+
+    fn raise(&mut self, bits: u32) {
+        self.interrupt_status |= bits;
+        self.interrupt_due = true;
+        self.counters.interrupts += 1;
+    }
+
+    /// A guest read of `size` bytes at `offset` in the window.
+    pub fn read(&mut self, offset: u64, size: u8) -> Result<u64, MmioError> {
+        let result = self.read_inner(offset, size);
+        if result.is_err() {
+            self.counters.mmio_errors += 1;
+        }
+        result
+    }
+
+    /// A guest write of `size` bytes at `offset`; may map or unmap rings.
+    pub fn write(
+        &mut self,
+        mem: &mut dyn GuestMemory,
+        offset: u64,
+        size: u8,
+        value: u64,
+    ) -> Result<(), MmioError> {
+        let result = self.write_inner(mem, offset, size, value);
+        if result.is_err() {
+            self.counters.mmio_errors += 1;
+        }
+        result
+    }
+
+    fn read_inner(&mut self, offset: u64, size: u8) -> Result<u64, MmioError> {
+        if offset >= CONFIG_START {
+            return self.read_config(offset - CONFIG_START, size);
+        }
+        check_register_width(offset, size)?;
+        let sel = self.queue_sel as usize;
+        let value = match offset {
+            reg::MAGIC_VALUE => MAGIC,
+            reg::VERSION => VERSION,
+            reg::DEVICE_ID => self.device.device_id(),
+            reg::VENDOR_ID => VENDOR_ID,
+            reg::DEVICE_FEATURES => match self.device_features_sel {
+                0 => self.offered_features() as u32,
+                1 => (self.offered_features() >> 32) as u32,
+                _ => 0,
+            },
+            reg::QUEUE_NUM_MAX => match self.queues.get(sel) {
+                Some(_) => u32::from(self.device.queue_max_size(sel)),
+                None => 0,
+            },
+            reg::QUEUE_READY => u32::from(self.queues.get(sel).is_some_and(|q| q.live.is_some())),
+            reg::INTERRUPT_STATUS => self.interrupt_status,
+            reg::STATUS => self.status,
+            // No shared memory regions: length and base read as all ones.
+            reg::SHM_LEN_LOW | reg::SHM_LEN_HIGH | reg::SHM_BASE_LOW | reg::SHM_BASE_HIGH => {
+                u32::MAX
+            }
+            // Resets complete synchronously, so a reset is never seen in progress.
+            reg::QUEUE_RESET => 0,
+            reg::CONFIG_GENERATION => self.config_generation,
+            reg::DEVICE_FEATURES_SEL
+            | reg::DRIVER_FEATURES
+            | reg::DRIVER_FEATURES_SEL
+            | reg::QUEUE_SEL
+            | reg::QUEUE_NUM
+            | reg::QUEUE_NOTIFY
+            | reg::INTERRUPT_ACK
+            | reg::QUEUE_DESC_LOW
+            | reg::QUEUE_DESC_HIGH
+            | reg::QUEUE_DRIVER_LOW
+            | reg::QUEUE_DRIVER_HIGH
+            | reg::QUEUE_DEVICE_LOW
+            | reg::QUEUE_DEVICE_HIGH
+            | reg::SHM_SEL => return Err(MmioError::WrongDirection(offset)),
+            _ => return Err(MmioError::OutOfRange(offset)),
+        };
+        Ok(u64::from(value))
+    }
+
+    fn read_config(&self, at: u64, size: u8) -> Result<u64, MmioError> {
+        let offset = at + CONFIG_START;
+        if !matches!(size, 1 | 2 | 4 | 8) || !at.is_multiple_of(u64::from(size)) {
+            return Err(MmioError::BadWidth { offset, size });
+        }
+        let mut bytes = [0u8; 64];
+        let len = self.device.config_bytes(&mut bytes) as u64;
+        if at + u64::from(size) > len {
+            return Err(MmioError::OutOfRange(offset));
+        }
+        let mut value = [0u8; 8];
+        let start = at as usize;
+        let field = bytes
+            .get(start..start + usize::from(size))
+            .ok_or(MmioError::OutOfRange(offset))?;
+        value
+            .get_mut(..field.len())
+            .ok_or(MmioError::OutOfRange(offset))?
+            .copy_from_slice(field);
+        Ok(u64::from_le_bytes(value))
+    }
+
+    fn write_inner(
+        &mut self,
+        mem: &mut dyn GuestMemory,
+        offset: u64,
+        size: u8,
+        value: u64,
+    ) -> Result<(), MmioError> {
+        if offset >= CONFIG_START {
+            // Every config field stubvirt offers is read-only for the driver.
+            let _ = self.read_config(offset - CONFIG_START, size)?;
+            return Err(MmioError::WrongDirection(offset));
+        }
+        check_register_width(offset, size)?;
+        let value = value as u32;
+        match offset {
+            reg::DEVICE_FEATURES_SEL => self.device_features_sel = value,
+            reg::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
+            reg::DRIVER_FEATURES => self.write_driver_features(offset, value)?,
+            reg::QUEUE_SEL => self.queue_sel = value,
+            reg::QUEUE_NUM => self.queue_config(offset)?.size = value as u16,
+            reg::QUEUE_DESC_LOW => set_low(&mut self.queue_config(offset)?.desc, value),
+            reg::QUEUE_DESC_HIGH => set_high(&mut self.queue_config(offset)?.desc, value),
+            reg::QUEUE_DRIVER_LOW => set_low(&mut self.queue_config(offset)?.driver, value),
+            reg::QUEUE_DRIVER_HIGH => set_high(&mut self.queue_config(offset)?.driver, value),
+            reg::QUEUE_DEVICE_LOW => set_low(&mut self.queue_config(offset)?.device, value),
+            reg::QUEUE_DEVICE_HIGH => set_high(&mut self.queue_config(offset)?.device, value),
+            reg::QUEUE_READY => self.write_queue_ready(mem, value)?,
+            reg::QUEUE_NOTIFY => self.notify(value)?,
+            reg::QUEUE_RESET => self.write_queue_reset(mem, value)?,
+            reg::INTERRUPT_ACK => self.interrupt_status &= !value,
+            reg::STATUS => self.write_status(mem, value)?,
+            reg::SHM_SEL => {}
+            reg::MAGIC_VALUE
+            | reg::VERSION
+            | reg::DEVICE_ID
+            | reg::VENDOR_ID
+            | reg::DEVICE_FEATURES
+            | reg::QUEUE_NUM_MAX
+            | reg::INTERRUPT_STATUS
+            | reg::SHM_LEN_LOW
+            | reg::SHM_LEN_HIGH
+            | reg::SHM_BASE_LOW
+            | reg::SHM_BASE_HIGH
+            | reg::CONFIG_GENERATION => return Err(MmioError::WrongDirection(offset)),
+            _ => return Err(MmioError::OutOfRange(offset)),
+        }
+        Ok(())
+    }
+
+    fn write_driver_features(&mut self, offset: u64, value: u32) -> Result<(), MmioError> {
+        if self.status & status::DRIVER == 0 || self.status & status::FEATURES_OK != 0 {
+            return Err(MmioError::NotNow(offset));
+        }
+        match self.driver_features_sel {
+            0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(value),
+            1 => {
+                self.driver_features =
+                    (self.driver_features & 0xffff_ffff) | (u64::from(value) << 32)
+            }
+            // Feature words past 63 are never offered, so any bit set there is refused.
+            _ if value != 0 => return Err(MmioError::NotNow(offset)),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The selected queue's registers, writable only between FEATURES_OK and QueueReady.
+    fn queue_config(&mut self, offset: u64) -> Result<&mut crate::queue::QueueConfig, MmioError> {
+        let features_ok = self.status & status::FEATURES_OK != 0;
+        match self.queues.get_mut(self.queue_sel as usize) {
+            Some(slot) if features_ok && slot.live.is_none() => Ok(&mut slot.config),
+            _ => Err(MmioError::NotNow(offset)),
+        }
+    }
+
+    fn write_queue_ready(
+        &mut self,
+        mem: &mut dyn GuestMemory,
+        value: u32,
+    ) -> Result<(), MmioError> {
+        let index = self.queue_sel as usize;
+        let negotiated = self.negotiated();
+        let features_ok = self.status & status::FEATURES_OK != 0;
+        let max = self.device.queue_max_size(index);
+        let Some(slot) = self.queues.get_mut(index) else {
+            return Err(MmioError::NotNow(reg::QUEUE_READY));
+        };
+        if value == 0 {
+            if let Some(queue) = slot.live.take() {
+                queue.release(mem, &mut self.counters);
+            }
+            slot.pending = false;
+            return Ok(());
+        }
+        if !features_ok {
+            return Err(MmioError::NotNow(reg::QUEUE_READY));
+        }
+        if slot.live.is_some() {
+            return Ok(());
+        }
+        let activated = SplitQueue::activate(
+            mem,
+            &slot.config,
+            max,
+            negotiated & features::EVENT_IDX != 0,
+            negotiated & features::INDIRECT_DESC != 0,
+            &mut self.counters,
+        );
+        match activated {
+            Ok(queue) => {
+                slot.live = Some(queue);
+                Ok(())
+            }
+            Err(error) => {
+                log::warn!("queue {index}: setup refused: {error:?}");
+                self.counters.queue_errors += 1;
+                self.needs_reset();
+                Ok(())
+            }
+        }
+    }
+
+    fn write_queue_reset(
+        &mut self,
+        mem: &mut dyn GuestMemory,
+        value: u32,
+    ) -> Result<(), MmioError> {
+        if self.negotiated() & features::RING_RESET == 0 {
+            return Err(MmioError::NotNow(reg::QUEUE_RESET));
+        }
+        let Some(slot) = self.queues.get_mut(self.queue_sel as usize) else {
+            return Err(MmioError::NotNow(reg::QUEUE_RESET));
+        };
+        if value == 1 {
+            if let Some(queue) = slot.live.take() {
+                queue.release(mem, &mut self.counters);
+            }
+            *slot = QueueSlot::default();
+        }
+        Ok(())
+    }
+
+    fn notify(&mut self, value: u32) -> Result<(), MmioError> {
+        self.counters.notifications += 1;
+        let driver_ok = self.status & status::DRIVER_OK != 0;
+        // Without VIRTIO_F_NOTIFICATION_DATA the value is the queue index.
+        match self.queues.get_mut(value as usize) {
+            Some(slot) if driver_ok && slot.live.is_some() => {
+                slot.pending = true;
+                Ok(())
+            }
+            _ => {
+                self.counters.ignored_notifications += 1;
+                Err(MmioError::NotNow(reg::QUEUE_NOTIFY))
+            }
+        }
+    }
+
+    fn write_status(&mut self, mem: &mut dyn GuestMemory, value: u32) -> Result<(), MmioError> {
+        if value == 0 {
+            self.reset(mem);
+            return Ok(());
+        }
+        let from = self.status;
+        let bad = MmioError::BadStatus { from, to: value };
+        // The driver only adds bits (NEEDS_RESET is the device's to set and stays).
+        let added = value & !from;
+        if (from & !status::NEEDS_RESET) & !value != 0 || added & status::NEEDS_RESET != 0 {
+            return Err(bad);
+        }
+        let mut next = from | added;
+        if added & status::FEATURES_OK != 0 {
+            let wanted = self.driver_features;
+            let offered = self.offered_features();
+            if from & status::DRIVER == 0
+                || wanted & !offered != 0
+                || wanted & features::REQUIRED != features::REQUIRED
+            {
+                log::warn!(
+                    "refusing FEATURES_OK: driver wants {wanted:#x}, device offers {offered:#x}"
+                );
+                // Spec: leave FEATURES_OK clear so the driver sees the refusal.
+                next &= !status::FEATURES_OK;
+            }
+        }
+        if added & status::DRIVER_OK != 0 {
+            if next & status::FEATURES_OK == 0 {
+                return Err(bad);
+            }
+            self.device.activate(self.driver_features);
+        }
+        self.status = next;
+        Ok(())
+    }
+
+    /// Device reset (status 0): every mapping released, every register cleared.
+    pub fn reset(&mut self, mem: &mut dyn GuestMemory) {
+        for slot in self.queues.iter_mut() {
+            if let Some(queue) = slot.live.take() {
+                queue.release(mem, &mut self.counters);
+            }
+            *slot = QueueSlot::default();
+        }
+        self.device.reset();
+        self.status = 0;
+        self.device_features_sel = 0;
+        self.driver_features_sel = 0;
+        self.driver_features = 0;
+        self.queue_sel = 0;
+        self.interrupt_status = 0;
+        self.interrupt_due = false;
+    }
+
+    /// Sets DEVICE_NEEDS_RESET and, once the driver is running, tells it through a
+    /// configuration change interrupt.
+    fn needs_reset(&mut self) {
+        self.status |= status::NEEDS_RESET;
+        if self.status & status::DRIVER_OK != 0 {
+            self.raise(INT_CONFIG_CHANGE);
+        }
+    }
+
+    /// The device's configuration changed (capacity, link): bump the generation and tell
+    /// the driver.
+    pub fn config_changed(&mut self) {
+        self.config_generation = self.config_generation.wrapping_add(1);
+        if self.status & status::DRIVER_OK != 0 {
+            self.raise(INT_CONFIG_CHANGE);
+        }
+    }
+
+    /// Whether [`Self::process`] has anything to do.
+    pub fn has_pending(&self) -> bool {
+        self.queues.iter().any(|q| q.pending)
+    }
+
+    /// Serves the device's queues (bounded per queue). Returns whether more work remains.
+    pub fn process(
+        &mut self,
+        mem: &mut dyn GuestMemory,
+        context: &mut D::Context,
+    ) -> ProcessOutcome {
+        if self.status & status::DRIVER_OK == 0 {
+            return ProcessOutcome::default();
+        }
+        let io = Io {
+            queues: &mut self.queues,
+            mem,
+            counters: &mut self.counters,
+            chain: &mut self.chain,
+        };
+        let outcome = self.device.process(io, context);
+        if outcome.interrupt {
+            self.raise(INT_USED_BUFFER);
+        }
+        if let Some(error) = outcome.broken {
+            log::warn!(
+                "device {}: queue broken: {error:?}",
+                self.device.device_id()
+            );
+            self.needs_reset();
+        }
+        outcome
+    }
+
+    /// Marks every live queue pending (the host lost track, or after restore).
+    pub fn kick_all(&mut self) {
+        for slot in self.queues.iter_mut().filter(|q| q.live.is_some()) {
+            slot.pending = true;
+        }
+    }
+}
+
+fn check_register_width(offset: u64, size: u8) -> Result<(), MmioError> {
+    if size != 4 || !offset.is_multiple_of(4) {
+        return Err(MmioError::BadWidth { offset, size });
+    }
+    Ok(())
+}
+
+fn set_low(field: &mut u64, value: u32) {
+    *field = (*field & !0xffff_ffff) | u64::from(value);
+}
+
+fn set_high(field: &mut u64, value: u32) {
+    *field = (*field & 0xffff_ffff) | (u64::from(value) << 32);
+}

@@ -1,0 +1,148 @@
+//! Ethernet frames in flight between switch ports, with the offload metadata of their
+//! `virtio_net_hdr_v1`.
+
+use alloc::boxed::Box;
+use alloc::vec;
+
+/// `struct virtio_net_hdr_v1` is 12 bytes.
+pub const NET_HDR_SIZE: usize = 12;
+pub const ETH_HEADER: usize = 14;
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at csum_start/csum_offset is partial.
+pub const HDR_F_NEEDS_CSUM: u8 = 1;
+
+/// The parts of a `virtio_net_hdr_v1` a frame carries through the switch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offload {
+    pub flags: u8,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+impl Offload {
+    pub fn parse(bytes: &[u8; NET_HDR_SIZE]) -> Self {
+        let [flags, _gso_type, _, _, _, _, s0, s1, o0, o1, _, _] = *bytes;
+        Self {
+            flags,
+            csum_start: u16::from_le_bytes([s0, s1]),
+            csum_offset: u16::from_le_bytes([o0, o1]),
+        }
+    }
+
+    /// The header to hand a receiving driver, with `num_buffers` for MRG_RXBUF.
+    pub fn header(&self, num_buffers: u16) -> [u8; NET_HDR_SIZE] {
+        let [s0, s1] = self.csum_start.to_le_bytes();
+        let [o0, o1] = self.csum_offset.to_le_bytes();
+        let [n0, n1] = num_buffers.to_le_bytes();
+        [self.flags, 0, 0, 0, 0, 0, s0, s1, o0, o1, n0, n1]
+    }
+
+    pub fn needs_csum(&self) -> bool {
+        self.flags & HDR_F_NEEDS_CSUM != 0
+    }
+}
+
+/// A frame buffer of fixed capacity, allocated once when the switch is built.
+pub struct Frame {
+    data: Box<[u8]>,
+    len: usize,
+    pub offload: Offload,
+}
+
+impl Frame {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            data: vec![0; capacity].into_boxed_slice(),
+            len: 0,
+            offload: Offload::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.data.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The first `len` bytes as a writable slice (clamped to the capacity); sets the length.
+    pub fn fill(&mut self, len: usize) -> &mut [u8] {
+        self.len = len.min(self.data.len());
+        self.data.get_mut(..self.len).unwrap_or(&mut [])
+    }
+
+    pub fn destination(&self) -> [u8; 6] {
+        mac_at(self.bytes(), 0)
+    }
+
+    pub fn source(&self) -> [u8; 6] {
+        mac_at(self.bytes(), 6)
+    }
+
+    /// Copies another frame's contents (for flooding to several ports).
+    pub fn copy_from(&mut self, other: &Frame) {
+        let len = other.len.min(self.data.len());
+        if let (Some(dst), Some(src)) = (self.data.get_mut(..len), other.data.get(..len)) {
+            dst.copy_from_slice(src);
+        }
+        self.len = len;
+        self.offload = other.offload;
+    }
+
+    /// Completes a partial checksum in software (for a driver without GUEST_CSUM):
+    /// the ones' complement sum from csum_start to the end, stored at
+    /// csum_start + csum_offset, which holds the pseudo-header sum on entry.
+    pub fn complete_checksum(&mut self) -> bool {
+        let start = usize::from(self.offload.csum_start);
+        let at = start + usize::from(self.offload.csum_offset);
+        if start >= self.len || at + 2 > self.len {
+            return false;
+        }
+        let covered = self.data.get(start..self.len).unwrap_or(&[]);
+        let checksum = !fold(ones_complement_sum(covered));
+        if let Some(field) = self.data.get_mut(at..at + 2) {
+            field.copy_from_slice(&checksum.to_be_bytes());
+        }
+        self.offload.flags &= !HDR_F_NEEDS_CSUM;
+        true
+    }
+}
+
+fn mac_at(bytes: &[u8], at: usize) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    if let Some(src) = bytes.get(at..at + 6) {
+        mac.copy_from_slice(src);
+    }
+    mac
+}
+
+/// The 32-bit ones' complement sum of big-endian 16-bit words (odd tail padded).
+pub fn ones_complement_sum(bytes: &[u8]) -> u32 {
+    let mut sum: u32 = 0;
+    let mut words = bytes.chunks_exact(2);
+    for word in &mut words {
+        if let [hi, lo] = *word {
+            sum = sum.wrapping_add(u32::from(u16::from_be_bytes([hi, lo])));
+        }
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    if let [last] = *words.remainder() {
+        sum = sum.wrapping_add(u32::from(last) << 8);
+    }
+    sum
+}
+
+pub fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}

@@ -1,0 +1,185 @@
+//! An L2 learning switch inside the backend: frontends' virtio-net ports (and later an
+//! uplink) exchange frames by MAC address. Memory is fixed when it is built: a pool of
+//! frame buffers, a bounded backlog per port, a bounded MAC table.
+
+use super::frame::Frame;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+/// A port number on the switch.
+pub type PortId = usize;
+
+/// Frames waiting per port for the driver to post rx buffers; beyond this they drop.
+pub const BACKLOG: usize = 64;
+/// Learned MAC addresses; the oldest is forgotten first.
+pub const MAC_TABLE_SIZE: usize = 256;
+
+/// Per-port switch statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    /// Frames for this port dropped because its backlog was full (no rx buffers posted).
+    pub dropped_backlog_full: u64,
+    /// Frames from this port dropped because no frame buffer was free.
+    pub dropped_no_pool: u64,
+}
+
+struct Port {
+    backlog: VecDeque<Frame>,
+    stats: PortStats,
+}
+
+pub struct Switch {
+    ports: Vec<Port>,
+    pool: Vec<Frame>,
+    macs: VecDeque<([u8; 6], PortId)>,
+    frame_capacity: usize,
+    /// Frames ever queued to a port: lets the host see that a round switched something.
+    enqueued: u64,
+}
+
+impl Switch {
+    /// A switch for up to `max_ports` ports carrying frames of up to `frame_capacity` bytes.
+    pub fn new(max_ports: usize, frame_capacity: usize) -> Self {
+        let frames = max_ports * BACKLOG + max_ports * 2;
+        let mut pool = Vec::with_capacity(frames);
+        for _ in 0..frames {
+            pool.push(Frame::with_capacity(frame_capacity));
+        }
+        let mut ports = Vec::with_capacity(max_ports);
+        for _ in 0..max_ports {
+            ports.push(Port {
+                backlog: VecDeque::with_capacity(BACKLOG),
+                stats: PortStats::default(),
+            });
+        }
+        Self {
+            ports,
+            pool,
+            macs: VecDeque::with_capacity(MAC_TABLE_SIZE),
+            frame_capacity,
+            enqueued: 0,
+        }
+    }
+
+    pub fn port_count(&self) -> usize {
+        self.ports.len()
+    }
+
+    pub fn frame_capacity(&self) -> usize {
+        self.frame_capacity
+    }
+
+    pub fn stats(&self, port: PortId) -> PortStats {
+        self.ports.get(port).map(|p| p.stats).unwrap_or_default()
+    }
+
+    /// A free frame buffer for a port to fill, if the pool has one.
+    pub fn take_buffer(&mut self, port: PortId) -> Option<Frame> {
+        let frame = self.pool.pop();
+        if frame.is_none() {
+            if let Some(p) = self.ports.get_mut(port) {
+                p.stats.dropped_no_pool += 1;
+            }
+        }
+        frame
+    }
+
+    /// Returns a buffer to the pool.
+    pub fn recycle(&mut self, frame: Frame) {
+        self.pool.push(frame);
+    }
+
+    /// Switches a frame a port sent: learn its source, deliver it to the port that owns
+    /// the destination, or to every other port when unknown, broadcast or multicast.
+    pub fn forward(&mut self, from: PortId, frame: Frame) {
+        if let Some(p) = self.ports.get_mut(from) {
+            p.stats.frames_in += 1;
+        }
+        let source = frame.source();
+        if source[0] & 1 == 0 {
+            self.learn(source, from);
+        }
+        let destination = frame.destination();
+        let known = if destination[0] & 1 == 0 {
+            self.macs
+                .iter()
+                .find(|(mac, _)| *mac == destination)
+                .map(|(_, port)| *port)
+        } else {
+            None
+        };
+        match known {
+            Some(port) if port == from => self.recycle(frame),
+            Some(port) => self.enqueue(port, frame),
+            None => self.flood(from, frame),
+        }
+    }
+
+    fn learn(&mut self, mac: [u8; 6], port: PortId) {
+        if let Some(entry) = self.macs.iter_mut().find(|(m, _)| *m == mac) {
+            entry.1 = port;
+            return;
+        }
+        if self.macs.len() == MAC_TABLE_SIZE {
+            self.macs.pop_front();
+        }
+        self.macs.push_back((mac, port));
+    }
+
+    fn flood(&mut self, from: PortId, frame: Frame) {
+        let Some(last) = (0..self.ports.len()).rev().find(|&p| p != from) else {
+            self.recycle(frame);
+            return;
+        };
+        for port in (0..last).filter(|&p| p != from) {
+            if let Some(mut copy) = self.take_buffer(from) {
+                copy.copy_from(&frame);
+                self.enqueue(port, copy);
+            }
+        }
+        self.enqueue(last, frame);
+    }
+
+    fn enqueue(&mut self, port: PortId, frame: Frame) {
+        let Some(p) = self.ports.get_mut(port) else {
+            self.pool.push(frame);
+            return;
+        };
+        if p.backlog.len() >= BACKLOG {
+            p.stats.dropped_backlog_full += 1;
+            self.pool.push(frame);
+            return;
+        }
+        p.backlog.push_back(frame);
+        self.enqueued += 1;
+    }
+
+    pub fn enqueued(&self) -> u64 {
+        self.enqueued
+    }
+
+    /// The next frame waiting for `port`, if any.
+    pub fn next_for(&mut self, port: PortId) -> Option<Frame> {
+        let p = self.ports.get_mut(port)?;
+        let frame = p.backlog.pop_front()?;
+        p.stats.frames_out += 1;
+        Some(frame)
+    }
+
+    /// Puts a frame back at the head of a port's backlog (no rx buffer for it yet).
+    pub fn requeue(&mut self, port: PortId, frame: Frame) {
+        match self.ports.get_mut(port) {
+            Some(p) => {
+                p.stats.frames_out = p.stats.frames_out.saturating_sub(1);
+                p.backlog.push_front(frame);
+            }
+            None => self.pool.push(frame),
+        }
+    }
+
+    pub fn has_frames_for(&self, port: PortId) -> bool {
+        self.ports.get(port).is_some_and(|p| !p.backlog.is_empty())
+    }
+}

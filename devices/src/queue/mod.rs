@@ -1,0 +1,325 @@
+//! The split virtqueue, device side (virtio 1.2 section 2.7).
+//!
+//! Rings are mapped once when the driver sets `QueueReady` and stay mapped until the queue
+//! or the device is reset. Every index the driver controls is checked before use: a ring
+//! that lies (avail index running ahead by more than the queue size, a head out of range)
+//! breaks the queue, which the transport reports with `NEEDS_RESET`.
+
+pub mod chain;
+pub mod serve;
+
+use crate::counters::Counters;
+use crate::grant::GrantSpan;
+use crate::mapping::MappedRegion;
+use crate::memory::{Access, AccessError, Barrier, GuestMemory, MapError, MappedPage};
+
+/// The largest queue any stubvirt device offers; bounds every per-queue buffer.
+pub const QUEUE_SIZE_LIMIT: u16 = 256;
+/// Pages a ring may span: a 256-entry descriptor table is 4 KiB, plus one page when it
+/// does not start page-aligned.
+pub const RING_PAGES: usize = 2;
+
+pub const DESC_F_NEXT: u16 = 1;
+pub const DESC_F_WRITE: u16 = 2;
+pub const DESC_F_INDIRECT: u16 = 4;
+const AVAIL_F_NO_INTERRUPT: u16 = 1;
+const DESCRIPTOR_SIZE: usize = 16;
+
+/// The ring addresses and size the driver wrote into the queue registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueConfig {
+    pub size: u16,
+    pub desc: u64,
+    pub driver: u64,
+    pub device: u64,
+}
+
+/// Why a queue could not be made ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueSetupError {
+    /// Size 0, not a power of two, or above what the device offered.
+    BadSize(u16),
+    /// A ring address without the grant bit, or misaligned for its ring.
+    BadAddress(u64),
+    /// Xen refused to map a ring page.
+    Map(MapError),
+}
+
+/// A ring that broke: the queue stops until the driver resets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueError {
+    /// avail.idx ran ahead of what the device consumed by more than the queue size.
+    AvailIndexJump { avail: u16, consumed: u16 },
+    /// A head index or `next` field outside the descriptor table.
+    IndexOutOfRange(u16),
+    /// A chain visits more descriptors than exist: a loop.
+    ChainLoop,
+    /// A chain (with its indirect table) longer than the queue size.
+    ChainTooLong,
+    /// An indirect descriptor inside an indirect table, or with NEXT set.
+    BadIndirect,
+    /// An indirect table whose length is 0, not a multiple of 16, or too long.
+    BadIndirectLength(u32),
+    /// INDIRECT used though `VIRTIO_F_INDIRECT_DESC` was not negotiated.
+    IndirectNotNegotiated,
+    /// A device-readable descriptor after a device-writable one.
+    ReadableAfterWritable,
+    /// A buffer the device cannot use where it cannot be skipped (an unmappable or
+    /// read-only rx buffer in the middle of a merged frame).
+    UnusableBuffer,
+    /// A ring access failed (cannot happen with a correctly mapped ring; kept total).
+    Ring(AccessError),
+}
+
+impl From<AccessError> for QueueError {
+    fn from(e: AccessError) -> Self {
+        QueueError::Ring(e)
+    }
+}
+
+/// One descriptor as read from a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    pub addr: u64,
+    pub len: u32,
+    pub flags: u16,
+    pub next: u16,
+}
+
+impl Descriptor {
+    pub fn from_bytes(bytes: &[u8; DESCRIPTOR_SIZE]) -> Self {
+        let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, f0, f1, n0, n1] = *bytes;
+        Self {
+            addr: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            len: u32::from_le_bytes([l0, l1, l2, l3]),
+            flags: u16::from_le_bytes([f0, f1]),
+            next: u16::from_le_bytes([n0, n1]),
+        }
+    }
+
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// A live split virtqueue.
+#[derive(Debug)]
+pub struct SplitQueue {
+    size: u16,
+    desc: MappedRegion<RING_PAGES>,
+    avail: MappedRegion<RING_PAGES>,
+    used: MappedRegion<RING_PAGES>,
+    event_idx: bool,
+    indirect: bool,
+    /// Next avail ring slot to consume.
+    next_avail: u16,
+    /// Last avail.idx read from the driver (saves a read per chain).
+    seen_avail: u16,
+    /// Next used ring slot to fill, and the used.idx last published to the driver.
+    next_used: u16,
+    published_used: u16,
+    /// used.idx when the driver was last interrupted (EVENT_IDX bookkeeping).
+    signalled_used: u16,
+}
+
+fn ring_span(addr: u64, len: usize, align: u64) -> Result<GrantSpan, QueueSetupError> {
+    if !addr.is_multiple_of(align) {
+        return Err(QueueSetupError::BadAddress(addr));
+    }
+    GrantSpan::new(addr, len as u32).map_err(|_| QueueSetupError::BadAddress(addr))
+}
+
+impl SplitQueue {
+    /// Validates the driver's ring setup and maps the three rings (desc and avail
+    /// read-only, used writable), each in one batch.
+    pub fn activate(
+        mem: &mut dyn GuestMemory,
+        config: &QueueConfig,
+        max_size: u16,
+        event_idx: bool,
+        indirect: bool,
+        counters: &mut Counters,
+    ) -> Result<Self, QueueSetupError> {
+        let size = config.size;
+        if size == 0 || !size.is_power_of_two() || size > max_size || size > QUEUE_SIZE_LIMIT {
+            return Err(QueueSetupError::BadSize(size));
+        }
+        let n = usize::from(size);
+        let event_field = if event_idx { 2 } else { 0 };
+        let desc_span = ring_span(config.desc, DESCRIPTOR_SIZE * n, 16)?;
+        let avail_span = ring_span(config.driver, 4 + 2 * n + event_field, 2)?;
+        let used_span = ring_span(config.device, 4 + 8 * n + event_field, 4)?;
+        let desc = MappedRegion::map(mem, &desc_span, Access::ReadOnly, counters)
+            .map_err(QueueSetupError::Map)?;
+        let avail = match MappedRegion::map(mem, &avail_span, Access::ReadOnly, counters) {
+            Ok(region) => region,
+            Err(e) => {
+                release_regions(mem, &[desc.pages()], counters);
+                return Err(QueueSetupError::Map(e));
+            }
+        };
+        let used = match MappedRegion::map(mem, &used_span, Access::ReadWrite, counters) {
+            Ok(region) => region,
+            Err(e) => {
+                release_regions(mem, &[desc.pages(), avail.pages()], counters);
+                return Err(QueueSetupError::Map(e));
+            }
+        };
+        Ok(Self {
+            size,
+            desc,
+            avail,
+            used,
+            event_idx,
+            indirect,
+            next_avail: 0,
+            seen_avail: 0,
+            next_used: 0,
+            published_used: 0,
+            signalled_used: 0,
+        })
+    }
+
+    /// Unmaps the rings in one batch. The queue is gone afterwards.
+    pub fn release(self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+        release_regions(
+            mem,
+            &[self.desc.pages(), self.avail.pages(), self.used.pages()],
+            counters,
+        );
+    }
+
+    pub fn size(&self) -> u16 {
+        self.size
+    }
+
+    pub fn indirect_allowed(&self) -> bool {
+        self.indirect
+    }
+
+    /// Whether the driver has made chains available that the device has not consumed.
+    pub fn has_available(&mut self, mem: &dyn GuestMemory) -> Result<bool, QueueError> {
+        self.refresh_avail(mem)?;
+        Ok(self.seen_avail != self.next_avail)
+    }
+
+    fn refresh_avail(&mut self, mem: &dyn GuestMemory) -> Result<(), QueueError> {
+        let avail_idx = self.avail.read_u16(mem, 2)?;
+        mem.barrier(Barrier::Acquire);
+        if avail_idx.wrapping_sub(self.next_avail) > self.size {
+            return Err(QueueError::AvailIndexJump {
+                avail: avail_idx,
+                consumed: self.next_avail,
+            });
+        }
+        self.seen_avail = avail_idx;
+        Ok(())
+    }
+
+    /// Takes the next available chain's head index, if any.
+    pub fn pop(&mut self, mem: &dyn GuestMemory) -> Result<Option<u16>, QueueError> {
+        if self.seen_avail == self.next_avail {
+            self.refresh_avail(mem)?;
+            if self.seen_avail == self.next_avail {
+                return Ok(None);
+            }
+        }
+        let slot = usize::from(self.next_avail % self.size);
+        let head = self.avail.read_u16(mem, 4 + 2 * slot)?;
+        if head >= self.size {
+            return Err(QueueError::IndexOutOfRange(head));
+        }
+        self.next_avail = self.next_avail.wrapping_add(1);
+        Ok(Some(head))
+    }
+
+    /// Puts back the last `count` popped chains, untouched, for a later pass (net rx
+    /// that found too few buffers for a frame).
+    pub fn unpop(&mut self, count: u16) {
+        self.next_avail = self.next_avail.wrapping_sub(count);
+    }
+
+    /// Reads descriptor `index` of the queue's own table.
+    pub fn descriptor(&self, mem: &dyn GuestMemory, index: u16) -> Result<Descriptor, QueueError> {
+        if index >= self.size {
+            return Err(QueueError::IndexOutOfRange(index));
+        }
+        let mut bytes = [0; DESCRIPTOR_SIZE];
+        self.desc
+            .read(mem, usize::from(index) * DESCRIPTOR_SIZE, &mut bytes)?;
+        Ok(Descriptor::from_bytes(&bytes))
+    }
+
+    /// Writes a used ring entry; it becomes visible at the next [`Self::publish`].
+    pub fn push_used(
+        &mut self,
+        mem: &mut dyn GuestMemory,
+        head: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
+        let slot = usize::from(self.next_used % self.size);
+        let [h0, h1, h2, h3] = u32::from(head).to_le_bytes();
+        let [l0, l1, l2, l3] = len.to_le_bytes();
+        let entry = [h0, h1, h2, h3, l0, l1, l2, l3];
+        self.used.write(mem, 4 + 8 * slot, &entry)?;
+        self.next_used = self.next_used.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Makes pushed used entries visible: release barrier, then used.idx.
+    pub fn publish(&mut self, mem: &mut dyn GuestMemory) -> Result<(), QueueError> {
+        if self.published_used == self.next_used {
+            return Ok(());
+        }
+        mem.barrier(Barrier::Release);
+        self.used.write_u16(mem, 2, self.next_used)?;
+        self.published_used = self.next_used;
+        Ok(())
+    }
+
+    /// Asks the driver to notify again once it adds chains (EVENT_IDX: avail_event =
+    /// what the device consumed), then re-checks so a chain added meanwhile is not missed.
+    /// Returns whether chains are available.
+    pub fn arm_notifications(&mut self, mem: &mut dyn GuestMemory) -> Result<bool, QueueError> {
+        if self.event_idx {
+            let at = 4 + 8 * usize::from(self.size);
+            self.used.write_u16(mem, at, self.next_avail)?;
+            mem.barrier(Barrier::Full);
+        }
+        self.has_available(mem)
+    }
+
+    /// Whether the driver wants an interrupt for what was published since the last one
+    /// (used_event with EVENT_IDX, else the avail ring's NO_INTERRUPT flag).
+    pub fn needs_interrupt(&mut self, mem: &dyn GuestMemory) -> Result<bool, QueueError> {
+        let new = self.published_used;
+        let old = self.signalled_used;
+        if new == old {
+            return Ok(false);
+        }
+        mem.barrier(Barrier::Full);
+        let wanted = if self.event_idx {
+            let used_event = self.avail.read_u16(mem, 4 + 2 * usize::from(self.size))?;
+            // virtio 1.2 2.7.10: interrupt if used_event lies in (old, new].
+            new.wrapping_sub(used_event).wrapping_sub(1) < new.wrapping_sub(old)
+        } else {
+            self.avail.read_u16(mem, 0)? & AVAIL_F_NO_INTERRUPT == 0
+        };
+        self.signalled_used = new;
+        Ok(wanted)
+    }
+}
+
+fn release_regions(mem: &mut dyn GuestMemory, regions: &[&[MappedPage]], counters: &mut Counters) {
+    let mut pages: heapless::Vec<MappedPage, { 3 * RING_PAGES }> = heapless::Vec::new();
+    for page in regions.iter().flat_map(|r| r.iter()) {
+        let _ = pages.push(*page);
+    }
+    if pages.is_empty() {
+        return;
+    }
+    let refused = mem.unmap_batch(&pages);
+    counters.unmap_batches += 1;
+    counters.pages_unmapped += pages.len() as u64;
+    counters.unmap_failures += refused as u64;
+}
