@@ -14,6 +14,7 @@ pub mod counters;
 pub mod device;
 pub mod features;
 pub mod grant;
+pub mod ioreq;
 pub mod mapping;
 pub mod memory;
 pub mod mmio;

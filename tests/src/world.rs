@@ -1,0 +1,243 @@
+//! The simulated hypervisor's state for one test thread: every domain's grant table, the
+//! backend's live grant mappings, hypercall accounting and the record of refused accesses.
+//!
+//! Thread-local because `virtio-drivers`' `Hal` has no `self`: each test thread is its
+//! own machine, so tests run in parallel without seeing each other.
+
+use crate::grant_table::GrantTable;
+use crate::host_pages::{self, SharedRange, PAGE_SIZE};
+use devices::backend::{DomainId, Frontends};
+use devices::memory::{
+    Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage,
+};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The backend's domain id (stubvirt runs as dom0 in the Arm route).
+pub const BACKEND_DOMID: DomainId = 0;
+
+/// What the backend's hypercalls did, as Xen would count them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HypercallStats {
+    pub map_batches: u64,
+    pub map_entries: u64,
+    pub map_failures: u64,
+    pub unmap_batches: u64,
+    pub unmap_entries: u64,
+    pub unmap_failures: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub barriers: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Mapping {
+    grantor: DomainId,
+    gref: u32,
+    frame: usize,
+    shared: SharedRange,
+    writable: bool,
+}
+
+/// Errors to inject into the next grant map hypercalls (fault injection).
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Grant references whose mapping fails with the given error.
+    pub map_errors: BTreeMap<u32, MapError>,
+}
+
+#[derive(Default)]
+pub struct World {
+    tables: BTreeMap<DomainId, GrantTable>,
+    mappings: BTreeMap<u64, Mapping>,
+    next_handle: u64,
+    pub stats: HypercallStats,
+    /// Every access the simulated Xen refused or found wrong, in words.
+    pub violations: Vec<String>,
+    pub faults: Faults,
+    /// Grant references ever mapped, per domain (to assert what a device touched).
+    pub ever_mapped: BTreeSet<(DomainId, u32)>,
+}
+
+thread_local! {
+    static WORLD: RefCell<World> = RefCell::new(World::default());
+}
+
+/// Runs `f` with this thread's simulated Xen.
+pub fn with<R>(f: impl FnOnce(&mut World) -> R) -> R {
+    WORLD.with(|w| f(&mut w.borrow_mut()))
+}
+
+/// Starts this thread's machine afresh.
+pub fn reset() {
+    with(|w| *w = World::default());
+}
+
+impl World {
+    pub fn table(&mut self, domain: DomainId) -> &mut GrantTable {
+        self.tables.entry(domain).or_default()
+    }
+
+    pub fn live_mappings(&self) -> usize {
+        self.mappings.len()
+    }
+
+    fn map_one(&mut self, grantor: DomainId, request: &MapRequest) -> Result<MappedPage, MapError> {
+        if let Some(error) = self.faults.map_errors.get(&request.gref.0) {
+            return Err(*error);
+        }
+        let table = self.tables.get_mut(&grantor).ok_or(MapError::BadDomain)?;
+        let entry = table
+            .entry_mut(request.gref.0)
+            .ok_or(MapError::BadGrantRef)?;
+        if entry.grantee != BACKEND_DOMID {
+            return Err(MapError::PermissionDenied);
+        }
+        let writable = request.access == Access::ReadWrite;
+        if writable && entry.readonly {
+            return Err(MapError::PermissionDenied);
+        }
+        entry.mapped += 1;
+        let mapping = Mapping {
+            grantor,
+            gref: request.gref.0,
+            frame: entry.frame,
+            shared: entry.shared,
+            writable,
+        };
+        self.next_handle += 1;
+        self.mappings.insert(self.next_handle, mapping);
+        self.ever_mapped.insert((grantor, request.gref.0));
+        Ok(MappedPage {
+            token: self.next_handle,
+            access: request.access,
+        })
+    }
+
+    fn unmap_one(&mut self, page: &MappedPage) -> bool {
+        let Some(mapping) = self.mappings.remove(&page.token) else {
+            self.violations
+                .push(format!("unmap of unknown handle {}", page.token));
+            return false;
+        };
+        if let Some(entry) = self
+            .tables
+            .get_mut(&mapping.grantor)
+            .and_then(|t| t.entry_mut(mapping.gref))
+        {
+            entry.mapped = entry.mapped.saturating_sub(1);
+        }
+        true
+    }
+
+    fn access(
+        &mut self,
+        page: MappedPage,
+        offset: usize,
+        len: usize,
+        write: bool,
+    ) -> Result<(usize, SharedRange), AccessError> {
+        let Some(mapping) = self.mappings.get(&page.token).copied() else {
+            self.violations
+                .push(format!("access through unmapped handle {}", page.token));
+            return Err(AccessError::NotMapped);
+        };
+        if offset.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
+            self.violations.push(format!(
+                "access past page end: gref {} offset {offset} len {len}",
+                mapping.gref
+            ));
+            return Err(AccessError::OutOfPage);
+        }
+        if write && !mapping.writable {
+            self.violations.push(format!(
+                "write through read-only mapping of gref {}",
+                mapping.gref
+            ));
+            return Err(AccessError::ReadOnly);
+        }
+        let addr = mapping.frame + offset;
+        if !mapping.shared.contains(addr, len) {
+            self.violations.push(format!(
+                "access outside the shared bytes of gref {}: offset {offset} len {len}",
+                mapping.gref
+            ));
+            return Err(AccessError::OutOfPage);
+        }
+        if write {
+            self.stats.writes += 1;
+        } else {
+            self.stats.reads += 1;
+        }
+        Ok((addr, mapping.shared))
+    }
+}
+
+/// The backend's view of one frontend's memory: grant maps into the simulated Xen.
+#[derive(Clone, Copy, Debug)]
+pub struct GrantedMemory {
+    pub frontend: DomainId,
+}
+
+impl GuestMemory for GrantedMemory {
+    fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
+        with(|w| {
+            w.stats.map_batches += 1;
+            w.stats.map_entries += requests.len() as u64;
+            for (request, result) in requests.iter().zip(results.iter_mut()) {
+                *result = w.map_one(self.frontend, request);
+                if result.is_err() {
+                    w.stats.map_failures += 1;
+                }
+            }
+        })
+    }
+
+    fn unmap_batch(&mut self, pages: &[MappedPage]) -> usize {
+        with(|w| {
+            w.stats.unmap_batches += 1;
+            w.stats.unmap_entries += pages.len() as u64;
+            let refused = pages.iter().filter(|p| !w.unmap_one(p)).count();
+            w.stats.unmap_failures += refused as u64;
+            refused
+        })
+    }
+
+    fn read(&self, page: MappedPage, offset: usize, dst: &mut [u8]) -> Result<(), AccessError> {
+        let (addr, shared) = with(|w| w.access(page, offset, dst.len(), false))?;
+        host_pages::read(shared, addr, dst)
+            .then_some(())
+            .ok_or(AccessError::OutOfPage)
+    }
+
+    fn write(&mut self, page: MappedPage, offset: usize, src: &[u8]) -> Result<(), AccessError> {
+        let (addr, shared) = with(|w| w.access(page, offset, src.len(), true))?;
+        host_pages::write(shared, addr, src)
+            .then_some(())
+            .ok_or(AccessError::OutOfPage)
+    }
+
+    fn barrier(&self, _kind: Barrier) {
+        with(|w| w.stats.barriers += 1);
+    }
+}
+
+/// Every frontend domain's memory, for the backend's event loop.
+#[derive(Default)]
+pub struct SimFrontends {
+    memories: BTreeMap<DomainId, GrantedMemory>,
+}
+
+impl SimFrontends {
+    pub fn add(&mut self, frontend: DomainId) {
+        self.memories.insert(frontend, GrantedMemory { frontend });
+    }
+}
+
+impl Frontends for SimFrontends {
+    fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory> {
+        self.memories
+            .get_mut(&domain)
+            .map(|m| m as &mut dyn GuestMemory)
+    }
+}
