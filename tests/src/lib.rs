@@ -3,6 +3,7 @@
 //! and hypercall accounting; plus the frontend side (a grant-DMA `Hal` and an ioreq
 //! `Transport`) that lets the independent `virtio-drivers` crate drive the devices.
 
+pub mod blk_fixture;
 pub mod grant_table;
 pub mod hal;
 pub mod host_pages;

@@ -68,7 +68,10 @@ fn frames_of_every_size_cross_the_switch_intact() {
         sent += 1;
     }
     let m = machine.borrow();
-    let (ca, cb) = (m.backend.counters(0).unwrap(), m.backend.counters(1).unwrap());
+    let (ca, cb) = (
+        m.backend.counters(0).unwrap(),
+        m.backend.counters(1).unwrap(),
+    );
     assert_eq!(ca.frames_tx + cb.frames_tx, sent);
     assert_eq!(ca.frames_rx + cb.frames_rx, sent);
     assert_eq!(ca.request_errors + cb.request_errors, 0);
@@ -76,7 +79,10 @@ fn frames_of_every_size_cross_the_switch_intact() {
     assert!(m.interrupts_for(FRONTEND, scenario::FIRST_SPI) > 0);
     assert!(m.interrupts_for(OTHER_FRONTEND, scenario::FIRST_SPI) > 0);
     scenario::assert_no_violations();
-    println!("net A: {ca:?}\nnet B: {cb:?}\nhypercalls: {:?}", world::with(|w| w.stats));
+    println!(
+        "net A: {ca:?}\nnet B: {cb:?}\nhypercalls: {:?}",
+        world::with(|w| w.stats)
+    );
 }
 
 #[test]
@@ -96,8 +102,14 @@ fn frames_wait_for_rx_buffers_then_drop_when_the_backlog_is_full() {
     let stats = machine.borrow().backend.port_stats(1).unwrap();
     assert_eq!(stats.dropped_backlog_full, 10);
     // B now drains: first what sat in its rx ring, then the backlog as buffers come back.
-    for (index, expected) in frames.iter().take(QUEUE + devices::net::switch::BACKLOG).enumerate() {
-        let rx = b.receive().unwrap_or_else(|e| panic!("frame {index}: {e:?}"));
+    for (index, expected) in frames
+        .iter()
+        .take(QUEUE + devices::net::switch::BACKLOG)
+        .enumerate()
+    {
+        let rx = b
+            .receive()
+            .unwrap_or_else(|e| panic!("frame {index}: {e:?}"));
         assert_eq!(rx.packet(), &expected[..], "frame {index} in order");
         b.recycle_rx_buffer(rx).unwrap();
     }
