@@ -145,7 +145,10 @@ impl NetDevice {
                     Ok(Delivery::SkippedBuffer) => switch.requeue(self.port, frame),
                     Ok(Delivery::NoBuffers) => {
                         switch.requeue(self.port, frame);
-                        if !queue.arm_notifications(mem)? {
+                        // Wait for the driver to post more, unless it just did.
+                        let seen = queue.seen_avail();
+                        queue.arm_notifications(mem)?;
+                        if queue.seen_avail() == seen {
                             return Ok(());
                         }
                     }

@@ -203,6 +203,11 @@ impl SplitQueue {
         Ok(self.seen_avail != self.next_avail)
     }
 
+    /// The driver's avail.idx as last read.
+    pub fn seen_avail(&self) -> u16 {
+        self.seen_avail
+    }
+
     fn refresh_avail(&mut self, mem: &dyn GuestMemory) -> Result<(), QueueError> {
         let avail_idx = self.avail.read_u16(mem, 2)?;
         mem.barrier(Barrier::Acquire);
