@@ -247,13 +247,13 @@ impl<D: VirtioDevice> MmioDevice<D> {
         }
         let mut bytes = [0u8; 64];
         let len = self.device.config_bytes(&mut bytes) as u64;
-        if at + u64::from(size) > len {
+        let end = at.checked_add(u64::from(size)).filter(|&end| end <= len);
+        let Some(end) = end else {
             return Err(MmioError::OutOfRange(offset));
-        }
+        };
         let mut value = [0u8; 8];
-        let start = at as usize;
         let field = bytes
-            .get(start..start + usize::from(size))
+            .get(at as usize..end as usize)
             .ok_or(MmioError::OutOfRange(offset))?;
         value
             .get_mut(..field.len())
@@ -452,6 +452,9 @@ impl<D: VirtioDevice> MmioDevice<D> {
                 return Err(bad);
             }
             self.device.activate(self.driver_features);
+            // Chains made available before DRIVER_OK (their doorbells were ignored) are
+            // looked at now.
+            self.kick_all();
         }
         self.status = next;
         Ok(())

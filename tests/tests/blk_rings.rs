@@ -224,3 +224,48 @@ fn a_buffer_spanning_pages_is_mapped_in_one_batch() {
     assert_eq!(stats.map_batches - batches_before, 1);
     f.assert_only_rings_mapped();
 }
+
+#[test]
+fn chains_made_available_before_driver_ok_are_served_at_driver_ok() {
+    use devices::mmio::status;
+    let mut f = BlkFixture::new(0);
+    let status_back = f
+        .raw
+        .negotiate(devices::features::VERSION_1 | devices::features::ACCESS_PLATFORM);
+    assert_ne!(status_back & status::FEATURES_OK, 0);
+    let q = stubvirt_tests::rings::RawQueue::new(FRONTEND, QUEUE_SIZE);
+    f.raw.setup_queue(0, &q, QUEUE_SIZE);
+    f.queues[0] = q;
+    f.request(0, T_FLUSH, 0, (f.mem.dma(DATA), 0), false);
+    assert_eq!(
+        f.queues[0].used_idx(),
+        0,
+        "doorbell before DRIVER_OK is ignored"
+    );
+    assert_eq!(f.counters().ignored_notifications, 1);
+    f.raw.driver_ok();
+    assert_eq!(f.queues[0].used_idx(), 1, "served once the driver is ready");
+    assert_eq!(f.status_of(0), STATUS_OK);
+}
+
+#[test]
+fn queue_reset_releases_one_queue_and_it_can_be_set_up_again() {
+    let mut f = BlkFixture::new(devices::features::RING_RESET);
+    f.assert_queue_serves(0);
+    let held = f.counters().pages_held();
+    f.raw.write(reg::QUEUE_SEL, 0);
+    f.raw.write(reg::QUEUE_RESET, 1);
+    assert_eq!(f.raw.read(reg::QUEUE_RESET), 0, "reset completed");
+    assert_eq!(f.raw.read(reg::QUEUE_READY), 0);
+    assert_eq!(
+        f.counters().pages_held(),
+        held - 3,
+        "queue 0's rings unmapped"
+    );
+    f.assert_queue_serves(1);
+    let q = stubvirt_tests::rings::RawQueue::new(FRONTEND, QUEUE_SIZE);
+    f.raw.setup_queue(0, &q, QUEUE_SIZE);
+    f.queues[0] = q;
+    f.assert_queue_serves(0);
+    f.assert_no_violations();
+}

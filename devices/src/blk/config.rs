@@ -3,6 +3,10 @@
 use crate::grant::PAGE_SIZE;
 use crate::queue::QUEUE_SIZE_LIMIT;
 
+/// Discard / write-zeroes segments one request may carry, at most (the options may
+/// advertise fewer): bounds the per-request scratch.
+pub const MAX_RANGE_SEGMENTS: usize = 16;
+
 /// What a block device advertises beyond its backing store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlkOptions {
@@ -19,9 +23,9 @@ impl Default for BlkOptions {
         Self {
             queues: 1,
             max_discard_sectors: 1 << 16,
-            max_discard_segments: 16,
+            max_discard_segments: MAX_RANGE_SEGMENTS as u32,
             max_write_zeroes_sectors: 1 << 16,
-            max_write_zeroes_segments: 16,
+            max_write_zeroes_segments: MAX_RANGE_SEGMENTS as u32,
         }
     }
 }
@@ -34,6 +38,7 @@ const BLK_SIZE: u32 = 512;
 
 /// Writes the config space; returns its length (up to `write_zeroes_may_unmap`).
 pub fn write_config(options: &BlkOptions, capacity_sectors: u64, out: &mut [u8; 64]) -> usize {
+    let cap = MAX_RANGE_SEGMENTS as u32;
     let mut fields = Fields { out, len: 0 };
     fields.put(0, &capacity_sectors.to_le_bytes());
     fields.put(8, &SIZE_MAX.to_le_bytes());
@@ -43,11 +48,14 @@ pub fn write_config(options: &BlkOptions, capacity_sectors: u64, out: &mut [u8; 
     // topology (24..32), writeback (32), unused (33): zero.
     fields.put(34, &options.queues.to_le_bytes());
     fields.put(36, &options.max_discard_sectors.to_le_bytes());
-    fields.put(40, &options.max_discard_segments.to_le_bytes());
+    fields.put(40, &options.max_discard_segments.min(cap).to_le_bytes());
     // discard_sector_alignment in sectors: one page.
     fields.put(44, &(PAGE_SIZE as u32 / 512).to_le_bytes());
     fields.put(48, &options.max_write_zeroes_sectors.to_le_bytes());
-    fields.put(52, &options.max_write_zeroes_segments.to_le_bytes());
+    fields.put(
+        52,
+        &options.max_write_zeroes_segments.min(cap).to_le_bytes(),
+    );
     fields.put(56, &[1, 0, 0, 0]); // write_zeroes_may_unmap + padding
     fields.len
 }

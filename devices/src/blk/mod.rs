@@ -15,7 +15,7 @@ use crate::memory::GuestMemory;
 use crate::queue::chain::{BufferError, Chain};
 use crate::queue::QUEUE_SIZE_LIMIT;
 use backend::{BlockBackend, StorageError, SECTOR_SIZE};
-pub use config::BlkOptions;
+pub use config::{BlkOptions, MAX_RANGE_SEGMENTS};
 use request::{RangeSegment, RequestHeader, RequestType, RANGE_SEGMENT_SIZE};
 
 pub const DEVICE_ID: u32 = 2;
@@ -139,41 +139,16 @@ impl<B: BlockBackend> BlkDevice<B> {
         match header.kind {
             RequestType::In => {
                 let offset = self.checked_range(header.sector, writable_data as u64)?;
-                let mut done = 0usize;
-                let result = chain.for_each_piece(true, 0, writable_data, |piece| {
-                    let mut at = piece.offset;
-                    self.backend
-                        .read(offset + done as u64, piece.len, &mut |bytes| {
-                            let ok = mem.write(piece.page, at, bytes).is_ok();
-                            at += bytes.len();
-                            ok
-                        })
-                        .map_err(|_| BufferError::OutOfRange)?;
-                    done += piece.len;
-                    Ok(())
-                });
-                self.storage_result(result, counters)?;
+                self.copy_to_guest(chain, mem, offset, writable_data)
+                    .map_err(|e| storage_status(e, counters))?;
                 counters.bytes_to_guest += writable_data as u64;
                 Ok(writable_data)
             }
             RequestType::Out => {
                 self.refuse_if_read_only()?;
                 let offset = self.checked_range(header.sector, readable_data as u64)?;
-                let mut done = 0usize;
-                let result =
-                    chain.for_each_piece(false, request::HEADER_SIZE, readable_data, |piece| {
-                        let mut at = piece.offset;
-                        self.backend
-                            .write(offset + done as u64, piece.len, &mut |bytes| {
-                                let ok = mem.read(piece.page, at, bytes).is_ok();
-                                at += bytes.len();
-                                ok
-                            })
-                            .map_err(|_| BufferError::OutOfRange)?;
-                        done += piece.len;
-                        Ok(())
-                    });
-                self.storage_result(result, counters)?;
+                self.copy_from_guest(chain, mem, offset, readable_data)
+                    .map_err(|e| storage_status(e, counters))?;
                 counters.bytes_from_guest += readable_data as u64;
                 Ok(0)
             }
@@ -200,7 +175,8 @@ impl<B: BlockBackend> BlkDevice<B> {
         }
     }
 
-    /// DISCARD / WRITE_ZEROES: every segment is checked before any is applied.
+    /// DISCARD / WRITE_ZEROES: the segments are read from the guest once (no double
+    /// fetch), all checked, then applied.
     fn ranges(
         &mut self,
         chain: &Chain,
@@ -209,15 +185,31 @@ impl<B: BlockBackend> BlkDevice<B> {
         payload: usize,
         counters: &mut Counters,
     ) -> Result<(), u8> {
+        let (max_segments, max_sectors) = match kind {
+            RequestType::Discard => (
+                self.options.max_discard_segments,
+                self.options.max_discard_sectors,
+            ),
+            _ => (
+                self.options.max_write_zeroes_segments,
+                self.options.max_write_zeroes_sectors,
+            ),
+        };
         let count = payload / RANGE_SEGMENT_SIZE;
-        let max = match kind {
-            RequestType::Discard => self.options.max_discard_segments,
-            _ => self.options.max_write_zeroes_segments,
-        } as usize;
-        if count == 0 || !payload.is_multiple_of(RANGE_SEGMENT_SIZE) || count > max {
+        if count == 0
+            || !payload.is_multiple_of(RANGE_SEGMENT_SIZE)
+            || count > max_segments as usize
+        {
             return Err(STATUS_IOERR);
         }
-        let read_segment = |index: usize| -> Result<RangeSegment, u8> {
+        // Flags other than UNMAP (write-zeroes only) are reserved: refuse them.
+        let allowed_flags = if kind == RequestType::WriteZeroes {
+            request::FLAG_UNMAP
+        } else {
+            0
+        };
+        let mut ranges: heapless::Vec<(u64, u64), MAX_RANGE_SEGMENTS> = heapless::Vec::new();
+        for index in 0..count {
             let mut bytes = [0u8; RANGE_SEGMENT_SIZE];
             chain
                 .read(
@@ -226,29 +218,15 @@ impl<B: BlockBackend> BlkDevice<B> {
                     &mut bytes,
                 )
                 .map_err(|_| STATUS_IOERR)?;
-            Ok(RangeSegment::parse(&bytes))
-        };
-        let max_sectors = match kind {
-            RequestType::Discard => self.options.max_discard_sectors,
-            _ => self.options.max_write_zeroes_sectors,
-        };
-        for index in 0..count {
-            let segment = read_segment(index)?;
-            // Flags other than UNMAP (write-zeroes only) are reserved: refuse them.
-            let allowed_flags = if kind == RequestType::WriteZeroes {
-                request::FLAG_UNMAP
-            } else {
-                0
-            };
+            let segment = RangeSegment::parse(&bytes);
             if segment.num_sectors > max_sectors || segment.flags & !allowed_flags != 0 {
                 return Err(STATUS_UNSUPP);
             }
-            self.checked_range(segment.sector, u64::from(segment.num_sectors) * SECTOR_SIZE)?;
-        }
-        for index in 0..count {
-            let segment = read_segment(index)?;
-            let offset = segment.sector * SECTOR_SIZE;
             let len = u64::from(segment.num_sectors) * SECTOR_SIZE;
+            let offset = self.checked_range(segment.sector, len)?;
+            ranges.push((offset, len)).map_err(|_| STATUS_IOERR)?;
+        }
+        for (offset, len) in ranges {
             let result = match kind {
                 RequestType::Discard => self.backend.discard(offset, len),
                 _ => self.backend.write_zeroes(offset, len),
@@ -279,12 +257,53 @@ impl<B: BlockBackend> BlkDevice<B> {
         }
     }
 
-    fn storage_result(
-        &self,
-        result: Result<(), BufferError>,
-        counters: &mut Counters,
-    ) -> Result<(), u8> {
-        result.map_err(|_| storage_status(StorageError::Io, counters))
+    /// Disk bytes at `offset` into the writable stream, page piece by page piece, with no
+    /// intermediate buffer.
+    fn copy_to_guest(
+        &mut self,
+        chain: &Chain,
+        mem: &mut dyn GuestMemory,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), StorageError> {
+        let mut storage = Ok(());
+        let mut done = 0u64;
+        let walked = chain.for_each_piece(true, 0, len, |piece| {
+            let mut at = piece.offset;
+            storage = self.backend.read(offset + done, piece.len, &mut |bytes| {
+                let ok = mem.write(piece.page, at, bytes).is_ok();
+                at += bytes.len();
+                ok
+            });
+            done += piece.len as u64;
+            storage.map_err(|_| BufferError::OutOfRange)
+        });
+        storage?;
+        walked.map_err(|_| StorageError::GuestAccess)
+    }
+
+    /// The readable stream after the header onto the disk at `offset`.
+    fn copy_from_guest(
+        &mut self,
+        chain: &Chain,
+        mem: &dyn GuestMemory,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), StorageError> {
+        let mut storage = Ok(());
+        let mut done = 0u64;
+        let walked = chain.for_each_piece(false, request::HEADER_SIZE, len, |piece| {
+            let mut at = piece.offset;
+            storage = self.backend.write(offset + done, piece.len, &mut |bytes| {
+                let ok = mem.read(piece.page, at, bytes).is_ok();
+                at += bytes.len();
+                ok
+            });
+            done += piece.len as u64;
+            storage.map_err(|_| BufferError::OutOfRange)
+        });
+        storage?;
+        walked.map_err(|_| StorageError::GuestAccess)
     }
 }
 
