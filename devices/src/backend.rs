@@ -197,12 +197,13 @@ impl Backend {
     }
 
     /// One bounded round over every device: serve queues, move frames through the
-    /// switch, and report the interrupts to inject. Returns whether work remains (call
-    /// again before blocking).
+    /// switch, and have `inject` deliver the interrupts due (it returns false when
+    /// `set_irq_level` failed: the interrupt is retried next round). Returns whether work
+    /// remains (call again before blocking).
     pub fn run(
         &mut self,
         frontends: &mut dyn Frontends,
-        inject: &mut dyn FnMut(Interrupt),
+        inject: &mut dyn FnMut(Interrupt) -> bool,
     ) -> bool {
         let mut more = false;
         let enqueued_before = self.switch.enqueued();
@@ -221,11 +222,15 @@ impl Backend {
                 }
             };
             more |= outcome.more;
-            if interrupt {
-                inject(Interrupt {
-                    frontend: device.frontend,
-                    irq: device.irq,
-                });
+            let target = Interrupt {
+                frontend: device.frontend,
+                irq: device.irq,
+            };
+            if interrupt && !inject(target) {
+                match &mut device.model {
+                    Model::Blk(d) => d.defer_interrupt(),
+                    Model::Net(d) => d.defer_interrupt(),
+                }
             }
         }
         // Frames switched this round may be for ports served before they arrived.

@@ -30,6 +30,8 @@ pub struct Counters {
     pub ignored_notifications: u64,
     /// Interrupts the device asked the host to inject.
     pub interrupts: u64,
+    /// Injections that failed (`set_irq_level` refused) and were retried later.
+    pub interrupts_deferred: u64,
     /// Net: frames sent by the frontend (tx) and delivered to it (rx).
     pub frames_tx: u64,
     pub frames_rx: u64,

@@ -161,6 +161,12 @@ impl<D: VirtioDevice> MmioDevice<D> {
         core::mem::take(&mut self.interrupt_due)
     }
 
+    /// The host could not inject the interrupt taken last: try again next time.
+    pub fn defer_interrupt(&mut self) {
+        self.interrupt_due = true;
+        self.counters.interrupts_deferred += 1;
+    }
+
     fn raise(&mut self, bits: u32) {
         self.interrupt_status |= bits;
         self.interrupt_due = true;

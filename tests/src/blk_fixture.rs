@@ -7,7 +7,7 @@ use crate::rings::{Granted, RawDriver, RawQueue};
 use crate::scenario::{self, Shared, FRONTEND};
 use crate::transport::XenMmioTransport;
 use crate::world;
-use devices::blk::backend::RamDisk;
+use devices::blk::backend::{BlockBackend, RamDisk};
 use devices::blk::BlkOptions;
 use devices::counters::Counters;
 use devices::features;
@@ -40,12 +40,17 @@ pub struct BlkFixture {
 impl BlkFixture {
     /// Device 0 (two queues, hand-driven, with `extra` features) and device 1 (virtio-drivers).
     pub fn new(extra: u64) -> Self {
+        Self::with_disk(extra, Box::new(RamDisk::new(SECTORS, "raw")))
+    }
+
+    /// As `new`, with device 0 over `disk` (e.g. a faulty one).
+    pub fn with_disk(extra: u64, disk: Box<dyn BlockBackend>) -> Self {
         let machine = scenario::machine(&[FRONTEND]);
         let options = BlkOptions {
             queues: 2,
             ..BlkOptions::default()
         };
-        scenario::add_ram_disk(&machine, FRONTEND, 0, RamDisk::new(SECTORS, "raw"), options);
+        scenario::add_disk(&machine, FRONTEND, 0, disk, options);
         scenario::add_ram_disk(
             &machine,
             FRONTEND,

@@ -4,6 +4,7 @@
 //! `Transport`) that lets the independent `virtio-drivers` crate drive the devices.
 
 pub mod blk_fixture;
+pub mod faulty_disk;
 pub mod grant_table;
 pub mod hal;
 pub mod host_pages;

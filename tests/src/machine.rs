@@ -24,6 +24,8 @@ pub struct Machine {
     pub ioreq_errors: Vec<IoreqError>,
     /// Rounds of the backend's event loop.
     pub rounds: u64,
+    /// Fault injection: refuse this many upcoming `set_irq_level` calls.
+    pub irq_refusals: u64,
 }
 
 impl Machine {
@@ -36,6 +38,7 @@ impl Machine {
             ioreqs: 0,
             ioreq_errors: Vec::new(),
             rounds: 0,
+            irq_refusals: 0,
         }
     }
 
@@ -127,18 +130,27 @@ impl Machine {
     /// Runs the backend's loop until it reports no more work.
     pub fn run_until_idle(&mut self) {
         for _ in 0..MAX_ROUNDS {
-            self.rounds += 1;
-            let interrupts = &mut self.interrupts;
-            let more = self
-                .backend
-                .run(&mut self.frontends, &mut |irq: Interrupt| {
-                    *interrupts.entry((irq.frontend, irq.irq)).or_insert(0) += 1;
-                });
-            if !more {
+            if !self.run_once() {
                 return;
             }
         }
         panic!("simulated Xen: backend still busy after {MAX_ROUNDS} rounds");
+    }
+
+    /// One round of the backend's loop; returns whether it has more work.
+    pub fn run_once(&mut self) -> bool {
+        self.rounds += 1;
+        let interrupts = &mut self.interrupts;
+        let refusals = &mut self.irq_refusals;
+        self.backend
+            .run(&mut self.frontends, &mut |irq: Interrupt| {
+                if *refusals > 0 {
+                    *refusals -= 1;
+                    return false;
+                }
+                *interrupts.entry((irq.frontend, irq.irq)).or_insert(0) += 1;
+                true
+            })
     }
 
     pub fn interrupts_for(&self, domain: DomainId, irq: u32) -> u64 {

@@ -4,7 +4,7 @@
 use crate::machine::Machine;
 use crate::world;
 use devices::backend::{Backend, DeviceIndex, DomainId};
-use devices::blk::backend::RamDisk;
+use devices::blk::backend::{BlockBackend, RamDisk};
 use devices::blk::BlkOptions;
 use devices::net::NetOptions;
 use std::cell::RefCell;
@@ -36,7 +36,7 @@ pub fn machine(frontends: &[DomainId]) -> Shared {
     Rc::new(RefCell::new(machine))
 }
 
-/// Adds a RAM disk of `sectors` at window `n` of `domain`.
+/// Adds a RAM disk at window `n` of `domain`.
 pub fn add_ram_disk(
     machine: &Shared,
     domain: DomainId,
@@ -44,11 +44,22 @@ pub fn add_ram_disk(
     disk: RamDisk,
     options: BlkOptions,
 ) -> DeviceIndex {
+    add_disk(machine, domain, n, Box::new(disk), options)
+}
+
+/// Adds a block device over any backing store at window `n` of `domain`.
+pub fn add_disk(
+    machine: &Shared,
+    domain: DomainId,
+    n: u64,
+    disk: Box<dyn BlockBackend>,
+    options: BlkOptions,
+) -> DeviceIndex {
     let (base, irq) = window(n);
     machine
         .borrow_mut()
         .backend
-        .add_blk(domain, base, irq, Box::new(disk), options)
+        .add_blk(domain, base, irq, disk, options)
 }
 
 pub fn add_net(machine: &Shared, domain: DomainId, n: u64, mac: [u8; 6]) -> DeviceIndex {

@@ -39,11 +39,16 @@ struct Mapping {
     writable: bool,
 }
 
-/// Errors to inject into the next grant map hypercalls (fault injection).
+/// Errors to inject into the backend's grant hypercalls (fault injection).
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Grant references whose mapping fails with the given error.
+    /// Grant references whose mapping always fails with the given error.
     pub map_errors: BTreeMap<u32, MapError>,
+    /// Fail one map entry, this many entries from now (0: the next), with this error:
+    /// a partial failure inside a batch.
+    pub map_entry_countdown: Option<(u64, MapError)>,
+    /// Refuse this many upcoming unmap entries; as in Xen, the mapping then stays.
+    pub unmap_refusals: u64,
 }
 
 #[derive(Default)]
@@ -86,6 +91,14 @@ impl World {
         if let Some(error) = self.faults.map_errors.get(&request.gref.0) {
             return Err(*error);
         }
+        if let Some((countdown, error)) = self.faults.map_entry_countdown.as_mut() {
+            if *countdown == 0 {
+                let error = *error;
+                self.faults.map_entry_countdown = None;
+                return Err(error);
+            }
+            *countdown -= 1;
+        }
         let table = self.tables.get_mut(&grantor).ok_or(MapError::BadDomain)?;
         let entry = table
             .entry_mut(request.gref.0)
@@ -115,6 +128,10 @@ impl World {
     }
 
     fn unmap_one(&mut self, page: &MappedPage) -> bool {
+        if self.faults.unmap_refusals > 0 && self.mappings.contains_key(&page.token) {
+            self.faults.unmap_refusals -= 1;
+            return false;
+        }
         let Some(mapping) = self.mappings.remove(&page.token) else {
             self.violations
                 .push(format!("unmap of unknown handle {}", page.token));
