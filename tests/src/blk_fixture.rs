@@ -64,20 +64,7 @@ impl BlkFixture {
             XenMmioTransport::probe(machine.clone(), FRONTEND, 1, base1).expect("device 1 probes");
         let healthy = VirtIOBlk::new(transport).expect("device 1 initialises");
         let raw = RawDriver::new(&machine, FRONTEND, base0);
-        let status = raw
-            .negotiate(features::VERSION_1 | features::ACCESS_PLATFORM | features::blk::MQ | extra);
-        assert_ne!(
-            status & devices::mmio::status::FEATURES_OK,
-            0,
-            "features accepted"
-        );
-        let queues = vec![
-            RawQueue::new(FRONTEND, QUEUE_SIZE),
-            RawQueue::new(FRONTEND, QUEUE_SIZE),
-        ];
-        raw.setup_queue(0, &queues[0], QUEUE_SIZE);
-        raw.setup_queue(1, &queues[1], QUEUE_SIZE);
-        raw.driver_ok();
+        let queues = start(&raw, extra);
         let mem = Granted::new(FRONTEND, 8, false);
         Self {
             machine,
@@ -86,6 +73,12 @@ impl BlkFixture {
             mem,
             healthy,
         }
+    }
+
+    /// Resets device 0 and brings it up again with fresh rings.
+    pub fn restart(&mut self, extra: u64) {
+        self.raw.write(devices::mmio::reg::STATUS, 0);
+        self.queues = start(&self.raw, extra);
     }
 
     /// Writes a request header for slot `slot` and returns its DMA address.
@@ -207,4 +200,30 @@ impl BlkFixture {
     pub fn live_mappings(&self) -> usize {
         world::with(|w| w.live_mappings())
     }
+}
+
+impl Drop for BlkFixture {
+    /// Resets device 0 first so its rings are unmapped before their pages are freed.
+    fn drop(&mut self) {
+        self.raw.write(devices::mmio::reg::STATUS, 0);
+    }
+}
+
+/// Negotiates, sets up both queues of device 0, DRIVER_OK.
+fn start(raw: &RawDriver, extra: u64) -> Vec<RawQueue> {
+    let status =
+        raw.negotiate(features::VERSION_1 | features::ACCESS_PLATFORM | features::blk::MQ | extra);
+    assert_ne!(
+        status & devices::mmio::status::FEATURES_OK,
+        0,
+        "features accepted"
+    );
+    let queues = vec![
+        RawQueue::new(FRONTEND, QUEUE_SIZE),
+        RawQueue::new(FRONTEND, QUEUE_SIZE),
+    ];
+    raw.setup_queue(0, &queues[0], QUEUE_SIZE);
+    raw.setup_queue(1, &queues[1], QUEUE_SIZE);
+    raw.driver_ok();
+    queues
 }

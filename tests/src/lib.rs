@@ -5,10 +5,12 @@
 
 pub mod blk_fixture;
 pub mod faulty_disk;
+pub mod fuzz;
 pub mod grant_table;
 pub mod hal;
 pub mod host_pages;
 pub mod machine;
+pub mod net_fixture;
 pub mod rings;
 pub mod scenario;
 pub mod transport;

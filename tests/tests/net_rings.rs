@@ -1,73 +1,12 @@
 //! virtio-net cases built by hand: rx buffers too small, MRG_RXBUF merging, unusable rx
 //! buffers, oversized tx frames, checksum offload passed through or completed, broadcast.
 
-use devices::features::{self, net as nf};
+use devices::features::net as nf;
 use devices::net::frame::{fold, ones_complement_sum};
-use devices::queue::{DESC_F_NEXT, DESC_F_WRITE};
-use stubvirt_tests::rings::{Granted, RawDriver, RawQueue};
+use devices::queue::DESC_F_WRITE;
+use stubvirt_tests::net_fixture::{RawNet, MAC_A, MAC_B, RX_AREA};
+use stubvirt_tests::rings::Granted;
 use stubvirt_tests::scenario::{self, FRONTEND, OTHER_FRONTEND};
-
-const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 1, 0xa];
-const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 1, 0xb];
-const RX_AREA: usize = 0;
-const TX_AREA: usize = 8 * 4096;
-
-struct RawNet {
-    raw: RawDriver,
-    rx: RawQueue,
-    tx: RawQueue,
-    mem: Granted,
-    posted: u16,
-}
-
-impl RawNet {
-    fn new(machine: &scenario::Shared, domain: u16, extra: u64) -> Self {
-        let (base, _) = scenario::window(0);
-        let raw = RawDriver::new(machine, domain, base);
-        let status =
-            raw.negotiate(features::VERSION_1 | features::ACCESS_PLATFORM | nf::MAC | extra);
-        assert_ne!(status & devices::mmio::status::FEATURES_OK, 0);
-        let rx = RawQueue::new(domain, 16);
-        let tx = RawQueue::new(domain, 16);
-        raw.setup_queue(0, &rx, 16);
-        raw.setup_queue(1, &tx, 16);
-        raw.driver_ok();
-        Self {
-            raw,
-            rx,
-            tx,
-            mem: Granted::new(domain, 16, false),
-            posted: 0,
-        }
-    }
-
-    /// Posts one single-descriptor rx buffer of `len` bytes at `offset` of the rx area.
-    fn post_rx(&mut self, offset: usize, len: u32) -> u16 {
-        let index = self.posted;
-        self.rx
-            .set_desc(index, self.mem.dma(RX_AREA + offset), len, DESC_F_WRITE, 0);
-        self.rx.push(index);
-        self.posted += 1;
-        self.raw.notify(0);
-        index
-    }
-
-    /// Sends header + frame as a two-descriptor chain.
-    fn send(&mut self, header: [u8; 12], frame: &[u8]) {
-        self.mem.write(TX_AREA, &header);
-        self.mem.write(TX_AREA + 64, frame);
-        self.tx
-            .set_desc(0, self.mem.dma(TX_AREA), 12, DESC_F_NEXT, 1);
-        self.tx
-            .set_desc(1, self.mem.dma(TX_AREA + 64), frame.len() as u32, 0, 0);
-        self.tx.push(0);
-        self.raw.notify(1);
-    }
-
-    fn used_rx(&self) -> Vec<(u32, u32)> {
-        (0..self.rx.used_idx()).map(|i| self.rx.used(i)).collect()
-    }
-}
 
 fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
     let mut f = vec![0u8; len];
@@ -81,12 +20,7 @@ fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 }
 
 fn pair(extra_a: u64, extra_b: u64) -> (scenario::Shared, RawNet, RawNet) {
-    let machine = scenario::machine(&[FRONTEND, OTHER_FRONTEND]);
-    scenario::add_net(&machine, FRONTEND, 0, MAC_A);
-    scenario::add_net(&machine, OTHER_FRONTEND, 0, MAC_B);
-    let a = RawNet::new(&machine, FRONTEND, extra_a);
-    let b = RawNet::new(&machine, OTHER_FRONTEND, extra_b);
-    (machine, a, b)
+    RawNet::pair(extra_a, extra_b)
 }
 
 fn counters(machine: &scenario::Shared, device: usize) -> devices::counters::Counters {

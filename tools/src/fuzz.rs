@@ -1,0 +1,199 @@
+//! `cargo xtask fuzz [--seconds N] [--save-corpus] [TARGET...]`: every libFuzzer target
+//! of `devices/fuzz` for N seconds each, with a table of executions. `cargo xtask test`
+//! runs a short smoke of each (the corpus replay on stable is part of `cargo test`).
+//!
+//! Needs the rustup nightly toolchain (on the machine) and cargo-fuzz, which is installed
+//! from crates.io when missing.
+
+use crate::process::{step, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const FUZZ_DIR: &str = "devices/fuzz";
+/// Seconds per target in the smoke `cargo xtask test` runs.
+pub const SMOKE_SECONDS: u64 = 5;
+
+struct Options {
+    seconds: u64,
+    save_corpus: bool,
+    targets: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        seconds: 60,
+        save_corpus: false,
+        targets: Vec::new(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                let value = args.next().ok_or("--seconds needs a number")?;
+                options.seconds = value.parse().map_err(|_| format!("--seconds: `{value}` is not a number"))?;
+            }
+            "--save-corpus" => options.save_corpus = true,
+            name if !name.starts_with('-') => options.targets.push(name.to_string()),
+            other => return Err(format!("fuzz: unknown option `{other}`")),
+        }
+    }
+    Ok(options)
+}
+
+/// The targets cargo-fuzz knows: one file each in `devices/fuzz/fuzz_targets`.
+fn all_targets() -> Result<Vec<String>, String> {
+    let dir = workspace_root().join(FUZZ_DIR).join("fuzz_targets");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .flatten()
+        .filter_map(|entry| entry.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn nightly_cargo() -> Command {
+    let mut command = Command::new("rustup");
+    command.args(["run", "nightly", "cargo"]).current_dir(workspace_root());
+    // The xtask runs under stable cargo; do not let its settings leak into nightly's.
+    for var in ["CARGO", "RUSTC", "RUSTDOC", "RUSTFLAGS", "CARGO_TARGET_DIR", "RUSTUP_TOOLCHAIN"] {
+        command.env_remove(var);
+    }
+    command
+}
+
+fn ensure_cargo_fuzz() -> Result<(), String> {
+    let present = nightly_cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if present {
+        return Ok(());
+    }
+    step("installing cargo-fuzz from crates.io (once)");
+    crate::process::run(crate::process::cargo().args(["install", "cargo-fuzz", "--locked"]))
+}
+
+/// One target's run: executions done, or the failure.
+struct Outcome {
+    target: String,
+    executions: u64,
+    seconds: u64,
+    corpus: usize,
+    error: Option<String>,
+}
+
+fn run_target(target: &str, seconds: u64, save_corpus: bool) -> Result<Outcome, String> {
+    let root = workspace_root();
+    let saved = root.join(FUZZ_DIR).join("corpus").join(target);
+    let scratch = root.join("target").join("fuzz-corpus").join(target);
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let mut command = nightly_cargo();
+    command.args(["fuzz", "run", "--fuzz-dir", FUZZ_DIR, target]).arg(&scratch);
+    // The repository corpus seeds the run but is only written with --save-corpus.
+    if saved.is_dir() {
+        command.arg(&saved);
+    }
+    command.args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"]);
+    let output = command.output().map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    let log = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    let log_path = root.join("target").join("logs").join(format!("fuzz-{target}.log"));
+    if let Some(dir) = log_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&log_path, &log);
+    let executions = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("Done ").and_then(|rest| rest.split_whitespace().next()))
+        .filter_map(|n| n.parse().ok())
+        .last()
+        .unwrap_or(0);
+    let error = (!output.status.success()).then(|| {
+        let artifact = log
+            .lines()
+            .find(|l| l.contains("Test unit written to"))
+            .unwrap_or("no artifact line");
+        format!("{target} failed ({}); {artifact}; full log {}", output.status, log_path.display())
+    });
+    if save_corpus && error.is_none() {
+        merge_into(target, &saved, &scratch)?;
+    }
+    Ok(Outcome {
+        target: target.to_string(),
+        executions,
+        seconds,
+        corpus: count_files(&saved),
+        error,
+    })
+}
+
+/// Adds the scratch inputs that bring new coverage to the repository corpus.
+fn merge_into(target: &str, saved: &Path, scratch: &PathBuf) -> Result<(), String> {
+    std::fs::create_dir_all(saved).map_err(|e| format!("{}: {e}", saved.display()))?;
+    let status = nightly_cargo()
+        .args(["fuzz", "run", "--fuzz-dir", FUZZ_DIR, target])
+        .arg(saved)
+        .arg(scratch)
+        .args(["--", "-merge=1"])
+        .output()
+        .map_err(|e| format!("cannot merge corpus: {e}"))?
+        .status;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("merging the {target} corpus failed: {status}"))
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    ensure_cargo_fuzz()?;
+    let known = all_targets()?;
+    let targets = if options.targets.is_empty() { known.clone() } else { options.targets.clone() };
+    if let Some(unknown) = targets.iter().find(|t| !known.contains(t)) {
+        return Err(format!("no fuzz target `{unknown}`; targets: {}", known.join(", ")));
+    }
+    step("building the fuzz targets (nightly, address sanitizer)");
+    let status = nightly_cargo()
+        .args(["fuzz", "build", "--fuzz-dir", FUZZ_DIR])
+        .status()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the fuzz targets failed: {status}"));
+    }
+    let mut outcomes = Vec::new();
+    for target in &targets {
+        step(&format!("fuzzing {target} for {} s", options.seconds));
+        outcomes.push(run_target(target, options.seconds, options.save_corpus)?);
+    }
+    println!("\n{:<16} {:>8} {:>14} {:>10} {:>10}  result", "target", "seconds", "executions", "exec/s", "corpus");
+    for o in &outcomes {
+        println!(
+            "{:<16} {:>8} {:>14} {:>10} {:>10}  {}",
+            o.target,
+            o.seconds,
+            o.executions,
+            o.executions / o.seconds.max(1),
+            o.corpus,
+            if o.error.is_some() { "FAILED" } else { "ok" }
+        );
+    }
+    let failures: Vec<String> = outcomes.into_iter().filter_map(|o| o.error).collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\nTurn each crash into a regression: copy the artifact to {FUZZ_DIR}/regressions/<target>/ (replayed by `cargo test`), then fix.",
+            failures.join("\n")
+        ))
+    }
+}
+
+/// The short run `cargo xtask test` makes of every target.
+pub fn smoke() -> Result<(), String> {
+    run(&["--seconds".to_string(), SMOKE_SECONDS.to_string()])
+}
