@@ -10,6 +10,7 @@ use crate::features;
 use crate::memory::GuestMemory;
 use crate::queue::chain::Chain;
 use crate::queue::SplitQueue;
+use alloc::boxed::Box;
 use heapless::Vec;
 
 /// Size of the register window a device occupies.
@@ -96,7 +97,8 @@ pub struct MmioDevice<D: VirtioDevice> {
     config_generation: u32,
     /// An interrupt became due that the host has not injected yet.
     interrupt_due: bool,
-    chain: Chain,
+    // Boxed: the per-chain scratch is ~40 KB, too big for the kernel's boot stack.
+    chain: Box<Chain>,
     counters: Counters,
 }
 
@@ -117,7 +119,7 @@ impl<D: VirtioDevice> MmioDevice<D> {
             interrupt_status: 0,
             config_generation: 0,
             interrupt_due: false,
-            chain: Chain::new(),
+            chain: Box::new(Chain::new()),
             counters: Counters::default(),
         }
     }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const FUZZ_DIR: &str = "devices/fuzz";
+/// Fuzz builds go with the other build outputs, not inside `devices/`.
+const TARGET_DIR: &str = "target/fuzz";
 /// Seconds per target in the smoke `cargo xtask test` runs.
 pub const SMOKE_SECONDS: u64 = 5;
 
@@ -30,7 +32,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--seconds" => {
                 let value = args.next().ok_or("--seconds needs a number")?;
-                options.seconds = value.parse().map_err(|_| format!("--seconds: `{value}` is not a number"))?;
+                options.seconds = value
+                    .parse()
+                    .map_err(|_| format!("--seconds: `{value}` is not a number"))?;
             }
             "--save-corpus" => options.save_corpus = true,
             name if !name.starts_with('-') => options.targets.push(name.to_string()),
@@ -46,7 +50,12 @@ fn all_targets() -> Result<Vec<String>, String> {
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
         .flatten()
-        .filter_map(|entry| entry.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter_map(|entry| {
+            entry
+                .path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .collect();
     names.sort();
     Ok(names)
@@ -54,9 +63,18 @@ fn all_targets() -> Result<Vec<String>, String> {
 
 fn nightly_cargo() -> Command {
     let mut command = Command::new("rustup");
-    command.args(["run", "nightly", "cargo"]).current_dir(workspace_root());
+    command
+        .args(["run", "nightly", "cargo"])
+        .current_dir(workspace_root());
     // The xtask runs under stable cargo; do not let its settings leak into nightly's.
-    for var in ["CARGO", "RUSTC", "RUSTDOC", "RUSTFLAGS", "CARGO_TARGET_DIR", "RUSTUP_TOOLCHAIN"] {
+    for var in [
+        "CARGO",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "RUSTUP_TOOLCHAIN",
+    ] {
         command.env_remove(var);
     }
     command
@@ -89,31 +107,58 @@ fn run_target(target: &str, seconds: u64, save_corpus: bool) -> Result<Outcome, 
     let scratch = root.join("target").join("fuzz-corpus").join(target);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let mut command = nightly_cargo();
-    command.args(["fuzz", "run", "--fuzz-dir", FUZZ_DIR, target]).arg(&scratch);
+    command
+        .args([
+            "fuzz",
+            "run",
+            "--fuzz-dir",
+            FUZZ_DIR,
+            "--target-dir",
+            TARGET_DIR,
+            target,
+        ])
+        .arg(&scratch);
     // The repository corpus seeds the run but is only written with --save-corpus.
     if saved.is_dir() {
         command.arg(&saved);
     }
-    command.args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"]);
-    let output = command.output().map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
-    let log = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
-    let log_path = root.join("target").join("logs").join(format!("fuzz-{target}.log"));
+    command.args([
+        "--",
+        &format!("-max_total_time={seconds}"),
+        "-print_final_stats=1",
+    ]);
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    let log = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    let log_path = root
+        .join("target")
+        .join("logs")
+        .join(format!("fuzz-{target}.log"));
     if let Some(dir) = log_path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     let _ = std::fs::write(&log_path, &log);
     let executions = log
         .lines()
-        .filter_map(|l| l.strip_prefix("Done ").and_then(|rest| rest.split_whitespace().next()))
-        .filter_map(|n| n.parse().ok())
-        .last()
+        .rev()
+        .filter_map(|l| {
+            l.strip_prefix("Done ")
+                .and_then(|rest| rest.split_whitespace().next())
+        })
+        .find_map(|n| n.parse().ok())
         .unwrap_or(0);
     let error = (!output.status.success()).then(|| {
         let artifact = log
             .lines()
             .find(|l| l.contains("Test unit written to"))
             .unwrap_or("no artifact line");
-        format!("{target} failed ({}); {artifact}; full log {}", output.status, log_path.display())
+        format!(
+            "{target} failed ({}); {artifact}; full log {}",
+            output.status,
+            log_path.display()
+        )
     });
     if save_corpus && error.is_none() {
         merge_into(target, &saved, &scratch)?;
@@ -131,7 +176,15 @@ fn run_target(target: &str, seconds: u64, save_corpus: bool) -> Result<Outcome, 
 fn merge_into(target: &str, saved: &Path, scratch: &PathBuf) -> Result<(), String> {
     std::fs::create_dir_all(saved).map_err(|e| format!("{}: {e}", saved.display()))?;
     let status = nightly_cargo()
-        .args(["fuzz", "run", "--fuzz-dir", FUZZ_DIR, target])
+        .args([
+            "fuzz",
+            "run",
+            "--fuzz-dir",
+            FUZZ_DIR,
+            "--target-dir",
+            TARGET_DIR,
+            target,
+        ])
         .arg(saved)
         .arg(scratch)
         .args(["--", "-merge=1"])
@@ -153,13 +206,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     ensure_cargo_fuzz()?;
     let known = all_targets()?;
-    let targets = if options.targets.is_empty() { known.clone() } else { options.targets.clone() };
+    let targets = if options.targets.is_empty() {
+        known.clone()
+    } else {
+        options.targets.clone()
+    };
     if let Some(unknown) = targets.iter().find(|t| !known.contains(t)) {
-        return Err(format!("no fuzz target `{unknown}`; targets: {}", known.join(", ")));
+        return Err(format!(
+            "no fuzz target `{unknown}`; targets: {}",
+            known.join(", ")
+        ));
     }
     step("building the fuzz targets (nightly, address sanitizer)");
     let status = nightly_cargo()
-        .args(["fuzz", "build", "--fuzz-dir", FUZZ_DIR])
+        .args([
+            "fuzz",
+            "build",
+            "--fuzz-dir",
+            FUZZ_DIR,
+            "--target-dir",
+            TARGET_DIR,
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
     if !status.success() {
@@ -170,7 +237,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         step(&format!("fuzzing {target} for {} s", options.seconds));
         outcomes.push(run_target(target, options.seconds, options.save_corpus)?);
     }
-    println!("\n{:<16} {:>8} {:>14} {:>10} {:>10}  result", "target", "seconds", "executions", "exec/s", "corpus");
+    println!(
+        "\n{:<16} {:>8} {:>14} {:>10} {:>10}  result",
+        "target", "seconds", "executions", "exec/s", "corpus"
+    );
     for o in &outcomes {
         println!(
             "{:<16} {:>8} {:>14} {:>10} {:>10}  {}",

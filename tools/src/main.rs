@@ -2,10 +2,26 @@
 //!
 //! Every subcommand is a plain function in its own module; this file only dispatches.
 
+mod abi_headers;
 #[allow(dead_code)] // used by the image and boot-test modules as they land
 mod apt;
+mod apt_source;
+mod bench;
+mod boot_arm64;
+mod boot_x86;
+mod build;
+mod fuzz;
+mod guest_console;
+mod image_arm64;
+mod image_x86;
 mod process;
+mod qemu_arm64;
+mod sysdt_arm64;
 mod test;
+mod test_arm64;
+mod toolchain_arm64;
+mod xen_arm64;
+mod xen_x86;
 
 use std::process::ExitCode;
 
@@ -13,7 +29,17 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  build    build the bootable images into target/images/
+  bench [--quick] [queue|datapath]
+                  criterion benchmarks (vs rust-vmm virtio-queue, blk/net data paths,
+                  hypercalls and exits per request, footprint) and their tables
   test     run every test the project has (what CI runs)
+  fuzz [--seconds N] [--save-corpus] [TARGET...]
+                  run the libFuzzer targets N seconds each (default 60) and print executions
+  test-x86        only the x86_64 image tests (image lints, QEMU boots, Xen self-test)
+  test-arm64      only the arm64 image tests (image lints, QEMU boots, Xen dom0/domU tests)
+  xen-x86 [RUNS]  boot the x86_64 image under Xen in QEMU RUNS times (median time)
+  xen-arm64 [RUNS] [IMAGE]  boot the arm64 image under Xen (as dom0, as domU) RUNS times each
   help     this text
 ";
 
@@ -22,7 +48,14 @@ fn main() -> ExitCode {
     let command = args.first().map(String::as_str).unwrap_or("help");
     let rest = args.get(1..).unwrap_or(&[]);
     let result = match command {
+        "build" => build::run(rest),
+        "bench" => bench::run(rest),
         "test" => test::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "test-x86" => boot_x86::tests(),
+        "test-arm64" => test_arm64::tests(),
+        "xen-x86" => boot_x86::xen_command(rest),
+        "xen-arm64" => boot_arm64::xen_command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -16,9 +16,15 @@ pub fn step(message: &str) {
 
 /// Runs `command` to completion in the workspace root; a non-zero exit is an error.
 pub fn run(command: &mut Command) -> Result<(), String> {
+    run_in(&workspace_root(), command)
+}
+
+/// Runs `command` to completion in `dir` (for tools that write into the current
+/// directory, like `apt-get source`); a non-zero exit is an error.
+pub fn run_in(dir: &Path, command: &mut Command) -> Result<(), String> {
     let shown = format!("{command:?}");
     let status = command
-        .current_dir(workspace_root())
+        .current_dir(dir)
         .status()
         .map_err(|e| format!("cannot start {shown}: {e}"))?;
     if status.success() {

@@ -14,7 +14,12 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    step("host tests: device models, simulated Xen, virtio-drivers frontends");
+    crate::abi_headers::ensure()?;
+    step("host tests: device models, simulated Xen, virtio-drivers frontends, kernel ABI layouts");
     run_command(cargo().args(["test", "--workspace"]))?;
+    step("fuzz smoke: every libFuzzer target for a few seconds");
+    crate::fuzz::smoke()?;
+    crate::boot_x86::tests()?;
+    crate::test_arm64::tests()?;
     Ok(())
 }

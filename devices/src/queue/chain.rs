@@ -70,13 +70,70 @@ pub struct Piece {
     pub len: usize,
 }
 
-/// Scratch for one chain, reused for every chain (no allocation on the I/O path).
-pub struct Chain {
+/// Segments one batch holds: room for two chains of the longest a queue allows, so
+/// two maximal block requests (Linux splits 1 MiB into 254 + 2 segments) share a batch.
+const MAX_BATCH_SEGMENTS: usize = 2 * MAX_SEGMENTS;
+
+/// Chains one [`Chain`] scratch holds at once: a pass maps all their pages in one batch.
+/// Equal to the per-pass quota, so a pass that finds a full ring maps once.
+pub const MAX_BATCH_CHAINS: usize = 64;
+
+/// One chain of a batch: its head, its segments in the shared pool, and the indirect
+/// table still to walk.
+#[derive(Clone, Copy, Debug)]
+struct Loaded {
     head: u16,
-    segments: Vec<Segment, MAX_SEGMENTS>,
-    pages: PageBatch<MAX_CHAIN_PAGES>,
+    first_segment: usize,
+    end_segment: usize,
     readable_len: usize,
     writable_len: usize,
+    /// The indirect table (span and index of its first page), walked once mapped.
+    table: Option<(GrantSpan, usize)>,
+    /// Why the indirect table cannot be read: the chain is answered with length 0.
+    unreachable: Option<SegmentFault>,
+    /// Data pages its segments name (for an indirect chain: those before the table
+    /// until the table is walked).
+    data_pages: usize,
+    /// Pages its unwalked indirect table is expected to name: one per entry, as drivers
+    /// split data into SIZE_MAX (one page) segments.
+    expected_table_pages: usize,
+}
+
+/// Whether a walked chain joined the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Collected {
+    Added,
+    /// The batch has no room for its segments or pages: serve it in the next batch
+    /// (only ever answered when the batch already holds a chain).
+    NoRoom,
+}
+
+/// What mapping a batch left out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapOutcome {
+    /// Chains at the end of the batch dropped because their indirect tables named more
+    /// pages than the batch had left: the caller puts them back on the queue.
+    pub dropped: usize,
+    /// A chain whose indirect table is malformed: the chains before it are served,
+    /// it and the ones after are not, and the queue breaks.
+    pub broken: Option<QueueError>,
+}
+
+/// Scratch for the chains of one pass, reused for every pass (no allocation on the I/O
+/// path). Chains are collected, then all their pages are mapped in one batch (plus one
+/// for indirect tables), served one by one through [`Self::select`], and unmapped in one
+/// batch. With one chain ([`Self::load`]) it is the plain per-chain path.
+pub struct Chain {
+    chains: Vec<Loaded, MAX_BATCH_CHAINS>,
+    /// The chain that `head`, the lengths and the streams refer to.
+    selected: usize,
+    segments: Vec<Segment, MAX_BATCH_SEGMENTS>,
+    pages: PageBatch<MAX_CHAIN_PAGES>,
+    /// Segments the collected chains' indirect tables are expected to add.
+    reserved_segments: usize,
+    /// Pages the collected chains will need, checked against the batch's capacity
+    /// before a second chain is let in.
+    reserved_pages: usize,
 }
 
 impl Default for Chain {
@@ -88,25 +145,45 @@ impl Default for Chain {
 impl Chain {
     pub const fn new() -> Self {
         Self {
-            head: 0,
+            chains: Vec::new(),
+            selected: 0,
             segments: Vec::new(),
             pages: PageBatch::new(),
-            readable_len: 0,
-            writable_len: 0,
+            reserved_segments: 0,
+            reserved_pages: 0,
         }
+    }
+
+    fn current(&self) -> Option<&Loaded> {
+        self.chains.get(self.selected)
     }
 
     /// The head index to return in the used ring.
     pub fn head(&self) -> u16 {
-        self.head
+        self.current().map_or(0, |c| c.head)
     }
 
     pub fn readable_len(&self) -> usize {
-        self.readable_len
+        self.current().map_or(0, |c| c.readable_len)
     }
 
     pub fn writable_len(&self) -> usize {
-        self.writable_len
+        self.current().map_or(0, |c| c.writable_len)
+    }
+
+    /// Chains in the batch.
+    pub fn batched(&self) -> usize {
+        self.chains.len()
+    }
+
+    /// Makes chain `index` of the batch the one the accessors refer to.
+    pub fn select(&mut self, index: usize) {
+        self.selected = index;
+    }
+
+    /// Why the selected chain's indirect table could not be read, if it could not.
+    pub fn unreachable(&self) -> Option<SegmentFault> {
+        self.current().and_then(|c| c.unreachable)
     }
 
     /// Walks the chain at `head` and maps every page it names in one batch (plus one
@@ -120,79 +197,262 @@ impl Chain {
         mem: &mut dyn GuestMemory,
         counters: &mut Counters,
     ) -> Result<(), ChainFault> {
-        self.head = head;
-        self.segments.clear();
-        self.readable_len = 0;
-        self.writable_len = 0;
-        self.walk(queue, head, mem, counters)?;
-        self.map_segments(mem, counters);
-        Ok(())
+        self.clear();
+        // The first chain of a batch always has room: NoRoom cannot come back here.
+        self.collect(queue, head, mem)?;
+        let outcome = self.map_all(queue.size(), mem, counters);
+        if let Some(error) = outcome.broken {
+            return Err(ChainFault::Queue(error));
+        }
+        match self.unreachable() {
+            Some(fault) => Err(ChainFault::IndirectUnreachable(fault)),
+            None => Ok(()),
+        }
     }
 
-    /// Unmaps the chain's pages in one batch.
+    /// Unmaps the batch's pages in one batch and empties it.
     pub fn release(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
         self.pages.unmap_all(mem, counters);
-        self.segments.clear();
+        self.clear();
     }
 
-    fn walk(
+    fn clear(&mut self) {
+        self.chains.clear();
+        self.segments.clear();
+        self.selected = 0;
+        self.reserved_segments = 0;
+        self.reserved_pages = 0;
+    }
+
+    /// Walks the chain at `head` (its direct descriptors; an indirect table is only
+    /// checked and its pages reserved) and adds it to the batch. A chain that does not
+    /// fit next to the ones already collected is left out whole ([`Collected::NoRoom`]).
+    pub fn collect(
         &mut self,
         queue: &SplitQueue,
         head: u16,
-        mem: &mut dyn GuestMemory,
-        counters: &mut Counters,
-    ) -> Result<(), ChainFault> {
+        mem: &dyn GuestMemory,
+    ) -> Result<Collected, QueueError> {
+        let first_in_batch = self.chains.is_empty();
+        let mut loaded = Loaded {
+            head,
+            first_segment: self.segments.len(),
+            end_segment: self.segments.len(),
+            readable_len: 0,
+            writable_len: 0,
+            table: None,
+            unreachable: None,
+            data_pages: 0,
+            expected_table_pages: 0,
+        };
+        let walked = self.walk(queue, &mut loaded, mem);
+        let pages = match walked {
+            Ok(pages) => pages,
+            Err(QueueError::ChainTooLong) if !first_in_batch => {
+                self.segments.truncate(loaded.first_segment);
+                return Ok(Collected::NoRoom);
+            }
+            Err(e) => {
+                self.segments.truncate(loaded.first_segment);
+                return Err(e);
+            }
+        };
+        // An indirect table's entries become segments once it is walked.
+        let table_segments = loaded.table.map_or(0, |(span, _)| (span.len / 16) as usize);
+        let segments_needed = self.segments.len() + self.reserved_segments + table_segments;
+        if !first_in_batch
+            && (self.reserved_pages + pages > MAX_CHAIN_PAGES
+                || segments_needed > MAX_BATCH_SEGMENTS)
+        {
+            self.segments.truncate(loaded.first_segment);
+            return Ok(Collected::NoRoom);
+        }
+        loaded.end_segment = self.segments.len();
+        if self.chains.push(loaded).is_err() {
+            self.segments.truncate(loaded.first_segment);
+            return Ok(Collected::NoRoom);
+        }
+        self.reserved_pages += pages;
+        self.reserved_segments += table_segments;
+        Ok(Collected::Added)
+    }
+
+    /// Walks the queue's own descriptors; returns the pages the chain will map so far
+    /// (its direct segments, or its indirect table).
+    fn walk(
+        &mut self,
+        queue: &SplitQueue,
+        loaded: &mut Loaded,
+        mem: &dyn GuestMemory,
+    ) -> Result<usize, QueueError> {
         let size = queue.size();
-        let mut index = head;
+        let mut index = loaded.head;
         let mut visited: u32 = 0;
+        let mut pages = 0;
         loop {
             let desc = queue.descriptor(mem, index)?;
             visited += 1;
             if visited > u32::from(size) {
-                return Err(QueueError::ChainLoop.into());
+                return Err(QueueError::ChainLoop);
             }
             if desc.has(DESC_F_INDIRECT) {
                 if !queue.indirect_allowed() {
-                    return Err(QueueError::IndirectNotNegotiated.into());
+                    return Err(QueueError::IndirectNotNegotiated);
                 }
                 if desc.has(DESC_F_NEXT) {
-                    return Err(QueueError::BadIndirect.into());
+                    return Err(QueueError::BadIndirect);
                 }
-                return self.walk_indirect(&desc, size, mem, counters);
+                let entries = desc.len / 16;
+                if desc.len == 0 || !desc.len.is_multiple_of(16) || entries > u32::from(size) {
+                    return Err(QueueError::BadIndirectLength(desc.len));
+                }
+                match GrantSpan::new(desc.addr, desc.len) {
+                    Ok(span) => {
+                        loaded.table = Some((span, 0));
+                        // Reserving the pages the table will name keeps chains from
+                        // being dropped after their tables are mapped.
+                        loaded.data_pages = pages;
+                        loaded.expected_table_pages = entries as usize;
+                        return Ok(span.page_count() as usize + pages + entries as usize);
+                    }
+                    Err(e) => {
+                        loaded.unreachable = Some(SegmentFault::Address(e));
+                        return Ok(pages);
+                    }
+                }
             }
-            self.add_segment(&desc)?;
+            pages += self.add_segment(loaded, &desc)?;
             if !desc.has(DESC_F_NEXT) {
-                return Ok(());
+                loaded.data_pages = pages;
+                return Ok(pages);
             }
             index = desc.next;
         }
     }
 
-    fn walk_indirect(
+    /// Maps the batch: the indirect tables in one map batch (then walks them), then
+    /// every chain's segments in one more.
+    pub fn map_all(
         &mut self,
-        table: &Descriptor,
         queue_size: u16,
         mem: &mut dyn GuestMemory,
         counters: &mut Counters,
-    ) -> Result<(), ChainFault> {
-        let entries = table.len / 16;
-        if table.len == 0 || !table.len.is_multiple_of(16) || entries > u32::from(queue_size) {
-            return Err(QueueError::BadIndirectLength(table.len).into());
+    ) -> MapOutcome {
+        let mut outcome = MapOutcome {
+            dropped: 0,
+            broken: None,
+        };
+        if self.chains.iter().any(|c| c.table.is_some()) {
+            self.map_tables(mem, counters);
+            outcome = self.walk_tables(queue_size, mem);
         }
-        let span = GrantSpan::new(table.addr, table.len)
-            .map_err(|e| ChainFault::IndirectUnreachable(SegmentFault::Address(e)))?;
-        let first = self
-            .pages
-            .add_span(&span, Access::ReadOnly)
-            .map_err(|_| ChainFault::IndirectUnreachable(SegmentFault::TooManyPages))?;
+        self.map_segments(mem, counters);
+        outcome
+    }
+
+    fn map_tables(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+        for loaded in self.chains.iter_mut() {
+            if let Some((span, _)) = loaded.table {
+                match self.pages.add_span(&span, Access::ReadOnly) {
+                    Ok(first) => loaded.table = Some((span, first)),
+                    Err(BatchError::Full) => {
+                        loaded.table = None;
+                        loaded.unreachable = Some(SegmentFault::TooManyPages);
+                    }
+                }
+            }
+        }
         self.pages.map(mem, counters);
-        if let Some(error) =
-            (first..first + span.page_count() as usize).find_map(|i| self.pages.error(i))
-        {
-            return Err(ChainFault::IndirectUnreachable(SegmentFault::Map(error)));
+    }
+
+    /// Walks each mapped indirect table in chain order. A chain whose table turned out
+    /// to name more pages than the batch has left is dropped with every chain after it
+    /// (unless it is the first); a malformed table ends the batch before its chain.
+    fn walk_tables(&mut self, queue_size: u16, mem: &dyn GuestMemory) -> MapOutcome {
+        let mut outcome = MapOutcome {
+            dropped: 0,
+            broken: None,
+        };
+        // Pages the batch's data will take, estimates included; made exact as tables
+        // are walked.
+        let mut data_pages: usize = self
+            .chains
+            .iter()
+            .map(|c| c.data_pages + c.expected_table_pages)
+            .sum();
+        let mut index = 0;
+        while let Some(mut loaded) = self.chains.get(index).copied() {
+            if let Some((span, first)) = loaded.table {
+                let pages = span.page_count() as usize;
+                if let Some(error) = (first..first + pages).find_map(|i| self.pages.error(i)) {
+                    loaded.unreachable = Some(SegmentFault::Map(error));
+                } else {
+                    let walked = self.move_to_end(&mut loaded).and_then(|()| {
+                        self.walk_indirect(&span, first, queue_size, &mut loaded, mem)
+                    });
+                    loaded.end_segment = self.segments.len();
+                    match walked {
+                        Err(QueueError::ChainTooLong) if index > 0 => {
+                            outcome.dropped = self.chains.len() - index;
+                            self.chains.truncate(index);
+                            return outcome;
+                        }
+                        Err(e) => {
+                            outcome.broken = Some(e);
+                            outcome.dropped = self.chains.len() - index;
+                            self.chains.truncate(index);
+                            return outcome;
+                        }
+                        Ok(table_pages) => {
+                            // The estimate made at collection becomes the real figure.
+                            data_pages = data_pages - loaded.expected_table_pages + table_pages;
+                            loaded.data_pages += table_pages;
+                            loaded.expected_table_pages = 0;
+                            if index > 0 && self.pages.len() + data_pages > MAX_CHAIN_PAGES {
+                                outcome.dropped = self.chains.len() - index;
+                                self.chains.truncate(index);
+                                return outcome;
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(slot) = self.chains.get_mut(index) {
+                *slot = loaded;
+            }
+            index += 1;
         }
+        outcome
+    }
+
+    /// Copies a chain's direct segments (those before its indirect descriptor) to the
+    /// end of the pool, so the table's segments follow them contiguously.
+    fn move_to_end(&mut self, loaded: &mut Loaded) -> Result<(), QueueError> {
+        let (start, end) = (loaded.first_segment, loaded.end_segment);
+        loaded.first_segment = self.segments.len();
+        for index in start..end {
+            if let Some(segment) = self.segments.get(index).copied() {
+                self.segments
+                    .push(segment)
+                    .map_err(|_| QueueError::ChainTooLong)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the descriptors of a mapped indirect table; returns the pages they name.
+    fn walk_indirect(
+        &mut self,
+        span: &GrantSpan,
+        first: usize,
+        queue_size: u16,
+        loaded: &mut Loaded,
+        mem: &dyn GuestMemory,
+    ) -> Result<usize, QueueError> {
+        let entries = (span.len / 16).min(u32::from(queue_size));
         let mut index: u32 = 0;
         let mut visited: u32 = 0;
+        let mut pages = 0;
         loop {
             let at = usize::from(span.offset) + 16 * index as usize;
             let mut bytes = [0u8; 16];
@@ -200,29 +460,34 @@ impl Chain {
             let desc = Descriptor::from_bytes(&bytes);
             visited += 1;
             if visited > entries {
-                return Err(QueueError::ChainLoop.into());
+                return Err(QueueError::ChainLoop);
             }
             if desc.has(DESC_F_INDIRECT) {
-                return Err(QueueError::BadIndirect.into());
+                return Err(QueueError::BadIndirect);
             }
-            self.add_segment(&desc)?;
+            pages += self.add_segment(loaded, &desc)?;
             if !desc.has(DESC_F_NEXT) {
-                return Ok(());
+                return Ok(pages);
             }
             if u32::from(desc.next) >= entries {
-                return Err(QueueError::IndexOutOfRange(desc.next).into());
+                return Err(QueueError::IndexOutOfRange(desc.next));
             }
             index = u32::from(desc.next);
         }
     }
 
-    fn add_segment(&mut self, desc: &Descriptor) -> Result<(), QueueError> {
+    /// Adds one descriptor's buffer; returns the pages it will map.
+    fn add_segment(&mut self, loaded: &mut Loaded, desc: &Descriptor) -> Result<usize, QueueError> {
         let writable = desc.has(DESC_F_WRITE);
-        if !writable && self.writable_len > 0 {
+        if !writable && loaded.writable_len > 0 {
             return Err(QueueError::ReadableAfterWritable);
         }
         if desc.len == 0 {
-            return Ok(());
+            return Ok(0);
+        }
+        // The spec bounds one chain by the queue size, whatever room the batch has.
+        if self.segments.len() - loaded.first_segment >= MAX_SEGMENTS {
+            return Err(QueueError::ChainTooLong);
         }
         let segment = Segment {
             addr: desc.addr,
@@ -236,29 +501,39 @@ impl Chain {
             .map_err(|_| QueueError::ChainTooLong)?;
         let len = desc.len as usize;
         if writable {
-            self.writable_len = self.writable_len.saturating_add(len);
+            loaded.writable_len = loaded.writable_len.saturating_add(len);
         } else {
-            self.readable_len = self.readable_len.saturating_add(len);
+            loaded.readable_len = loaded.readable_len.saturating_add(len);
         }
-        Ok(())
+        Ok(GrantSpan::new(desc.addr, desc.len).map_or(0, |span| span.page_count() as usize))
     }
 
+    /// Queues every segment of every chain (in chain order) and maps them in one batch.
     fn map_segments(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
-        for segment in self.segments.iter_mut() {
-            let access = if segment.writable {
-                Access::ReadWrite
-            } else {
-                Access::ReadOnly
-            };
-            segment.mapped = match GrantSpan::new(segment.addr, segment.len) {
-                Err(e) => Err(SegmentFault::Address(e)),
-                Ok(span) => {
-                    segment.page_offset = usize::from(span.offset);
-                    self.pages
-                        .add_span(&span, access)
-                        .map_err(|BatchError::Full| SegmentFault::TooManyPages)
-                }
-            };
+        for loaded in self.chains.iter() {
+            if loaded.unreachable.is_some() {
+                continue;
+            }
+            let segments = self
+                .segments
+                .get_mut(loaded.first_segment..loaded.end_segment)
+                .unwrap_or(&mut []);
+            for segment in segments.iter_mut() {
+                let access = if segment.writable {
+                    Access::ReadWrite
+                } else {
+                    Access::ReadOnly
+                };
+                segment.mapped = match GrantSpan::new(segment.addr, segment.len) {
+                    Err(e) => Err(SegmentFault::Address(e)),
+                    Ok(span) => {
+                        segment.page_offset = usize::from(span.offset);
+                        self.pages
+                            .add_span(&span, access)
+                            .map_err(|BatchError::Full| SegmentFault::TooManyPages)
+                    }
+                };
+            }
         }
         self.pages.map(mem, counters);
         for segment in self.segments.iter_mut() {
@@ -271,9 +546,16 @@ impl Chain {
         }
     }
 
+    /// The selected chain's segments.
+    fn selected_segments(&self) -> &[Segment] {
+        self.current()
+            .and_then(|c| self.segments.get(c.first_segment..c.end_segment))
+            .unwrap_or(&[])
+    }
+
     /// Whether every segment was mapped with the access it needs.
     pub fn fully_mapped(&self) -> bool {
-        self.segments.iter().all(|s| s.mapped.is_ok())
+        self.selected_segments().iter().all(|s| s.mapped.is_ok())
     }
 
     /// Calls `f` for each page piece of `len` bytes at `at` in the readable
@@ -286,16 +568,20 @@ impl Chain {
         mut f: impl FnMut(Piece) -> Result<(), BufferError>,
     ) -> Result<(), BufferError> {
         let stream_len = if writable {
-            self.writable_len
+            self.writable_len()
         } else {
-            self.readable_len
+            self.readable_len()
         };
         if at.checked_add(len).is_none_or(|end| end > stream_len) {
             return Err(BufferError::OutOfRange);
         }
         let mut skip = at;
         let mut remaining = len;
-        for segment in self.segments.iter().filter(|s| s.writable == writable) {
+        for segment in self
+            .selected_segments()
+            .iter()
+            .filter(|s| s.writable == writable)
+        {
             if remaining == 0 {
                 break;
             }

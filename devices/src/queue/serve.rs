@@ -1,10 +1,16 @@
 //! The loop that serves one queue for one pass: bounded work, unmap before completion,
 //! one used-index publication and at most one interrupt decision per pass.
+//!
+//! Grant hypercalls dominate a grant-based backend, so the chains found together are
+//! mapped together: a pass collects up to [`MAX_BATCH_CHAINS`] chains, maps all their
+//! pages in one batch (one more when some use indirect tables), serves them, unmaps all
+//! in one batch, and only then pushes their used entries.
 
-use super::chain::{Chain, ChainFault};
+use super::chain::{Chain, Collected, MAX_BATCH_CHAINS};
 use super::{QueueError, SplitQueue};
 use crate::counters::Counters;
 use crate::memory::GuestMemory;
+use heapless::Vec;
 
 /// What a pass over a queue did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,9 +25,10 @@ pub struct PassOutcome {
     pub broken: Option<QueueError>,
 }
 
-/// Serves up to `quota` chains. For each: load (walk + one map batch), `handle` it (it
-/// returns the number of bytes written for the used ring), release (one unmap batch),
-/// push the used entry. Then publish once and decide about the interrupt.
+/// Serves up to `quota` chains, in batches: collect (walk each chain), map the batch,
+/// `handle` each chain (it returns the number of bytes written for the used ring),
+/// unmap the batch, push the used entries. Then publish once and decide about the
+/// interrupt.
 pub fn serve_pass(
     queue: &mut SplitQueue,
     chain: &mut Chain,
@@ -35,35 +42,57 @@ pub fn serve_pass(
         loop {
             if outcome.completed >= quota {
                 outcome.more = queue.has_available(mem)?;
+                if !outcome.more {
+                    // The ring is empty: ask for the next notification, or a driver
+                    // using EVENT_IDX never sends one (avail_event would stay stale).
+                    outcome.more = queue.arm_notifications(mem)?;
+                }
                 return Ok(());
             }
-            let head = match queue.pop(mem)? {
-                Some(head) => head,
-                None => {
-                    if queue.arm_notifications(mem)? {
-                        continue;
-                    }
-                    return Ok(());
-                }
-            };
-            let used_len = match chain.load(queue, head, mem, counters) {
-                Ok(()) => handle(chain, mem, counters),
-                Err(ChainFault::IndirectUnreachable(_)) => {
-                    counters.request_errors += 1;
-                    0
-                }
-                Err(ChainFault::Queue(e)) => {
-                    chain.release(mem, counters);
+            let room = (quota - outcome.completed).min(MAX_BATCH_CHAINS);
+            let broken = collect_batch(queue, chain, mem, room);
+            if chain.batched() == 0 {
+                if let Some(e) = broken {
                     return Err(e);
                 }
-            };
+                if queue.arm_notifications(mem)? {
+                    continue;
+                }
+                return Ok(());
+            }
+            let mapped = chain.map_all(queue.size(), mem, counters);
+            // A malformed table comes before any ring error found after it.
+            let broken = mapped.broken.or(broken);
+            if broken.is_none() {
+                // Chains left out go back on the ring for the next batch. (After a
+                // ring error the queue breaks and they are never served.)
+                queue.unpop(u16::try_from(mapped.dropped).unwrap_or(0));
+            }
+            let mut answers: Vec<(u16, u32), MAX_BATCH_CHAINS> = Vec::new();
+            for index in 0..chain.batched() {
+                chain.select(index);
+                let used_len = if chain.unreachable().is_some() {
+                    counters.request_errors += 1;
+                    0
+                } else {
+                    handle(chain, mem, counters)
+                };
+                // Capacity equals the batch's: cannot fail.
+                let _ = answers.push((chain.head(), used_len));
+            }
             chain.release(mem, counters);
-            queue.push_used(mem, head, used_len)?;
-            counters.requests += 1;
-            outcome.completed += 1;
+            for (head, used_len) in answers {
+                queue.push_used(mem, head, used_len)?;
+                counters.requests += 1;
+                outcome.completed += 1;
+            }
+            if let Some(e) = broken {
+                return Err(e);
+            }
         }
     })();
     if let Err(e) = result {
+        chain.release(mem, counters);
         counters.queue_errors += 1;
         outcome.broken = Some(e);
         outcome.more = false;
@@ -76,4 +105,30 @@ pub fn serve_pass(
         }
     }
     outcome
+}
+
+/// Pops and walks up to `room` chains into `chain`. Returns the ring error that ended
+/// the collection, if one did; the chains collected before it are still served.
+fn collect_batch(
+    queue: &mut SplitQueue,
+    chain: &mut Chain,
+    mem: &mut dyn GuestMemory,
+    room: usize,
+) -> Option<QueueError> {
+    while chain.batched() < room {
+        let head = match queue.pop(mem) {
+            Ok(Some(head)) => head,
+            Ok(None) => return None,
+            Err(e) => return Some(e),
+        };
+        match chain.collect(queue, head, mem) {
+            Ok(Collected::Added) => {}
+            Ok(Collected::NoRoom) => {
+                queue.unpop(1);
+                return None;
+            }
+            Err(e) => return Some(e),
+        }
+    }
+    None
 }

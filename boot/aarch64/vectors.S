@@ -1,0 +1,63 @@
+/*
+ * stubvirt arm64 exception vectors (VBAR_EL1). Every exception is fatal for now: save the
+ * general registers and hand them to the Rust report (arch/aarch64/trap.rs), which prints
+ * vector, ESR, FAR, ELR and registers, then stops.
+ *
+ * Frame layout (must match `TrapFrame`): x0..x30, elr, spsr, esr, far = 35 u64 (+1 pad).
+ */
+
+    .macro ventry kind
+    .balign 0x80
+    sub     sp, sp, #(36 * 8)
+    stp     x0, x1, [sp, #(0 * 8)]
+    mov     x0, #\kind
+    b       trap_common
+    .endm
+
+    .section .text, "ax"
+    .balign 0x800
+    .global exception_vectors
+exception_vectors:
+    ventry  0       // current EL, SP_EL0: synchronous
+    ventry  1       //                    IRQ
+    ventry  2       //                    FIQ
+    ventry  3       //                    SError
+    ventry  4       // current EL, SP_ELx: synchronous
+    ventry  5       //                    IRQ
+    ventry  6       //                    FIQ
+    ventry  7       //                    SError
+    ventry  8       // lower EL, AArch64
+    ventry  9
+    ventry  10
+    ventry  11
+    ventry  12      // lower EL, AArch32
+    ventry  13
+    ventry  14
+    ventry  15
+
+trap_common:
+    stp     x2, x3, [sp, #(2 * 8)]
+    stp     x4, x5, [sp, #(4 * 8)]
+    stp     x6, x7, [sp, #(6 * 8)]
+    stp     x8, x9, [sp, #(8 * 8)]
+    stp     x10, x11, [sp, #(10 * 8)]
+    stp     x12, x13, [sp, #(12 * 8)]
+    stp     x14, x15, [sp, #(14 * 8)]
+    stp     x16, x17, [sp, #(16 * 8)]
+    stp     x18, x19, [sp, #(18 * 8)]
+    stp     x20, x21, [sp, #(20 * 8)]
+    stp     x22, x23, [sp, #(22 * 8)]
+    stp     x24, x25, [sp, #(24 * 8)]
+    stp     x26, x27, [sp, #(26 * 8)]
+    stp     x28, x29, [sp, #(28 * 8)]
+    mrs     x9, elr_el1
+    stp     x30, x9, [sp, #(30 * 8)]
+    mrs     x9, spsr_el1
+    mrs     x10, esr_el1
+    stp     x9, x10, [sp, #(32 * 8)]
+    mrs     x9, far_el1
+    str     x9, [sp, #(34 * 8)]
+    mov     x1, sp
+    bl      aarch64_trap            // (kind, frame) -> !
+6:  wfe
+    b       6b

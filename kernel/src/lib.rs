@@ -1,0 +1,32 @@
+//! stubvirt: a `no_std` unikernel serving virtio devices to Xen guests over grants.
+//!
+//! Host-testable parts (the Xen ABI and its layout table, the command-line parser) build
+//! everywhere; the rest needs the `image` feature and a bare-metal link (see Cargo.toml).
+#![cfg_attr(not(test), no_std)]
+
+pub mod cmdline;
+pub mod memmap;
+pub mod xen;
+
+#[cfg(feature = "image")]
+extern crate alloc;
+
+#[cfg(feature = "image")]
+pub mod arch;
+#[cfg(feature = "image")]
+mod console;
+#[cfg(feature = "image")]
+mod kmain;
+#[cfg(feature = "image")]
+mod mem;
+#[cfg(feature = "image")]
+mod panic;
+// The C-runtime symbols rustup's precompiled x86_64 `core`/`alloc` need (arm64 builds
+// them with `-Zbuild-std`, whose compiler-builtins provide the mem functions).
+#[cfg(all(feature = "image", target_arch = "x86_64"))]
+mod rt;
+#[cfg(feature = "image")]
+mod selftest;
+
+#[cfg(feature = "image")]
+pub use kmain::kernel_main;

@@ -1,0 +1,216 @@
+//! Grant tables: our own v1 table (to grant pages, e.g. to ourselves in the self-test)
+//! and batched map/unmap of other domains' grants into the grant window.
+
+use super::abi::grant_table::*;
+use super::abi::memory::XENMAPSPACE_GRANT_TABLE;
+use super::abi::{op, DomId, DOMID_SELF};
+use super::hypercall::{with_array, XenError};
+use super::{memory, window};
+use crate::arch::{Arch, Current, PAGE_SIZE};
+use alloc::vec::Vec;
+use core::sync::atomic::{fence, Ordering};
+
+/// Entries Xen and tools reserve at the start of every table (`GNTTAB_NR_RESERVED_ENTRIES`).
+const RESERVED_ENTRIES: u32 = 8;
+/// `grant_entry_v1.flags` bits Xen sets while a grant is mapped (`GTF_reading|GTF_writing`).
+const GTF_IN_USE: u16 = (1 << 3) | (1 << 4);
+
+/// Our grant table, mapped in the grant window.
+pub struct GrantTable {
+    next_free: u32,
+    capacity: u32,
+}
+
+/// Current and maximum frames of our grant table (`GNTTABOP_query_size`).
+pub fn query_size() -> Result<(u32, u32), XenError> {
+    let mut arg = GnttabQuerySize {
+        dom: DOMID_SELF,
+        ..Default::default()
+    };
+    // SAFETY: gnttab_query_size holds no addresses. Grant sub-ops take a count: 1 here.
+    unsafe {
+        with_array(
+            op::GRANT_TABLE_OP,
+            GNTTABOP_QUERY_SIZE,
+            core::slice::from_mut(&mut arg),
+        )
+    }?;
+    match arg.status {
+        status::OKAY => Ok((arg.nr_frames, arg.max_nr_frames)),
+        s => Err(XenError(-i64::from(s))),
+    }
+}
+
+impl GrantTable {
+    /// Selects the v1 format and places our table's frames in the grant window.
+    pub fn init() -> Result<Self, XenError> {
+        let mut version = GnttabSetVersion { version: 1 };
+        // Grant sub-ops take an array and a count: here one element.
+        let one = core::slice::from_mut(&mut version);
+        // SAFETY: gnttab_set_version holds no addresses.
+        unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_SET_VERSION, one) }?;
+        for frame in 0..window::GRANT_FRAMES {
+            let slot = window::GRANT_TABLE_SLOT + frame;
+            let gpa = window::gpa(slot);
+            // SAFETY: window slots are never RAM; these slots are reserved for the table.
+            unsafe {
+                memory::add_to_physmap(
+                    XENMAPSPACE_GRANT_TABLE,
+                    frame as u64,
+                    gpa / PAGE_SIZE as u64,
+                )
+            }?;
+            // SAFETY: Xen has just placed grant frame `frame` at `gpa`; the slot is unmapped.
+            unsafe { Current::map_window_page(slot, gpa, true) };
+        }
+        Ok(Self {
+            next_free: RESERVED_ENTRIES,
+            capacity: (window::GRANT_FRAMES * V1_ENTRIES_PER_FRAME) as u32,
+        })
+    }
+
+    fn entry(&self, gref: GrantRef) -> Option<*mut GrantEntryV1> {
+        if gref >= self.capacity {
+            return None;
+        }
+        let base = Current::window_va(window::GRANT_TABLE_SLOT) as *mut GrantEntryV1;
+        // The table's frames occupy consecutive window slots, hence consecutive addresses.
+        Some(base.wrapping_add(gref as usize))
+    }
+
+    /// Grants `domid` access to our frame `gfn`; returns the reference to pass to it.
+    /// `None` when the table is full or `gfn` does not fit a v1 entry (32 bits).
+    pub fn grant_access(&mut self, domid: DomId, gfn: u64, readonly: bool) -> Option<GrantRef> {
+        let frame = u32::try_from(gfn).ok()?;
+        let gref = self.next_free;
+        let entry = self.entry(gref)?;
+        self.next_free += 1;
+        let flags = GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 };
+        // SAFETY: `entry` is inside our mapped table and unused; Xen reads `flags` last,
+        // so frame and domid are written first and ordered before it.
+        unsafe {
+            core::ptr::addr_of_mut!((*entry).frame).write_volatile(frame);
+            core::ptr::addr_of_mut!((*entry).domid).write_volatile(domid);
+            fence(Ordering::Release);
+            core::ptr::addr_of_mut!((*entry).flags).write_volatile(flags);
+        }
+        Some(gref)
+    }
+
+    /// Revokes a grant; fails (returns false) while the grantee still has it mapped.
+    pub fn end_access(&mut self, gref: GrantRef) -> bool {
+        let Some(entry) = self.entry(gref) else {
+            return false;
+        };
+        // SAFETY: `entry` is inside our mapped table; Xen updates the in-use bits
+        // concurrently, hence volatile access and the check before clearing.
+        unsafe {
+            let flags = core::ptr::addr_of_mut!((*entry).flags);
+            if flags.read_volatile() & GTF_IN_USE != 0 {
+                return false;
+            }
+            flags.write_volatile(0);
+        }
+        true
+    }
+}
+
+/// A grant mapped into a window slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub slot: usize,
+    pub handle: GrantHandle,
+    pub readonly: bool,
+}
+
+/// One page to map: whose grant, which reference, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct MapOne {
+    pub dom: DomId,
+    pub gref: GrantRef,
+    pub readonly: bool,
+}
+
+/// Maps every request with one `GNTTABOP_map_grant_ref` hypercall into free window slots.
+/// `results[i]` gets request i's mapping or its `GNTST_*` status; entries fail on their own
+/// (`GNTST_no_device_space` when the window is full).
+pub fn map_batch(requests: &[MapOne], results: &mut [Result<Mapping, i16>]) {
+    let mut ops = Vec::with_capacity(requests.len());
+    // (index into requests, window slot) of every entry in `ops`.
+    let mut placed = Vec::with_capacity(requests.len());
+    for (index, (request, result)) in requests.iter().zip(results.iter_mut()).enumerate() {
+        let Some(slot) = window::alloc() else {
+            *result = Err(status::NO_DEVICE_SPACE);
+            continue;
+        };
+        ops.push(GnttabMapGrantRef {
+            host_addr: window::gpa(slot),
+            flags: GNTMAP_HOST_MAP | if request.readonly { GNTMAP_READONLY } else { 0 },
+            ref_: request.gref,
+            dom: request.dom,
+            ..Default::default()
+        });
+        placed.push((index, slot));
+    }
+    if ops.is_empty() {
+        return;
+    }
+    // SAFETY: every host_addr is a window slot we own (not RAM), so Xen placing a page
+    // there cannot clobber memory in use.
+    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_MAP_GRANT_REF, &mut ops) };
+    for (op, &(index, slot)) in ops.iter().zip(&placed) {
+        let readonly = op.flags & GNTMAP_READONLY != 0;
+        let outcome = if call.is_ok() && op.status == status::OKAY {
+            // SAFETY: Xen has placed the granted page at window::gpa(slot); the slot was free.
+            unsafe { Current::map_window_page(slot, window::gpa(slot), !readonly) };
+            Ok(Mapping {
+                slot,
+                handle: op.handle,
+                readonly,
+            })
+        } else {
+            window::free(slot);
+            Err(if call.is_ok() {
+                op.status
+            } else {
+                status::GENERAL_ERROR
+            })
+        };
+        if let Some(result) = results.get_mut(index) {
+            *result = outcome;
+        }
+    }
+}
+
+/// Unmaps every mapping with one `GNTTABOP_unmap_grant_ref` hypercall. The CPU mapping
+/// goes first (with TLB invalidation), so nothing can touch the page once Xen releases it.
+/// Returns how many entries Xen refused (their slots stay reserved: Xen may still hold a
+/// page there).
+pub fn unmap_batch(mappings: &[Mapping]) -> usize {
+    let mut ops: Vec<GnttabUnmapGrantRef> = mappings
+        .iter()
+        .map(|m| {
+            // SAFETY: callers hand over their mappings; no reference into the page remains.
+            unsafe { Current::unmap_window_page(m.slot) };
+            GnttabUnmapGrantRef {
+                host_addr: window::gpa(m.slot),
+                handle: m.handle,
+                ..Default::default()
+            }
+        })
+        .collect();
+    if ops.is_empty() {
+        return 0;
+    }
+    // SAFETY: each entry names a window slot and the handle Xen returned for it.
+    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_UNMAP_GRANT_REF, &mut ops) };
+    let mut refused = 0;
+    for (op, m) in ops.iter().zip(mappings) {
+        if call.is_ok() && op.status == status::OKAY {
+            window::free(m.slot);
+        } else {
+            refused += 1;
+        }
+    }
+    refused
+}

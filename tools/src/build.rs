@@ -1,0 +1,8 @@
+//! `cargo xtask build`: every bootable image, into `target/images/`.
+
+/// Builds all images (each arch's module says how).
+pub fn run(_args: &[String]) -> Result<(), String> {
+    crate::image_x86::build()?;
+    crate::image_arm64::build()?;
+    Ok(())
+}

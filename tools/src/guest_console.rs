@@ -1,0 +1,139 @@
+//! Runs a guest (QEMU, with or without Xen inside) under a deadline and collects its
+//! console line by line, with the time each line arrived. The caller decides when it has
+//! seen enough; the guest is killed then, at the deadline, or reaped when it exits.
+
+use crate::process::workspace_root;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Why watching ended.
+#[derive(Debug)]
+pub enum End {
+    /// `stop` returned true for this line (index into `lines`).
+    Stopped(usize),
+    /// The guest exited on its own.
+    Exited(ExitStatus),
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Everything the guest printed, and how it ended.
+pub struct Transcript {
+    pub lines: Vec<(Duration, String)>,
+    pub end: End,
+    /// Where the full transcript was saved.
+    pub log: PathBuf,
+}
+
+impl Transcript {
+    /// The first line containing `needle`, with its arrival time.
+    pub fn find(&self, needle: &str) -> Option<&(Duration, String)> {
+        self.lines.iter().find(|(_, line)| line.contains(needle))
+    }
+
+    /// The last `n` lines, for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        let skip = self.lines.len().saturating_sub(n);
+        let lines: Vec<&str> = self
+            .lines
+            .iter()
+            .skip(skip)
+            .map(|(_, l)| l.as_str())
+            .collect();
+        lines.join("\n")
+    }
+}
+
+/// Runs `command` (stdin closed, stdout+stderr collected) until `stop` accepts a line, the
+/// guest exits, or `deadline` passes; saves the transcript as `target/logs/<name>.log`.
+pub fn watch(
+    name: &str,
+    command: &mut Command,
+    deadline: Duration,
+    mut stop: impl FnMut(&str) -> bool,
+) -> Result<Transcript, String> {
+    let shown = format!("{command:?}");
+    let start = Instant::now();
+    let mut child = command
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let readers: Vec<Box<dyn Read + Send>> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for mut reader in readers {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let mut lines = Vec::new();
+    let mut partial = Vec::new();
+    let mut end = None;
+    while end.is_none() {
+        let left = deadline.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => {
+                partial.extend_from_slice(&chunk);
+                while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
+                    let raw: Vec<u8> = partial.drain(..=pos).collect();
+                    let line = String::from_utf8_lossy(&raw).trim_end().to_string();
+                    let hit = stop(&line);
+                    lines.push((start.elapsed(), line));
+                    if hit {
+                        end = Some(End::Stopped(lines.len() - 1));
+                        break;
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => end = Some(End::TimedOut),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().map_err(|e| format!("{shown}: {e}"))?;
+                end = Some(End::Exited(status));
+            }
+        }
+    }
+    // What arrived after the deciding line (same chunk) or without a final newline.
+    for rest in String::from_utf8_lossy(&partial).lines() {
+        lines.push((start.elapsed(), rest.trim_end().to_string()));
+    }
+    // The guest may still run (stopped early, timed out): end it; it is our child.
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let log = workspace_root()
+        .join("target/logs")
+        .join(format!("{name}.log"));
+    let text: String = lines
+        .iter()
+        .map(|(t, l)| format!("[{:8.3}] {l}\n", t.as_secs_f64()))
+        .collect();
+    let _ = std::fs::create_dir_all(log.parent().unwrap_or(&log));
+    let _ = std::fs::write(&log, text);
+    let end = end.unwrap_or(End::TimedOut);
+    Ok(Transcript { lines, end, log })
+}

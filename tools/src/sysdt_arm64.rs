@@ -1,0 +1,177 @@
+//! The system device tree for booting Xen in `qemu-system-aarch64`: QEMU's own tree for
+//! the machine (`dumpdtb`), plus the `/chosen` nodes Xen reads its boot modules from
+//! (Xen's `docs/misc/arm/device-tree/booting.txt`). No boot loader is involved: QEMU loads
+//! Xen with `-kernel` and each module with `-device loader` at the address its node names.
+
+use crate::process::run;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// QEMU machine options; the tree is dumped with exactly these, then booted with them.
+pub const MACHINE: &[&str] = &[
+    "-machine",
+    "virt,virtualization=on,gic-version=3",
+    "-cpu",
+    "max,pauth-impdef=on",
+    "-m",
+    "2048",
+    "-smp",
+    "2",
+];
+
+/// Xen's command line for the tests and the examples.
+pub const XEN_ARGS: &str = "console=dtuart dom0_mem=128M dom0_max_vcpus=1 loglvl=all \
+                            guest_loglvl=all noreboot";
+/// stubvirt's command line for the tests and the examples.
+pub const BOOTARGS: &str = "loglevel=info";
+
+/// Where modules are loaded: above QEMU's device tree copy (RAM base + 128 MiB).
+pub const MODULE_BASE: u64 = 0x5000_0000;
+
+/// How stubvirt is started.
+#[derive(Clone, Copy, Debug)]
+pub enum Role {
+    /// The hardware domain: loaded 1:1, gets the host device tree, prints with console_io.
+    Dom0,
+    /// A dom0less domU without any dom0: vpl011 console, Xen's generated device tree.
+    DomU,
+}
+
+/// A boot-module load: file and guest-physical address (for QEMU's `-device loader`).
+pub struct Load {
+    pub file: PathBuf,
+    pub addr: u64,
+}
+
+/// `/chosen` text for `role` with the image at `addr` (`size` bytes): Xen's command line,
+/// and the dom0 module or the domU node. Used by the tests and as the user examples.
+pub fn chosen(role: Role, xen_args: &str, addr: u64, size: u64, bootargs: &str) -> String {
+    let module = format!(
+        "module@{addr:x} {{\n\
+         \x20   compatible = \"multiboot,kernel\", \"multiboot,module\";\n\
+         \x20   reg = <0x{:x} 0x{:x} 0x{:x} 0x{:x}>;\n\
+         \x20   bootargs = \"{bootargs}\";\n\
+         }};\n",
+        addr >> 32,
+        addr & 0xffff_ffff,
+        size >> 32,
+        size & 0xffff_ffff
+    );
+    let mut out = String::from("/ {\n chosen {\n");
+    out.push_str("  #address-cells = <2>;\n  #size-cells = <2>;\n");
+    let _ = writeln!(out, "  xen,xen-bootargs = \"{xen_args}\";");
+    match role {
+        Role::Dom0 => push_indented(&mut out, &module, "  "),
+        Role::DomU => {
+            out.push_str("  domU1 {\n");
+            out.push_str("   compatible = \"xen,domain\";\n");
+            out.push_str("   #address-cells = <2>;\n   #size-cells = <2>;\n");
+            out.push_str("   memory = <0 65536>;\n   cpus = <1>;\n   vpl011;\n");
+            // Grant table and event channels (and the /hypervisor node), no xenstore.
+            out.push_str("   xen,enhanced = \"no-xenstore\";\n");
+            push_indented(&mut out, &module, "   ");
+            out.push_str("  };\n");
+        }
+    }
+    out.push_str(" };\n};\n");
+    out
+}
+
+fn push_indented(out: &mut String, text: &str, indent: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+/// Writes `dir/system.dtb` for booting `image` in `role`; returns the dtb and the loads.
+pub fn build(
+    dir: &Path,
+    role: Role,
+    image: &Path,
+    xen_args: &str,
+    bootargs: &str,
+) -> Result<(PathBuf, Vec<Load>), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let qemu_dtb = dir.join("qemu-virt.dtb");
+    // Captured: QEMU reports the dump on stderr even when it succeeds.
+    let dump = Command::new("qemu-system-aarch64")
+        .args(MACHINE)
+        .args(["-nographic", "-machine"])
+        .arg(format!("dumpdtb={}", qemu_dtb.display()))
+        .output()
+        .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
+    if !dump.status.success() {
+        return Err(format!(
+            "qemu-system-aarch64 dumpdtb failed: {}",
+            String::from_utf8_lossy(&dump.stderr)
+        ));
+    }
+    let qemu_dts = dir.join("qemu-virt.dts");
+    run(Command::new("dtc")
+        .args(["-q", "-I", "dtb", "-O", "dts", "-o"])
+        .arg(&qemu_dts)
+        .arg(&qemu_dtb))?;
+    let size = std::fs::metadata(image)
+        .map_err(|e| format!("{}: {e}", image.display()))?
+        .len();
+    let addr = MODULE_BASE;
+    let mut dts = std::fs::read_to_string(&qemu_dts).map_err(|e| e.to_string())?;
+    // Xen's console is the PL011; the GPIO controller is not needed and Xen warns about it.
+    dts.push_str("\n&{/pl061@9030000} {\n status = \"disabled\";\n};\n");
+    dts.push_str(&chosen(role, xen_args, addr, size, bootargs));
+    let system_dts = dir.join("system.dts");
+    std::fs::write(&system_dts, dts).map_err(|e| e.to_string())?;
+    let system_dtb = dir.join("system.dtb");
+    run(Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&system_dtb)
+        .arg(&system_dts))?;
+    let loads = vec![Load {
+        file: image.to_path_buf(),
+        addr,
+    }];
+    Ok((system_dtb, loads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domu_node_names_the_module() {
+        let text = chosen(
+            Role::DomU,
+            "console=dtuart",
+            0x5000_0000,
+            0x1234,
+            "loglevel=info",
+        );
+        assert!(text.contains("domU1 {"));
+        assert!(text.contains("module@50000000 {"));
+        assert!(text.contains("reg = <0x0 0x50000000 0x0 0x1234>;"));
+        assert!(text.contains("vpl011;"));
+    }
+
+    #[test]
+    fn user_examples_match_what_the_tests_boot() {
+        let examples = [
+            (Role::Dom0, include_str!("../configs/arm64-dom0.dts")),
+            (Role::DomU, include_str!("../configs/arm64-domU.dts")),
+        ];
+        for (role, text) in examples {
+            let nodes = chosen(role, XEN_ARGS, MODULE_BASE, 0x20000, BOOTARGS);
+            assert!(
+                text.ends_with(&nodes),
+                "{role:?} example differs from:\n{nodes}"
+            );
+        }
+    }
+
+    #[test]
+    fn dom0_module_sits_in_chosen() {
+        let text = chosen(Role::Dom0, "dom0_mem=128M", 0x1_2000_0000, 0x10, "");
+        assert!(!text.contains("domU1"));
+        assert!(text.contains("reg = <0x1 0x20000000 0x0 0x10>;"));
+    }
+}

@@ -1,0 +1,10 @@
+//! The arm64 part of `cargo xtask test`: lint and build the image, boot it under plain QEMU (fast,
+//! no Xen), then under real Xen as dom0 and as a dom0less domU with the self-test.
+
+/// Runs every arm64 image test.
+pub fn tests() -> Result<(), String> {
+    crate::image_arm64::clippy()?;
+    let image = crate::image_arm64::build()?;
+    crate::qemu_arm64::run(&image)?;
+    crate::boot_arm64::xen_tests(&image, 1)
+}
