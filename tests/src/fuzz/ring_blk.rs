@@ -52,15 +52,19 @@ pub fn run(data: &[u8]) {
             offered[usize::from(head)] += 1;
             f.queues[0].push(head);
         }
-        if u.ratio(1, 16).unwrap_or(false) {
+        // Sometimes the driver lies about avail.idx: then whatever the ring slots hold is
+        // offered too, up to a queue's worth (more breaks the queue).
+        let lied = u.ratio(1, 16).unwrap_or(false);
+        if lied {
             let idx = u.arbitrary().unwrap_or(0);
             f.queues[0].set_avail_idx(idx);
         }
         f.raw.notify(0);
         let completed = f.queues[0].used_idx().wrapping_sub(before);
+        let bound = if lied { QUEUE_SIZE } else { heads };
         assert!(
-            completed <= heads,
-            "{completed} completions for {heads} chains"
+            completed <= bound,
+            "{completed} completions for {bound} chains offered"
         );
         let mut seen = vec![0u32; usize::from(QUEUE_SIZE) + 4];
         for n in 0..completed {
@@ -70,8 +74,9 @@ pub fn run(data: &[u8]) {
                 "used id {id} was never a valid head"
             );
             seen[id as usize] += 1;
+            // Which heads a lying avail.idx offers is unknown; otherwise count exactly.
             assert!(
-                seen[id as usize] <= offered[id as usize],
+                lied || seen[id as usize] <= offered[id as usize],
                 "chain {id} completed twice"
             );
         }
