@@ -14,10 +14,16 @@ const FUZZ_DIR: &str = "devices/fuzz";
 const TARGET_DIR: &str = "target/fuzz";
 /// Seconds per target in the smoke `cargo xtask test` runs.
 pub const SMOKE_SECONDS: u64 = 5;
+/// The smoke is deterministic: a fixed seed, so CI is not red by chance; it also stops
+/// after this many executions if they come before the time limit.
+const SMOKE_SEED: &str = "-seed=1";
+const SMOKE_RUNS: u64 = 20_000;
 
 struct Options {
     seconds: u64,
     save_corpus: bool,
+    /// Deterministic smoke: fixed seed and a cap on executions.
+    smoke: bool,
     targets: Vec<String>,
 }
 
@@ -25,6 +31,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         seconds: 60,
         save_corpus: false,
+        smoke: false,
         targets: Vec::new(),
     };
     let mut args = args.iter();
@@ -37,6 +44,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .map_err(|_| format!("--seconds: `{value}` is not a number"))?;
             }
             "--save-corpus" => options.save_corpus = true,
+            "--smoke" => options.smoke = true,
             name if !name.starts_with('-') => options.targets.push(name.to_string()),
             other => return Err(format!("fuzz: unknown option `{other}`")),
         }
@@ -101,10 +109,19 @@ struct Outcome {
     error: Option<String>,
 }
 
-fn run_target(target: &str, seconds: u64, save_corpus: bool) -> Result<Outcome, String> {
+fn run_target(
+    target: &str,
+    seconds: u64,
+    save_corpus: bool,
+    smoke: bool,
+) -> Result<Outcome, String> {
     let root = workspace_root();
     let saved = root.join(FUZZ_DIR).join("corpus").join(target);
     let scratch = root.join("target").join("fuzz-corpus").join(target);
+    if smoke {
+        // Same inputs every time: start from the repository corpus alone.
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let mut command = nightly_cargo();
     command
@@ -125,6 +142,12 @@ fn run_target(target: &str, seconds: u64, save_corpus: bool) -> Result<Outcome, 
     command.args([
         "--",
         &format!("-max_total_time={seconds}"),
+        if smoke { SMOKE_SEED } else { "-seed=0" },
+        &if smoke {
+            format!("-runs={SMOKE_RUNS}")
+        } else {
+            "-runs=-1".to_string()
+        },
         "-print_final_stats=1",
     ]);
     let output = command
@@ -235,7 +258,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut outcomes = Vec::new();
     for target in &targets {
         step(&format!("fuzzing {target} for {} s", options.seconds));
-        outcomes.push(run_target(target, options.seconds, options.save_corpus)?);
+        outcomes.push(run_target(
+            target,
+            options.seconds,
+            options.save_corpus,
+            options.smoke,
+        )?);
     }
     println!(
         "\n{:<16} {:>8} {:>14} {:>10} {:>10}  result",
@@ -265,5 +293,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// The short run `cargo xtask test` makes of every target.
 pub fn smoke() -> Result<(), String> {
-    run(&["--seconds".to_string(), SMOKE_SECONDS.to_string()])
+    run(&[
+        "--smoke".to_string(),
+        "--seconds".to_string(),
+        SMOKE_SECONDS.to_string(),
+    ])
 }
