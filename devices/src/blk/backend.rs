@@ -45,27 +45,41 @@ pub trait BlockBackend {
 }
 
 /// A disk in RAM: the embedded default. Flush has nothing to do.
-pub struct RamDisk {
-    data: Vec<u8>,
+///
+/// The storage is anything byte-addressable: a heap `Vec` (the default, and the host
+/// tests), or a region the kernel reserved at boot (`&'static mut [u8]`), so a disk larger
+/// than the heap needs no second implementation.
+pub struct RamDisk<S = Vec<u8>> {
+    data: S,
+    /// Whole sectors of `data` in use.
+    len: usize,
     read_only: bool,
     serial: [u8; 20],
 }
 
 impl RamDisk {
-    /// A zeroed disk of `sectors` sectors. Allocates once, here.
+    /// A zeroed disk of `sectors` sectors on the heap. Allocates once, here.
     pub fn new(sectors: u64, serial: &str) -> Self {
         Self::from_bytes(vec![0; (sectors * SECTOR_SIZE) as usize], serial)
     }
 
     /// A disk holding `data` (rounded down to whole sectors).
-    pub fn from_bytes(mut data: Vec<u8>, serial: &str) -> Self {
-        data.truncate(data.len() - data.len() % SECTOR_SIZE as usize);
+    pub fn from_bytes(data: Vec<u8>, serial: &str) -> Self {
+        Self::over(data, serial)
+    }
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> RamDisk<S> {
+    /// A disk over `storage` as it is (rounded down to whole sectors).
+    pub fn over(storage: S, serial: &str) -> Self {
+        let bytes = storage.as_ref().len();
         let mut id = [0u8; 20];
         for (slot, byte) in id.iter_mut().zip(serial.bytes()) {
             *slot = byte;
         }
         Self {
-            data,
+            data: storage,
+            len: bytes - bytes % SECTOR_SIZE as usize,
             read_only: false,
             serial: id,
         }
@@ -77,21 +91,21 @@ impl RamDisk {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.data
+        self.data.as_ref().get(..self.len).unwrap_or(&[])
     }
 
     fn range(&self, offset: u64, len: u64) -> Result<core::ops::Range<usize>, StorageError> {
         let end = offset.checked_add(len).ok_or(StorageError::OutOfRange)?;
-        if end > self.data.len() as u64 {
+        if end > self.len as u64 {
             return Err(StorageError::OutOfRange);
         }
         Ok(offset as usize..end as usize)
     }
 }
 
-impl BlockBackend for RamDisk {
+impl<S: AsRef<[u8]> + AsMut<[u8]>> BlockBackend for RamDisk<S> {
     fn capacity_bytes(&self) -> u64 {
-        self.data.len() as u64
+        self.len as u64
     }
 
     fn read_only(&self) -> bool {
@@ -105,7 +119,11 @@ impl BlockBackend for RamDisk {
         sink: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<(), StorageError> {
         let range = self.range(offset, len as u64)?;
-        let bytes = self.data.get(range).ok_or(StorageError::OutOfRange)?;
+        let bytes = self
+            .data
+            .as_ref()
+            .get(range)
+            .ok_or(StorageError::OutOfRange)?;
         if sink(bytes) {
             Ok(())
         } else {
@@ -120,7 +138,11 @@ impl BlockBackend for RamDisk {
         source: &mut dyn FnMut(&mut [u8]) -> bool,
     ) -> Result<(), StorageError> {
         let range = self.range(offset, len as u64)?;
-        let bytes = self.data.get_mut(range).ok_or(StorageError::OutOfRange)?;
+        let bytes = self
+            .data
+            .as_mut()
+            .get_mut(range)
+            .ok_or(StorageError::OutOfRange)?;
         if source(bytes) {
             Ok(())
         } else {
@@ -139,6 +161,7 @@ impl BlockBackend for RamDisk {
     fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
         let range = self.range(offset, len)?;
         self.data
+            .as_mut()
             .get_mut(range)
             .ok_or(StorageError::OutOfRange)?
             .fill(0);
