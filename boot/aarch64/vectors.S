@@ -1,7 +1,9 @@
 /*
- * stubvirt arm64 exception vectors (VBAR_EL1). Every exception is fatal for now: save the
- * general registers and hand them to the Rust report (arch/aarch64/trap.rs), which prints
- * vector, ESR, FAR, ELR and registers, then stops.
+ * stubvirt arm64 exception vectors (VBAR_EL1). Save the general registers and hand them to
+ * the Rust handler (arch/aarch64/trap.rs). It either reports the exception (vector, ESR,
+ * FAR, ELR, registers) and stops, or, for the one recoverable case (a data abort of an
+ * armed MMIO probe, see trap.rs), adjusts the saved ELR and returns: then the registers
+ * are restored from the frame and `eret` resumes.
  *
  * Frame layout (must match `TrapFrame`): x0..x30, elr, spsr, esr, far = 35 u64 (+1 pad).
  */
@@ -58,6 +60,25 @@ trap_common:
     mrs     x9, far_el1
     str     x9, [sp, #(34 * 8)]
     mov     x1, sp
-    bl      aarch64_trap            // (kind, frame) -> !
-6:  wfe
-    b       6b
+    bl      aarch64_trap            // (kind, frame): returns only if recoverable
+    ldp     x9, x10, [sp, #(31 * 8)]    // elr, spsr
+    msr     elr_el1, x9
+    msr     spsr_el1, x10
+    ldp     x0, x1, [sp, #(0 * 8)]
+    ldp     x2, x3, [sp, #(2 * 8)]
+    ldp     x4, x5, [sp, #(4 * 8)]
+    ldp     x6, x7, [sp, #(6 * 8)]
+    ldp     x8, x9, [sp, #(8 * 8)]
+    ldp     x10, x11, [sp, #(10 * 8)]
+    ldp     x12, x13, [sp, #(12 * 8)]
+    ldp     x14, x15, [sp, #(14 * 8)]
+    ldp     x16, x17, [sp, #(16 * 8)]
+    ldp     x18, x19, [sp, #(18 * 8)]
+    ldp     x20, x21, [sp, #(20 * 8)]
+    ldp     x22, x23, [sp, #(22 * 8)]
+    ldp     x24, x25, [sp, #(24 * 8)]
+    ldp     x26, x27, [sp, #(26 * 8)]
+    ldp     x28, x29, [sp, #(28 * 8)]
+    ldr     x30, [sp, #(30 * 8)]
+    add     sp, sp, #(36 * 8)
+    eret

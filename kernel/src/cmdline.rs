@@ -25,9 +25,40 @@ pub fn value_of<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The frontend domain serve mode is asked for: `frontend=<domid>`, or `serve=1` for
+/// domain 1 (the first dom0less domU). `None`: no serve mode (or an unreadable domid).
+pub fn serve_frontend(cmdline: &str) -> Option<u16> {
+    match (value_of(cmdline, "frontend"), value_of(cmdline, "serve")) {
+        (Some(domid), _) => domid.parse().ok(),
+        (None, Some("1")) => Some(1),
+        _ => None,
+    }
+}
+
+/// A numeric option `key=<u64>`; `None` when absent or not a number.
+pub fn number(cmdline: &str, key: &str) -> Option<u64> {
+    value_of(cmdline, key)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_serve_frontend() {
+        assert_eq!(serve_frontend("loglevel=info serve=1"), Some(1));
+        assert_eq!(serve_frontend("serve=1 frontend=3"), Some(3));
+        assert_eq!(serve_frontend("frontend=7"), Some(7));
+        assert_eq!(serve_frontend("serve=0"), None);
+        assert_eq!(serve_frontend("frontend=x"), None);
+        assert_eq!(serve_frontend("frontend=70000"), None);
+        assert_eq!(serve_frontend(""), None);
+        assert_eq!(
+            number("ramdisk_mb=32 frontend_vcpus=2", "ramdisk_mb"),
+            Some(32)
+        );
+        assert_eq!(number("ramdisk_mb=big", "ramdisk_mb"), None);
+    }
 
     #[test]
     fn finds_the_log_level() {

@@ -3,7 +3,7 @@
 use crate::arch::{Arch, BootInfo, Current, RamRegion, GRANT_WINDOW_SLOTS, PAGE_SIZE};
 use crate::xen::abi::memory::{E820Entry, E820_RAM};
 use crate::xen::abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
-use crate::{cmdline, console, mem, selftest, xen};
+use crate::{cmdline, console, mem, selftest, serve, xen};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -64,6 +64,14 @@ pub fn kernel_main(mut boot: BootInfo) -> ! {
         Err(why) => panic!("memory init failed: {why}"),
     }
     if boot.xen {
+        if let Some(config) = serve::requested(boot.cmdline) {
+            serve::run(&boot, &config)
+        }
+        #[cfg(target_arch = "aarch64")]
+        if cmdline::value_of(boot.cmdline, "frontend_test") == Some("1") {
+            crate::frontend_test::run(&boot);
+            power_off()
+        }
         selftest::run(&boot);
         power_off()
     } else {

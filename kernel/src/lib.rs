@@ -23,10 +23,14 @@ mod mem;
 mod panic;
 // The C-runtime symbols rustup's precompiled x86_64 `core`/`alloc` need (arm64 builds
 // them with `-Zbuild-std`, whose compiler-builtins provide the mem functions).
+#[cfg(all(feature = "image", target_arch = "aarch64"))]
+mod frontend_test;
 #[cfg(all(feature = "image", target_arch = "x86_64"))]
 mod rt;
 #[cfg(feature = "image")]
 mod selftest;
+#[cfg(feature = "image")]
+mod serve;
 
 #[cfg(feature = "image")]
 pub use kmain::kernel_main;

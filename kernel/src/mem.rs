@@ -86,6 +86,14 @@ pub fn alloc_frames(pages: u64) -> Option<u64> {
     Some(start)
 }
 
+/// [`alloc_frames`] as a byte slice owned for ever (the frames are never freed).
+pub fn alloc_static(pages: u64) -> Option<&'static mut [u8]> {
+    let start = alloc_frames(pages)?;
+    // SAFETY: alloc_frames handed out these zeroed, identity-mapped bytes exactly once;
+    // nothing else refers to them, and they are never freed.
+    Some(unsafe { core::slice::from_raw_parts_mut(start as *mut u8, pages as usize * PAGE_SIZE) })
+}
+
 /// Reads an address the arch never maps (the `crashtest=fault` boot option): the exception
 /// report must appear, not a hang.
 pub fn read_unmapped() -> u8 {

@@ -27,6 +27,11 @@ pub use self::x86_64::X86_64 as Current;
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
+pub use self::aarch64::counter_ns;
+/// Device-register accesses that report a fault instead of crashing (arm64 only).
+#[cfg(target_arch = "aarch64")]
+pub use self::aarch64::probe;
+#[cfg(target_arch = "aarch64")]
 pub use self::aarch64::Aarch64 as Current;
 
 /// Page size shared by every architecture stubvirt supports (and by Xen's grant ABI).

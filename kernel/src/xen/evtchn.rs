@@ -149,7 +149,15 @@ pub fn own_domid() -> Result<DomId, XenError> {
     Ok(unsafe { arg.u.unbound.dom })
 }
 
+/// Xen system time (ns): on arm64 an upper bound from the physical counter (Xen on Arm
+/// does not publish system time, see [`crate::arch::counter_ns`]).
+#[cfg(target_arch = "aarch64")]
+pub fn system_time_ns() -> u64 {
+    crate::arch::counter_ns()
+}
+
 /// Xen system time (ns) as last published for vcpu 0 (coarse: no TSC extrapolation).
+#[cfg(not(target_arch = "aarch64"))]
 pub fn system_time_ns() -> u64 {
     let offset = offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, time);
     let va = Current::window_va(window::SHARED_INFO_SLOT) + offset;

@@ -15,6 +15,8 @@ pub mod guest_memory;
 #[cfg(feature = "image")]
 pub mod hypercall;
 #[cfg(feature = "image")]
+pub mod ioreq_page;
+#[cfg(feature = "image")]
 pub mod memory;
 #[cfg(feature = "image")]
 pub mod sched;

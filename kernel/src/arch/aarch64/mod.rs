@@ -11,6 +11,7 @@ mod devtree;
 mod hypercall;
 mod mmu;
 mod power;
+pub mod probe;
 mod trap;
 
 use super::{Arch, BootInfo};
@@ -57,6 +58,29 @@ impl Arch for Aarch64 {
         // SAFETY: forwarded contract (no live reference into the slot).
         unsafe { mmu::unmap(slot) }
     }
+}
+
+/// Nanoseconds of the physical counter (`CNTPCT_EL0`, which Xen leaves readable at EL1).
+/// Xen on Arm never updates `vcpu_time_info.system_time`; its own clock is this counter
+/// less its count at boot, so this is an upper bound of Xen system time: a `SCHEDOP_poll`
+/// deadline computed from it never lies in the past (it may be late by Xen's boot instant).
+pub fn counter_ns() -> u64 {
+    let (count, freq): (u64, u64);
+    // SAFETY: reads of two counter registers, no side effects.
+    unsafe {
+        core::arch::asm!(
+            "isb",
+            "mrs {c}, cntpct_el0",
+            "mrs {f}, cntfrq_el0",
+            c = out(reg) count,
+            f = out(reg) freq,
+            options(nostack, nomem),
+        );
+    }
+    if freq == 0 {
+        return 0;
+    }
+    (u128::from(count) * 1_000_000_000 / u128::from(freq)) as u64
 }
 
 /// First Rust code, called by `entry.S` with the MMU on, the image relocated, `.bss`

@@ -1,5 +1,7 @@
-//! Exception reports: every exception taken to EL1 is fatal. Prints the vector, ESR (with
-//! its exception class), FAR, ELR, SPSR and all general registers, then stops like a panic.
+//! Exception reports: every exception taken to EL1 is fatal, except a data abort of an
+//! armed MMIO probe ([`super::probe`]), which is recorded and skipped. Otherwise prints the
+//! vector, ESR (with its exception class), FAR, ELR, SPSR and all general registers, then
+//! stops like a panic.
 
 use crate::console::Writer;
 use core::fmt::Write;
@@ -25,9 +27,23 @@ const ORIGINS: [&str; 4] = [
 
 static IN_TRAP: AtomicBool = AtomicBool::new(false);
 
-/// Called by vectors.S with the vector number (0..16) and the saved registers.
+/// Vector number of a synchronous exception from the current EL on SP_ELx.
+const SYNC_CURRENT_EL: u64 = 4;
+/// ESR exception class of a data abort taken without a change in exception level.
+const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
+
+/// Called by vectors.S with the vector number (0..16) and the saved registers. Returns
+/// (vectors.S then restores the frame and `eret`s) only for an armed probe's data abort.
 #[no_mangle]
-extern "C" fn aarch64_trap(kind: u64, frame: &TrapFrame) -> ! {
+extern "C" fn aarch64_trap(kind: u64, frame: &mut TrapFrame) {
+    if kind == SYNC_CURRENT_EL
+        && frame.esr >> 26 == EC_DATA_ABORT_SAME_EL
+        && super::probe::fault_at(frame.elr)
+    {
+        // The probe's single 4-byte load/store: resume after it.
+        frame.elr += 4;
+        return;
+    }
     if IN_TRAP.swap(true, Ordering::AcqRel) {
         // A fault while reporting a fault: stop without touching anything else.
         super::power::halt();

@@ -1,0 +1,314 @@
+//! Serve mode: stubvirt as the device model of one frontend domain (`serve=1` or
+//! `frontend=<domid>` on the command line). Registers an IOREQ server for the frontend,
+//! maps its ioreq page, claims one MMIO window per device, binds every vcpu's ioreq event
+//! channel, then answers trapped register accesses and serves the queues forever.
+//!
+//! Hypercall sequence (the same as `../shared/reference/ioreq-backend-standin.c`, done with
+//! our own hypercalls): `XEN_DMOP_create_ioreq_server` (no buffered ioreqs),
+//! `XENMEM_acquire_resource` of ioreq page 0 into a grant-window frame,
+//! `XEN_DMOP_map_io_range_to_ioreq_server` per device, `XEN_DMOP_set_ioreq_server_state`,
+//! `XEN_DMOP_nr_vcpus`, `EVTCHNOP_bind_interdomain` per vcpu slot; then `SCHEDOP_poll`,
+//! `EVTCHNOP_send` after each answer and `XEN_DMOP_set_irq_level` for interrupts.
+
+use crate::arch::{BootInfo, PAGE_SIZE};
+use crate::cmdline;
+use crate::mem;
+use crate::xen::abi::dm_op::{IoServId, XEN_DMOP_IO_RANGE_MEMORY};
+use crate::xen::abi::event_channel::Port;
+use crate::xen::abi::DomId;
+use crate::xen::guest_memory::GrantMemory;
+use crate::xen::hypercall::XenError;
+use crate::xen::ioreq_page::{IoreqPage, IoreqSlot, MAX_VCPUS};
+use crate::xen::{dm_op, evtchn, sched, window};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use devices::backend::{Backend, DomainId, Frontends, Interrupt};
+use devices::blk::backend::{BlockBackend, RamDisk, SECTOR_SIZE};
+use devices::blk::BlkOptions;
+use devices::ioreq;
+use devices::memory::GuestMemory;
+use devices::net::NetOptions;
+
+/// virtio-blk window and SPI (the addresses of the frontend's partial device tree).
+pub const BLK_BASE: u64 = 0x0200_0000;
+pub const BLK_SPI: u32 = 33;
+/// virtio-net window and SPI.
+pub const NET_BASE: u64 = 0x0200_0200;
+pub const NET_SPI: u32 = 34;
+/// Size of one virtio-mmio register window.
+const WINDOW: u64 = 0x200;
+/// Longest block without work: the counters are checked at least this often.
+const POLL_NS: u64 = 1_000_000_000;
+/// Minimum time between two counter lines.
+const COUNTERS_EVERY_NS: u64 = 2_000_000_000;
+const DEFAULT_RAMDISK_MB: u64 = 16;
+const MAX_RAMDISK_MB: u64 = 1024;
+const DEFAULT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x57, 0x56, 0x01];
+const DEFAULT_MTU: u16 = 1500;
+const NET_PORTS: usize = 4;
+
+/// What the command line asked for.
+pub struct Config {
+    pub frontend: DomId,
+    /// `frontend_vcpus=`: used when `XEN_DMOP_nr_vcpus` fails.
+    pub vcpus: Option<u32>,
+    pub ramdisk_mb: u64,
+}
+
+/// The serve-mode configuration, if the command line asks for it (`serve=1` serves domain
+/// 1, the first dom0less domU; `frontend=N` serves domain N).
+pub fn requested(cmdline: &str) -> Option<Config> {
+    Some(Config {
+        frontend: cmdline::serve_frontend(cmdline)?,
+        vcpus: cmdline::number(cmdline, "frontend_vcpus").and_then(|n| u32::try_from(n).ok()),
+        ramdisk_mb: cmdline::number(cmdline, "ramdisk_mb")
+            .unwrap_or(DEFAULT_RAMDISK_MB)
+            .clamp(1, MAX_RAMDISK_MB),
+    })
+}
+
+/// The embedded RAM disk, in frames taken from the frame allocator (the heap is too
+/// small for it).
+fn frame_disk(mb: u64) -> Option<RamDisk<&'static mut [u8]>> {
+    let data = mem::alloc_static((mb * 1024 * 1024).div_ceil(PAGE_SIZE as u64))?;
+    Some(RamDisk::over(data, "stubvirt-ramdisk"))
+}
+
+/// The one frontend's memory, reached through its grants.
+struct OneFrontend {
+    domid: DomId,
+    memory: GrantMemory,
+}
+
+impl Frontends for OneFrontend {
+    fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory> {
+        if domain == self.domid {
+            Some(&mut self.memory)
+        } else {
+            None
+        }
+    }
+}
+
+/// One frontend vcpu's ioreq slot and our end of its event channel.
+struct VcpuSlot {
+    ioreq: IoreqSlot,
+    port: Port,
+    /// Ioreqs answered from this slot.
+    served: core::cell::Cell<u64>,
+}
+
+/// The IOREQ server set up for the frontend.
+struct Server {
+    slots: Vec<VcpuSlot>,
+}
+
+fn fail(what: &str, e: XenError) -> String {
+    alloc::format!("{what}: {e}")
+}
+
+/// The registration sequence; returns the bound slots.
+fn register(boot: &BootInfo, fe: DomId, cfg: &Config) -> Result<(IoServId, Server), String> {
+    window::init(boot.grant_window_gpa);
+    evtchn::init_shared_info().map_err(|e| fail("shared info", e))?;
+    let id = dm_op::create_ioreq_server(fe).map_err(|e| fail("XEN_DMOP_create_ioreq_server", e))?;
+    log::info!("serve: ioreq server {id} for domain {fe}");
+    let page =
+        IoreqPage::acquire(fe, id).map_err(|e| fail("XENMEM_acquire_resource(ioreq page 0)", e))?;
+    for (base, what) in [(BLK_BASE, "blk"), (NET_BASE, "net")] {
+        dm_op::map_io_range(fe, id, XEN_DMOP_IO_RANGE_MEMORY, base, base + WINDOW - 1).map_err(
+            |e| {
+                fail(
+                    &alloc::format!("XEN_DMOP_map_io_range_to_ioreq_server({what})"),
+                    e,
+                )
+            },
+        )?;
+    }
+    dm_op::set_ioreq_server_state(fe, id, true)
+        .map_err(|e| fail("XEN_DMOP_set_ioreq_server_state", e))?;
+    let vcpus = match dm_op::nr_vcpus(fe) {
+        Ok(n) => n,
+        Err(e) => {
+            let n = cfg.vcpus.unwrap_or(1);
+            log::warn!("serve: XEN_DMOP_nr_vcpus failed ({e}); using frontend_vcpus={n}");
+            n
+        }
+    }
+    .clamp(1, MAX_VCPUS as u32);
+    let mut slots = Vec::new();
+    for v in 0..vcpus as usize {
+        let ioreq = page.slot(v).ok_or("vcpu past the ioreq page")?;
+        let remote = ioreq.vp_eport();
+        let port = evtchn::bind_interdomain(fe, remote).map_err(|e| {
+            fail(
+                &alloc::format!("EVTCHNOP_bind_interdomain(vcpu {v} port {remote})"),
+                e,
+            )
+        })?;
+        // Polled, never delivered as an upcall.
+        evtchn::mask(port);
+        log::info!("serve: vcpu {v}: remote port {remote} bound to local port {port}");
+        slots.push(VcpuSlot {
+            ioreq,
+            port,
+            served: core::cell::Cell::new(0),
+        });
+    }
+    Ok((id, Server { slots }))
+}
+
+/// Runs serve mode; never returns.
+pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
+    let fe = cfg.frontend;
+    let mut backend = Backend::new(NET_PORTS, usize::from(DEFAULT_MTU) + 18);
+    let Some(disk) = frame_disk(cfg.ramdisk_mb) else {
+        panic!("no RAM for a {} MiB RAM disk", cfg.ramdisk_mb);
+    };
+    let sectors = disk.capacity_bytes() / SECTOR_SIZE;
+    let blk = backend.add_blk(fe, BLK_BASE, BLK_SPI, Box::new(disk), BlkOptions::default());
+    let net = backend.add_net(
+        fe,
+        NET_BASE,
+        NET_SPI,
+        NetOptions {
+            mac: DEFAULT_MAC,
+            mtu: DEFAULT_MTU,
+        },
+    );
+    let (_id, server) = match register(boot, fe, cfg) {
+        Ok(s) => s,
+        Err(why) => {
+            let _ = writeln!(
+                crate::console::Writer,
+                "STUBVIRT-SERVE-FAILED frontend={fe} {why}"
+            );
+            panic!("serve mode: {why}");
+        }
+    };
+    let _ = writeln!(
+        crate::console::Writer,
+        "STUBVIRT-READY frontend={fe} vcpus={} devices=blk@{BLK_BASE:#x},net@{NET_BASE:#x} ramdisk_sectors={sectors}",
+        server.slots.len()
+    );
+    let mut frontends = OneFrontend {
+        domid: fe,
+        memory: GrantMemory::new(fe),
+    };
+    let mut ports: Vec<Port> = server.slots.iter().map(|s| s.port).collect();
+    let mut stats = Stats::default();
+    let mut last_line = String::new();
+    let mut last_print = 0u64;
+    loop {
+        let mut served = 0;
+        // Bounded: each slot is answered at most once per pass.
+        for slot in &server.slots {
+            if evtchn::is_pending(slot.port) {
+                evtchn::clear_pending(slot.port);
+            }
+            let Some(req) = slot.ioreq.take_ready() else {
+                continue;
+            };
+            let answer = ioreq::serve(&mut backend, &mut frontends, fe, &req);
+            stats.ioreqs += 1;
+            if let Some(e) = answer.error {
+                stats.ioreq_errors += 1;
+                if stats.ioreq_errors <= 8 {
+                    log::warn!("serve: ioreq {req:?}: {e:?}");
+                }
+            }
+            slot.ioreq.complete(answer.data);
+            slot.served.set(slot.served.get() + 1);
+            if evtchn::send(slot.port).is_err() {
+                stats.send_errors += 1;
+            }
+            served += 1;
+        }
+        let more = backend.run(&mut frontends, &mut |irq: Interrupt| {
+            let raised = dm_op::set_irq_level(irq.frontend, irq.irq, true).is_ok();
+            // Edge SPI: lower it again at once.
+            let lowered = dm_op::set_irq_level(irq.frontend, irq.irq, false).is_ok();
+            stats.irq_errors += u64::from(!raised) + u64::from(!lowered);
+            raised
+        });
+        let now = evtchn::system_time_ns();
+        if now.saturating_sub(last_print) >= COUNTERS_EVERY_NS {
+            let line = stats.line(&backend, blk, net, &server.slots);
+            if line != last_line {
+                let _ = writeln!(crate::console::Writer, "{line}");
+                last_line = line;
+            }
+            last_print = now;
+        }
+        if served == 0 && !more {
+            if let Err(e) = sched::poll(&mut ports, now.saturating_add(POLL_NS)) {
+                log::error!("serve: SCHEDOP_poll: {e}");
+            }
+        }
+    }
+}
+
+/// Counts of the event loop itself (the devices count the rest).
+#[derive(Default)]
+struct Stats {
+    ioreqs: u64,
+    ioreq_errors: u64,
+    send_errors: u64,
+    irq_errors: u64,
+}
+
+impl Stats {
+    fn line(
+        &self,
+        backend: &Backend,
+        blk: usize,
+        net: Option<usize>,
+        slots: &[VcpuSlot],
+    ) -> String {
+        let mut out = String::new();
+        let _ = write!(out, "STUBVIRT-COUNTERS ioreqs={} per_vcpu=", self.ioreqs);
+        for (i, slot) in slots.iter().enumerate() {
+            let _ = write!(
+                out,
+                "{}{}",
+                if i == 0 { "" } else { "/" },
+                slot.served.get()
+            );
+        }
+        let _ = write!(
+            out,
+            " ioreq_errors={} send_errors={} irq_errors={}",
+            self.ioreq_errors, self.send_errors, self.irq_errors
+        );
+        for (name, index) in [("blk", Some(blk)), ("net", net)] {
+            let Some(c) = index.and_then(|i| backend.counters(i)) else {
+                continue;
+            };
+            let errors = c.request_errors
+                + c.queue_errors
+                + c.mmio_errors
+                + c.map_failures
+                + c.unmap_failures
+                + c.storage_errors;
+            let _ = write!(
+                out,
+                " {name}=req:{},in:{},out:{},maps:{},pages:{},unmaps:{},held:{},irqs:{},tx:{},rx:{},err:{},status:{:#x}",
+                c.requests,
+                c.bytes_from_guest,
+                c.bytes_to_guest,
+                c.map_batches,
+                c.pages_mapped,
+                c.unmap_batches,
+                c.pages_held(),
+                c.interrupts,
+                c.frames_tx,
+                c.frames_rx,
+                errors,
+                index.and_then(|i| backend.status(i)).unwrap_or(0)
+            );
+        }
+        out
+    }
+}
