@@ -10,12 +10,16 @@ mod bench;
 mod boot_arm64;
 mod boot_x86;
 mod build;
+mod demo;
+mod frontend_initramfs;
+mod frontend_kernel;
 mod fuzz;
 mod guest_console;
 mod image_arm64;
 mod image_x86;
 mod process;
 mod qemu_arm64;
+mod serve_arm64;
 mod sysdt_arm64;
 mod test;
 mod test_arm64;
@@ -30,6 +34,10 @@ usage: cargo xtask <command>
 
 commands:
   build    build the bootable images into target/images/
+  demo [--timeout SECONDS]
+                  end to end: Xen in QEMU, stubvirt dom0 serving virtio-blk/net to a Linux
+                  frontend domU (builds Xen, the frontend kernel and initramfs when missing)
+  config   the dom0less /chosen nodes and frontend partial device tree, both routes
   bench [--quick] [queue|datapath]
                   criterion benchmarks (vs rust-vmm virtio-queue, blk/net data paths,
                   hypercalls and exits per request, footprint) and their tables
@@ -40,6 +48,7 @@ commands:
   test-arm64      only the arm64 image tests (image lints, QEMU boots, Xen dom0/domU tests)
   xen-x86 [RUNS]  boot the x86_64 image under Xen in QEMU RUNS times (median time)
   xen-arm64 [RUNS] [IMAGE]  boot the arm64 image under Xen (as dom0, as domU) RUNS times each
+  serve-arm64 [IMAGE]  stubvirt dom0 serving a stubvirt domU frontend over IOREQ (no Linux)
   help     this text
 ";
 
@@ -49,6 +58,8 @@ fn main() -> ExitCode {
     let rest = args.get(1..).unwrap_or(&[]);
     let result = match command {
         "build" => build::run(rest),
+        "demo" => demo::run_demo(rest),
+        "config" => demo::config(rest),
         "bench" => bench::run(rest),
         "test" => test::run(rest),
         "fuzz" => fuzz::run(rest),
@@ -56,6 +67,7 @@ fn main() -> ExitCode {
         "test-arm64" => test_arm64::tests(),
         "xen-x86" => boot_x86::xen_command(rest),
         "xen-arm64" => boot_arm64::xen_command(rest),
+        "serve-arm64" => serve_arm64::command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

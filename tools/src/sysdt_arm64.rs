@@ -84,14 +84,8 @@ fn push_indented(out: &mut String, text: &str, indent: &str) {
     }
 }
 
-/// Writes `dir/system.dtb` for booting `image` in `role`; returns the dtb and the loads.
-pub fn build(
-    dir: &Path,
-    role: Role,
-    image: &Path,
-    xen_args: &str,
-    bootargs: &str,
-) -> Result<(PathBuf, Vec<Load>), String> {
+/// QEMU's own device tree for [`MACHINE`], as source text (dumped into `dir`).
+pub fn qemu_dts(dir: &Path) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let qemu_dtb = dir.join("qemu-virt.dtb");
     // Captured: QEMU reports the dump on stderr even when it succeeds.
@@ -112,14 +106,14 @@ pub fn build(
         .args(["-q", "-I", "dtb", "-O", "dts", "-o"])
         .arg(&qemu_dts)
         .arg(&qemu_dtb))?;
-    let size = std::fs::metadata(image)
-        .map_err(|e| format!("{}: {e}", image.display()))?
-        .len();
-    let addr = MODULE_BASE;
     let mut dts = std::fs::read_to_string(&qemu_dts).map_err(|e| e.to_string())?;
     // Xen's console is the PL011; the GPIO controller is not needed and Xen warns about it.
     dts.push_str("\n&{/pl061@9030000} {\n status = \"disabled\";\n};\n");
-    dts.push_str(&chosen(role, xen_args, addr, size, bootargs));
+    Ok(dts)
+}
+
+/// Compiles `dts` (QEMU's tree plus our nodes) into `dir/system.dtb`.
+pub fn compile(dir: &Path, dts: &str) -> Result<PathBuf, String> {
     let system_dts = dir.join("system.dts");
     std::fs::write(&system_dts, dts).map_err(|e| e.to_string())?;
     let system_dtb = dir.join("system.dtb");
@@ -127,10 +121,87 @@ pub fn build(
         .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
         .arg(&system_dtb)
         .arg(&system_dts))?;
+    Ok(system_dtb)
+}
+
+fn file_size(image: &Path) -> Result<u64, String> {
+    Ok(std::fs::metadata(image)
+        .map_err(|e| format!("{}: {e}", image.display()))?
+        .len())
+}
+
+/// Writes `dir/system.dtb` for booting `image` in `role`; returns the dtb and the loads.
+pub fn build(
+    dir: &Path,
+    role: Role,
+    image: &Path,
+    xen_args: &str,
+    bootargs: &str,
+) -> Result<(PathBuf, Vec<Load>), String> {
+    let mut dts = qemu_dts(dir)?;
+    let size = file_size(image)?;
+    let addr = MODULE_BASE;
+    dts.push_str(&chosen(role, xen_args, addr, size, bootargs));
+    let system_dtb = compile(dir, &dts)?;
     let loads = vec![Load {
         file: image.to_path_buf(),
         addr,
     }];
+    Ok((system_dtb, loads))
+}
+
+/// Where the domU's copy of the image goes in the dom0 + domU boot.
+pub const DOMU_MODULE_BASE: u64 = MODULE_BASE + 0x100_0000;
+
+/// `/chosen` for stubvirt as dom0 (`dom0_args`) plus a dom0less domU1 (`domu_args`,
+/// `domu_vcpus` vcpus) running the same image: the serve-mode end-to-end boot.
+pub fn chosen_dom0_and_domu(
+    xen_args: &str,
+    size: u64,
+    dom0_args: &str,
+    domu_args: &str,
+    domu_vcpus: u32,
+) -> String {
+    let dom0 = chosen(Role::Dom0, xen_args, MODULE_BASE, size, dom0_args);
+    let domu = chosen(Role::DomU, xen_args, DOMU_MODULE_BASE, size, domu_args);
+    // The domU node of the second, without its /chosen header and closing lines.
+    let start = domu.find("  domU1 {").unwrap_or(domu.len());
+    let end = domu.rfind(" };\n};").unwrap_or(domu.len()).max(start);
+    let node = domu
+        .get(start..end)
+        .unwrap_or_default()
+        .replace("cpus = <1>;", &format!("cpus = <{domu_vcpus}>;"));
+    let close = dom0.rfind(" };\n};").unwrap_or(dom0.len());
+    let mut out = dom0.get(..close).unwrap_or_default().to_string();
+    out.push_str(&node);
+    out.push_str(" };\n};\n");
+    out
+}
+
+/// Writes `dir/system.dtb` for stubvirt as dom0 and as domU1 (see [`chosen_dom0_and_domu`]).
+pub fn build_dom0_and_domu(
+    dir: &Path,
+    image: &Path,
+    dom0_args: &str,
+    domu_args: &str,
+    domu_vcpus: u32,
+) -> Result<(PathBuf, Vec<Load>), String> {
+    let mut dts = qemu_dts(dir)?;
+    let size = file_size(image)?;
+    dts.push_str(&chosen_dom0_and_domu(
+        XEN_ARGS, size, dom0_args, domu_args, domu_vcpus,
+    ));
+    let system_dtb = compile(dir, &dts)?;
+    let loads = vec![
+        Load {
+            file: image.to_path_buf(),
+            addr: MODULE_BASE,
+        },
+        Load {
+            file: image.to_path_buf(),
+            addr: DOMU_MODULE_BASE,
+        },
+    ];
     Ok((system_dtb, loads))
 }
 
@@ -166,6 +237,18 @@ mod tests {
                 "{role:?} example differs from:\n{nodes}"
             );
         }
+    }
+
+    #[test]
+    fn dom0_and_domu_in_one_chosen() {
+        let text = chosen_dom0_and_domu("x", 0x100, "serve=1", "frontend_test=1", 2);
+        assert_eq!(text.matches("chosen {").count(), 1);
+        assert!(text.contains("module@50000000 {"));
+        assert!(text.contains("module@51000000 {"));
+        assert!(text.contains("bootargs = \"serve=1\";"));
+        assert!(text.contains("bootargs = \"frontend_test=1\";"));
+        assert!(text.contains("cpus = <2>;"));
+        assert!(text.ends_with(" };\n};\n"));
     }
 
     #[test]

@@ -112,7 +112,7 @@ fn find_with_extension(dir: &Path, extension: &str) -> Result<PathBuf, String> {
 
 /// FNV-1a (64-bit) over the parts, each followed by a 0 byte: a cache key that stays the
 /// same across Rust releases (unlike `DefaultHasher`).
-fn fnv1a64(parts: &[&str]) -> u64 {
+pub fn fnv1a64(parts: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for &byte in part.as_bytes().iter().chain(&[0u8]) {

@@ -1,0 +1,798 @@
+//! `cargo xtask demo`: the end-to-end run of issue 4. Xen 4.17.5 (IOREQ) in
+//! `qemu-system-aarch64` (TCG), dom0less with dom0: stubvirt's arm64 image as **dom0** in
+//! serve mode, and one Linux frontend domU (Debian's linux-source-6.12 with XEN_VIRTIO,
+//! 2 vcpus, a busybox initramfs whose init runs the tests). The frontend's partial device
+//! tree gives it two `virtio,mmio` nodes behind a `xen,grant-dma` IOMMU naming domid 0.
+//!
+//! Also `cargo xtask config`: the `/chosen` nodes and partial device trees for both
+//! privilege routes, for a user's own Xen system.
+
+use crate::frontend_initramfs;
+use crate::frontend_kernel;
+use crate::guest_console::{watch, End, Transcript};
+use crate::process::{run, step, workspace_root};
+use crate::sysdt_arm64::{self, Load, MODULE_BASE};
+use crate::{apt, xen_arm64};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// stubvirt's command line as dom0: serve domain 1 (the frontend) with 2 vcpus.
+pub const DOM0_ARGS: &str = "loglevel=info serve=1 frontend_vcpus=2 ramdisk_mb=16";
+/// The frontend's command line; `fe_wait` bounds the readiness handshake (seconds).
+pub const FRONTEND_ARGS: &str = "console=ttyAMA0 rdinit=/init fe_wait=90";
+pub const FRONTEND_VCPUS: u32 = 2;
+/// Frontend memory in KiB.
+pub const FRONTEND_MEMORY_KB: u64 = 256 * 1024;
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
+/// The devices: (MMIO base, SPI number counted from 0 as the DT's `interrupts` cell).
+pub const DEVICES: [(u64, u32, &str); 2] = [(0x0200_0000, 1, "blk"), (0x0200_0200, 2, "net")];
+
+/// Which domain runs the backend.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Route {
+    /// Backend as dom0 (Xen 4.17+): dom0 has the device-model privilege.
+    Dom0,
+    /// Backend as dom0less domU1 with `capabilities = <1>` (control; Xen >= 4.21),
+    /// frontend domU2.
+    ControlDomU,
+}
+
+impl Route {
+    fn backend_domid(self) -> u32 {
+        match self {
+            Route::Dom0 => 0,
+            Route::ControlDomU => 1,
+        }
+    }
+}
+
+/// The frontend's partial device tree (Xen copies the `/passthrough` nodes verbatim; the
+/// `gic` node's phandle stands for the guest's vGIC).
+pub fn frontend_dts(route: Route) -> String {
+    let mut out = String::from(
+        "/dts-v1/;\n\n/ {\n    #address-cells = <2>;\n    #size-cells = <2>;\n\n    \
+         gic: gic {                  /* placeholder: Xen substitutes the guest's vGIC */\n        \
+         #interrupt-cells = <3>;\n        interrupt-controller;\n    };\n\n    \
+         passthrough {\n        compatible = \"simple-bus\";\n        ranges;\n        \
+         #address-cells = <2>;\n        #size-cells = <2>;\n\n        \
+         xen_iommu: xen_iommu {\n            compatible = \"xen,grant-dma\";\n            \
+         #iommu-cells = <1>;\n        };\n",
+    );
+    let backend = route.backend_domid();
+    for (base, spi, name) in DEVICES {
+        let _ = write!(
+            out,
+            "\n        virtio@{base:x} {{           /* virtio-{name} */\n            \
+             compatible = \"virtio,mmio\";\n            \
+             reg = <0x0 0x{base:x} 0x0 0x200>;\n            \
+             interrupt-parent = <&gic>;\n            \
+             interrupts = <0 {spi} 1>;        /* SPI {spi} = INTID {}, edge rising */\n            \
+             dma-coherent;\n            \
+             iommus = <&xen_iommu {backend}>;  /* the backend's domid */\n        }};\n",
+            spi + 32
+        );
+    }
+    out.push_str("    };\n};\n");
+    out
+}
+
+/// A boot module: where it is loaded and how big it is.
+#[derive(Clone, Copy)]
+pub struct Module {
+    pub addr: u64,
+    pub size: u64,
+}
+
+/// The frontend's three modules.
+pub struct Frontend {
+    pub kernel: Module,
+    pub ramdisk: Module,
+    pub dtb: Module,
+}
+
+fn module_node(indent: &str, kind: &str, m: Module, bootargs: Option<&str>) -> String {
+    let mut out = format!(
+        "{indent}module@{:x} {{\n{indent}    compatible = \"multiboot,{kind}\", \"multiboot,module\";\n\
+         {indent}    reg = <0x{:x} 0x{:x} 0x{:x} 0x{:x}>;\n",
+        m.addr,
+        m.addr >> 32,
+        m.addr & 0xffff_ffff,
+        m.size >> 32,
+        m.size & 0xffff_ffff
+    );
+    if let Some(args) = bootargs {
+        let _ = writeln!(out, "{indent}    bootargs = \"{args}\";");
+    }
+    let _ = writeln!(out, "{indent}}};");
+    out
+}
+
+fn frontend_node(name: &str, fe: &Frontend, args: &str) -> String {
+    let mut out = format!(
+        "  {name} {{\n   compatible = \"xen,domain\";\n   #address-cells = <2>;\n   \
+         #size-cells = <2>;\n   memory = <0 {FRONTEND_MEMORY_KB}>;\n   cpus = <{FRONTEND_VCPUS}>;\n   \
+         vpl011;\n   xen,enhanced = \"no-xenstore\";\n"
+    );
+    out.push_str(&module_node("   ", "kernel", fe.kernel, Some(args)));
+    out.push_str(&module_node("   ", "ramdisk", fe.ramdisk, None));
+    out.push_str(&module_node("   ", "device-tree", fe.dtb, None));
+    out.push_str("  };\n");
+    out
+}
+
+/// `/chosen` for `route`: Xen's command line, the backend (dom0 module or control domU1)
+/// and the frontend domU.
+pub fn chosen(route: Route, xen_args: &str, backend: Module, fe: &Frontend) -> String {
+    chosen_with(
+        route,
+        xen_args,
+        Some((backend, DOM0_ARGS)),
+        fe,
+        FRONTEND_ARGS,
+    )
+}
+
+/// [`chosen`] with the backend's (`None`: no backend at all, dom0 route only) and the
+/// frontend's command lines given.
+fn chosen_with(
+    route: Route,
+    xen_args: &str,
+    backend: Option<(Module, &str)>,
+    fe: &Frontend,
+    frontend_args: &str,
+) -> String {
+    let mut out = String::from("/ {\n chosen {\n  #address-cells = <2>;\n  #size-cells = <2>;\n");
+    let _ = writeln!(out, "  xen,xen-bootargs = \"{xen_args}\";");
+    match route {
+        Route::Dom0 => {
+            if let Some((module, args)) = backend {
+                out.push_str(&module_node("  ", "kernel", module, Some(args)));
+            }
+            out.push_str(&frontend_node("domU1", fe, frontend_args));
+        }
+        Route::ControlDomU => {
+            out.push_str(
+                "  domU1 {\n   compatible = \"xen,domain\";\n   #address-cells = <2>;\n   \
+                 #size-cells = <2>;\n   memory = <0 131072>;\n   cpus = <1>;\n   vpl011;\n   \
+                 xen,enhanced = \"no-xenstore\";\n   \
+                 capabilities = <1>;   /* control: create_ioreq_server, dm_op (Xen >= 4.21) */\n",
+            );
+            if let Some((module, args)) = backend {
+                let args = args.replace("serve=1", "frontend=2");
+                out.push_str(&module_node("   ", "kernel", module, Some(&args)));
+            }
+            out.push_str("  };\n");
+            out.push_str(&frontend_node("domU2", fe, frontend_args));
+        }
+    }
+    out.push_str(" };\n};\n");
+    out
+}
+
+fn align_up(value: u64, align: u64) -> u64 {
+    value.div_ceil(align) * align
+}
+
+/// Lays files out from [`MODULE_BASE`], each on a 2 MiB boundary.
+fn layout(sizes: &[u64]) -> Vec<Module> {
+    let mut addr = MODULE_BASE;
+    sizes
+        .iter()
+        .map(|&size| {
+            let m = Module { addr, size };
+            addr = align_up(addr + size, 0x20_0000);
+            m
+        })
+        .collect()
+}
+
+fn size_of(path: &Path) -> Result<u64, String> {
+    Ok(std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len())
+}
+
+/// Everything the boot needs, built or taken from the caches.
+struct Parts {
+    xen: PathBuf,
+    backend: PathBuf,
+    kernel: PathBuf,
+    initramfs: PathBuf,
+    dtb: PathBuf,
+    kernel_version: String,
+    kernel_built_seconds: Option<u64>,
+}
+
+fn prepare(dir: &Path) -> Result<Parts, String> {
+    apt::ensure_installed(
+        &["qemu-system-arm", "device-tree-compiler", "gzip"],
+        "booting Xen for arm64 in QEMU",
+    )?;
+    step("[1/5] Xen 4.17.5 with IOREQ for arm64");
+    let xen = xen_arm64::hypervisor()?;
+    step("[2/5] stubvirt arm64 image (the backend, dom0)");
+    let backend = crate::image_arm64::build()?;
+    step("[3/5] frontend Linux (linux-source-6.12, XEN_VIRTIO)");
+    let kernel = frontend_kernel::ensure()?;
+    frontend_kernel::check_modules(&kernel.modules)?;
+    step("[4/5] frontend initramfs (busybox-static arm64, init.sh, virtio modules)");
+    let busybox = frontend_initramfs::busybox()?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let initramfs = dir.join("initramfs.cpio.gz");
+    frontend_initramfs::build(
+        &initramfs,
+        &busybox,
+        &kernel.modules,
+        frontend_kernel::MODULES,
+    )?;
+    let dts = dir.join("frontend.dts");
+    std::fs::write(&dts, frontend_dts(Route::Dom0)).map_err(|e| e.to_string())?;
+    let dtb = dir.join("frontend.dtb");
+    run(Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(&dts))?;
+    println!(
+        "    initramfs {} KiB, frontend.dtb {} bytes, frontend Image {} KiB",
+        size_of(&initramfs)? / 1024,
+        size_of(&dtb)?,
+        size_of(&kernel.image)? / 1024
+    );
+    Ok(Parts {
+        xen,
+        backend,
+        kernel: kernel.image,
+        initramfs,
+        dtb,
+        kernel_version: kernel.version,
+        kernel_built_seconds: kernel.built_seconds,
+    })
+}
+
+/// The system device tree and module loads for the dom0 route.
+fn system(dir: &Path, parts: &Parts, options: &Options) -> Result<(PathBuf, Vec<Load>), String> {
+    let files = [&parts.backend, &parts.kernel, &parts.initramfs, &parts.dtb];
+    let sizes = files
+        .iter()
+        .map(|f| size_of(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let m = layout(&sizes);
+    let [backend, kernel, ramdisk, dtb] = [m[0], m[1], m[2], m[3]];
+    let fe = Frontend {
+        kernel,
+        ramdisk,
+        dtb,
+    };
+    let mut dts = sysdt_arm64::qemu_dts(dir)?;
+    let backend = options.backend.then_some((backend, DOM0_ARGS));
+    dts.push_str(&chosen_with(
+        Route::Dom0,
+        sysdt_arm64::XEN_ARGS,
+        backend,
+        &fe,
+        &options.frontend_args,
+    ));
+    let system_dtb = sysdt_arm64::compile(dir, &dts)?;
+    let skip = usize::from(!options.backend);
+    let loads = files
+        .iter()
+        .zip(&m)
+        .skip(skip)
+        .map(|(f, m)| Load {
+            file: f.to_path_buf(),
+            addr: m.addr,
+        })
+        .collect();
+    Ok((system_dtb, loads))
+}
+
+/// The frontend's `FRONTEND-RESULT` lines, by stage (`done` for the last one); the fields
+/// of several lines of one stage are merged (Xen cuts guest lines at about 128 bytes).
+pub fn results(lines: &[(Duration, String)]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (_, line) in lines {
+        let Some(rest) = line.split("FRONTEND-RESULT ").nth(1) else {
+            continue;
+        };
+        let fields: BTreeMap<String, String> = rest
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let stage = fields
+            .get("stage")
+            .cloned()
+            .unwrap_or_else(|| "done".to_string());
+        out.entry(stage)
+            .or_insert_with(BTreeMap::new)
+            .extend(fields);
+    }
+    out
+}
+
+/// Stops once the frontend is done and then powered off (or stubvirt printed counters
+/// after it), or at a fatal line.
+fn until_done() -> impl FnMut(&str) -> bool {
+    let mut done = false;
+    let mut stalls = 0;
+    move |line| {
+        // A frontend vcpu that stopped taking interrupts: Linux reports an RCU stall every
+        // ~60 s; the second report is enough (the first may be load).
+        if line.contains("rcu_sched detected stalls") {
+            stalls += 1;
+            return stalls >= 2;
+        }
+        if ["Panic on CPU", "Hardware Dom0 crashed"]
+            .iter()
+            .any(|m| line.contains(m))
+        {
+            return true;
+        }
+        if line.contains("FRONTEND-RESULT done=1") {
+            done = true;
+            return false;
+        }
+        done && (line.contains("reboot: Power down") || line.contains("STUBVIRT-COUNTERS "))
+    }
+}
+
+fn get<'a>(r: &'a BTreeMap<String, BTreeMap<String, String>>, stage: &str, key: &str) -> &'a str {
+    r.get(stage)
+        .and_then(|f| f.get(key))
+        .map_or("?", String::as_str)
+}
+
+/// The human-readable summary; `Ok` when every stage passed.
+fn summary(
+    t: &Transcript,
+    parts: &Parts,
+    options: &Options,
+    wall: Duration,
+) -> Result<String, String> {
+    let r = results(&t.lines);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "demo: Xen 4.17.5 (IOREQ) in QEMU TCG; {}; Linux {} frontend \
+         domU1 ({FRONTEND_VCPUS} vcpus, {} MiB); {:.1} s wall; log {}",
+        if options.backend {
+            format!("stubvirt dom0 ({DOM0_ARGS})")
+        } else {
+            "no backend (--no-backend: dom0less without dom0)".to_string()
+        },
+        parts.kernel_version,
+        FRONTEND_MEMORY_KB / 1024,
+        wall.as_secs_f64(),
+        t.log.display()
+    );
+    if let Some(secs) = parts.kernel_built_seconds {
+        let _ = writeln!(s, "  frontend kernel built in this run: {secs} s");
+    }
+    let ready = t.find("STUBVIRT-READY ").map(|(time, l)| {
+        let text = l.split("STUBVIRT-READY ").nth(1).unwrap_or_default();
+        format!("{text} (at {:.1} s)", time.as_secs_f64())
+    });
+    let _ = writeln!(
+        s,
+        "  backend:   {}",
+        ready
+            .as_deref()
+            .unwrap_or("stubvirt never printed STUBVIRT-READY")
+    );
+    if let Some((_, l)) = t.find("STUBVIRT-SERVE-FAILED") {
+        let _ = writeln!(s, "  backend:   {}", l.trim());
+    }
+    let mut ok = true;
+    match r
+        .get("handshake")
+        .and_then(|f| f.get("backend"))
+        .map(String::as_str)
+    {
+        Some("ready") => {
+            let _ = writeln!(
+                s,
+                "  handshake: backend answered after {} s ({} polls; blk={} net={}); probe: vda={} eth0={}",
+                get(&r, "handshake", "waited_s"),
+                get(&r, "handshake", "tries"),
+                get(&r, "handshake", "blk"),
+                get(&r, "handshake", "net"),
+                get(&r, "probe", "vda"),
+                get(&r, "probe", "eth0"),
+            );
+        }
+        Some("absent") => {
+            let _ = writeln!(
+                s,
+                "  BACKEND NEVER CAME UP: the frontend polled the virtio-mmio magic at 0x2000000 and \
+                 0x2000200 for {} s ({} polls) and got no answer; it did not probe the devices and \
+                 powered off.",
+                get(&r, "handshake", "waited_s"),
+                get(&r, "handshake", "tries")
+            );
+            return Err(s);
+        }
+        _ => {
+            let _ = writeln!(
+                s,
+                "  the frontend never reported its handshake ({}); last lines:\n{}",
+                match t.end {
+                    End::TimedOut => "deadline passed".to_string(),
+                    End::Exited(status) => format!("QEMU exited: {status}"),
+                    End::Stopped(_) => "stopped at a fatal line".to_string(),
+                },
+                t.tail(25)
+            );
+            return Err(s);
+        }
+    }
+    let verified = get(&r, "blk_verify", "ok") == "1";
+    ok &= verified;
+    let _ = writeln!(
+        s,
+        "  block:     /dev/vda {} bytes; whole disk written in 1 MiB regions with requests of {} B \
+         ({} O_DIRECT, {} buffered+fsync regions), read back O_DIRECT and buffered: {} (sha256 {}); \
+         flush: blockdev --flushbufs",
+        get(&r, "blk", "size_bytes"),
+        get(&r, "blk_verify", "sizes"),
+        get(&r, "blk_verify", "direct_regions"),
+        get(&r, "blk_verify", "buffered_regions"),
+        if verified { "verified" } else { "MISMATCH/FAILED" },
+        get(&r, "blk_verify", "sha256"),
+    );
+    let fs_ok = get(&r, "fs", "ok") == "1";
+    ok &= fs_ok;
+    let _ = writeln!(
+        s,
+        "  ext2:      mke2fs + mount + create/copy/delete + umount + remount and check: {}; fsck: {}",
+        if fs_ok { "ok" } else { "FAILED" },
+        get(&r, "fs", "fsck")
+    );
+    let _ = writeln!(
+        s,
+        "  throughput seen by the frontend (TCG, relative): 1 MiB seq write {} MB/s, read {} MB/s; \
+         4 KiB QD1 O_DIRECT read {} IOPS, write {} IOPS; random 4 KiB read (one dd per request) {} IOPS",
+        get(&r, "blk_perf", "seq1m_write_mbs"),
+        get(&r, "blk_perf", "seq1m_read_mbs"),
+        get(&r, "blk_perf", "seq4k_read_iops"),
+        get(&r, "blk_perf", "seq4k_write_iops"),
+        get(&r, "blk_perf", "rand4k_read_iops_with_exec"),
+    );
+    let net_up = r.get("net").is_some_and(|f| f.contains_key("mac"));
+    ok &= net_up;
+    let _ = writeln!(
+        s,
+        "  net:       eth0 MAC {} MTU {} carrier {} operstate {}; ping gateway {}: {} (uplink to QEMU user networking not built yet); tx {} rx {} packets",
+        get(&r, "net", "mac"),
+        get(&r, "net", "mtu"),
+        get(&r, "net", "carrier"),
+        get(&r, "net", "operstate"),
+        get(&r, "net", "gw"),
+        if get(&r, "net", "ping_gw") == "1" { "replied" } else { "no reply" },
+        get(&r, "net", "tx_packets"),
+        get(&r, "net", "rx_packets"),
+    );
+    let counters: Vec<&str> = t
+        .lines
+        .iter()
+        .filter_map(|(_, l)| l.split("STUBVIRT-COUNTERS ").nth(1))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  stubvirt counters (last of {}): {}",
+        counters.len(),
+        counters.last().copied().unwrap_or("none printed")
+    );
+    for (stage, fields) in &r {
+        if let (Some(reason), Some("0")) =
+            (fields.get("reason"), fields.get("ok").map(String::as_str))
+        {
+            ok = false;
+            let _ = writeln!(s, "  FAILED:    stage {stage}: {reason}");
+        }
+    }
+    if let Some((time, _)) = t.find("rcu_sched detected stalls") {
+        ok = false;
+        let which = t
+            .find("Possible timer handling issue")
+            .and_then(|(_, l)| l.split("rcu: ").nth(1))
+            .unwrap_or("see the log");
+        let _ = writeln!(
+            s,
+            "  FRONTEND STALL: Linux reported an RCU stall at {:.1} s ({}): a frontend vcpu \
+             stopped being woken",
+            time.as_secs_f64(),
+            which.trim()
+        );
+    }
+    if !r.contains_key("done") {
+        ok = false;
+        let _ = writeln!(
+            s,
+            "  the frontend did not finish (no `FRONTEND-RESULT done=1`)"
+        );
+    }
+    if ok {
+        Ok(s)
+    } else {
+        Err(s)
+    }
+}
+
+/// What `cargo xtask demo` was asked for.
+struct Options {
+    deadline: Duration,
+    /// Whether stubvirt boots at all (as dom0).
+    backend: bool,
+    frontend_args: String,
+}
+
+const DEMO_USAGE: &str = "usage: cargo xtask demo [--timeout SECONDS] [--no-backend]";
+
+/// `--timeout SECONDS` (default 300); `--no-backend` boots the frontend alone (dom0less
+/// without dom0) with `fe_wait=20`, to show the readiness handshake giving up.
+fn options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        deadline: DEFAULT_DEADLINE,
+        backend: true,
+        frontend_args: FRONTEND_ARGS.to_string(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--timeout" => {
+                let n = args.next().ok_or(DEMO_USAGE)?;
+                o.deadline = n
+                    .parse()
+                    .map(Duration::from_secs)
+                    .map_err(|_| format!("--timeout takes seconds, not `{n}`"))?;
+            }
+            "--no-backend" => {
+                o.backend = false;
+                o.frontend_args = FRONTEND_ARGS.replace("fe_wait=90", "fe_wait=20");
+            }
+            _ => return Err(DEMO_USAGE.into()),
+        }
+    }
+    Ok(o)
+}
+
+/// `cargo xtask demo [--timeout SECONDS]`.
+pub fn run_demo(args: &[String]) -> Result<(), String> {
+    let options = options(args)?;
+    let limit = options.deadline;
+    let dir = workspace_root().join("target/demo");
+    let parts = prepare(&dir)?;
+    let (dtb, loads) = system(&dir, &parts, &options)?;
+    let mut command = Command::new("qemu-system-aarch64");
+    command
+        .args(sysdt_arm64::MACHINE)
+        .args(["-nographic", "-no-reboot", "-kernel"])
+        .arg(&parts.xen)
+        .arg("-dtb")
+        .arg(&dtb);
+    for load in &loads {
+        command.arg("-device").arg(format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            load.file.display(),
+            load.addr
+        ));
+    }
+    step(&format!(
+        "[5/5] booting Xen + stubvirt dom0 + Linux frontend domU1 (at most {} s); \
+         frontend and backend lines follow",
+        limit.as_secs()
+    ));
+    let started = Instant::now();
+    let mut stop = until_done();
+    // stubvirt prints its counters every second or so: echo them at most every 10 s.
+    let mut counters_shown: Option<Instant> = None;
+    let transcript = watch("demo", &mut command, limit, |line| {
+        let counters = line.contains("STUBVIRT-COUNTERS ");
+        let due = counters_shown.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        let wanted = line.contains("FRONTEND") || line.contains("STUBVIRT-");
+        if wanted && (!counters || due) {
+            if counters {
+                counters_shown = Some(Instant::now());
+            }
+            println!(
+                "    {:6.1} s  {}",
+                started.elapsed().as_secs_f64(),
+                line.trim()
+            );
+        }
+        stop(line)
+    })?;
+    let text = summary(&transcript, &parts, &options, started.elapsed());
+    step("summary");
+    match text {
+        Ok(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        Err(text) => {
+            print!("{text}");
+            Err("the end-to-end run did not pass (summary above)".into())
+        }
+    }
+}
+
+/// `cargo xtask config`: the nodes for a user's own system, both routes.
+pub fn config(_args: &[String]) -> Result<(), String> {
+    // Example addresses and sizes: replace with where your boot loader puts the files.
+    let backend = Module {
+        addr: 0x5000_0000,
+        size: 0x2_0000,
+    };
+    let fe = Frontend {
+        kernel: Module {
+            addr: 0x5020_0000,
+            size: 0x80_0000,
+        },
+        ramdisk: Module {
+            addr: 0x50c0_0000,
+            size: 0x20_0000,
+        },
+        dtb: Module {
+            addr: 0x50e0_0000,
+            size: 0x1000,
+        },
+    };
+    for (route, title) in [
+        (
+            Route::Dom0,
+            "Route 1: stubvirt as dom0 (Xen 4.17+, dom0less with dom0). dom0 is the hardware \
+             domain and holds the device-model privilege (dm_op, ioreq pages); the frontend \
+             names domid 0 in `iommus`.",
+        ),
+        (
+            Route::ControlDomU,
+            "Route 2: stubvirt as dom0less domU1 with `capabilities = <1>` (control; Xen >= 4.21 \
+             only, not testable here: CI has 4.17.5). No dom0; the frontend is domU2 and names \
+             domid 1 in `iommus`.",
+        ),
+    ] {
+        println!("==== {title}\n");
+        println!(
+            "---- /chosen (append to the host device tree; module addresses and sizes are \
+             examples)\n"
+        );
+        print!("{}", chosen(route, sysdt_arm64::XEN_ARGS, backend, &fe));
+        println!("\n---- frontend partial device tree (module \"multiboot,device-tree\")\n");
+        print!("{}", frontend_dts(route));
+        println!();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fe() -> Frontend {
+        Frontend {
+            kernel: Module {
+                addr: 0x5020_0000,
+                size: 0x70_0000,
+            },
+            ramdisk: Module {
+                addr: 0x50a0_0000,
+                size: 0x1234,
+            },
+            dtb: Module {
+                addr: 0x50c0_0000,
+                size: 0x300,
+            },
+        }
+    }
+
+    #[test]
+    fn partial_dt_names_the_backend_domid() {
+        let dom0 = frontend_dts(Route::Dom0);
+        assert!(dom0.contains("iommus = <&xen_iommu 0>;"));
+        assert!(dom0.contains("interrupts = <0 1 1>;"));
+        assert!(dom0.contains("interrupts = <0 2 1>;"));
+        assert!(dom0.contains("reg = <0x0 0x2000200 0x0 0x200>;"));
+        assert!(dom0.contains("compatible = \"xen,grant-dma\";"));
+        assert!(dom0.contains("#iommu-cells = <1>;"));
+        assert_eq!(dom0.matches("dma-coherent;").count(), 2);
+        assert!(!dom0.contains("phandle"), "dtc assigns small phandles");
+        let domu = frontend_dts(Route::ControlDomU);
+        assert!(domu.contains("iommus = <&xen_iommu 1>;"));
+    }
+
+    #[test]
+    fn checked_in_partial_dt_matches() {
+        assert_eq!(
+            include_str!("../frontend/frontend.dts"),
+            frontend_dts(Route::Dom0)
+        );
+    }
+
+    #[test]
+    fn chosen_dom0_route() {
+        let text = chosen(
+            Route::Dom0,
+            "console=dtuart",
+            Module {
+                addr: MODULE_BASE,
+                size: 0x14000,
+            },
+            &fe(),
+        );
+        assert_eq!(text.matches("domU").count(), 1);
+        assert!(text.contains("bootargs = \"loglevel=info serve=1"));
+        assert!(text.contains("reg = <0x0 0x50000000 0x0 0x14000>;"));
+        assert!(text.contains("cpus = <2>;"));
+        assert!(text.contains("memory = <0 262144>;"));
+        assert!(text.contains("xen,enhanced = \"no-xenstore\";"));
+        assert!(text.contains("\"multiboot,ramdisk\", \"multiboot,module\""));
+        assert!(text.contains("\"multiboot,device-tree\", \"multiboot,module\""));
+        assert!(text.contains("reg = <0x0 0x50a00000 0x0 0x1234>;"));
+        assert!(!text.contains("capabilities"));
+    }
+
+    #[test]
+    fn chosen_control_domu_route() {
+        let text = chosen(
+            Route::ControlDomU,
+            "console=dtuart",
+            Module {
+                addr: MODULE_BASE,
+                size: 0x14000,
+            },
+            &fe(),
+        );
+        assert!(text.contains("domU1 {"));
+        assert!(text.contains("domU2 {"));
+        assert!(text.contains("capabilities = <1>;"));
+        assert!(text.contains("frontend=2"));
+        assert!(!text.contains("serve=1"));
+    }
+
+    #[test]
+    fn layout_is_aligned_and_disjoint() {
+        let m = layout(&[0x14000, 0x7f_0001, 0x10, 0x300]);
+        assert_eq!(m[0].addr, MODULE_BASE);
+        assert_eq!(m[1].addr, MODULE_BASE + 0x20_0000);
+        assert_eq!(m[2].addr, MODULE_BASE + 0xa0_0000);
+        assert_eq!(m[3].addr, MODULE_BASE + 0xc0_0000);
+    }
+
+    #[test]
+    fn results_are_parsed_by_stage() {
+        let lines = vec![
+            (Duration::ZERO, "(XEN) DOM1: FRONTEND-RESULT stage=handshake backend=absent waited_s=90.02 tries=170".to_string()),
+            (Duration::ZERO, "FRONTEND-RESULT stage=blk_perf seq1m_read_mbs=50.1".to_string()),
+            (Duration::ZERO, "FRONTEND-RESULT stage=blk_perf seq4k_read_iops=489".to_string()),
+            (Duration::ZERO, "FRONTEND-RESULT done=1 uptime=95.1".to_string()),
+        ];
+        let r = results(&lines);
+        assert_eq!(get(&r, "handshake", "backend"), "absent");
+        assert_eq!(get(&r, "handshake", "tries"), "170");
+        assert_eq!(get(&r, "done", "done"), "1");
+        assert_eq!(get(&r, "blk_perf", "seq1m_read_mbs"), "50.1");
+        assert_eq!(get(&r, "blk_perf", "seq4k_read_iops"), "489");
+        assert_eq!(get(&r, "blk_perf", "absent"), "?");
+    }
+
+    #[test]
+    fn stops_after_done_and_power_down() {
+        let mut stop = until_done();
+        assert!(!stop("(XEN) DOM1: FRONTEND-RESULT stage=blk size_bytes=1"));
+        assert!(!stop("(XEN) DOM1: [  3.1] reboot: Power down"));
+        assert!(!stop("(XEN) DOM1: FRONTEND-RESULT done=1 uptime=9"));
+        assert!(stop("(XEN) DOM1: [  9.2] reboot: Power down"));
+        let mut stop = until_done();
+        assert!(stop("(XEN) Hardware Dom0 crashed: rebooting machine"));
+        let mut stop = until_done();
+        assert!(!stop(
+            "DOM1: [ 55.2] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"
+        ));
+        assert!(stop(
+            "DOM1: [ 118.2] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"
+        ));
+    }
+}
