@@ -8,7 +8,6 @@ use crate::process::{step, workspace_root};
 use crate::sysdt_arm64::{self, Role};
 use crate::{apt, xen_arm64};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -33,20 +32,7 @@ fn boot(
 ) -> Result<Transcript, String> {
     let dir = workspace_root().join("target/arm64-boot").join(name);
     let (dtb, loads) = sysdt_arm64::build(&dir, role, image, sysdt_arm64::XEN_ARGS, bootargs)?;
-    let mut command = Command::new("qemu-system-aarch64");
-    command
-        .args(sysdt_arm64::MACHINE)
-        .args(["-nographic", "-no-reboot", "-kernel"])
-        .arg(xen)
-        .arg("-dtb")
-        .arg(&dtb);
-    for load in &loads {
-        command.arg("-device").arg(format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            load.file.display(),
-            load.addr
-        ));
-    }
+    let mut command = sysdt_arm64::qemu_command(xen, &dtb, &loads);
     watch(name, &mut command, DEADLINE, stop)
 }
 
@@ -179,12 +165,7 @@ pub fn xen_tests(image: &Path, runs: usize) -> Result<(), String> {
             );
             times.push(seconds);
         }
-        times.sort_by(f64::total_cmp);
-        let median = times.get(times.len() / 2).copied().unwrap_or_default();
-        println!(
-            "    {role:?} boot-to-result: median {median:.2} s over {} run(s)",
-            times.len()
-        );
+        crate::guest_console::print_median(&format!("{role:?} boot-to-result"), times);
     }
     crash_tests(image, &xen)
 }

@@ -215,12 +215,7 @@ pub fn xen_selftest(image: &Path, runs: usize) -> Result<(), String> {
         );
         times.push(seconds);
     }
-    times.sort_by(f64::total_cmp);
-    let median = times.get(times.len() / 2).copied().unwrap_or_default();
-    println!(
-        "    boot-to-result under Xen: median {median:.2} s over {} run(s)",
-        times.len()
-    );
+    crate::guest_console::print_median("boot-to-result under Xen", times);
     Ok(())
 }
 

@@ -566,20 +566,7 @@ pub fn run_demo(args: &[String]) -> Result<(), String> {
     let dir = workspace_root().join("target/demo");
     let parts = prepare(&dir)?;
     let (dtb, loads) = system(&dir, &parts, &options)?;
-    let mut command = Command::new("qemu-system-aarch64");
-    command
-        .args(sysdt_arm64::MACHINE)
-        .args(["-nographic", "-no-reboot", "-kernel"])
-        .arg(&parts.xen)
-        .arg("-dtb")
-        .arg(&dtb);
-    for load in &loads {
-        command.arg("-device").arg(format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            load.file.display(),
-            load.addr
-        ));
-    }
+    let mut command = sysdt_arm64::qemu_command(&parts.xen, &dtb, &loads);
     step(&format!(
         "[5/5] booting Xen + stubvirt dom0 + Linux frontend domU1 (at most {} s); \
          frontend and backend lines follow",

@@ -137,3 +137,13 @@ pub fn watch(
     let end = end.unwrap_or(End::TimedOut);
     Ok(Transcript { lines, end, log })
 }
+
+/// Prints the median of boot timings (seconds) under `label`.
+pub fn print_median(label: &str, mut times: Vec<f64>) {
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    println!(
+        "    {label}: median {median:.2} s over {} run(s)",
+        times.len()
+    );
+}

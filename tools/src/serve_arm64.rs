@@ -11,7 +11,6 @@ use crate::guest_console::{watch, End, Transcript};
 use crate::process::{step, workspace_root};
 use crate::sysdt_arm64;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -71,20 +70,7 @@ fn boot(image: &Path, xen: &Path, name: &str) -> Result<Transcript, String> {
     let dir = workspace_root().join("target/arm64-boot").join(name);
     let (dtb, loads) =
         sysdt_arm64::build_dom0_and_domu(&dir, image, DOM0_ARGS, DOMU_ARGS, DOMU_VCPUS)?;
-    let mut command = Command::new("qemu-system-aarch64");
-    command
-        .args(sysdt_arm64::MACHINE)
-        .args(["-nographic", "-no-reboot", "-kernel"])
-        .arg(xen)
-        .arg("-dtb")
-        .arg(&dtb);
-    for load in &loads {
-        command.arg("-device").arg(format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            load.file.display(),
-            load.addr
-        ));
-    }
+    let mut command = sysdt_arm64::qemu_command(xen, &dtb, &loads);
     watch(name, &mut command, DEADLINE, until_done())
 }
 

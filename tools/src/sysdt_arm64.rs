@@ -44,6 +44,26 @@ pub struct Load {
     pub addr: u64,
 }
 
+/// The QEMU command that boots `xen` with the system device tree `dtb` and the boot
+/// modules placed where the tree says.
+pub fn qemu_command(xen: &Path, dtb: &Path, loads: &[Load]) -> Command {
+    let mut command = Command::new("qemu-system-aarch64");
+    command
+        .args(MACHINE)
+        .args(["-nographic", "-no-reboot", "-kernel"])
+        .arg(xen)
+        .arg("-dtb")
+        .arg(dtb);
+    for load in loads {
+        command.arg("-device").arg(format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            load.file.display(),
+            load.addr
+        ));
+    }
+    command
+}
+
 /// `/chosen` text for `role` with the image at `addr` (`size` bytes): Xen's command line,
 /// and the dom0 module or the domU node. Used by the tests and as the user examples.
 pub fn chosen(role: Role, xen_args: &str, addr: u64, size: u64, bootargs: &str) -> String {
