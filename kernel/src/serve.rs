@@ -41,6 +41,8 @@ pub const NET_SPI: u32 = 34;
 const WINDOW: u64 = 0x200;
 /// Longest block without work: the counters are checked at least this often.
 const POLL_NS: u64 = 1_000_000_000;
+/// Poll timeout while a notification is owed (a failed `EVTCHNOP_send` is retried).
+const RETRY_NS: u64 = 1_000_000;
 /// Minimum time between two counter lines.
 const COUNTERS_EVERY_NS: u64 = 2_000_000_000;
 const DEFAULT_RAMDISK_MB: u64 = 16;
@@ -98,6 +100,9 @@ struct VcpuSlot {
     port: Port,
     /// Ioreqs answered from this slot.
     served: core::cell::Cell<u64>,
+    /// The answer is in the slot but `EVTCHNOP_send` failed: the vcpu still waits, so
+    /// the notification is owed and retried every pass.
+    notify_owed: core::cell::Cell<bool>,
 }
 
 /// The IOREQ server set up for the frontend.
@@ -155,6 +160,7 @@ fn register(boot: &BootInfo, fe: DomId, cfg: &Config) -> Result<(IoServId, Serve
             ioreq,
             port,
             served: core::cell::Cell::new(0),
+            notify_owed: core::cell::Cell::new(false),
         });
     }
     Ok((id, Server { slots }))
@@ -203,6 +209,9 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     let mut last_print = 0u64;
     loop {
         let mut served = 0;
+        for slot in server.slots.iter().filter(|s| s.notify_owed.get()) {
+            slot.notify_owed.set(evtchn::send(slot.port).is_err());
+        }
         // Bounded: each slot is answered at most once per pass.
         for slot in &server.slots {
             if evtchn::is_pending(slot.port) {
@@ -223,6 +232,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             slot.served.set(slot.served.get() + 1);
             if evtchn::send(slot.port).is_err() {
                 stats.send_errors += 1;
+                slot.notify_owed.set(true);
             }
             served += 1;
         }
@@ -243,7 +253,9 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             last_print = now;
         }
         if served == 0 && !more {
-            if let Err(e) = sched::poll(&mut ports, now.saturating_add(POLL_NS)) {
+            let owed = server.slots.iter().any(|s| s.notify_owed.get());
+            let timeout = if owed { RETRY_NS } else { POLL_NS };
+            if let Err(e) = sched::poll(&mut ports, now.saturating_add(timeout)) {
                 log::error!("serve: SCHEDOP_poll: {e}");
             }
         }
