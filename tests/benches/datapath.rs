@@ -13,7 +13,6 @@ use devices::backend::Backend;
 use devices::backend::{DomainId, Frontends};
 use devices::blk::backend::RamDisk;
 use devices::blk::BlkOptions;
-use devices::features;
 use devices::grant::PAGE_SIZE;
 use devices::ioreq::{self, Ioreq, IOREQ_TYPE_COPY, IOREQ_WRITE, STATE_IOREQ_READY};
 use devices::memory::{AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage};
@@ -162,27 +161,9 @@ impl Workload {
 
 impl BlkRig {
     fn new(data_bytes: usize) -> Self {
-        let machine = scenario::machine(&[FRONTEND]);
-        let sectors = DISK_BYTES / 512;
-        scenario::add_ram_disk(
-            &machine,
-            FRONTEND,
-            0,
-            RamDisk::new(sectors, "bench"),
-            BlkOptions::default(),
-        );
-        let (base, irq) = scenario::window(0);
-        let raw = RawDriver::new(&machine, FRONTEND, base);
-        let status = raw.negotiate(
-            features::VERSION_1
-                | features::ACCESS_PLATFORM
-                | features::INDIRECT_DESC
-                | features::EVENT_IDX,
-        );
-        assert_ne!(status & devices::mmio::status::FEATURES_OK, 0);
-        let queue = RawQueue::new(FRONTEND, QUEUE_SIZE);
-        raw.setup_queue(0, &queue, QUEUE_SIZE);
-        raw.driver_ok();
+        let (machine, raw, queue) =
+            stubvirt_tests::rings::hand_driven_disk(DISK_BYTES / 512, "bench", QUEUE_SIZE);
+        let (_, irq) = scenario::window(0);
         let mem = Granted::new(FRONTEND, DATA_PAGE + data_bytes / PAGE_SIZE, false);
         Self {
             machine,

@@ -271,3 +271,31 @@ impl RawDriver {
         self.read(reg::STATUS)
     }
 }
+
+/// A fresh machine with a RAM disk of `sectors` at window 0 of the frontend, driven by
+/// hand through queue 0 of `queue_size` entries with INDIRECT_DESC and EVENT_IDX
+/// negotiated and DRIVER_OK set.
+pub fn hand_driven_disk(
+    sectors: u64,
+    serial: &str,
+    queue_size: u16,
+) -> (Shared, RawDriver, RawQueue) {
+    use devices::features;
+    let frontend = crate::scenario::FRONTEND;
+    let machine = crate::scenario::machine(&[frontend]);
+    let disk = devices::blk::backend::RamDisk::new(sectors, serial);
+    crate::scenario::add_ram_disk(&machine, frontend, 0, disk, Default::default());
+    let (base, _) = crate::scenario::window(0);
+    let raw = RawDriver::new(&machine, frontend, base);
+    let negotiated = raw.negotiate(
+        features::VERSION_1
+            | features::ACCESS_PLATFORM
+            | features::INDIRECT_DESC
+            | features::EVENT_IDX,
+    );
+    assert_ne!(negotiated & status::FEATURES_OK, 0, "features accepted");
+    let queue = RawQueue::new(frontend, queue_size);
+    raw.setup_queue(0, &queue, queue_size);
+    raw.driver_ok();
+    (machine, raw, queue)
+}

@@ -3,9 +3,6 @@
 //! answered in order, and a chain that does not fit waits for the next batch. Plus the
 //! EVENT_IDX re-arm at the quota boundary.
 
-use devices::blk::backend::RamDisk;
-use devices::blk::BlkOptions;
-use devices::features;
 use devices::grant::PAGE_SIZE;
 use devices::mmio::{reg, status};
 use devices::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
@@ -32,26 +29,8 @@ struct Rig {
 
 impl Rig {
     fn new(data_pages: usize) -> Self {
-        let machine = scenario::machine(&[FRONTEND]);
-        scenario::add_ram_disk(
-            &machine,
-            FRONTEND,
-            0,
-            RamDisk::new(8192, "batch"),
-            BlkOptions::default(),
-        );
-        let (base, _) = scenario::window(0);
-        let raw = RawDriver::new(&machine, FRONTEND, base);
-        let negotiated = raw.negotiate(
-            features::VERSION_1
-                | features::ACCESS_PLATFORM
-                | features::INDIRECT_DESC
-                | features::EVENT_IDX,
-        );
-        assert_ne!(negotiated & status::FEATURES_OK, 0);
-        let queue = RawQueue::new(FRONTEND, QUEUE_SIZE);
-        raw.setup_queue(0, &queue, QUEUE_SIZE);
-        raw.driver_ok();
+        let (machine, raw, queue) =
+            stubvirt_tests::rings::hand_driven_disk(8192, "batch", QUEUE_SIZE);
         let mem = Granted::new(FRONTEND, DATA + data_pages, false);
         Self {
             _machine: machine,

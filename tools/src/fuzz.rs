@@ -88,6 +88,21 @@ fn nightly_cargo() -> Command {
     command
 }
 
+/// `cargo fuzz run TARGET` with the project's fuzz and target directories.
+fn fuzz_run(target: &str) -> Command {
+    let mut command = nightly_cargo();
+    command.args([
+        "fuzz",
+        "run",
+        "--fuzz-dir",
+        FUZZ_DIR,
+        "--target-dir",
+        TARGET_DIR,
+        target,
+    ]);
+    command
+}
+
 fn ensure_cargo_fuzz() -> Result<(), String> {
     let present = nightly_cargo()
         .args(["fuzz", "--version"])
@@ -123,18 +138,8 @@ fn run_target(
         let _ = std::fs::remove_dir_all(&scratch);
     }
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    let mut command = nightly_cargo();
-    command
-        .args([
-            "fuzz",
-            "run",
-            "--fuzz-dir",
-            FUZZ_DIR,
-            "--target-dir",
-            TARGET_DIR,
-            target,
-        ])
-        .arg(&scratch);
+    let mut command = fuzz_run(target);
+    command.arg(&scratch);
     // The repository corpus seeds the run but is only written with --save-corpus.
     if saved.is_dir() {
         command.arg(&saved);
@@ -198,16 +203,7 @@ fn run_target(
 /// Adds the scratch inputs that bring new coverage to the repository corpus.
 fn merge_into(target: &str, saved: &Path, scratch: &PathBuf) -> Result<(), String> {
     std::fs::create_dir_all(saved).map_err(|e| format!("{}: {e}", saved.display()))?;
-    let status = nightly_cargo()
-        .args([
-            "fuzz",
-            "run",
-            "--fuzz-dir",
-            FUZZ_DIR,
-            "--target-dir",
-            TARGET_DIR,
-            target,
-        ])
+    let status = fuzz_run(target)
         .arg(saved)
         .arg(scratch)
         .args(["--", "-merge=1"])

@@ -251,7 +251,8 @@ mod tests {
             (Role::DomU, include_str!("../configs/arm64-domU.dts")),
         ];
         for (role, text) in examples {
-            let nodes = chosen(role, XEN_ARGS, MODULE_BASE, 0x20000, BOOTARGS);
+            // The examples reserve the 256 KiB image budget, so they fit every image within it.
+            let nodes = chosen(role, XEN_ARGS, MODULE_BASE, 0x40000, BOOTARGS);
             assert!(
                 text.ends_with(&nodes),
                 "{role:?} example differs from:\n{nodes}"
