@@ -15,6 +15,7 @@ pub mod device;
 pub mod features;
 pub mod grant;
 pub mod ioreq;
+pub mod ioreq_loop;
 pub mod mapping;
 pub mod memory;
 pub mod mmio;

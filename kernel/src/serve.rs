@@ -18,7 +18,8 @@ use crate::xen::abi::event_channel::Port;
 use crate::xen::abi::DomId;
 use crate::xen::guest_memory::GrantMemory;
 use crate::xen::hypercall::XenError;
-use crate::xen::ioreq_page::{IoreqPage, IoreqSlot, MAX_VCPUS};
+use crate::xen::ioreq_page::{IoreqPage, MAX_VCPUS};
+use crate::xen::vcpu_channel::EventSlot;
 use crate::xen::{dm_op, evtchn, sched, window};
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -27,7 +28,7 @@ use core::fmt::Write;
 use devices::backend::{Backend, DomainId, Frontends, Interrupt};
 use devices::blk::backend::{BlockBackend, RamDisk, SECTOR_SIZE};
 use devices::blk::BlkOptions;
-use devices::ioreq;
+use devices::ioreq_loop::{self, IoreqStats, Vcpu};
 use devices::memory::GuestMemory;
 use devices::net::NetOptions;
 
@@ -94,20 +95,9 @@ impl Frontends for OneFrontend {
     }
 }
 
-/// One frontend vcpu's ioreq slot and our end of its event channel.
-struct VcpuSlot {
-    ioreq: IoreqSlot,
-    port: Port,
-    /// Ioreqs answered from this slot.
-    served: core::cell::Cell<u64>,
-    /// The answer is in the slot but `EVTCHNOP_send` failed: the vcpu still waits, so
-    /// the notification is owed and retried every pass.
-    notify_owed: core::cell::Cell<bool>,
-}
-
-/// The IOREQ server set up for the frontend.
+/// The IOREQ server set up for the frontend: one entry per frontend vcpu.
 struct Server {
-    slots: Vec<VcpuSlot>,
+    vcpus: Vec<Vcpu<EventSlot>>,
 }
 
 fn fail(what: &str, e: XenError) -> String {
@@ -143,8 +133,9 @@ fn register(boot: &BootInfo, fe: DomId, cfg: &Config) -> Result<(IoServId, Serve
         }
     }
     .clamp(1, MAX_VCPUS as u32);
-    let mut slots = Vec::new();
-    for v in 0..vcpus as usize {
+    let count = vcpus;
+    let mut vcpus = Vec::new();
+    for v in 0..count as usize {
         let ioreq = page.slot(v).ok_or("vcpu past the ioreq page")?;
         let remote = ioreq.vp_eport();
         let port = evtchn::bind_interdomain(fe, remote).map_err(|e| {
@@ -156,14 +147,9 @@ fn register(boot: &BootInfo, fe: DomId, cfg: &Config) -> Result<(IoServId, Serve
         // Polled, never delivered as an upcall.
         evtchn::mask(port);
         log::info!("serve: vcpu {v}: remote port {remote} bound to local port {port}");
-        slots.push(VcpuSlot {
-            ioreq,
-            port,
-            served: core::cell::Cell::new(0),
-            notify_owed: core::cell::Cell::new(false),
-        });
+        vcpus.push(Vcpu::new(EventSlot { ioreq, port }));
     }
-    Ok((id, Server { slots }))
+    Ok((id, Server { vcpus }))
 }
 
 /// Runs serve mode; never returns.
@@ -184,7 +170,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             mtu: DEFAULT_MTU,
         },
     );
-    let (_id, server) = match register(boot, fe, cfg) {
+    let (_id, mut server) = match register(boot, fe, cfg) {
         Ok(s) => s,
         Err(why) => {
             let _ = writeln!(
@@ -197,55 +183,43 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     let _ = writeln!(
         crate::console::Writer,
         "STUBVIRT-READY frontend={fe} vcpus={} devices=blk@{BLK_BASE:#x},net@{NET_BASE:#x} ramdisk_sectors={sectors}",
-        server.slots.len()
+        server.vcpus.len()
     );
     let mut frontends = OneFrontend {
         domid: fe,
         memory: GrantMemory::new(fe),
     };
-    let mut ports: Vec<Port> = server.slots.iter().map(|s| s.port).collect();
-    let mut stats = Stats::default();
+    let mut ports: Vec<Port> = server.vcpus.iter().map(|v| v.channel.port).collect();
+    let mut stats = IoreqStats::default();
+    let mut irq_errors = 0u64;
+    let mut errors_logged = 0u32;
     let mut last_line = String::new();
     let mut last_print = 0u64;
     loop {
-        let mut served = 0;
-        for slot in server.slots.iter().filter(|s| s.notify_owed.get()) {
-            slot.notify_owed.set(evtchn::send(slot.port).is_err());
-        }
-        // Bounded: each slot is answered at most once per pass.
-        for slot in &server.slots {
-            if evtchn::is_pending(slot.port) {
-                evtchn::clear_pending(slot.port);
-            }
-            let Some(req) = slot.ioreq.take_ready() else {
-                continue;
-            };
-            let answer = ioreq::serve(&mut backend, &mut frontends, fe, &req);
-            stats.ioreqs += 1;
-            if let Some(e) = answer.error {
-                stats.ioreq_errors += 1;
-                if stats.ioreq_errors <= 8 {
+        // Bounded: each vcpu's slot is answered at most once per pass.
+        let served = ioreq_loop::serve_pass(
+            &mut backend,
+            &mut frontends,
+            fe,
+            &mut server.vcpus,
+            &mut stats,
+            &mut |req, e| {
+                if errors_logged < 8 {
+                    errors_logged += 1;
                     log::warn!("serve: ioreq {req:?}: {e:?}");
                 }
-            }
-            slot.ioreq.complete(answer.data);
-            slot.served.set(slot.served.get() + 1);
-            if evtchn::send(slot.port).is_err() {
-                stats.send_errors += 1;
-                slot.notify_owed.set(true);
-            }
-            served += 1;
-        }
+            },
+        );
         let more = backend.run(&mut frontends, &mut |irq: Interrupt| {
             let raised = dm_op::set_irq_level(irq.frontend, irq.irq, true).is_ok();
             // Edge SPI: lower it again at once.
             let lowered = dm_op::set_irq_level(irq.frontend, irq.irq, false).is_ok();
-            stats.irq_errors += u64::from(!raised) + u64::from(!lowered);
+            irq_errors += u64::from(!raised) + u64::from(!lowered);
             raised
         });
         let now = evtchn::system_time_ns();
         if now.saturating_sub(last_print) >= COUNTERS_EVERY_NS {
-            let line = stats.line(&backend, blk, net, &server.slots);
+            let line = counters_line(&stats, irq_errors, &backend, blk, net, &server.vcpus);
             if line != last_line {
                 let _ = writeln!(crate::console::Writer, "{line}");
                 last_line = line;
@@ -253,7 +227,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             last_print = now;
         }
         if served == 0 && !more {
-            let owed = server.slots.iter().any(|s| s.notify_owed.get());
+            let owed = ioreq_loop::notify_owed(&server.vcpus);
             let timeout = if owed { RETRY_NS } else { POLL_NS };
             if let Err(e) = sched::poll(&mut ports, now.saturating_add(timeout)) {
                 log::error!("serve: SCHEDOP_poll: {e}");
@@ -262,49 +236,36 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     }
 }
 
-/// Counts of the event loop itself (the devices count the rest).
-#[derive(Default)]
-struct Stats {
-    ioreqs: u64,
-    ioreq_errors: u64,
-    send_errors: u64,
+/// The counters line: the ioreq loop's counts, then each device's.
+fn counters_line(
+    stats: &IoreqStats,
     irq_errors: u64,
-}
-
-impl Stats {
-    fn line(
-        &self,
-        backend: &Backend,
-        blk: usize,
-        net: Option<usize>,
-        slots: &[VcpuSlot],
-    ) -> String {
-        let mut out = String::new();
-        let _ = write!(out, "STUBVIRT-COUNTERS ioreqs={} per_vcpu=", self.ioreqs);
-        for (i, slot) in slots.iter().enumerate() {
-            let _ = write!(
-                out,
-                "{}{}",
-                if i == 0 { "" } else { "/" },
-                slot.served.get()
-            );
-        }
+    backend: &Backend,
+    blk: usize,
+    net: Option<usize>,
+    vcpus: &[Vcpu<EventSlot>],
+) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "STUBVIRT-COUNTERS ioreqs={} per_vcpu=", stats.ioreqs);
+    for (i, vcpu) in vcpus.iter().enumerate() {
+        let _ = write!(out, "{}{}", if i == 0 { "" } else { "/" }, vcpu.served);
+    }
+    let _ = write!(
+        out,
+        " ioreq_errors={} send_errors={} irq_errors={irq_errors}",
+        stats.ioreq_errors, stats.notify_failures
+    );
+    for (name, index) in [("blk", Some(blk)), ("net", net)] {
+        let Some(c) = index.and_then(|i| backend.counters(i)) else {
+            continue;
+        };
+        let errors = c.request_errors
+            + c.queue_errors
+            + c.mmio_errors
+            + c.map_failures
+            + c.unmap_failures
+            + c.storage_errors;
         let _ = write!(
-            out,
-            " ioreq_errors={} send_errors={} irq_errors={}",
-            self.ioreq_errors, self.send_errors, self.irq_errors
-        );
-        for (name, index) in [("blk", Some(blk)), ("net", net)] {
-            let Some(c) = index.and_then(|i| backend.counters(i)) else {
-                continue;
-            };
-            let errors = c.request_errors
-                + c.queue_errors
-                + c.mmio_errors
-                + c.map_failures
-                + c.unmap_failures
-                + c.storage_errors;
-            let _ = write!(
                 out,
                 " {name}=req:{},in:{},out:{},maps:{},pages:{},unmaps:{},held:{},irqs:{},tx:{},rx:{},err:{},status:{:#x}",
                 c.requests,
@@ -320,7 +281,6 @@ impl Stats {
                 errors,
                 index.and_then(|i| backend.status(i)).unwrap_or(0)
             );
-        }
-        out
     }
+    out
 }

@@ -345,7 +345,7 @@ fn count(workload: &Workload, rounds: u64) -> PerRequest {
     let mut position = 0;
     let _ = rig.round(workload, &mut position); // warm: first notification, first interrupt
     let stats_before: HypercallStats = world::with(|w| w.stats);
-    let exits_before = rig.machine.borrow().ioreqs;
+    let exits_before = rig.machine.borrow().ioreq_stats.ioreqs;
     let irq_before = rig.machine.borrow().interrupts_for(FRONTEND, rig.irq);
     for _ in 0..rounds {
         let _ = rig.round(workload, &mut position);
@@ -358,7 +358,7 @@ fn count(workload: &Workload, rounds: u64) -> PerRequest {
         map_batches: (stats.map_batches - stats_before.map_batches) as f64 / requests,
         unmap_batches: (stats.unmap_batches - stats_before.unmap_batches) as f64 / requests,
         pages_mapped: (stats.map_entries - stats_before.map_entries) as f64 / requests,
-        exits: (m.ioreqs - exits_before) as f64 / requests,
+        exits: (m.ioreq_stats.ioreqs - exits_before) as f64 / requests,
         interrupts: (m.interrupts_for(FRONTEND, rig.irq) - irq_before) as f64 / requests,
     }
 }

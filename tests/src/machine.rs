@@ -7,6 +7,7 @@ use devices::ioreq::{
     self, Ioreq, IoreqError, IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_WRITE, STATE_IOREQ_READY,
     STATE_IORESP_READY,
 };
+use devices::ioreq_loop::{self, IoreqStats, Vcpu, VcpuChannel};
 use std::collections::BTreeMap;
 
 /// Rounds of the backend loop after which a test machine gives up (a livelock).
@@ -15,12 +16,14 @@ const MAX_ROUNDS: usize = 10_000;
 pub struct Machine {
     pub backend: Backend,
     pub frontends: SimFrontends,
-    /// Per frontend, one ioreq slot per vcpu, as in Xen's shared ioreq page.
-    slots: BTreeMap<DomainId, Vec<Ioreq>>,
+    /// Per frontend, one ioreq slot per vcpu, as in Xen's shared ioreq page, with the
+    /// backend loop's state of each.
+    vcpus: BTreeMap<DomainId, Vec<Vcpu<SimVcpu>>>,
     /// Interrupts injected (`XEN_DMOP_set_irq_level` 1 then 0), per (domain, irq).
     pub interrupts: BTreeMap<(DomainId, u32), u64>,
-    /// Trapped accesses served, and those answered with an error.
-    pub ioreqs: u64,
+    /// The ioreq loop's counts (accesses, errors, failed notifications).
+    pub ioreq_stats: IoreqStats,
+    /// Accesses answered with an error.
     pub ioreq_errors: Vec<IoreqError>,
     /// Rounds of the backend's event loop.
     pub rounds: u64,
@@ -33,9 +36,9 @@ impl Machine {
         Self {
             backend,
             frontends: SimFrontends::default(),
-            slots: BTreeMap::new(),
+            vcpus: BTreeMap::new(),
             interrupts: BTreeMap::new(),
-            ioreqs: 0,
+            ioreq_stats: IoreqStats::default(),
             ioreq_errors: Vec::new(),
             rounds: 0,
             irq_refusals: 0,
@@ -44,7 +47,8 @@ impl Machine {
 
     pub fn add_frontend(&mut self, domain: DomainId, vcpus: usize) {
         self.frontends.add(domain);
-        self.slots.insert(domain, vec![Ioreq::default(); vcpus]);
+        let vcpus = (0..vcpus).map(|_| Vcpu::new(SimVcpu::default())).collect();
+        self.vcpus.insert(domain, vcpus);
     }
 
     /// A frontend vcpu touches the register window: Xen fills that vcpu's slot, signals
@@ -74,8 +78,9 @@ impl Machine {
         write: bool,
         data: u64,
     ) {
-        if let Some(slot) = self.slots.get_mut(&domain).and_then(|s| s.get_mut(vcpu)) {
-            *slot = Ioreq {
+        if let Some(sim) = self.sim_vcpu(domain, vcpu) {
+            sim.woken = false;
+            sim.slot = Ioreq {
                 addr,
                 data: if write { data } else { 0 },
                 count: 1,
@@ -91,40 +96,81 @@ impl Machine {
 
     /// Posts a raw slot exactly as given (hostile or unusual ioreqs).
     pub fn post_raw(&mut self, domain: DomainId, vcpu: usize, slot: Ioreq) {
-        if let Some(s) = self.slots.get_mut(&domain).and_then(|s| s.get_mut(vcpu)) {
-            *s = slot;
+        if let Some(sim) = self.sim_vcpu(domain, vcpu) {
+            sim.woken = false;
+            sim.slot = slot;
         }
     }
 
-    /// The backend's side: every vcpu slot in state READY is served and answered.
-    pub fn serve_slots(&mut self) {
-        for (&domain, slots) in self.slots.iter_mut() {
-            for slot in slots.iter_mut().filter(|s| s.state == STATE_IOREQ_READY) {
-                let answer = ioreq::serve(&mut self.backend, &mut self.frontends, domain, slot);
-                slot.data = answer.data;
-                slot.state = STATE_IORESP_READY;
-                self.ioreqs += 1;
-                if let Some(error) = answer.error {
-                    self.ioreq_errors.push(error);
-                }
-            }
+    fn sim_vcpu(&mut self, domain: DomainId, vcpu: usize) -> Option<&mut SimVcpu> {
+        self.vcpus
+            .get_mut(&domain)
+            .and_then(|v| v.get_mut(vcpu))
+            .map(|v| &mut v.channel)
+    }
+
+    /// Fault injection: the backend's next `count` notifications of this vcpu fail
+    /// (`EVTCHNOP_send` returns an error).
+    pub fn refuse_notifications(&mut self, domain: DomainId, vcpu: usize, count: u64) {
+        if let Some(sim) = self.sim_vcpu(domain, vcpu) {
+            sim.refuse_notifies = count;
         }
     }
 
-    /// Xen's side: take the response of a slot; the vcpu resumes.
+    /// The backend's loop state of a vcpu (served count, owed notification).
+    pub fn vcpu_state(&self, domain: DomainId, vcpu: usize) -> Option<(u64, bool)> {
+        let v = self.vcpus.get(&domain)?.get(vcpu)?;
+        Some((v.served, v.notify_owed))
+    }
+
+    /// The backend's side: one pass of its ioreq loop (the kernel's code path): owed
+    /// notifications retried, every vcpu slot in state READY served, answered, notified.
+    /// Returns how many accesses were answered.
+    pub fn serve_slots(&mut self) -> usize {
+        let mut served = 0;
+        for (&domain, vcpus) in self.vcpus.iter_mut() {
+            let errors = &mut self.ioreq_errors;
+            served += ioreq_loop::serve_pass(
+                &mut self.backend,
+                &mut self.frontends,
+                domain,
+                vcpus,
+                &mut self.ioreq_stats,
+                &mut |_, error| errors.push(error),
+            );
+        }
+        served
+    }
+
+    /// Xen's side: the response of a vcpu that was answered and woken, if any; the vcpu
+    /// resumes. A vcpu whose notification failed stays asleep (`None`).
+    pub fn try_collect(&mut self, domain: DomainId, vcpu: usize) -> Option<u64> {
+        let sim = self.sim_vcpu(domain, vcpu)?;
+        if sim.slot.state != STATE_IORESP_READY || !sim.woken {
+            return None;
+        }
+        sim.slot.state = ioreq::STATE_IOREQ_NONE;
+        sim.woken = false;
+        Some(sim.slot.data)
+    }
+
+    /// [`Self::try_collect`] for an access that must have been answered.
     pub fn collect(&mut self, domain: DomainId, vcpu: usize) -> u64 {
-        match self.slots.get_mut(&domain).and_then(|s| s.get_mut(vcpu)) {
-            Some(slot) if slot.state == STATE_IORESP_READY => {
-                slot.state = ioreq::STATE_IOREQ_NONE;
-                slot.data
-            }
-            _ => panic!("simulated Xen: dom{domain} vcpu{vcpu} has no response: the backend left it waiting"),
+        match self.try_collect(domain, vcpu) {
+            Some(data) => data,
+            None => panic!(
+                "simulated Xen: dom{domain} vcpu{vcpu} has no response or was never woken: \
+                 the backend left it waiting"
+            ),
         }
     }
 
     /// Slot state, for tests.
     pub fn slot(&self, domain: DomainId, vcpu: usize) -> Option<Ioreq> {
-        self.slots.get(&domain).and_then(|s| s.get(vcpu)).copied()
+        self.vcpus
+            .get(&domain)
+            .and_then(|v| v.get(vcpu))
+            .map(|v| v.channel.slot)
     }
 
     /// Runs the backend's loop until it reports no more work.
@@ -155,5 +201,35 @@ impl Machine {
 
     pub fn interrupts_for(&self, domain: DomainId, irq: u32) -> u64 {
         self.interrupts.get(&(domain, irq)).copied().unwrap_or(0)
+    }
+}
+
+/// A vcpu of a simulated frontend: its ioreq slot and whether its event channel woke it.
+#[derive(Default)]
+pub struct SimVcpu {
+    slot: Ioreq,
+    /// The backend's notification arrived since the vcpu trapped.
+    woken: bool,
+    /// Fault injection: notifications still to refuse.
+    refuse_notifies: u64,
+}
+
+impl VcpuChannel for SimVcpu {
+    fn take_ready(&mut self) -> Option<Ioreq> {
+        (self.slot.state == STATE_IOREQ_READY).then_some(self.slot)
+    }
+
+    fn complete(&mut self, data: u64) {
+        self.slot.data = data;
+        self.slot.state = STATE_IORESP_READY;
+    }
+
+    fn notify(&mut self) -> bool {
+        if self.refuse_notifies > 0 {
+            self.refuse_notifies -= 1;
+            return false;
+        }
+        self.woken = true;
+        true
     }
 }

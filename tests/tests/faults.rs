@@ -5,6 +5,7 @@
 
 use devices::blk::backend::RamDisk;
 use devices::blk::{STATUS_IOERR, STATUS_OK};
+use devices::ioreq::STATE_IORESP_READY;
 use devices::memory::MapError;
 use devices::mmio::{reg, status};
 use std::rc::Rc;
@@ -115,6 +116,58 @@ fn failed_interrupt_injection_is_retried() {
     f.machine.borrow_mut().run_until_idle();
     assert_eq!(f.counters().interrupts_deferred, 1);
     assert_eq!(f.machine.borrow().interrupts_for(FRONTEND, spi), before + 1);
+}
+
+#[test]
+fn failed_vcpu_notification_is_owed_and_retried_without_stalling_other_vcpus() {
+    let mut f = BlkFixture::new(0);
+    let (base, _) = scenario::window(0);
+    let mut m = f.machine.borrow_mut();
+    let (served, _) = m.vcpu_state(FRONTEND, 0).expect("vcpu 0");
+    let ioreqs = m.ioreq_stats.ioreqs;
+    m.refuse_notifications(FRONTEND, 0, 2);
+    m.post(FRONTEND, 0, base + reg::MAGIC_VALUE, 4, false, 0);
+    assert_eq!(m.serve_slots(), 1);
+    // Answered, but the vcpu sleeps until a notification reaches it.
+    assert_eq!(
+        m.slot(FRONTEND, 0).map(|s| s.state),
+        Some(STATE_IORESP_READY)
+    );
+    assert_eq!(m.try_collect(FRONTEND, 0), None);
+    assert_eq!(m.vcpu_state(FRONTEND, 0), Some((served + 1, true)));
+    // The other vcpu is served while the retry fails once more.
+    m.post(FRONTEND, 1, base + reg::VERSION, 4, false, 0);
+    assert_eq!(m.serve_slots(), 1);
+    assert_eq!(m.collect(FRONTEND, 1), 2);
+    assert_eq!(m.try_collect(FRONTEND, 0), None);
+    // The next pass delivers the owed notification; the access is not served twice.
+    assert_eq!(m.serve_slots(), 0);
+    assert_eq!(m.collect(FRONTEND, 0), 0x7472_6976);
+    assert_eq!(m.vcpu_state(FRONTEND, 0), Some((served + 1, false)));
+    assert_eq!(m.ioreq_stats.notify_failures, 2);
+    assert_eq!(m.ioreq_stats.ioreqs, ioreqs + 2);
+    drop(m);
+    f.assert_queue_serves(0);
+}
+
+#[test]
+fn a_register_write_whose_notification_failed_takes_effect_once() {
+    let mut f = BlkFixture::new(0);
+    let (base, _) = scenario::window(0);
+    let doorbells = |c: devices::counters::Counters| c.notifications + c.ignored_notifications;
+    let before = doorbells(f.counters());
+    let mut m = f.machine.borrow_mut();
+    m.refuse_notifications(FRONTEND, 1, 1);
+    m.post(FRONTEND, 1, base + reg::QUEUE_NOTIFY, 4, true, 0);
+    m.serve_slots();
+    m.run_until_idle();
+    assert_eq!(m.try_collect(FRONTEND, 1), None);
+    m.serve_slots();
+    m.run_until_idle();
+    m.collect(FRONTEND, 1);
+    drop(m);
+    assert_eq!(doorbells(f.counters()), before + 1);
+    f.assert_queue_serves(0);
 }
 
 fn faulty() -> (BlkFixture, Rc<FaultPlan>) {

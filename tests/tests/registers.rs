@@ -207,7 +207,7 @@ fn both_vcpus_slots_are_served_in_one_pass() {
     m.serve_slots();
     assert_eq!(m.collect(FRONTEND, 0), 2);
     assert_eq!(m.collect(FRONTEND, 1), 2);
-    assert_eq!(m.ioreqs, 2);
+    assert_eq!(m.ioreq_stats.ioreqs, 2);
 }
 
 #[test]

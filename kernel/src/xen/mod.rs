@@ -21,4 +21,6 @@ pub mod memory;
 #[cfg(feature = "image")]
 pub mod sched;
 #[cfg(feature = "image")]
+pub mod vcpu_channel;
+#[cfg(feature = "image")]
 pub mod window;
