@@ -72,6 +72,11 @@ pub fn kernel_main(mut boot: BootInfo) -> ! {
             crate::frontend_test::run(&boot);
             power_off()
         }
+        #[cfg(target_arch = "aarch64")]
+        if cmdline::value_of(boot.cmdline, "grantbench") == Some("1") {
+            crate::grant_bench::run(&boot);
+            power_off()
+        }
         selftest::run(&boot);
         power_off()
     } else {

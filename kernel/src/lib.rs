@@ -25,6 +25,8 @@ mod panic;
 // them with `-Zbuild-std`, whose compiler-builtins provide the mem functions).
 #[cfg(all(feature = "image", target_arch = "aarch64"))]
 mod frontend_test;
+#[cfg(all(feature = "image", target_arch = "aarch64"))]
+mod grant_bench;
 #[cfg(all(feature = "image", target_arch = "x86_64"))]
 mod rt;
 #[cfg(feature = "image")]

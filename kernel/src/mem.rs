@@ -121,6 +121,14 @@ pub fn write_byte(va: usize, value: u8) {
     unsafe { core::ptr::write_volatile(va as *mut u8, value) }
 }
 
+/// Whether `len` bytes at `va` are identity-mapped (VA == guest-physical address), as the
+/// heap and frames are: a hypercall may then name them by frame number. Grant-window
+/// pages are not.
+pub fn is_identity_mapped(va: u64, len: usize) -> bool {
+    va.checked_add(len as u64)
+        .is_some_and(|end| va != 0 && end <= MAPPED_LIMIT)
+}
+
 fn is_mapped(va: usize) -> bool {
     use crate::arch::{Arch, Current, GRANT_WINDOW_SLOTS};
     let window = Current::window_va(0)..Current::window_va(GRANT_WINDOW_SLOTS - 1) + PAGE_SIZE;

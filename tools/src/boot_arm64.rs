@@ -22,7 +22,7 @@ const FINAL_MARKS: [&str; 4] = [
 
 /// Boots Xen with stubvirt in `role` and command line `bootargs`; watches the console
 /// until `stop` accepts a line (or QEMU exits, or the deadline passes).
-fn boot(
+pub fn boot(
     image: &Path,
     xen: &Path,
     role: Role,

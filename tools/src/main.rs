@@ -14,6 +14,7 @@ mod demo;
 mod frontend_initramfs;
 mod frontend_kernel;
 mod fuzz;
+mod grant_bench;
 mod guest_console;
 mod image_arm64;
 mod image_x86;
@@ -49,6 +50,7 @@ commands:
   xen-x86 [RUNS]  boot the x86_64 image under Xen in QEMU RUNS times (median time)
   xen-arm64 [RUNS] [IMAGE]  boot the arm64 image under Xen (as dom0, as domU) RUNS times each
   serve-arm64 [IMAGE]  stubvirt dom0 serving a stubvirt domU frontend over IOREQ (no Linux)
+  grant-bench     under the real Xen (arm64 dom0): map+copy+unmap vs GNTTABOP_copy per size
   help     this text
 ";
 
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         "xen-x86" => boot_x86::xen_command(rest),
         "xen-arm64" => boot_arm64::xen_command(rest),
         "serve-arm64" => serve_arm64::command(rest),
+        "grant-bench" => grant_bench::command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

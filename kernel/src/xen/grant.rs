@@ -214,3 +214,109 @@ pub fn unmap_batch(mappings: &[Mapping]) -> usize {
     }
     refused
 }
+
+/// One piece of a frontend's granted page, for `GNTTABOP_copy`.
+#[derive(Clone, Copy, Debug)]
+pub struct GrantPiece {
+    pub gref: GrantRef,
+    pub offset: u16,
+    pub len: u16,
+}
+
+/// Copy operations one `GNTTABOP_copy` call carries (on the stack: 64 x 40 bytes).
+pub const MAX_COPY_OPS: usize = 64;
+
+/// Which way a grant copy goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CopyWay {
+    FromGrants,
+    ToGrants,
+}
+
+/// Copies the bytes `pieces` name (in order) out of `dom`'s grants into `dest`, with one
+/// `GNTTABOP_copy` hypercall and no mapping. `Err` carries the first failing entry's
+/// `GNTST_*` status (or `GENERAL_ERROR` for a refused call, a buffer that is not
+/// identity-mapped RAM, or more than [`MAX_COPY_OPS`] operations).
+pub fn copy_from_grants(dom: DomId, pieces: &[GrantPiece], dest: &mut [u8]) -> Result<(), i16> {
+    copy(
+        dom,
+        pieces,
+        dest.as_mut_ptr() as u64,
+        dest.len(),
+        CopyWay::FromGrants,
+    )
+}
+
+/// Copies `src` into the bytes `pieces` name in `dom`'s grants; see [`copy_from_grants`].
+pub fn copy_to_grants(dom: DomId, pieces: &[GrantPiece], src: &[u8]) -> Result<(), i16> {
+    copy(
+        dom,
+        pieces,
+        src.as_ptr() as u64,
+        src.len(),
+        CopyWay::ToGrants,
+    )
+}
+
+fn copy(
+    dom: DomId,
+    pieces: &[GrantPiece],
+    local: u64,
+    len: usize,
+    way: CopyWay,
+) -> Result<(), i16> {
+    let total: usize = pieces.iter().map(|p| usize::from(p.len)).sum();
+    if total > len || !crate::mem::is_identity_mapped(local, len) {
+        return Err(status::GENERAL_ERROR);
+    }
+    let mut ops: heapless::Vec<GnttabCopy, MAX_COPY_OPS> = heapless::Vec::new();
+    let mut at = local;
+    for piece in pieces {
+        let (mut offset, mut left) = (piece.offset, piece.len);
+        // A local page boundary inside the piece splits it: one op names one page each side.
+        while left > 0 {
+            let local_offset = (at % PAGE_SIZE as u64) as u16;
+            let room = (PAGE_SIZE as u16).saturating_sub(local_offset);
+            let chunk = left.min(room);
+            let granted = GnttabCopyPtr {
+                u: u64::from(piece.gref),
+                domid: dom,
+                offset,
+            };
+            let ours = GnttabCopyPtr {
+                u: at / PAGE_SIZE as u64,
+                domid: DOMID_SELF,
+                offset: local_offset,
+            };
+            let (source, dest, flags) = match way {
+                CopyWay::FromGrants => (granted, ours, GNTCOPY_SOURCE_GREF),
+                CopyWay::ToGrants => (ours, granted, GNTCOPY_DEST_GREF),
+            };
+            ops.push(GnttabCopy {
+                source,
+                dest,
+                len: chunk,
+                flags,
+                status: 0,
+            })
+            .map_err(|_| status::GENERAL_ERROR)?;
+            at += u64::from(chunk);
+            offset = offset.saturating_add(chunk);
+            left -= chunk;
+        }
+    }
+    if ops.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: every local frame named is inside the caller's buffer (identity-mapped RAM,
+    // checked above), which the caller lends exclusively (`&mut`) when Xen writes to it;
+    // granted frames are the other domain's and Xen checks the grants.
+    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_COPY, &mut ops) };
+    if call.is_err() {
+        return Err(status::GENERAL_ERROR);
+    }
+    match ops.iter().find(|o| o.status != status::OKAY) {
+        Some(failed) => Err(failed.status),
+        None => Ok(()),
+    }
+}
