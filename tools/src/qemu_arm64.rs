@@ -73,7 +73,7 @@ pub fn run(image: &Path) -> Result<(), String> {
             case.name,
             Command::new("qemu-system-aarch64")
                 .args(["-M", case.machine, "-cpu", case.cpu, "-m", "256"])
-                .args(["-nographic", "-no-reboot", "-kernel"])
+                .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
                 .arg(image)
                 .args(["-append", case.append]),
             DEADLINE,

@@ -18,6 +18,10 @@ pub const MACHINE: &[&str] = &[
     "2048",
     "-smp",
     "2",
+    // No default NIC: it would be a PCI card whose option ROM (ipxe-qemu) a fresh machine
+    // lacks, and the boots that want a network add their own virtio-net-device.
+    "-nic",
+    "none",
 ];
 
 /// Xen's command line for the tests and the examples.
