@@ -2,7 +2,7 @@
 
 use crate::counters::Counters;
 use crate::grant::{GrantSpan, PAGE_SIZE};
-use crate::memory::{Access, AccessError, GuestMemory, MapError, MapRequest, MappedPage};
+use crate::memory::{Access, AccessError, GuestMemory, MapError, MapRequest, MappedPage, PageUse};
 use heapless::Vec;
 
 /// A batch of pages to map with one hypercall, then unmap with one hypercall.
@@ -44,7 +44,12 @@ impl<const N: usize> PageBatch<N> {
     }
 
     /// Queues every page of `span` for mapping; returns the index of its first page.
-    pub fn add_span(&mut self, span: &GrantSpan, access: Access) -> Result<usize, BatchError> {
+    pub fn add_span(
+        &mut self,
+        span: &GrantSpan,
+        access: Access,
+        usage: PageUse,
+    ) -> Result<usize, BatchError> {
         let first = self.requests.len();
         let pages = span.page_count() as usize;
         if pages > self.requests.capacity() - first {
@@ -54,6 +59,7 @@ impl<const N: usize> PageBatch<N> {
             let request = MapRequest {
                 gref: span.gref(index),
                 access,
+                usage,
             };
             // Capacity was checked above.
             self.requests.push(request).map_err(|_| BatchError::Full)?;
@@ -131,7 +137,7 @@ impl<const P: usize> MappedRegion<P> {
     ) -> Result<Self, MapError> {
         let mut batch: PageBatch<P> = PageBatch::new();
         batch
-            .add_span(span, access)
+            .add_span(span, access, PageUse::Ring)
             .map_err(|_| MapError::NoSpace)?;
         batch.map(mem, counters);
         let mut pages = Vec::new();

@@ -14,11 +14,22 @@ pub enum Access {
     ReadWrite,
 }
 
+/// What a page is mapped for. Rings and indirect tables are read a few bytes at a time
+/// and must stay mapped; a request's data buffers are moved in bulk, so an implementation
+/// may reach them by grant copy instead (see [`crate::copy_route`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageUse {
+    Ring,
+    Table,
+    Buffer,
+}
+
 /// One page to map in a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapRequest {
     pub gref: GrantRef,
     pub access: Access,
+    pub usage: PageUse,
 }
 
 /// A page mapped by [`GuestMemory::map_batch`]. The token's meaning belongs to the
@@ -55,6 +66,9 @@ pub enum AccessError {
     ReadOnly,
     /// The token is not a live mapping.
     NotMapped,
+    /// A grant copy was refused: the grant was revoked, is not ours, or does not allow
+    /// the access (only with [`crate::copy_route::CopyRoute`]).
+    Refused,
 }
 
 /// Where a device needs ordering between its accesses to shared rings.

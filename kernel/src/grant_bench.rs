@@ -15,7 +15,7 @@ use crate::xen::{evtchn, window};
 use alloc::vec::Vec;
 use core::fmt::Write;
 use devices::grant::GrantRef;
-use devices::memory::{Access, GuestMemory, MapError, MapRequest, MappedPage};
+use devices::memory::{Access, GuestMemory, MapError, MapRequest, MappedPage, PageUse};
 
 /// Self-granted pages the cases draw from (64 KiB or 32 separate frames at most).
 const POOL_PAGES: usize = 32;
@@ -189,6 +189,7 @@ fn map_route(pool: &mut Pool, local: &mut [u8], case: Case) -> bool {
         .map(|i| MapRequest {
             gref: GrantRef(pool.first_gref + i as u32),
             access,
+            usage: PageUse::Buffer,
         })
         .collect();
     let mut results = [Err(MapError::Other(0)); POOL_PAGES];

@@ -7,11 +7,13 @@ use crate::mem;
 use crate::xen::abi::grant_table::status;
 use crate::xen::abi::DomId;
 use crate::xen::grant::{self, GrantPiece, GrantTable, MapOne};
+use crate::xen::grant_copier::XenCopier;
 use crate::xen::guest_memory::GrantMemory;
 use crate::xen::{evtchn, window};
 use core::fmt::Write;
+use devices::copy_route::CopyRoute;
 use devices::grant::GrantRef;
-use devices::memory::{Access, AccessError, GuestMemory, MapError, MapRequest};
+use devices::memory::{Access, AccessError, GuestMemory, MapError, MapRequest, PageUse};
 
 /// Counts checks and reports each failure as it happens.
 struct Checks {
@@ -72,6 +74,7 @@ fn run_all(c: &mut Checks) -> Option<DomId> {
     c.check("grant table v1 frames placed and mapped", table.is_ok());
     if let Ok(mut table) = table {
         grant_copies(c, &mut table, domid);
+        copy_route(c, &mut table, domid);
         self_grants(c, &mut table, domid);
         guest_memory(c, &mut table, domid);
     }
@@ -255,10 +258,69 @@ fn grant_copies(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
     c.check(
         "GNTTABOP_copy with a bad reference gives GNTST_bad_gntref",
         grant::copy_from_grants(domid, &[piece(u32::MAX >> 4, 0, 8)], dest)
-            == Err(status::BAD_GNTREF),
+            == Err(grant::CopyFailure::Refused(status::BAD_GNTREF)),
     );
     c.check(
         "copy grants revocable (never mapped)",
+        table.end_access(rw) && table.end_access(ro),
+    );
+}
+
+/// The devices' copy route over the kernel's grant copier: buffer pages cost no mapping
+/// and are read and written by `GNTTABOP_copy`; ring pages are still mapped.
+fn copy_route(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
+    let Some(frame) = mem::alloc_static(1) else {
+        return;
+    };
+    frame.fill(0x11);
+    let (Some(rw), Some(ro)) = (
+        table.grant_access(domid, frame.as_ptr() as u64 / PAGE_SIZE as u64, false),
+        table.grant_access(domid, frame.as_ptr() as u64 / PAGE_SIZE as u64, true),
+    ) else {
+        return;
+    };
+    let mut memory = CopyRoute::new(GrantMemory::new(domid), XenCopier { frontend: domid });
+    let request = |gref, access| MapRequest {
+        gref: GrantRef(gref),
+        access,
+        usage: PageUse::Buffer,
+    };
+    let requests = [
+        request(rw, Access::ReadWrite),
+        request(ro, Access::ReadOnly),
+        request(ro, Access::ReadWrite),
+    ];
+    let mut results = [Err(MapError::Other(0)); 3];
+    memory.map_batch(&requests, &mut results);
+    let [Ok(rw_page), Ok(ro_page), Ok(ro_asked_rw)] = results else {
+        c.check("copy route: buffer pages handed out without mapping", false);
+        return;
+    };
+    c.check(
+        "copy route: buffer pages handed out without mapping",
+        memory.copied_pages_live() == 3,
+    );
+    let mut back = [0u8; 4];
+    c.check(
+        "copy route: write then read by GNTTABOP_copy",
+        memory.write(rw_page, 2000, b"copy").is_ok()
+            && memory.read(ro_page, 2000, &mut back).is_ok()
+            && &back == b"copy"
+            && frame.get(2000..2004) == Some(&b"copy"[..]),
+    );
+    c.check(
+        "copy route: read-only grant asked writable refused at the write",
+        memory.write(ro_asked_rw, 0, b"x") == Err(AccessError::Refused),
+    );
+    c.check(
+        "copy route: unmap frees the pages, no hypercall left to make",
+        memory.unmap_batch(&[rw_page, ro_page, ro_asked_rw]) == 0
+            && memory.copied_pages_live() == 0
+            && memory.stats().copies == 3
+            && memory.stats().refused == 1,
+    );
+    c.check(
+        "copy grants revocable",
         table.end_access(rw) && table.end_access(ro),
     );
 }
@@ -279,14 +341,17 @@ fn guest_memory(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
         MapRequest {
             gref: GrantRef(gref),
             access: Access::ReadWrite,
+            usage: PageUse::Ring,
         },
         MapRequest {
             gref: GrantRef(gref),
             access: Access::ReadOnly,
+            usage: PageUse::Ring,
         },
         MapRequest {
             gref: GrantRef(u32::MAX >> 4),
             access: Access::ReadOnly,
+            usage: PageUse::Ring,
         },
     ];
     let mut results = [Err(MapError::Other(0)); 3];

@@ -16,6 +16,7 @@ use crate::mem;
 use crate::xen::abi::dm_op::{IoServId, XEN_DMOP_IO_RANGE_MEMORY};
 use crate::xen::abi::event_channel::Port;
 use crate::xen::abi::DomId;
+use crate::xen::grant_copier::XenCopier;
 use crate::xen::guest_memory::GrantMemory;
 use crate::xen::hypercall::XenError;
 use crate::xen::ioreq_page::{IoreqPage, MAX_VCPUS};
@@ -28,6 +29,7 @@ use core::fmt::Write;
 use devices::backend::{Backend, DomainId, Frontends, Interrupt};
 use devices::blk::backend::{BlockBackend, RamDisk, SECTOR_SIZE};
 use devices::blk::BlkOptions;
+use devices::copy_route::{CopyRoute, CopyStats};
 use devices::ioreq_loop::{self, IoreqStats, Vcpu};
 use devices::memory::GuestMemory;
 use devices::net::NetOptions;
@@ -58,6 +60,8 @@ pub struct Config {
     /// `frontend_vcpus=`: used when `XEN_DMOP_nr_vcpus` fails.
     pub vcpus: Option<u32>,
     pub ramdisk_mb: u64,
+    /// `grant_route=copy`: request buffers by `GNTTABOP_copy` instead of mapping them.
+    pub copy_buffers: bool,
 }
 
 /// The serve-mode configuration, if the command line asks for it (`serve=1` serves domain
@@ -69,6 +73,7 @@ pub fn requested(cmdline: &str) -> Option<Config> {
         ramdisk_mb: cmdline::number(cmdline, "ramdisk_mb")
             .unwrap_or(DEFAULT_RAMDISK_MB)
             .clamp(1, MAX_RAMDISK_MB),
+        copy_buffers: cmdline::value_of(cmdline, "grant_route") == Some("copy"),
     })
 }
 
@@ -79,19 +84,47 @@ fn frame_disk(mb: u64) -> Option<RamDisk<&'static mut [u8]>> {
     Some(RamDisk::over(data, "stubvirt-ramdisk"))
 }
 
-/// The one frontend's memory, reached through its grants.
+/// The one frontend's memory, reached through its grants: everything mapped, or request
+/// buffers copied (`grant_route=copy`).
 struct OneFrontend {
     domid: DomId,
-    memory: GrantMemory,
+    memory: FrontendMemory,
+}
+
+enum FrontendMemory {
+    Mapped(GrantMemory),
+    Copied(CopyRoute<GrantMemory, XenCopier>),
+}
+
+impl OneFrontend {
+    fn new(domid: DomId, copy_buffers: bool) -> Self {
+        let mapped = GrantMemory::new(domid);
+        let memory = if copy_buffers {
+            FrontendMemory::Copied(CopyRoute::new(mapped, XenCopier { frontend: domid }))
+        } else {
+            FrontendMemory::Mapped(mapped)
+        };
+        Self { domid, memory }
+    }
+
+    /// Grant copies made and refused (copy route only).
+    fn copy_stats(&self) -> Option<CopyStats> {
+        match &self.memory {
+            FrontendMemory::Copied(route) => Some(route.stats()),
+            FrontendMemory::Mapped(_) => None,
+        }
+    }
 }
 
 impl Frontends for OneFrontend {
     fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory> {
-        if domain == self.domid {
-            Some(&mut self.memory)
-        } else {
-            None
+        if domain != self.domid {
+            return None;
         }
+        Some(match &mut self.memory {
+            FrontendMemory::Mapped(m) => m,
+            FrontendMemory::Copied(c) => c,
+        })
     }
 }
 
@@ -182,13 +215,11 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     };
     let _ = writeln!(
         crate::console::Writer,
-        "STUBVIRT-READY frontend={fe} vcpus={} devices=blk@{BLK_BASE:#x},net@{NET_BASE:#x} ramdisk_sectors={sectors}",
-        server.vcpus.len()
+        "STUBVIRT-READY frontend={fe} vcpus={} devices=blk@{BLK_BASE:#x},net@{NET_BASE:#x} ramdisk_sectors={sectors} buffers={}",
+        server.vcpus.len(),
+        if cfg.copy_buffers { "copied" } else { "mapped" }
     );
-    let mut frontends = OneFrontend {
-        domid: fe,
-        memory: GrantMemory::new(fe),
-    };
+    let mut frontends = OneFrontend::new(fe, cfg.copy_buffers);
     let mut ports: Vec<Port> = server.vcpus.iter().map(|v| v.channel.port).collect();
     let mut stats = IoreqStats::default();
     let mut irq_errors = 0u64;
@@ -219,7 +250,10 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
         });
         let now = evtchn::system_time_ns();
         if now.saturating_sub(last_print) >= COUNTERS_EVERY_NS {
-            let line = counters_line(&stats, irq_errors, &backend, blk, net, &server.vcpus);
+            let mut line = counters_line(&stats, irq_errors, &backend, blk, net, &server.vcpus);
+            if let Some(c) = frontends.copy_stats() {
+                let _ = write!(line, " copies={} copy_refused={}", c.copies, c.refused);
+            }
             if line != last_line {
                 let _ = writeln!(crate::console::Writer, "{line}");
                 last_line = line;

@@ -66,18 +66,42 @@ fn until_done() -> impl FnMut(&str) -> bool {
     }
 }
 
-fn boot(image: &Path, xen: &Path, name: &str) -> Result<Transcript, String> {
+/// With the copy route, the request buffers went by grant copy (each request copies its
+/// header, data pages and status) and none was refused; without it, no copy was made.
+fn copied_as_asked(line: &str, copy: bool) -> bool {
+    match (copy, field(line, "copies"), field(line, "copy_refused")) {
+        (true, Some(copies), Some(0)) => copies >= 6,
+        (false, None, None) => true,
+        _ => false,
+    }
+}
+
+fn boot(image: &Path, xen: &Path, name: &str, dom0_args: &str) -> Result<Transcript, String> {
     let dir = workspace_root().join("target/arm64-boot").join(name);
     let (dtb, loads) =
-        sysdt_arm64::build_dom0_and_domu(&dir, image, DOM0_ARGS, DOMU_ARGS, DOMU_VCPUS)?;
+        sysdt_arm64::build_dom0_and_domu(&dir, image, dom0_args, DOMU_ARGS, DOMU_VCPUS)?;
     let mut command = sysdt_arm64::qemu_command(xen, &dtb, &loads);
     watch(name, &mut command, DEADLINE, until_done())
 }
 
-/// Runs the dom0 + domU serve test once; prints the three lines with their times.
+/// Runs the dom0 + domU serve test with request buffers mapped, then with them copied
+/// (`grant_route=copy`); prints the three lines of each with their times.
 pub fn serve_test(image: &Path, xen: &Path) -> Result<(), String> {
     step("arm64 serve mode: stubvirt dom0 (serve=1) answering a stubvirt domU frontend (2 vcpus) over IOREQ");
-    let transcript = boot(image, xen, "arm64-xen-serve")?;
+    serve_once(image, xen, "arm64-xen-serve", DOM0_ARGS, false)?;
+    step("the same with request buffers reached by GNTTABOP_copy (grant_route=copy)");
+    let args = format!("{DOM0_ARGS} grant_route=copy");
+    serve_once(image, xen, "arm64-xen-serve-copy", &args, true)
+}
+
+fn serve_once(
+    image: &Path,
+    xen: &Path,
+    name: &str,
+    dom0_args: &str,
+    copy: bool,
+) -> Result<(), String> {
+    let transcript = boot(image, xen, name, dom0_args)?;
     let found = |needle: &str| transcript.find(needle).cloned();
     let ready = found("STUBVIRT-READY ");
     let frontend = found("STUBVIRT-FRONTEND ");
@@ -93,7 +117,8 @@ pub fn serve_test(image: &Path, xen: &Path) -> Result<(), String> {
             && l.contains(" ioreq_errors=0 send_errors=0 irq_errors=0 ")
             && l.contains(" blk=req:2,in:8192,out:8192,")
             && l.contains(",held:0,")
-            && every_vcpu_served(l, DOMU_VCPUS));
+            && every_vcpu_served(l, DOMU_VCPUS)
+            && copied_as_asked(l, copy));
     if !ok {
         return Err(format!(
             "serve test did not pass ({}); log {}; last lines:\n{}",

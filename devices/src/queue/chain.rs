@@ -9,7 +9,7 @@ use super::{
 use crate::counters::Counters;
 use crate::grant::{AddressError, GrantSpan, PAGE_SIZE};
 use crate::mapping::{BatchError, PageBatch};
-use crate::memory::{Access, AccessError, GuestMemory, MapError, MappedPage};
+use crate::memory::{Access, AccessError, GuestMemory, MapError, MappedPage, PageUse};
 use heapless::Vec;
 
 /// Descriptors one chain may have: the spec bounds a chain by the queue size.
@@ -353,7 +353,7 @@ impl Chain {
     fn map_tables(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
         for loaded in self.chains.iter_mut() {
             if let Some((span, _)) = loaded.table {
-                match self.pages.add_span(&span, Access::ReadOnly) {
+                match self.pages.add_span(&span, Access::ReadOnly, PageUse::Table) {
                     Ok(first) => loaded.table = Some((span, first)),
                     Err(BatchError::Full) => {
                         loaded.table = None;
@@ -529,7 +529,7 @@ impl Chain {
                     Ok(span) => {
                         segment.page_offset = usize::from(span.offset);
                         self.pages
-                            .add_span(&span, access)
+                            .add_span(&span, access, PageUse::Buffer)
                             .map_err(|BatchError::Full| SegmentFault::TooManyPages)
                     }
                 };

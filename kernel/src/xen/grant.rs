@@ -233,11 +233,24 @@ enum CopyWay {
     ToGrants,
 }
 
+/// Why a grant copy did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyFailure {
+    /// Our side: a buffer that is not identity-mapped RAM, shorter than the pieces, or
+    /// more than [`MAX_COPY_OPS`] operations.
+    Local,
+    /// Xen's: the first failing entry's `GNTST_*` status (`GENERAL_ERROR` also when the
+    /// whole call failed), e.g. a revoked grant or a read-only one written.
+    Refused(i16),
+}
+
 /// Copies the bytes `pieces` name (in order) out of `dom`'s grants into `dest`, with one
-/// `GNTTABOP_copy` hypercall and no mapping. `Err` carries the first failing entry's
-/// `GNTST_*` status (or `GENERAL_ERROR` for a refused call, a buffer that is not
-/// identity-mapped RAM, or more than [`MAX_COPY_OPS`] operations).
-pub fn copy_from_grants(dom: DomId, pieces: &[GrantPiece], dest: &mut [u8]) -> Result<(), i16> {
+/// `GNTTABOP_copy` hypercall and no mapping.
+pub fn copy_from_grants(
+    dom: DomId,
+    pieces: &[GrantPiece],
+    dest: &mut [u8],
+) -> Result<(), CopyFailure> {
     copy(
         dom,
         pieces,
@@ -248,7 +261,7 @@ pub fn copy_from_grants(dom: DomId, pieces: &[GrantPiece], dest: &mut [u8]) -> R
 }
 
 /// Copies `src` into the bytes `pieces` name in `dom`'s grants; see [`copy_from_grants`].
-pub fn copy_to_grants(dom: DomId, pieces: &[GrantPiece], src: &[u8]) -> Result<(), i16> {
+pub fn copy_to_grants(dom: DomId, pieces: &[GrantPiece], src: &[u8]) -> Result<(), CopyFailure> {
     copy(
         dom,
         pieces,
@@ -264,10 +277,10 @@ fn copy(
     local: u64,
     len: usize,
     way: CopyWay,
-) -> Result<(), i16> {
+) -> Result<(), CopyFailure> {
     let total: usize = pieces.iter().map(|p| usize::from(p.len)).sum();
     if total > len || !crate::mem::is_identity_mapped(local, len) {
-        return Err(status::GENERAL_ERROR);
+        return Err(CopyFailure::Local);
     }
     let mut ops: heapless::Vec<GnttabCopy, MAX_COPY_OPS> = heapless::Vec::new();
     let mut at = local;
@@ -299,7 +312,7 @@ fn copy(
                 flags,
                 status: 0,
             })
-            .map_err(|_| status::GENERAL_ERROR)?;
+            .map_err(|_| CopyFailure::Local)?;
             at += u64::from(chunk);
             offset = offset.saturating_add(chunk);
             left -= chunk;
@@ -313,10 +326,10 @@ fn copy(
     // granted frames are the other domain's and Xen checks the grants.
     let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_COPY, &mut ops) };
     if call.is_err() {
-        return Err(status::GENERAL_ERROR);
+        return Err(CopyFailure::Refused(status::GENERAL_ERROR));
     }
     match ops.iter().find(|o| o.status != status::OKAY) {
-        Some(failed) => Err(failed.status),
+        Some(failed) => Err(CopyFailure::Refused(failed.status)),
         None => Ok(()),
     }
 }

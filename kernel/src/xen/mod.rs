@@ -11,6 +11,8 @@ pub mod evtchn;
 #[cfg(feature = "image")]
 pub mod grant;
 #[cfg(feature = "image")]
+pub mod grant_copier;
+#[cfg(feature = "image")]
 pub mod guest_memory;
 #[cfg(feature = "image")]
 pub mod hypercall;

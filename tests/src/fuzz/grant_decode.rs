@@ -4,7 +4,7 @@
 use arbitrary::Unstructured;
 use devices::grant::{AddressError, GrantAddress, GrantSpan};
 use devices::mapping::{BatchError, PageBatch};
-use devices::memory::Access;
+use devices::memory::{Access, PageUse};
 
 const BATCH: usize = 64;
 
@@ -47,7 +47,7 @@ pub fn run(data: &[u8]) {
                 assert_eq!(GrantAddress::encode(span.first, span.offset), addr);
                 let last = span.gref(span.page_count() - 1);
                 assert_eq!(u64::from(last.0), gref + pages - 1, "consecutive grefs");
-                match batch.add_span(&span, Access::ReadOnly) {
+                match batch.add_span(&span, Access::ReadOnly, PageUse::Buffer) {
                     Ok(first) => {
                         assert_eq!(first, queued);
                         queued += pages as usize;
