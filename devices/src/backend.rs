@@ -11,6 +11,7 @@ use crate::counters::Counters;
 use crate::memory::GuestMemory;
 use crate::mmio::{MmioDevice, MmioError, WINDOW_SIZE};
 use crate::net::switch::{PortStats, Switch};
+use crate::net::uplink::{Uplink, UplinkStats};
 use crate::net::{NetDevice, NetOptions};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -71,7 +72,11 @@ pub struct Interrupt {
 pub struct Backend {
     devices: Vec<Registered>,
     switch: Switch,
+    uplinks: Vec<Uplink>,
 }
+
+/// Index of an uplink (a switch port the host connects to its own NIC).
+pub type UplinkIndex = usize;
 
 impl<T: BlockBackend + ?Sized> BlockBackend for Box<T> {
     fn capacity_bytes(&self) -> u64 {
@@ -116,6 +121,7 @@ impl Backend {
         Self {
             devices: Vec::new(),
             switch: Switch::new(net_ports, max_frame),
+            uplinks: Vec::new(),
         }
     }
 
@@ -139,16 +145,62 @@ impl Backend {
         irq: u32,
         options: NetOptions,
     ) -> Option<DeviceIndex> {
-        let used = self
+        let port = self.free_port()?;
+        if options.max_frame() > self.switch.frame_capacity() {
+            return None;
+        }
+        let model = Model::Net(MmioDevice::new(NetDevice::new(port, options)));
+        Some(self.register(frontend, base, irq, model))
+    }
+
+    /// The next switch port no net device or uplink holds.
+    fn free_port(&self) -> Option<usize> {
+        let nets = self
             .devices
             .iter()
             .filter(|d| matches!(d.model, Model::Net(_)))
             .count();
-        if used >= self.switch.port_count() || options.max_frame() > self.switch.frame_capacity() {
-            return None;
+        let used = nets + self.uplinks.len();
+        (used < self.switch.port_count()).then_some(used)
+    }
+
+    /// Adds an uplink on the next free switch port; None when the switch is full.
+    pub fn add_uplink(&mut self) -> Option<UplinkIndex> {
+        let port = self.free_port()?;
+        self.uplinks.push(Uplink::new(port));
+        Some(self.uplinks.len() - 1)
+    }
+
+    /// A frame from the host's NIC enters the switch; false when it was dropped (counted).
+    pub fn uplink_receive(&mut self, uplink: UplinkIndex, frame: &[u8]) -> bool {
+        match self.uplinks.get_mut(uplink) {
+            Some(u) => u.receive(&mut self.switch, frame),
+            None => false,
         }
-        let model = Model::Net(MmioDevice::new(NetDevice::new(used, options)));
-        Some(self.register(frontend, base, irq, model))
+    }
+
+    /// Hands frames waiting for the host's NIC to `send` (bounded; see
+    /// [`Uplink::transmit`]). Returns how many left.
+    pub fn uplink_transmit(
+        &mut self,
+        uplink: UplinkIndex,
+        send: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> usize {
+        match self.uplinks.get_mut(uplink) {
+            Some(u) => u.transmit(&mut self.switch, send),
+            None => 0,
+        }
+    }
+
+    /// Whether frames wait for the host's NIC.
+    pub fn uplink_pending(&self, uplink: UplinkIndex) -> bool {
+        self.uplinks
+            .get(uplink)
+            .is_some_and(|u| u.has_frames(&self.switch))
+    }
+
+    pub fn uplink_stats(&self, uplink: UplinkIndex) -> Option<UplinkStats> {
+        self.uplinks.get(uplink).map(Uplink::stats)
     }
 
     fn register(&mut self, frontend: DomainId, base: u64, irq: u32, model: Model) -> DeviceIndex {

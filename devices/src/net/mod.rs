@@ -6,6 +6,7 @@
 
 pub mod frame;
 pub mod switch;
+pub mod uplink;
 
 use crate::counters::Counters;
 use crate::device::{serve_queue, Io, ProcessOutcome, QueueSlot, VirtioDevice, QUOTA_PER_PASS};
