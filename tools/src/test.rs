@@ -21,5 +21,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     crate::fuzz::smoke()?;
     crate::boot_x86::tests()?;
     crate::test_arm64::tests()?;
+    step("end to end: the demo's run (Xen + stubvirt dom0 + Linux frontend), every check asserted");
+    crate::demo::run_demo(&[])?;
     Ok(())
 }
