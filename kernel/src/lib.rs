@@ -16,6 +16,8 @@ pub mod arch;
 #[cfg(feature = "image")]
 mod console;
 #[cfg(feature = "image")]
+mod dma;
+#[cfg(feature = "image")]
 mod kmain;
 #[cfg(feature = "image")]
 mod mem;
@@ -27,6 +29,8 @@ mod panic;
 mod frontend_test;
 #[cfg(all(feature = "image", target_arch = "aarch64"))]
 mod grant_bench;
+#[cfg(feature = "image")]
+mod hostdev;
 #[cfg(all(feature = "image", target_arch = "x86_64"))]
 mod rt;
 #[cfg(feature = "image")]

@@ -12,6 +12,7 @@
 
 use crate::arch::{BootInfo, PAGE_SIZE};
 use crate::cmdline;
+use crate::hostdev;
 use crate::mem;
 use crate::xen::abi::dm_op::{IoServId, XEN_DMOP_IO_RANGE_MEMORY};
 use crate::xen::abi::event_channel::Port;
@@ -40,12 +41,21 @@ pub const BLK_SPI: u32 = 33;
 /// virtio-net window and SPI.
 pub const NET_BASE: u64 = 0x0200_0200;
 pub const NET_SPI: u32 = 34;
+/// The host's own disk (when dom0 has one), served as a second virtio-blk device.
+pub const DISK_BASE: u64 = 0x0200_0400;
+pub const DISK_SPI: u32 = 35;
 /// Size of one virtio-mmio register window.
 const WINDOW: u64 = 0x200;
 /// Longest block without work: the counters are checked at least this often.
 const POLL_NS: u64 = 1_000_000_000;
 /// Poll timeout while a notification is owed (a failed `EVTCHNOP_send` is retried).
 const RETRY_NS: u64 = 1_000_000;
+/// Poll timeouts with an uplink: its NIC raises no event we could wait for, so a frame
+/// from the wire waits at most this long: short while frames flow, longer when the link
+/// has been quiet for [`UPLINK_ACTIVE_NS`] (fewer wake-ups of an idle backend).
+const UPLINK_BUSY_POLL_NS: u64 = 1_000_000;
+const UPLINK_IDLE_POLL_NS: u64 = 20_000_000;
+const UPLINK_ACTIVE_NS: u64 = 200_000_000;
 /// Minimum time between two counter lines.
 const COUNTERS_EVERY_NS: u64 = 2_000_000_000;
 const DEFAULT_RAMDISK_MB: u64 = 16;
@@ -138,14 +148,19 @@ fn fail(what: &str, e: XenError) -> String {
 }
 
 /// The registration sequence; returns the bound slots.
-fn register(boot: &BootInfo, fe: DomId, cfg: &Config) -> Result<(IoServId, Server), String> {
+fn register(
+    boot: &BootInfo,
+    fe: DomId,
+    cfg: &Config,
+    windows: &[(u64, &str)],
+) -> Result<(IoServId, Server), String> {
     window::init(boot.grant_window_gpa);
     evtchn::init_shared_info().map_err(|e| fail("shared info", e))?;
     let id = dm_op::create_ioreq_server(fe).map_err(|e| fail("XEN_DMOP_create_ioreq_server", e))?;
     log::info!("serve: ioreq server {id} for domain {fe}");
     let page =
         IoreqPage::acquire(fe, id).map_err(|e| fail("XENMEM_acquire_resource(ioreq page 0)", e))?;
-    for (base, what) in [(BLK_BASE, "blk"), (NET_BASE, "net")] {
+    for &(base, what) in windows {
         dm_op::map_io_range(fe, id, XEN_DMOP_IO_RANGE_MEMORY, base, base + WINDOW - 1).map_err(
             |e| {
                 fail(
@@ -189,11 +204,17 @@ fn register(boot: &BootInfo, fe: DomId, cfg: &Config) -> Result<(IoServId, Serve
 pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     let fe = cfg.frontend;
     let mut backend = Backend::new(NET_PORTS, usize::from(DEFAULT_MTU) + 18);
-    let Some(disk) = frame_disk(cfg.ramdisk_mb) else {
+    let Some(ramdisk) = frame_disk(cfg.ramdisk_mb) else {
         panic!("no RAM for a {} MiB RAM disk", cfg.ramdisk_mb);
     };
-    let sectors = disk.capacity_bytes() / SECTOR_SIZE;
-    let blk = backend.add_blk(fe, BLK_BASE, BLK_SPI, Box::new(disk), BlkOptions::default());
+    let sectors = ramdisk.capacity_bytes() / SECTOR_SIZE;
+    let blk = backend.add_blk(
+        fe,
+        BLK_BASE,
+        BLK_SPI,
+        Box::new(ramdisk),
+        BlkOptions::default(),
+    );
     let net = backend.add_net(
         fe,
         NET_BASE,
@@ -203,7 +224,22 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             mtu: DEFAULT_MTU,
         },
     );
-    let (_id, mut server) = match register(boot, fe, cfg) {
+    let mut windows = alloc::vec![(BLK_BASE, "blk"), (NET_BASE, "net")];
+    let host = hostdev::probe(boot);
+    let disk = host.disk.map(|disk| {
+        windows.push((DISK_BASE, "disk"));
+        backend.add_blk(
+            fe,
+            DISK_BASE,
+            DISK_SPI,
+            Box::new(disk),
+            BlkOptions::default(),
+        )
+    });
+    let mut uplink = host
+        .nic
+        .and_then(|nic| backend.add_uplink().map(|index| (index, nic)));
+    let (_id, mut server) = match register(boot, fe, cfg, &windows) {
         Ok(s) => s,
         Err(why) => {
             let _ = writeln!(
@@ -213,12 +249,23 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             panic!("serve mode: {why}");
         }
     };
-    let _ = writeln!(
-        crate::console::Writer,
-        "STUBVIRT-READY frontend={fe} vcpus={} devices=blk@{BLK_BASE:#x},net@{NET_BASE:#x} ramdisk_sectors={sectors} buffers={}",
+    let mut devices = String::new();
+    for (i, (base, name)) in windows.iter().enumerate() {
+        let _ = write!(devices, "{}{name}@{base:#x}", if i == 0 { "" } else { "," });
+    }
+    let mut ready = alloc::format!(
+        "STUBVIRT-READY frontend={fe} vcpus={} devices={devices} ramdisk_sectors={sectors} buffers={}",
         server.vcpus.len(),
         if cfg.copy_buffers { "copied" } else { "mapped" }
     );
+    if let Some((_, nic)) = &uplink {
+        let [a, b, c, d, e, f] = nic.mac();
+        let _ = write!(
+            ready,
+            " uplink={a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}"
+        );
+    }
+    let _ = writeln!(crate::console::Writer, "{ready}");
     let mut frontends = OneFrontend::new(fe, cfg.copy_buffers);
     let mut ports: Vec<Port> = server.vcpus.iter().map(|v| v.channel.port).collect();
     let mut stats = IoreqStats::default();
@@ -226,6 +273,8 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     let mut errors_logged = 0u32;
     let mut last_line = String::new();
     let mut last_print = 0u64;
+    let devices = Devices { blk, net, disk };
+    let mut uplink_active_until = 0u64;
     loop {
         // Bounded: each vcpu's slot is answered at most once per pass.
         let served = ioreq_loop::serve_pass(
@@ -241,7 +290,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
                 }
             },
         );
-        let more = backend.run(&mut frontends, &mut |irq: Interrupt| {
+        let mut more = backend.run(&mut frontends, &mut |irq: Interrupt| {
             let raised = dm_op::set_irq_level(irq.frontend, irq.irq, true).is_ok();
             // Edge SPI: lower it again at once.
             let lowered = dm_op::set_irq_level(irq.frontend, irq.irq, false).is_ok();
@@ -249,8 +298,28 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             raised
         });
         let now = evtchn::system_time_ns();
+        if let Some((index, nic)) = uplink.as_mut() {
+            let moved = nic.pump(&mut backend, *index);
+            if moved.received > 0 || moved.sent > 0 {
+                uplink_active_until = now.saturating_add(UPLINK_ACTIVE_NS);
+            }
+            more |= moved.received > 0;
+        }
         if now.saturating_sub(last_print) >= COUNTERS_EVERY_NS {
-            let mut line = counters_line(&stats, irq_errors, &backend, blk, net, &server.vcpus);
+            let mut line = counters_line(&stats, irq_errors, &backend, &devices, &server.vcpus);
+            if let Some((index, nic)) = &uplink {
+                if let Some(u) = backend.uplink_stats(*index) {
+                    let _ = write!(
+                        line,
+                        " uplink=in:{},out:{},drop:{},csum:{},tx_err:{}",
+                        u.frames_in,
+                        u.frames_out,
+                        u.dropped_in,
+                        u.checksums_completed,
+                        nic.tx_errors
+                    );
+                }
+            }
             if let Some(c) = frontends.copy_stats() {
                 let _ = write!(line, " copies={} copy_refused={}", c.copies, c.refused);
             }
@@ -261,8 +330,15 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             last_print = now;
         }
         if served == 0 && !more {
-            let owed = ioreq_loop::notify_owed(&server.vcpus);
-            let timeout = if owed { RETRY_NS } else { POLL_NS };
+            let timeout = if ioreq_loop::notify_owed(&server.vcpus) {
+                RETRY_NS
+            } else if uplink.is_some() && now < uplink_active_until {
+                UPLINK_BUSY_POLL_NS
+            } else if uplink.is_some() {
+                UPLINK_IDLE_POLL_NS
+            } else {
+                POLL_NS
+            };
             if let Err(e) = sched::poll(&mut ports, now.saturating_add(timeout)) {
                 log::error!("serve: SCHEDOP_poll: {e}");
             }
@@ -270,13 +346,19 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     }
 }
 
+/// The devices the counters line reports.
+struct Devices {
+    blk: usize,
+    net: Option<usize>,
+    disk: Option<usize>,
+}
+
 /// The counters line: the ioreq loop's counts, then each device's.
 fn counters_line(
     stats: &IoreqStats,
     irq_errors: u64,
     backend: &Backend,
-    blk: usize,
-    net: Option<usize>,
+    devices: &Devices,
     vcpus: &[Vcpu<EventSlot>],
 ) -> String {
     let mut out = String::new();
@@ -289,7 +371,11 @@ fn counters_line(
         " ioreq_errors={} send_errors={} irq_errors={irq_errors}",
         stats.ioreq_errors, stats.notify_failures
     );
-    for (name, index) in [("blk", Some(blk)), ("net", net)] {
+    for (name, index) in [
+        ("blk", Some(devices.blk)),
+        ("net", devices.net),
+        ("disk", devices.disk),
+    ] {
         let Some(c) = index.and_then(|i| backend.counters(i)) else {
             continue;
         };

@@ -68,6 +68,9 @@ pub struct BootInfo {
     pub xen_console: bool,
     /// First guest-physical address of the grant window (page aligned, not RAM).
     pub grant_window_gpa: u64,
+    /// The host's own virtio-mmio register windows (arm64: `virtio,mmio` nodes of the
+    /// device tree, which Xen passes to dom0 with the host's devices). Empty on x86.
+    pub host_virtio: heapless::Vec<RamRegion, 32>,
 }
 
 /// Everything an architecture provides. All functions are called on the boot CPU only.

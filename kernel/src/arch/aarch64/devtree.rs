@@ -31,6 +31,7 @@ pub fn boot_info(dtb: usize, load_base: usize) -> BootInfo {
         xen: false,
         xen_console: false,
         grant_window_gpa: 0,
+        host_virtio: heapless::Vec::new(),
     };
     reserve(&mut info, load_base as u64, image_len as u64);
 
@@ -50,6 +51,7 @@ pub fn boot_info(dtb: usize, load_base: usize) -> BootInfo {
     }
 
     read_ram(&fdt, &mut info);
+    read_virtio_mmio(&fdt, &mut info);
     info.cmdline = fdt.chosen().bootargs().unwrap_or("");
 
     let hypervisor = fdt.find_node("/hypervisor").filter(|node| {
@@ -92,6 +94,33 @@ fn read_ram(fdt: &Fdt<'static>, info: &mut BootInfo) {
     }
 }
 
+/// Register windows of every enabled `virtio,mmio` node (QEMU's virt machine has 32).
+/// Windows beyond `BootInfo::host_virtio`'s capacity are left out. Kept only where
+/// guest-physical addresses are machine addresses (no Xen, or dom0: Xen maps Arm's dom0
+/// 1:1), since the devices DMA to the addresses we give them.
+fn read_virtio_mmio(fdt: &Fdt<'static>, info: &mut BootInfo) {
+    let enabled = |node: &FdtNode<'_, 'static>| {
+        node.property("status")
+            .and_then(|p| p.as_str())
+            .is_none_or(|s| s == "okay" || s == "ok")
+    };
+    let virtio = |node: &FdtNode<'_, 'static>| {
+        node.compatible()
+            .is_some_and(|c| c.all().any(|s| s == "virtio,mmio"))
+    };
+    for node in fdt.all_nodes() {
+        if !virtio(&node) || !enabled(&node) {
+            continue;
+        }
+        if let Some(r) = node.reg().and_then(|mut reg| reg.next()) {
+            let _ = info.host_virtio.push(region(
+                r.starting_address as u64,
+                r.size.unwrap_or(0) as u64,
+            ));
+        }
+    }
+}
+
 /// Under Xen: the console (vpl011 in a domU, console_io as dom0) and the grant window.
 fn read_xen(fdt: &Fdt<'static>, hypervisor: FdtNode<'_, 'static>, info: &mut BootInfo) {
     info.xen = true;
@@ -100,7 +129,13 @@ fn read_xen(fdt: &Fdt<'static>, hypervisor: FdtNode<'_, 'static>, info: &mut Boo
         .find_compatible(&["arm,sbsa-uart"])
         .and_then(|node| node.reg()?.next())
         .map(|r| r.starting_address as usize);
-    info.xen_console = hypercall::is_dom0() || vpl011.is_none();
+    let dom0 = hypercall::is_dom0();
+    info.xen_console = dom0 || vpl011.is_none();
+    if !dom0 {
+        // A domU's guest-physical addresses are not machine addresses: a device it was
+        // given could not DMA into its memory without an IOMMU we do not program.
+        info.host_virtio.clear();
+    }
     console::select(vpl011, true);
 
     if let Some(reg) = hypervisor.reg() {

@@ -39,6 +39,7 @@ extern "C" fn x86_64_rust_entry(start_info_paddr: u64) -> ! {
         // Xen no: it keeps port 0xe9, which Xen logs as "(dN) ..." with guest_loglvl=all).
         xen_console: xen,
         grant_window_gpa: paging::WINDOW_BASE,
+        host_virtio: heapless::Vec::new(),
     };
     // Taking the address of a linker symbol reads nothing.
     let image_start = core::ptr::addr_of!(__image_start) as u64;
