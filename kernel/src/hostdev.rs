@@ -98,7 +98,7 @@ impl HostDisk {
     }
 
     fn check(&self, offset: u64, len: u64) -> Result<(), StorageError> {
-        let aligned = offset % SECTOR_SIZE == 0 && len % SECTOR_SIZE == 0;
+        let aligned = offset.is_multiple_of(SECTOR_SIZE) && len.is_multiple_of(SECTOR_SIZE);
         let inside = offset
             .checked_add(len)
             .is_some_and(|end| end <= self.capacity);

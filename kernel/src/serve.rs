@@ -236,9 +236,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             BlkOptions::default(),
         )
     });
-    let mut uplink = host
-        .nic
-        .and_then(|nic| backend.add_uplink().map(|index| (index, nic)));
+    let mut uplink = host.nic.and_then(|nic| Some((backend.add_uplink()?, nic)));
     let (_id, mut server) = match register(boot, fe, cfg, &windows) {
         Ok(s) => s,
         Err(why) => {
