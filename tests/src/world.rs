@@ -7,6 +7,8 @@
 use crate::grant_table::GrantTable;
 use crate::host_pages::{self, SharedRange, PAGE_SIZE};
 use devices::backend::{DomainId, Frontends};
+use devices::copy_route::{CopyRoute, GrantCopier};
+use devices::grant::GrantRef;
 use devices::memory::{
     Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage,
 };
@@ -28,6 +30,9 @@ pub struct HypercallStats {
     pub reads: u64,
     pub writes: u64,
     pub barriers: u64,
+    /// `GNTTABOP_copy` operations (one per piece) and those Xen refused.
+    pub copies: u64,
+    pub copies_refused: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -190,6 +195,66 @@ impl World {
     }
 }
 
+impl World {
+    /// One `GNTTABOP_copy` piece between the backend and `grantor`'s grant `gref`, with
+    /// Xen's checks: the grant exists and names the backend, a copy into it needs a
+    /// writable grant, and only the granted page's shared bytes move. A refusal is Xen's
+    /// answer to a bad grant, not a backend bug, so it is counted, not a violation.
+    fn copy_check(
+        &mut self,
+        grantor: DomainId,
+        gref: u32,
+        offset: usize,
+        len: usize,
+        into_grant: bool,
+    ) -> Result<(usize, SharedRange), AccessError> {
+        self.stats.copies += 1;
+        let checked = (|| {
+            let entry = self.tables.get(&grantor)?.entry(gref)?;
+            let fits = offset.checked_add(len).is_some_and(|end| end <= PAGE_SIZE);
+            let addr = entry.frame + offset;
+            let allowed = entry.grantee == BACKEND_DOMID
+                && !(into_grant && entry.readonly)
+                && fits
+                && entry.shared.contains(addr, len);
+            allowed.then_some((addr, entry.shared))
+        })();
+        if checked.is_none() {
+            self.stats.copies_refused += 1;
+        }
+        checked.ok_or(AccessError::Refused)
+    }
+}
+
+/// `GNTTABOP_copy` against the simulated Xen, for `devices::copy_route::CopyRoute`.
+#[derive(Clone, Copy, Debug)]
+pub struct SimCopier {
+    pub frontend: DomainId,
+}
+
+impl GrantCopier for SimCopier {
+    fn copy_from_grant(
+        &self,
+        gref: GrantRef,
+        offset: usize,
+        dst: &mut [u8],
+    ) -> Result<(), AccessError> {
+        let (addr, shared) =
+            with(|w| w.copy_check(self.frontend, gref.0, offset, dst.len(), false))?;
+        host_pages::read(shared, addr, dst)
+            .then_some(())
+            .ok_or(AccessError::Refused)
+    }
+
+    fn copy_to_grant(&self, gref: GrantRef, offset: usize, src: &[u8]) -> Result<(), AccessError> {
+        let (addr, shared) =
+            with(|w| w.copy_check(self.frontend, gref.0, offset, src.len(), true))?;
+        host_pages::write(shared, addr, src)
+            .then_some(())
+            .ok_or(AccessError::Refused)
+    }
+}
+
 /// The backend's view of one frontend's memory: grant maps into the simulated Xen.
 #[derive(Clone, Copy, Debug)]
 pub struct GrantedMemory {
@@ -239,22 +304,46 @@ impl GuestMemory for GrantedMemory {
     }
 }
 
+/// One frontend's memory as the backend reaches it: everything mapped, or request
+/// buffers by grant copy (the kernel's default route).
+enum Route {
+    Mapped(GrantedMemory),
+    Copied(Box<CopyRoute<GrantedMemory, SimCopier>>),
+}
+
 /// Every frontend domain's memory, for the backend's event loop.
 #[derive(Default)]
 pub struct SimFrontends {
-    memories: BTreeMap<DomainId, GrantedMemory>,
+    memories: BTreeMap<DomainId, Route>,
 }
 
 impl SimFrontends {
     pub fn add(&mut self, frontend: DomainId) {
-        self.memories.insert(frontend, GrantedMemory { frontend });
+        self.memories
+            .insert(frontend, Route::Mapped(GrantedMemory { frontend }));
+    }
+
+    /// From now on `frontend`'s request buffers are reached by grant copy.
+    pub fn copy_buffers(&mut self, frontend: DomainId) {
+        let route = CopyRoute::new(GrantedMemory { frontend }, SimCopier { frontend });
+        self.memories
+            .insert(frontend, Route::Copied(Box::new(route)));
+    }
+
+    /// Buffer pages the copy route of `frontend` holds (handed out, not yet released).
+    pub fn copied_pages_live(&self, frontend: DomainId) -> Option<usize> {
+        match self.memories.get(&frontend)? {
+            Route::Copied(route) => Some(route.copied_pages_live()),
+            Route::Mapped(_) => None,
+        }
     }
 }
 
 impl Frontends for SimFrontends {
     fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory> {
-        self.memories
-            .get_mut(&domain)
-            .map(|m| m as &mut dyn GuestMemory)
+        Some(match self.memories.get_mut(&domain)? {
+            Route::Mapped(m) => m as &mut dyn GuestMemory,
+            Route::Copied(c) => c.as_mut() as &mut dyn GuestMemory,
+        })
     }
 }
