@@ -7,7 +7,7 @@
 //! Also `cargo xtask config`: the `/chosen` nodes and partial device trees for both
 //! privilege routes, for a user's own Xen system.
 
-use crate::frontend_initramfs;
+use crate::frontend_initramfs::{self, HostFile};
 use crate::frontend_kernel;
 use crate::guest_console::{watch, End, Transcript};
 use crate::process::{run, step, workspace_root};
@@ -219,15 +219,9 @@ fn prepare(dir: &Path) -> Result<Parts, String> {
     let kernel = frontend_kernel::ensure()?;
     frontend_kernel::check_modules(&kernel.modules)?;
     step("[4/5] frontend initramfs (busybox-static arm64, init.sh, virtio modules)");
-    let busybox = frontend_initramfs::busybox()?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let initramfs = dir.join("initramfs.cpio.gz");
-    frontend_initramfs::build(
-        &initramfs,
-        &busybox,
-        &kernel.modules,
-        frontend_kernel::MODULES,
-    )?;
+    frontend_initramfs::build(&initramfs, &initramfs_files(&kernel.modules)?)?;
     let dts = dir.join("frontend.dts");
     std::fs::write(&dts, frontend_dts(Route::Dom0)).map_err(|e| e.to_string())?;
     let dtb = dir.join("frontend.dtb");
@@ -250,6 +244,21 @@ fn prepare(dir: &Path) -> Result<Parts, String> {
         kernel_version: kernel.version,
         kernel_built_seconds: kernel.built_seconds,
     })
+}
+
+/// Everything in the initramfs besides `/init`.
+fn initramfs_files(module_dir: &Path) -> Result<Vec<HostFile>, String> {
+    let file = |path: &str, source: PathBuf, mode| HostFile {
+        path: path.to_string(),
+        source,
+        mode,
+    };
+    let mut files = vec![file("bin/busybox", frontend_initramfs::busybox()?, 0o755)];
+    for module in frontend_kernel::MODULES {
+        let path = format!("lib/modules/{module}");
+        files.push(file(&path, module_dir.join(module), 0o644));
+    }
+    Ok(files)
 }
 
 /// The system device tree and module loads for the dom0 route.

@@ -5,6 +5,7 @@
 mod abi_headers;
 #[allow(dead_code)] // used by the image and boot-test modules as they land
 mod apt;
+mod apt_arm64;
 mod apt_source;
 mod bench;
 mod boot_arm64;
