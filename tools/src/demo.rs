@@ -9,6 +9,7 @@
 
 use crate::frontend_initramfs::{self, HostFile};
 use crate::frontend_kernel;
+use crate::frontend_programs;
 use crate::guest_console::{watch, End, Transcript};
 use crate::process::{run, step, workspace_root};
 use crate::sysdt_arm64::{self, Load, MODULE_BASE};
@@ -218,7 +219,7 @@ fn prepare(dir: &Path) -> Result<Parts, String> {
     step("[3/5] frontend Linux (linux-source-6.12, XEN_VIRTIO)");
     let kernel = frontend_kernel::ensure()?;
     frontend_kernel::check_modules(&kernel.modules)?;
-    step("[4/5] frontend initramfs (busybox-static arm64, init.sh, virtio modules)");
+    step("[4/5] frontend initramfs (busybox-static, e2fsprogs, fe_io, init.sh, virtio modules)");
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let initramfs = dir.join("initramfs.cpio.gz");
     frontend_initramfs::build(&initramfs, &initramfs_files(&kernel.modules)?)?;
@@ -253,7 +254,11 @@ fn initramfs_files(module_dir: &Path) -> Result<Vec<HostFile>, String> {
         source,
         mode,
     };
-    let mut files = vec![file("bin/busybox", frontend_initramfs::busybox()?, 0o755)];
+    let mut files = vec![
+        file("bin/busybox", frontend_initramfs::busybox()?, 0o755),
+        file("usr/bin/fe_io", frontend_programs::fe_io()?, 0o755),
+    ];
+    files.extend(frontend_programs::e2fsprogs()?);
     for module in frontend_kernel::MODULES {
         let path = format!("lib/modules/{module}");
         files.push(file(&path, module_dir.join(module), 0o644));

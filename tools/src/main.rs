@@ -14,6 +14,7 @@ mod build;
 mod demo;
 mod frontend_initramfs;
 mod frontend_kernel;
+mod frontend_programs;
 mod fuzz;
 mod grant_bench;
 mod guest_console;
