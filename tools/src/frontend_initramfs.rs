@@ -239,6 +239,14 @@ mod tests {
             "0x74726976",
             "insmod",
             "poweroff -f",
+            "drivers_autoprobe",
+            "serial",
+            "stubvirt-ramdisk",
+            "stubvirt-disk",
+            "stage=disk_image sha256=",
+            "$E2FSCK -fn",
+            "fe_io ",
+            "fe_tcp_port",
         ] {
             assert!(INIT.contains(needed), "{needed}");
         }

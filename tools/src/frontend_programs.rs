@@ -193,6 +193,15 @@ Dynamic section at offset 0x5fd18 contains 31 entries:
     }
 
     #[test]
+    fn init_runs_the_programs_where_they_are_put() {
+        let init = crate::frontend_initramfs::INIT;
+        for program in E2FSPROGS_PROGRAMS {
+            assert!(init.contains(&format!("=/{program}\n")), "{program}");
+        }
+        assert!(init.contains("fe_io $1 "));
+    }
+
+    #[test]
     fn fe_io_measures_what_the_summary_reads() {
         for key in [
             "rand4k_%s_qd%d_iops",
