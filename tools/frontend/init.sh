@@ -3,36 +3,57 @@
 #
 # 1. Readiness handshake, bounded: read the virtio-mmio magic of each device window from
 #    userspace (busybox devmem in a subshell). Before stubvirt registered its ioreq range,
-#    Xen answers the access with a data abort: only that subshell dies (SIGBUS). Once the
-#    magic reads back, the virtio modules are loaded (virtio_mmio last: it probes).
-# 2. Block tests on /dev/vda, network checks on eth0, throughput; one
-#    `FRONTEND-RESULT key=value ...` line per stage; `FRONTEND-RESULT done=1` at the end.
+#    Xen answers the access with a data abort: only that subshell dies (SIGBUS). Then the
+#    virtio modules are loaded with platform autoprobe off and only the windows that
+#    answered are bound to virtio-mmio (probing a silent one would oops the kernel).
+# 2. Block, the devices told apart by their virtio-blk serial: the RAM disk
+#    (stubvirt-ramdisk) and the disk stubvirt backs with QEMU's virtio-blk (stubvirt-disk).
+#    Each: patterned whole-device write read back, ext2 checked by e2fsck, fe_io figures;
+#    the disk's final sha256 goes to the host, which compares it with the raw image.
+# 3. Network on eth0: MAC, MTU, carrier, ping of the gateway, TCP transfer from the host.
+# One `FRONTEND-RESULT stage=... key=value ...` line per result, short: Xen cuts guest
+# console lines at about 128 characters, so a stage may print several lines (the summary
+# merges them). `FRONTEND-RESULT done=1` at the end.
 # Kernel command line parameters (passed as environment by Linux): fe_wait (seconds to
-# wait for the backend, default 60), fe_ip, fe_gw.
+# wait for the backend, default 60), fe_ip, fe_gw, fe_tcp_port (the host's TCP source),
+# fe_blk_limit, fe_disk_limit, fe_net_limit (stage bounds, s), fe_io_s (s per figure).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
-# --install finds busybox through /proc/self/exe
+# --install finds busybox through /proc/self/exe.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /tmp
+# e2fsck reads /etc/mtab to refuse mounted devices.
+ln -sf /proc/mounts /etc/mtab
 
 WAIT=${fe_wait:-60}
 IP=${fe_ip:-10.0.2.15}
 GW=${fe_gw:-10.0.2.2}
-BLK_BASE=0x2000000
-NET_BASE=0x2000200
+TCP_PORT=${fe_tcp_port:-}
+# name:base of each device window (tools/src/demo.rs DEVICES); disk is the optional one.
+WINDOWS="blk:0x2000000 net:0x2000200 disk:0x2000400"
+# Seconds the other windows get once one answered (stubvirt registers them in turn).
+GRACE=5
 MAGIC=0x74726976
 MIB=1048576
+# Debian's e2fsprogs, by path: this busybox's shell runs its own applets (it has a smaller
+# mke2fs) before anything on PATH.
+MKE2FS=/sbin/mke2fs
+E2FSCK=/sbin/e2fsck
 
 result() { echo "FRONTEND-RESULT $*"; }
 note() { echo "FRONTEND: $*"; }
 now() { cut -d' ' -f1 /proc/uptime; }
 # seconds between two uptime readings
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-# MB/s for $1 bytes in $2 seconds
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s <= 0) s = 0.01; printf "%.1f", n / 1048576 / s }'; }
+# whether $1 seconds reach $2
+reached() { awk -v w="$1" -v m="$2" 'BEGIN { exit !(w >= m) }'; }
+sha() { sha256sum | cut -d' ' -f1; }
+short() { echo "$1" | cut -c1-16; }
+# the first lines of file $1 as notes
+notes_of() { head -n "${2:-4}" "$1" | cut -c1-100 | while read -r l; do note "$l"; done; }
 finish() {
     result "done=1 uptime=$(now)"
     # A stuck device would block sync too.
@@ -41,6 +62,7 @@ finish() {
 }
 # devmem in a subshell: a data abort kills only the subshell.
 magic_at() { (devmem "$1" 32) 2>/dev/null | tr 'A-F' 'a-f'; }
+state_of() { eval echo \$"$1"; }
 
 note "userspace up at $(now) s; waiting up to $WAIT s for the backend"
 result "stage=boot uptime=$(now) cpus=$(grep -c ^processor /proc/cpuinfo) mem_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)"
@@ -50,34 +72,35 @@ t0=$(now)
 tries=0
 blk=absent
 net=absent
+disk=absent
+first=""
+answered() { [ "$blk$net$disk" != absentabsentabsent ]; }
 while :; do
     tries=$((tries + 1))
-    [ "$blk" = absent ] && [ "$(magic_at $BLK_BASE)" = "$MAGIC" ] && blk=ready
-    [ "$net" = absent ] && [ "$(magic_at $NET_BASE)" = "$MAGIC" ] && net=ready
-    [ "$blk" = ready ] && [ "$net" = ready ] && break
-    waited=$(since "$t0")
-    if awk -v w="$waited" -v m="$WAIT" 'BEGIN { exit !(w >= m) }'; then
-        break
+    for w in $WINDOWS; do
+        name=${w%%:*}
+        [ "$(state_of $name)" = absent ] && [ "$(magic_at ${w#*:})" = "$MAGIC" ] && eval $name=ready
+    done
+    if [ -z "$first" ] && answered; then
+        first=$(now)
+        waited=$(since "$t0")
     fi
+    [ "$blk$net$disk" = readyreadyready ] && break
+    [ -n "$first" ] && reached "$(since "$first")" $GRACE && break
+    reached "$(since "$t0")" "$WAIT" && break
     sleep 0.5
 done
-waited=$(since "$t0")
-if [ "$blk" = absent ] && [ "$net" = absent ]; then
-    result "stage=handshake backend=absent waited_s=$waited tries=$tries"
-    note "the backend never answered at $BLK_BASE or $NET_BASE within $WAIT s (no virtio magic)"
+if ! answered; then
+    result "stage=handshake backend=absent polled_s=$(since "$t0") tries=$tries"
+    note "the backend never answered at $WINDOWS within $WAIT s (no virtio magic)"
     finish
 fi
-result "stage=handshake backend=ready blk=$blk net=$net waited_s=$waited tries=$tries"
-if [ "$net" = ready ] && [ "$blk" = absent ]; then
-    # Give a late block device a few more seconds (its range may be registered second).
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-        [ "$(magic_at $BLK_BASE)" = "$MAGIC" ] && blk=ready && break
-        sleep 0.5
-    done
-fi
+result "stage=handshake backend=ready blk=$blk net=$net disk=$disk waited_s=$waited tries=$tries"
 
-# In dependency order; virtio_mmio last (loading it probes the devices). A module whose
-# dependencies are not loaded yet is retried in the next round.
+# Platform autoprobe off: loading virtio_mmio then binds nothing by itself.
+echo 0 > /sys/bus/platform/drivers_autoprobe
+# In dependency order; a module whose dependencies are not loaded yet is retried in the
+# next round.
 pending="virtio_ring virtio dimlib failover net_failover virtio_blk virtio_net virtio_mmio"
 for round in 1 2 3; do
     left=""
@@ -88,133 +111,39 @@ for round in 1 2 3; do
     [ -z "$pending" ] && break
 done
 [ -n "$pending" ] && note "modules not loaded:$pending"
-# Bounded wait for the drivers to bind.
-for i in $(seq 1 40); do
-    { [ "$blk" = absent ] || [ -b /dev/vda ]; } && { [ "$net" = absent ] || [ -e /sys/class/net/eth0 ]; } && break
-    sleep 0.25
+block_wanted=0
+for w in $WINDOWS; do
+    name=${w%%:*}
+    [ "$(state_of $name)" = ready ] || continue
+    [ $name = net ] || block_wanted=$((block_wanted + 1))
+    base=${w#*:}
+    echo ${base#0x}.virtio > /sys/bus/platform/drivers/virtio-mmio/bind ||
+        note "cannot bind ${base#0x}.virtio to virtio-mmio"
 done
-result "stage=probe vda=$([ -b /dev/vda ] && echo yes || echo no) eth0=$([ -e /sys/class/net/eth0 ] && echo yes || echo no) uptime=$(now)"
-dmesg | grep -i -E 'virtio|vda|xen.grant' | tail -8
 
-# --- 2. block -------------------------------------------------------------------------
-block_tests() {
-    size=$(blockdev --getsize64 /dev/vda)
-    ro=$(blockdev --getro /dev/vda)
-    result "stage=blk size_bytes=$size ro=$ro ssz=$(blockdev --getss /dev/vda)"
-    [ "$ro" = 0 ] || { result "stage=blk_verify ok=skipped reason=read-only"; return; }
-    regions=$((size / MIB))
-    tail_bytes=$((size % MIB))
-    # 2 MiB of random data; region k gets the 1 MiB at offset (k * 4 KiB) % 1 MiB of it,
-    # so no two neighbouring regions hold the same bytes.
-    dd if=/dev/urandom of=/tmp/pat bs=$MIB count=2 2>/dev/null
-    # Mixed request sizes and modes, region by region.
-    sizes="512 4096 65536 $MIB 16384 262144 1024 131072"
-    set -- $sizes
-    nsizes=$#
-    t=$(now)
-    k=0
-    direct=0
-    buffered=0
-    while [ $k -lt $regions ]; do
-        i=$((k % nsizes + 1))
-        eval bs=\${$i}
-        off=$(((k * 4096) % MIB))
-        if [ $((k % 2)) = 0 ]; then
-            flag=oflag=direct
-            direct=$((direct + 1))
-        else
-            flag=conv=fsync
-            buffered=$((buffered + 1))
-        fi
-        dd if=/tmp/pat of=/dev/vda iflag=skip_bytes,fullblock skip=$off bs=$bs count=$((MIB / bs)) \
-            seek=$((k * MIB / bs)) $flag conv=notrunc 2>/dev/null || { result "stage=blk_write ok=0 region=$k bs=$bs"; return; }
-        k=$((k + 1))
+# The /dev node of the virtio-blk device whose serial is $1 (empty: none).
+by_serial() {
+    for b in /sys/block/vd*; do
+        [ "$(cat $b/serial 2>/dev/null)" = "$1" ] && echo /dev/${b##*/} && return
     done
-    if [ $tail_bytes -gt 0 ]; then
-        dd if=/tmp/pat of=/dev/vda bs=512 count=$((tail_bytes / 512)) seek=$((regions * MIB / 512)) \
-            oflag=direct conv=notrunc 2>/dev/null
-    fi
-    sync
-    blockdev --flushbufs /dev/vda
-    wrote_s=$(since "$t")
-    expected=$( {
-        k=0
-        while [ $k -lt $regions ]; do
-            dd if=/tmp/pat iflag=skip_bytes skip=$(((k * 4096) % MIB)) bs=$MIB count=1 2>/dev/null
-            k=$((k + 1))
-        done
-        [ $tail_bytes -gt 0 ] && dd if=/tmp/pat bs=512 count=$((tail_bytes / 512)) 2>/dev/null
-    } | sha256sum | cut -d' ' -f1)
-    got_direct=$(dd if=/dev/vda bs=$MIB iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
-    echo 3 > /proc/sys/vm/drop_caches
-    got_buffered=$(dd if=/dev/vda bs=65536 2>/dev/null | sha256sum | cut -d' ' -f1)
-    ok=0
-    [ "$expected" = "$got_direct" ] && [ "$expected" = "$got_buffered" ] && ok=1
-    # Xen cuts guest console lines at about 128 characters: several short lines per stage.
-    result "stage=blk_verify ok=$ok bytes=$size regions=$regions direct_regions=$direct buffered_regions=$buffered"
-    result "stage=blk_verify sizes=$(echo $sizes | tr ' ' ',') write_s=$wrote_s"
-    result "stage=blk_verify sha256=$(echo $expected | cut -c1-16) direct_read=$(echo $got_direct | cut -c1-16) buffered_read=$(echo $got_buffered | cut -c1-16)"
-
-    # Throughput: 1 MiB sequential (4 passes over at most 32 MiB, so that /proc/uptime's
-    # 10 ms resolution matters little) and 4 KiB (QD 1, O_DIRECT).
-    mib=$regions
-    [ $mib -gt 32 ] && mib=32
-    if [ $mib -gt 0 ]; then
-        t=$(now)
-        for pass in 1 2 3 4; do
-            dd if=/dev/zero of=/dev/vda bs=$MIB count=$mib oflag=direct conv=notrunc 2>/dev/null
-        done
-        s=$(since "$t")
-        w1=$(rate $((4 * mib * MIB)) "$s")
-        t=$(now)
-        for pass in 1 2 3 4; do
-            dd if=/dev/vda of=/dev/null bs=$MIB count=$mib iflag=direct 2>/dev/null
-        done
-        s=$(since "$t")
-        r1=$(rate $((4 * mib * MIB)) "$s")
-        n4=$((mib * 256))
-        [ $n4 -gt 2048 ] && n4=2048
-        t=$(now); dd if=/dev/vda of=/dev/null bs=4096 count=$n4 iflag=direct 2>/dev/null; s=$(since "$t")
-        r4=$(awk -v n=$n4 -v s="$s" 'BEGIN { if (s <= 0) s = 0.01; printf "%.0f", n / s }')
-        t=$(now); dd if=/dev/zero of=/dev/vda bs=4096 count=$n4 oflag=direct conv=notrunc 2>/dev/null; s=$(since "$t")
-        w4=$(awk -v n=$n4 -v s="$s" 'BEGIN { if (s <= 0) s = 0.01; printf "%.0f", n / s }')
-        # Random 4 KiB reads: one dd per request (busybox has no fio), so this includes
-        # the cost of starting a process each time.
-        blocks=$((size / 4096))
-        t=$(now)
-        for j in $(seq 1 64); do
-            dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$(( ($j * 7919 * 13) % blocks )) iflag=direct 2>/dev/null
-        done
-        s=$(since "$t")
-        rr=$(awk -v s="$s" 'BEGIN { if (s <= 0) s = 0.01; printf "%.0f", 64 / s }')
-        result "stage=blk_perf seq1m_write_mbs=$w1 seq1m_read_mbs=$r1 seq1m_mib=$((4 * mib))"
-        result "stage=blk_perf seq4k_read_iops=$r4 seq4k_write_iops=$w4 n4k=$n4"
-        result "stage=blk_perf rand4k_read_iops_with_exec=$rr"
-    fi
-
-    # File system: mkfs, mount, create/copy/delete, unmount, mount again and check.
-    if mke2fs -q /dev/vda >/dev/null 2>&1 && mount -t ext2 /dev/vda /mnt; then
-        dd if=/tmp/pat of=/mnt/a bs=65536 count=16 2>/dev/null
-        cp /mnt/a /mnt/b
-        mkdir /mnt/d
-        for j in $(seq 1 50); do echo "file $j" > /mnt/d/f$j; done
-        rm /mnt/a /mnt/d/f1 /mnt/d/f2
-        sync
-        want=$(dd if=/tmp/pat bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)
-        umount /mnt
-        echo 3 > /proc/sys/vm/drop_caches
-        fs_ok=0
-        if mount -t ext2 /dev/vda /mnt; then
-            got=$(sha256sum /mnt/b | cut -d' ' -f1)
-            n=$(ls /mnt/d | wc -l)
-            [ "$got" = "$want" ] && [ "$n" = 48 ] && [ ! -e /mnt/a ] && fs_ok=1
-            umount /mnt
-        fi
-        result "stage=fs mkfs=ext2 ok=$fs_ok files=$n fsck=unavailable-in-busybox"
-    else
-        result "stage=fs mkfs=ext2 ok=0 reason=mke2fs-or-mount-failed"
-    fi
 }
+# Waits for the drivers, then names the devices in /tmp/devices. Run bounded: reading a
+# serial is a request to the backend.
+probe_stage() {
+    for i in $(seq 1 40); do
+        n=$(ls /sys/block | grep -c '^vd')
+        [ $n -ge $block_wanted ] && { [ "$net" = absent ] || [ -e /sys/class/net/eth0 ]; } && break
+        sleep 0.25
+    done
+    ram=$(by_serial stubvirt-ramdisk)
+    disk_dev=$(by_serial stubvirt-disk)
+    echo "RAM=$ram DISK=$disk_dev" > /tmp/devices
+    serials=$(for b in /sys/block/vd*; do [ -e $b ] && printf '%s:%s,' ${b##*/} "$(cat $b/serial 2>/dev/null)"; done)
+    eth0=$([ -e /sys/class/net/eth0 ] && echo yes || echo no)
+    result "stage=probe ramdisk=${ram:-none} disk=${disk_dev:-none} eth0=$eth0 uptime=$(now)"
+    result "stage=probe serials=${serials%,}"
+}
+
 # Runs function $2 in the background for at most $3 seconds. A frontend vcpu whose MMIO
 # access is never answered stays blocked in Xen, and so does the process on it; the other
 # vcpu then reports the stuck stage (with the virtio interrupt counts) and the run goes on.
@@ -224,7 +153,7 @@ bounded() {
     pid=$!
     t=$(now)
     while kill -0 $pid 2>/dev/null; do
-        if awk -v w="$(since "$t")" -v m="$limit" 'BEGIN { exit !(w >= m) }'; then
+        if reached "$(since "$t")" "$limit"; then
             state=$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)
             result "stage=$name ok=0 reason=stuck-after-${limit}s pid_state=$state"
             grep -i virtio /proc/interrupts | awk '{ printf "FRONTEND: irq %s", $0; print "" }'
@@ -237,35 +166,188 @@ bounded() {
     wait $pid
 }
 
-blk_stage() {
-    if [ -b /dev/vda ]; then
-        block_tests
-    else
-        result "stage=blk ok=0 reason=no-vda"
+bounded probe probe_stage 30
+. /tmp/devices 2>/dev/null
+dmesg | grep -i -E 'virtio|vd[a-z]|xen.grant' | tail -8
+
+# --- 2. block -------------------------------------------------------------------------
+# 2 MiB of random data; region k of a device gets the 1 MiB at offset (k * 4 KiB) % 1 MiB
+# of it, so no two neighbouring regions hold the same bytes.
+dd if=/dev/urandom of=/tmp/pat bs=$MIB count=2 2>/dev/null
+SIZES="512 4096 65536 $MIB 16384 262144 1024 131072"
+for tool in $MKE2FS $E2FSCK; do
+    $tool -V >/tmp/version 2>&1 || note "$tool does not run:"
+    notes_of /tmp/version 1
+done
+
+# Size of device $1 as stage $2; false when it is read-only.
+device_info() {
+    size=$(blockdev --getsize64 $1)
+    ro=$(blockdev --getro $1)
+    result "stage=$2 dev=$1 size_bytes=$size ro=$ro ssz=$(blockdev --getss $1)"
+    [ "$ro" = 0 ] || { result "stage=$2_verify ok=0 reason=read-only"; return 1; }
+}
+
+# sync, write back and drop the page cache of $1, then fsync it (a device flush).
+flush() {
+    sync
+    blockdev --flushbufs $1
+    dd if=/dev/null of=$1 count=0 conv=notrunc,fsync 2>/dev/null
+}
+
+# The expected contents of a device of $1 bytes after pattern_test.
+pattern() {
+    k=0
+    while [ $k -lt $(($1 / MIB)) ]; do
+        dd if=/tmp/pat iflag=skip_bytes skip=$(((k * 4096) % MIB)) bs=$MIB count=1 2>/dev/null
+        k=$((k + 1))
+    done
+    [ $(($1 % MIB)) -gt 0 ] && dd if=/tmp/pat bs=512 count=$((($1 % MIB) / 512)) 2>/dev/null
+}
+
+# Writes the pattern over all of device $1 in 1 MiB regions with mixed request sizes,
+# alternately O_DIRECT and buffered+fsync; flushes; reads it back O_DIRECT and buffered.
+# Reports as stage $2_verify; leaves the sha256 read back in DEVICE_SHA.
+pattern_test() {
+    dev=$1 stage=${2}_verify
+    size=$(blockdev --getsize64 $dev)
+    regions=$((size / MIB))
+    tail_bytes=$((size % MIB))
+    set -- $SIZES
+    nsizes=$#
+    t=$(now)
+    k=0
+    direct=0
+    buffered=0
+    while [ $k -lt $regions ]; do
+        i=$((k % nsizes + 1))
+        eval bs=\${$i}
+        if [ $((k % 2)) = 0 ]; then
+            flag=oflag=direct
+            direct=$((direct + 1))
+        else
+            flag=conv=fsync
+            buffered=$((buffered + 1))
+        fi
+        dd if=/tmp/pat of=$dev iflag=skip_bytes,fullblock skip=$(((k * 4096) % MIB)) bs=$bs \
+            count=$((MIB / bs)) seek=$((k * MIB / bs)) $flag conv=notrunc 2>/dev/null ||
+            { result "stage=$stage ok=0 reason=write-failed region=$k bs=$bs"; return; }
+        k=$((k + 1))
+    done
+    if [ $tail_bytes -gt 0 ]; then
+        dd if=/tmp/pat of=$dev bs=512 count=$((tail_bytes / 512)) seek=$((regions * MIB / 512)) \
+            oflag=direct conv=notrunc 2>/dev/null
+    fi
+    flush $dev
+    wrote_s=$(since "$t")
+    expected=$(pattern $size | sha)
+    got_direct=$(dd if=$dev bs=$MIB iflag=direct 2>/dev/null | sha)
+    echo 3 > /proc/sys/vm/drop_caches
+    got_buffered=$(dd if=$dev bs=65536 2>/dev/null | sha)
+    ok=0
+    [ "$expected" = "$got_direct" ] && [ "$expected" = "$got_buffered" ] && ok=1
+    result "stage=$stage ok=$ok bytes=$size regions=$regions direct_regions=$direct buffered_regions=$buffered"
+    result "stage=$stage sizes=$(echo $SIZES | tr ' ' ',') write_s=$wrote_s"
+    result "stage=$stage sha256=$(short $expected) direct_read=$(short $got_direct) buffered_read=$(short $got_buffered)"
+    DEVICE_SHA=$got_direct
+}
+
+# fe_io's figures for device $1 as stage $2 (it overwrites the device).
+perf_test() {
+    fe_io $1 "${fe_io_s:-2}" >/tmp/fe_io.out 2>/tmp/fe_io.err
+    rc=$?
+    while read -r line; do result "stage=$2 $line"; done </tmp/fe_io.out
+    if [ $rc != 0 ]; then
+        result "stage=$2 ok=0 reason=fe_io-exit-$rc"
+        notes_of /tmp/fe_io.err
     fi
 }
-bounded blk blk_stage "${fe_blk_limit:-200}"
+
+# ext2 on device $1 as stage $2: mkfs, mount, create/copy/delete, unmount, mount again and
+# compare, unmount, then e2fsck -fn (read-only, forced) must find it clean.
+fs_test() {
+    dev=$1 stage=$2
+    if ! $MKE2FS -q -F -t ext2 $dev </dev/null >/tmp/mkfs.log 2>&1 || ! mount -t ext2 $dev /mnt; then
+        result "stage=$stage mkfs=ext2 ok=0 reason=mke2fs-or-mount-failed"
+        notes_of /tmp/mkfs.log
+        return
+    fi
+    dd if=/tmp/pat of=/mnt/a bs=65536 count=16 2>/dev/null
+    cp /mnt/a /mnt/b
+    mkdir /mnt/d
+    for j in $(seq 1 50); do echo "file $j" > /mnt/d/f$j; done
+    rm /mnt/a /mnt/d/f1 /mnt/d/f2
+    sync
+    want=$(dd if=/tmp/pat bs=65536 count=16 2>/dev/null | sha)
+    umount /mnt
+    echo 3 > /proc/sys/vm/drop_caches
+    fs_ok=0
+    n=0
+    if mount -t ext2 $dev /mnt; then
+        got=$(sha </mnt/b)
+        n=$(ls /mnt/d | wc -l)
+        [ "$got" = "$want" ] && [ "$n" = 48 ] && [ ! -e /mnt/a ] && fs_ok=1
+        umount /mnt
+    fi
+    fsck=clean
+    $E2FSCK -fn $dev </dev/null >/tmp/fsck.log 2>&1 || fsck=rc$?
+    result "stage=$stage mkfs=ext2 ok=$fs_ok files=$n fsck=$fsck"
+    [ $fsck = clean ] || notes_of /tmp/fsck.log 6
+}
+
+ram_stage() {
+    [ -n "$RAM" ] || { note "no block device with serial stubvirt-ramdisk"; return; }
+    device_info $RAM blk || return
+    pattern_test $RAM blk
+    perf_test $RAM blk_perf
+    fs_test $RAM fs
+}
+# The disk's contents at the end are the pattern, whose sha256 the host checks.
+disk_stage() {
+    [ -n "$DISK" ] || { note "no block device with serial stubvirt-disk"; return; }
+    device_info $DISK disk || return
+    perf_test $DISK disk_perf
+    fs_test $DISK disk_fs
+    pattern_test $DISK disk
+    result "stage=disk_image sha256=$DEVICE_SHA"
+}
+bounded blk ram_stage "${fe_blk_limit:-200}"
+bounded disk disk_stage "${fe_disk_limit:-300}"
 
 # --- 3. network -----------------------------------------------------------------------
-net_stage() {
-    if [ -e /sys/class/net/eth0 ]; then
-        mac=$(cat /sys/class/net/eth0/address)
-        mtu=$(cat /sys/class/net/eth0/mtu)
-        ip link set eth0 up
-        ip addr add $IP/24 dev eth0
-        sleep 1
-        carrier=$(cat /sys/class/net/eth0/carrier 2>/dev/null || echo unknown)
-        state=$(cat /sys/class/net/eth0/operstate)
-        ping_ok=0
-        ping -c 2 -W 1 $GW >/tmp/ping 2>&1 && ping_ok=1
-        tx=$(cat /sys/class/net/eth0/statistics/tx_packets)
-        rx=$(cat /sys/class/net/eth0/statistics/rx_packets)
-        result "stage=net mac=$mac mtu=$mtu carrier=$carrier operstate=$state"
-        result "stage=net ip=$IP gw=$GW ping_gw=$ping_ok tx_packets=$tx rx_packets=$rx"
-    else
-        result "stage=net ok=0 reason=no-eth0"
-    fi
+# The host's TCP source through QEMU's user network: bytes, seconds and sha256 received.
+tcp_test() {
+    [ -n "$TCP_PORT" ] || { result "stage=tcp ok=0 reason=no-fe_tcp_port"; return; }
+    t=$(now)
+    timeout 60 nc -w 10 $GW $TCP_PORT </dev/null >/tmp/tcp.bin 2>/tmp/tcp.err
+    rc=$?
+    s=$(since "$t")
+    result "stage=tcp rc=$rc bytes=$(stat -c %s /tmp/tcp.bin) s=$s port=$TCP_PORT"
+    result "stage=tcp sha256=$(sha </tmp/tcp.bin)"
+    [ $rc = 0 ] || notes_of /tmp/tcp.err
+    rm -f /tmp/tcp.bin
 }
-bounded net net_stage "${fe_net_limit:-30}"
+net_stage() {
+    if [ ! -e /sys/class/net/eth0 ]; then
+        result "stage=net ok=0 reason=no-eth0"
+        return
+    fi
+    mac=$(cat /sys/class/net/eth0/address)
+    mtu=$(cat /sys/class/net/eth0/mtu)
+    ip link set eth0 up
+    ip addr add $IP/24 dev eth0
+    sleep 1
+    carrier=$(cat /sys/class/net/eth0/carrier 2>/dev/null || echo unknown)
+    state=$(cat /sys/class/net/eth0/operstate)
+    ping_ok=0
+    # The first echo may go before ARP resolved: one reply of three is enough.
+    ping -c 3 -W 2 $GW >/tmp/ping 2>&1 && ping_ok=1
+    tx=$(cat /sys/class/net/eth0/statistics/tx_packets)
+    rx=$(cat /sys/class/net/eth0/statistics/rx_packets)
+    result "stage=net mac=$mac mtu=$mtu carrier=$carrier operstate=$state"
+    result "stage=net ip=$IP gw=$GW ping_gw=$ping_ok tx_packets=$tx rx_packets=$rx"
+    tcp_test
+}
+bounded net net_stage "${fe_net_limit:-90}"
 
 finish

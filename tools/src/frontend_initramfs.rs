@@ -1,20 +1,19 @@
-//! The frontend's initramfs: Debian's `busybox-static` for arm64, the init script
-//! (`tools/frontend/init.sh`: readiness handshake, block/net tests, `FRONTEND-RESULT`
-//! lines) and the virtio modules of the frontend kernel, as a gzip-compressed `newc` cpio
-//! archive written here (no `cpio` tool needed; `/dev/console` is made without root).
+//! The frontend's initramfs: the init script (`tools/frontend/init.sh`: readiness
+//! handshake, block/net tests, `FRONTEND-RESULT` lines) and the files the demo gives it
+//! (Debian's `busybox-static` and e2fsprogs for arm64, `fe_io`, the virtio modules of the
+//! frontend kernel), as a gzip-compressed `newc` cpio archive written here (no `cpio` tool
+//! needed; `/dev/console` is made without root).
 //!
-//! busybox comes from the machine's own apt sources through a private apt configuration
-//! for arm64 (own package lists and cache, the system's dpkg state untouched), then
-//! `dpkg -x`; it is cached in `~/.cache/stubvirt/busybox-static-arm64-<version>/`.
+//! busybox comes from the machine's own apt sources through the private arm64 apt
+//! configuration of [`apt_arm64`].
 
-use crate::process::{run, run_in, step};
-use crate::xen_x86::cache_root;
+use crate::apt_arm64;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub const INIT: &str = include_str!("../frontend/init.sh");
-const CACHE_PREFIX: &str = "busybox-static-arm64-";
 
 /// One archive member.
 pub enum Entry {
@@ -83,136 +82,26 @@ pub fn cpio_newc(entries: &[Entry]) -> Vec<u8> {
 
 /// The cached static busybox for arm64, downloading it when missing.
 pub fn busybox() -> Result<PathBuf, String> {
-    let root = cache_root();
-    if let Ok(dir) = std::fs::read_dir(&root) {
-        let mut found: Vec<PathBuf> = dir
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with(CACHE_PREFIX))
-            .map(|e| e.path().join("busybox"))
-            .filter(|p| p.exists())
-            .collect();
-        found.sort();
-        if let Some(path) = found.pop() {
-            return Ok(path);
-        }
-    }
-    step("fetching busybox-static for arm64 (private apt configuration, machine's sources)");
-    let apt = root.join("apt-arm64");
-    let download = apt.join("download");
-    let _ = std::fs::remove_dir_all(&download);
-    for dir in [
-        apt.join("lists/partial"),
-        apt.join("cache"),
-        download.clone(),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let options = [
-        "-o".to_string(),
-        "APT::Architecture=arm64".to_string(),
-        "-o".to_string(),
-        "APT::Architectures::=arm64".to_string(),
-        "-o".to_string(),
-        format!("Dir::State::Lists={}", apt.join("lists").display()),
-        "-o".to_string(),
-        format!("Dir::Cache={}", apt.join("cache").display()),
-        "-o".to_string(),
-        "Dir::State::status=/dev/null".to_string(),
-        "-o".to_string(),
-        "APT::Sandbox::User=root".to_string(),
-    ];
-    run(Command::new("apt-get")
-        .arg("-q")
-        .args(&options)
-        .arg("update"))?;
-    run_in(
-        &download,
-        Command::new("apt-get")
-            .arg("-q")
-            .args(&options)
-            .args(["download", "busybox-static:arm64"]),
-    )?;
-    let deb = std::fs::read_dir(&download)
-        .map_err(|e| format!("{}: {e}", download.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or("apt-get download left no busybox-static .deb")?;
-    // busybox-static_1%3a1.35.0-4+deb12u1+b1_arm64.deb -> 1%3a1.35.0-4+deb12u1+b1
-    let stem = deb
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let version = stem
-        .split('_')
-        .nth(1)
-        .unwrap_or("unknown")
-        .replace("%3a", ":");
-    let extracted = download.join("x");
-    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&extracted))?;
-    let dir = root.join(format!("{CACHE_PREFIX}{version}"));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let target = dir.join("busybox");
-    std::fs::copy(extracted.join("bin/busybox"), &target)
-        .map_err(|e| format!("copy busybox: {e}"))?;
-    let _ = std::fs::remove_dir_all(&download);
-    step(&format!(
-        "busybox-static {version} (arm64): {}",
-        target.display()
-    ));
-    Ok(target)
+    let tree = apt_arm64::unpacked("busybox-static", &["busybox-static"])?;
+    Ok(tree.join("bin/busybox"))
 }
 
-/// Writes `out` (gzip-compressed cpio): busybox, `/init`, and `modules` (file names in
-/// `module_dir`) under `/lib/modules/`.
-pub fn build(
-    out: &Path,
-    busybox: &Path,
-    module_dir: &Path,
-    modules: &[&str],
-) -> Result<(), String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let mut entries = Vec::new();
-    for dir in [
-        "bin",
-        "dev",
-        "etc",
-        "lib",
-        "lib/modules",
-        "mnt",
-        "proc",
-        "sbin",
-        "sys",
-        "tmp",
-        "usr",
-        "usr/bin",
-        "usr/sbin",
-    ] {
-        entries.push(Entry::Dir { path: dir.into() });
-    }
-    entries.push(Entry::CharDev {
-        path: "dev/console".into(),
-        major: 5,
-        minor: 1,
-    });
-    entries.push(Entry::File {
-        path: "bin/busybox".into(),
-        mode: 0o755,
-        data: read(busybox)?,
-    });
-    entries.push(Entry::File {
-        path: "init".into(),
-        mode: 0o755,
-        data: INIT.as_bytes().to_vec(),
-    });
-    for module in modules {
-        entries.push(Entry::File {
-            path: format!("lib/modules/{module}"),
-            mode: 0o644,
-            data: read(&module_dir.join(module))?,
-        });
-    }
-    let archive = cpio_newc(&entries);
+/// A host file for the archive.
+pub struct HostFile {
+    /// Path inside the archive, without the leading `/`.
+    pub path: String,
+    pub source: PathBuf,
+    pub mode: u32,
+}
+
+/// Directories the init script expects even when no file lands in them.
+const DIRS: &[&str] = &[
+    "bin", "dev", "etc", "lib", "mnt", "proc", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin",
+];
+
+/// Writes `out` (gzip-compressed cpio) with the [`entries`] for `files`.
+pub fn build(out: &Path, files: &[HostFile]) -> Result<(), String> {
+    let archive = cpio_newc(&entries(files)?);
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
@@ -233,6 +122,40 @@ pub fn build(
         return Err(format!("gzip failed: {status}"));
     }
     Ok(())
+}
+
+/// `/init`, `/dev/console` and `files` (symbolic links in the sources followed), with every
+/// parent directory they need.
+fn entries(files: &[HostFile]) -> Result<Vec<Entry>, String> {
+    let mut dirs: BTreeSet<String> = DIRS.iter().map(|d| d.to_string()).collect();
+    for file in files {
+        let mut parent = Path::new(&file.path).parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(dir.display().to_string());
+            parent = dir.parent();
+        }
+    }
+    // BTreeSet order puts every parent before its children.
+    let mut entries: Vec<Entry> = dirs.into_iter().map(|path| Entry::Dir { path }).collect();
+    entries.push(Entry::CharDev {
+        path: "dev/console".into(),
+        major: 5,
+        minor: 1,
+    });
+    entries.push(Entry::File {
+        path: "init".into(),
+        mode: 0o755,
+        data: INIT.as_bytes().to_vec(),
+    });
+    for file in files {
+        entries.push(Entry::File {
+            path: file.path.clone(),
+            mode: file.mode,
+            data: std::fs::read(&file.source)
+                .map_err(|e| format!("{}: {e}", file.source.display()))?,
+        });
+    }
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -282,6 +205,31 @@ mod tests {
     }
 
     #[test]
+    fn entries_bring_their_parent_directories_first() {
+        let source = std::env::temp_dir().join(format!("initramfs-test-{}", std::process::id()));
+        std::fs::write(&source, b"lib").unwrap();
+        let files = [HostFile {
+            path: "lib/aarch64-linux-gnu/libc.so.6".into(),
+            source: source.clone(),
+            mode: 0o755,
+        }];
+        let entries = entries(&files).unwrap();
+        std::fs::remove_file(&source).unwrap();
+        let position = |wanted: &str| {
+            entries.iter().position(|e| match e {
+                Entry::Dir { path } | Entry::File { path, .. } | Entry::CharDev { path, .. } => {
+                    path == wanted
+                }
+            })
+        };
+        let dir = position("lib/aarch64-linux-gnu").unwrap();
+        let file = position("lib/aarch64-linux-gnu/libc.so.6").unwrap();
+        assert!(position("lib").unwrap() < dir && dir < file);
+        assert!(position("init").is_some() && position("dev/console").is_some());
+        assert!(matches!(&entries[file], Entry::File { data, .. } if data == b"lib"));
+    }
+
+    #[test]
     fn init_script_reports_and_bounds_the_handshake() {
         assert!(INIT.starts_with("#!/bin/busybox sh\n"));
         for needed in [
@@ -291,6 +239,14 @@ mod tests {
             "0x74726976",
             "insmod",
             "poweroff -f",
+            "drivers_autoprobe",
+            "serial",
+            "stubvirt-ramdisk",
+            "stubvirt-disk",
+            "stage=disk_image sha256=",
+            "$E2FSCK -fn",
+            "fe_io ",
+            "fe_tcp_port",
         ] {
             assert!(INIT.contains(needed), "{needed}");
         }

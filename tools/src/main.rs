@@ -5,14 +5,18 @@
 mod abi_headers;
 #[allow(dead_code)] // used by the image and boot-test modules as they land
 mod apt;
+mod apt_arm64;
 mod apt_source;
 mod bench;
 mod boot_arm64;
 mod boot_x86;
 mod build;
 mod demo;
+mod demo_host;
+mod demo_report;
 mod frontend_initramfs;
 mod frontend_kernel;
+mod frontend_programs;
 mod fuzz;
 mod grant_bench;
 mod guest_console;
@@ -35,7 +39,7 @@ usage: cargo xtask <command>
 
 commands:
   build    build the bootable images into target/images/
-  demo [--timeout SECONDS]
+  demo [--timeout SECONDS] [--no-backend]
                   end to end: Xen in QEMU, stubvirt dom0 serving virtio-blk/net to a Linux
                   frontend domU (builds Xen, the frontend kernel and initramfs when missing)
   config   the dom0less /chosen nodes and frontend partial device tree, both routes
