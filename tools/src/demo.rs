@@ -34,6 +34,9 @@ pub const FRONTEND_VCPUS: u32 = 2;
 /// Frontend memory in KiB.
 pub const FRONTEND_MEMORY_KB: u64 = 256 * 1024;
 /// The frontend's stages are bounded to 200 (RAM disk) + 300 (disk) + 90 (net) s.
+/// What Linux prints when a vcpu stopped reporting to RCU (in these runs: it stopped
+/// taking timer interrupts).
+pub const STALL_REPORT: &str = "rcu_sched detected stalls";
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 /// The devices: (MMIO base, SPI number counted from 0 as the DT's `interrupts` cell, what
 /// it is). The frontend's init polls the same windows (`tools/frontend/init.sh`).
@@ -323,7 +326,7 @@ fn until_done() -> impl FnMut(&str) -> bool {
     move |line| {
         // A frontend vcpu that stopped taking interrupts: Linux reports an RCU stall every
         // ~60 s; the second report is enough (the first may be load).
-        if line.contains("rcu_sched detected stalls") {
+        if line.contains(STALL_REPORT) {
             stalls += 1;
             return stalls >= 2;
         }
@@ -381,6 +384,42 @@ fn options(args: &[String]) -> Result<Options, String> {
 
 /// `cargo xtask demo [--timeout SECONDS] [--no-backend]`.
 pub fn run_demo(args: &[String]) -> Result<(), String> {
+    run_once(args).map_err(|failure| failure.message)
+}
+
+/// Why a run did not pass.
+struct Failure {
+    message: String,
+    /// Linux reported an RCU stall: a frontend vcpu stopped taking timer interrupts.
+    stalled: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            stalled: false,
+        }
+    }
+}
+
+/// `cargo xtask test`'s end-to-end check: the demo's run with every check asserted. One
+/// failure that is not stubvirt's to fix is retried once, and says so: a frontend vcpu
+/// that stops taking timer interrupts under TCG (README, "End to end"). Any other failure,
+/// or a second stall, fails the test.
+pub fn run_test() -> Result<(), String> {
+    match run_once(&[]) {
+        Err(Failure { stalled: true, .. }) => {
+            step(
+                "RETRY: a frontend vcpu stalled (RCU stall report; the known Xen-under-TCG                  timer loss, see README): running the end-to-end check once more",
+            );
+            run_demo(&[])
+        }
+        other => other.map_err(|failure| failure.message),
+    }
+}
+
+fn run_once(args: &[String]) -> Result<(), Failure> {
     let mut options = options(args)?;
     let dir = workspace_root().join("target/demo");
     let parts = prepare(&dir)?;
@@ -421,7 +460,10 @@ pub fn run_demo(args: &[String]) -> Result<(), String> {
         }
         Err(text) => {
             print!("{text}");
-            Err("the end-to-end run did not pass (summary above)".into())
+            Err(Failure {
+                message: "the end-to-end run did not pass (summary above)".into(),
+                stalled: transcript.find(STALL_REPORT).is_some(),
+            })
         }
     }
 }

@@ -420,7 +420,7 @@ fn ends(s: &mut Summary, r: &Results, t: &Transcript) {
             s.check(false, "stage", &format!("{stage}: {reason}"));
         }
     }
-    if let Some((time, _)) = t.find("rcu_sched detected stalls") {
+    if let Some((time, _)) = t.find(crate::demo::STALL_REPORT) {
         let which = t
             .find("Possible timer handling issue")
             .and_then(|(_, l)| l.split("rcu: ").nth(1))

@@ -22,6 +22,6 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     crate::boot_x86::tests()?;
     crate::test_arm64::tests()?;
     step("end to end: the demo's run (Xen + stubvirt dom0 + Linux frontend), every check asserted");
-    crate::demo::run_demo(&[])?;
+    crate::demo::run_test()?;
     Ok(())
 }
