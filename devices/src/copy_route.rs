@@ -17,20 +17,27 @@
 
 use crate::grant::GrantRef;
 use crate::memory::{
-    Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage, PageUse,
+    Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage, PageUse, Piece,
+    PIECES_PER_ACCESS,
 };
-use alloc::vec::Vec;
+use alloc::vec::Vec as HeapVec;
+use heapless::Vec;
 
-/// Copies between the backend's memory and one frontend's grants (the kernel: one
-/// `GNTTABOP_copy`; the tests: the simulated Xen's checks).
+/// Bytes of one grant: `len` bytes from `offset` in the page `gref` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrantPiece {
+    pub gref: GrantRef,
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// Copies between the backend's memory and one frontend's grants, every piece of a call
+/// in one operation (the kernel: one `GNTTABOP_copy`; the tests: the simulated Xen's
+/// checks). `pieces` are at most [`PIECES_PER_ACCESS`] and their lengths add up to the
+/// local buffer's.
 pub trait GrantCopier {
-    fn copy_from_grant(
-        &self,
-        gref: GrantRef,
-        offset: usize,
-        dst: &mut [u8],
-    ) -> Result<(), AccessError>;
-    fn copy_to_grant(&self, gref: GrantRef, offset: usize, src: &[u8]) -> Result<(), AccessError>;
+    fn copy_from_grants(&self, pieces: &[GrantPiece], dst: &mut [u8]) -> Result<(), AccessError>;
+    fn copy_to_grants(&self, pieces: &[GrantPiece], src: &[u8]) -> Result<(), AccessError>;
 }
 
 /// Marks a token as one of ours (a buffer reached by copy). The wrapped implementation's
@@ -41,7 +48,8 @@ const COPIED: u64 = 1 << 63;
 /// buffers are mapped (correct, only slower).
 pub const MAX_COPIED_PAGES: usize = 2048;
 
-/// Grant copies made and refused, for the counters line.
+/// Grant copy operations (one per call to the copier, however many pieces it moved),
+/// those refused, and the bytes moved, for the counters line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CopyStats {
     pub copies: u64,
@@ -54,13 +62,13 @@ pub struct CopyRoute<M, C> {
     mapped: M,
     copier: C,
     /// Live copied pages by token index: the grant and the access they were asked with.
-    copied: Vec<Option<(GrantRef, Access)>>,
-    free: Vec<u32>,
+    copied: HeapVec<Option<(GrantRef, Access)>>,
+    free: HeapVec<u32>,
     /// Scratch for the requests and pages passed through (allocated once).
-    pass_requests: Vec<MapRequest>,
-    pass_index: Vec<usize>,
-    pass_results: Vec<Result<MappedPage, MapError>>,
-    pass_pages: Vec<MappedPage>,
+    pass_requests: HeapVec<MapRequest>,
+    pass_index: HeapVec<usize>,
+    pass_results: HeapVec<Result<MappedPage, MapError>>,
+    pass_pages: HeapVec<MappedPage>,
     stats: core::cell::Cell<CopyStats>,
 }
 
@@ -71,10 +79,10 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
             copier,
             copied: alloc::vec![None; MAX_COPIED_PAGES],
             free: (0..MAX_COPIED_PAGES as u32).rev().collect(),
-            pass_requests: Vec::with_capacity(MAX_COPIED_PAGES),
-            pass_index: Vec::with_capacity(MAX_COPIED_PAGES),
-            pass_results: Vec::with_capacity(MAX_COPIED_PAGES),
-            pass_pages: Vec::with_capacity(MAX_COPIED_PAGES),
+            pass_requests: HeapVec::with_capacity(MAX_COPIED_PAGES),
+            pass_index: HeapVec::with_capacity(MAX_COPIED_PAGES),
+            pass_results: HeapVec::with_capacity(MAX_COPIED_PAGES),
+            pass_pages: HeapVec::with_capacity(MAX_COPIED_PAGES),
             stats: core::cell::Cell::new(CopyStats::default()),
         }
     }
@@ -92,8 +100,41 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
         &self.mapped
     }
 
+    /// The grants behind a run of our (copied) pieces, checked as a mapping would be;
+    /// `None` for a run of the wrapped implementation's pieces (see [`runs`]).
+    fn grants(
+        &self,
+        run: &[Piece],
+        write: bool,
+    ) -> Result<Option<Vec<GrantPiece, PIECES_PER_ACCESS>>, AccessError> {
+        if run.first().is_none_or(|p| !is_copied(p.page)) {
+            return Ok(None);
+        }
+        let mut grants = Vec::new();
+        for piece in run {
+            let (gref, access) = self.lookup(piece.page).ok_or(AccessError::NotMapped)?;
+            if write && access != Access::ReadWrite {
+                return Err(AccessError::ReadOnly);
+            }
+            if piece
+                .offset
+                .checked_add(piece.len)
+                .is_none_or(|end| end > crate::grant::PAGE_SIZE)
+            {
+                return Err(AccessError::OutOfPage);
+            }
+            let grant = GrantPiece {
+                gref,
+                offset: piece.offset,
+                len: piece.len,
+            };
+            grants.push(grant).map_err(|_| AccessError::OutOfPage)?;
+        }
+        Ok(Some(grants))
+    }
+
     fn lookup(&self, page: MappedPage) -> Option<(GrantRef, Access)> {
-        if page.token & COPIED == 0 {
+        if !is_copied(page) {
             return None;
         }
         let index = usize::try_from(page.token & !COPIED).ok()?;
@@ -145,7 +186,7 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
         for (&index, &outcome) in self.pass_index.iter().zip(self.pass_results.iter()) {
             let outcome = match outcome {
                 // A token we could not tell from ours: give the mapping back, refuse it.
-                Ok(page) if page.token & COPIED != 0 => {
+                Ok(page) if is_copied(page) => {
                     self.mapped.unmap_batch(&[page]);
                     Err(MapError::Other(0))
                 }
@@ -161,7 +202,7 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
         self.pass_pages.clear();
         let mut unknown = 0;
         for &page in pages {
-            if page.token & COPIED == 0 {
+            if !is_copied(page) {
                 self.pass_pages.push(page);
                 continue;
             }
@@ -181,35 +222,49 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
     }
 
     fn read(&self, page: MappedPage, offset: usize, dst: &mut [u8]) -> Result<(), AccessError> {
-        if page.token & COPIED == 0 {
-            return self.mapped.read(page, offset, dst);
-        }
-        let (gref, _) = self.lookup(page).ok_or(AccessError::NotMapped)?;
-        if offset
-            .checked_add(dst.len())
-            .is_none_or(|end| end > crate::grant::PAGE_SIZE)
-        {
-            return Err(AccessError::OutOfPage);
-        }
         let len = dst.len();
-        self.count(self.copier.copy_from_grant(gref, offset, dst), len)
+        self.read_pieces(&[Piece { page, offset, len }], dst)
     }
 
     fn write(&mut self, page: MappedPage, offset: usize, src: &[u8]) -> Result<(), AccessError> {
-        if page.token & COPIED == 0 {
-            return self.mapped.write(page, offset, src);
+        let len = src.len();
+        self.write_pieces(&[Piece { page, offset, len }], src)
+    }
+
+    fn read_pieces(&self, pieces: &[Piece], dst: &mut [u8]) -> Result<(), AccessError> {
+        let mut done = 0;
+        for run in runs(pieces) {
+            let len = run.iter().map(|p| p.len).sum::<usize>();
+            let part = dst
+                .get_mut(done..done + len)
+                .ok_or(AccessError::OutOfPage)?;
+            match self.grants(run, false)? {
+                Some(grants) => {
+                    let result = self.copier.copy_from_grants(&grants, part);
+                    self.count(result, len)?;
+                }
+                None => self.mapped.read_pieces(run, part)?,
+            }
+            done += len;
         }
-        let (gref, access) = self.lookup(page).ok_or(AccessError::NotMapped)?;
-        if access != Access::ReadWrite {
-            return Err(AccessError::ReadOnly);
+        Ok(())
+    }
+
+    fn write_pieces(&mut self, pieces: &[Piece], src: &[u8]) -> Result<(), AccessError> {
+        let mut done = 0;
+        for run in runs(pieces) {
+            let len = run.iter().map(|p| p.len).sum::<usize>();
+            let part = src.get(done..done + len).ok_or(AccessError::OutOfPage)?;
+            match self.grants(run, true)? {
+                Some(grants) => {
+                    let result = self.copier.copy_to_grants(&grants, part);
+                    self.count(result, len)?;
+                }
+                None => self.mapped.write_pieces(run, part)?,
+            }
+            done += len;
         }
-        if offset
-            .checked_add(src.len())
-            .is_none_or(|end| end > crate::grant::PAGE_SIZE)
-        {
-            return Err(AccessError::OutOfPage);
-        }
-        self.count(self.copier.copy_to_grant(gref, offset, src), src.len())
+        Ok(())
     }
 
     fn barrier(&self, kind: Barrier) {
@@ -217,7 +272,7 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
     }
 
     fn read_u16(&self, page: MappedPage, offset: usize) -> Result<u16, AccessError> {
-        if page.token & COPIED == 0 {
+        if !is_copied(page) {
             return self.mapped.read_u16(page, offset);
         }
         let mut bytes = [0; 2];
@@ -231,9 +286,31 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
         offset: usize,
         value: u16,
     ) -> Result<(), AccessError> {
-        if page.token & COPIED == 0 {
+        if !is_copied(page) {
             return self.mapped.write_u16(page, offset, value);
         }
         self.write(page, offset, &value.to_le_bytes())
     }
+}
+
+fn is_copied(page: MappedPage) -> bool {
+    page.token & COPIED != 0
+}
+
+/// `pieces` cut into runs of one kind (copied or mapped) of at most
+/// [`PIECES_PER_ACCESS`]: each run is one copy operation or goes to the wrapped memory. A
+/// chain mixes kinds only when the table of copied pages ran out in the middle of a batch.
+fn runs(pieces: &[Piece]) -> impl Iterator<Item = &[Piece]> {
+    let mut rest = pieces;
+    core::iter::from_fn(move || {
+        let kind = is_copied(rest.first()?.page);
+        let len = rest
+            .iter()
+            .take(PIECES_PER_ACCESS)
+            .take_while(|p| is_copied(p.page) == kind)
+            .count();
+        let (run, after) = rest.split_at(len);
+        rest = after;
+        Some(run)
+    })
 }

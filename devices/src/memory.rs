@@ -84,6 +84,50 @@ pub enum Barrier {
     Full,
 }
 
+/// A byte range of one mapped page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub page: MappedPage,
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// The part of `pieces` (consecutive in a stream) covering the `len` bytes from `at`,
+/// trimmed at both ends. Bytes beyond the pieces are left out.
+pub fn slice_pieces(
+    pieces: &[Piece],
+    at: usize,
+    len: usize,
+) -> heapless::Vec<Piece, PIECES_PER_ACCESS> {
+    let mut out = heapless::Vec::new();
+    let (mut skip, mut left) = (at, len);
+    for piece in pieces {
+        if left == 0 {
+            break;
+        }
+        if skip >= piece.len {
+            skip -= piece.len;
+            continue;
+        }
+        let take = (piece.len - skip).min(left);
+        let part = Piece {
+            page: piece.page,
+            offset: piece.offset + skip,
+            len: take,
+        };
+        if out.push(part).is_err() {
+            break;
+        }
+        skip = 0;
+        left -= take;
+    }
+    out
+}
+
+/// Pieces a device hands to [`GuestMemory::read_pieces`] / [`GuestMemory::write_pieces`]
+/// at once (32 pages of a request; one grant copy hypercall holds them all).
+pub const PIECES_PER_ACCESS: usize = 32;
+
 /// Guest memory of one frontend domain, reached through its grants.
 pub trait GuestMemory {
     /// Maps every request in one hypercall batch. `results[i]` receives the outcome of
@@ -111,6 +155,34 @@ pub trait GuestMemory {
         Ok(u16::from_le_bytes(bytes))
     }
 
+    /// Reads `pieces` in order into `dst`, whose length is the sum of theirs. Each piece
+    /// by itself here; an implementation may move them all in one operation (the copy
+    /// route: one `GNTTABOP_copy`). On an error some pieces may have been read.
+    fn read_pieces(&self, pieces: &[Piece], dst: &mut [u8]) -> Result<(), AccessError> {
+        let mut done = 0;
+        for piece in pieces {
+            let part = dst
+                .get_mut(done..done + piece.len)
+                .ok_or(AccessError::OutOfPage)?;
+            self.read(piece.page, piece.offset, part)?;
+            done += piece.len;
+        }
+        Ok(())
+    }
+
+    /// Writes `src` over `pieces` in order; see [`GuestMemory::read_pieces`].
+    fn write_pieces(&mut self, pieces: &[Piece], src: &[u8]) -> Result<(), AccessError> {
+        let mut done = 0;
+        for piece in pieces {
+            let part = src
+                .get(done..done + piece.len)
+                .ok_or(AccessError::OutOfPage)?;
+            self.write(piece.page, piece.offset, part)?;
+            done += piece.len;
+        }
+        Ok(())
+    }
+
     /// Writes a naturally aligned ring field in one access.
     fn write_u16(
         &mut self,
@@ -119,5 +191,28 @@ pub trait GuestMemory {
         value: u16,
     ) -> Result<(), AccessError> {
         self.write(page, offset, &value.to_le_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(token: u64, offset: usize, len: usize) -> Piece {
+        let page = MappedPage {
+            token,
+            access: Access::ReadWrite,
+        };
+        Piece { page, offset, len }
+    }
+
+    #[test]
+    fn slices_trim_both_ends_and_stop_at_the_pieces_end() {
+        let pieces = [piece(1, 100, 3996), piece(2, 0, 4096), piece(3, 0, 10)];
+        let middle = slice_pieces(&pieces, 3990, 200);
+        assert_eq!(&middle[..], &[piece(1, 4090, 6), piece(2, 0, 194)]);
+        assert_eq!(&slice_pieces(&pieces, 8092, 100)[..], &[piece(3, 0, 10)]);
+        assert!(slice_pieces(&pieces, 9000, 5).is_empty());
+        assert_eq!(&slice_pieces(&pieces, 0, 8102)[..], &pieces[..]);
     }
 }

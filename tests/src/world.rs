@@ -7,8 +7,7 @@
 use crate::grant_table::GrantTable;
 use crate::host_pages::{self, SharedRange, PAGE_SIZE};
 use devices::backend::{DomainId, Frontends};
-use devices::copy_route::{CopyRoute, GrantCopier};
-use devices::grant::GrantRef;
+use devices::copy_route::{CopyRoute, GrantCopier, GrantPiece};
 use devices::memory::{
     Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage,
 };
@@ -30,7 +29,8 @@ pub struct HypercallStats {
     pub reads: u64,
     pub writes: u64,
     pub barriers: u64,
-    /// `GNTTABOP_copy` operations (one per piece) and those Xen refused.
+    /// `GNTTABOP_copy` hypercalls, the pieces they named, and the pieces Xen refused.
+    pub copy_calls: u64,
     pub copies: u64,
     pub copies_refused: u64,
 }
@@ -232,26 +232,49 @@ pub struct SimCopier {
     pub frontend: DomainId,
 }
 
-impl GrantCopier for SimCopier {
-    fn copy_from_grant(
+impl SimCopier {
+    /// One `GNTTABOP_copy` call: every piece checked as Xen checks it, then `copy` moves
+    /// its bytes (shared range, address in the frontend, range of the local buffer).
+    fn call(
         &self,
-        gref: GrantRef,
-        offset: usize,
-        dst: &mut [u8],
+        pieces: &[GrantPiece],
+        into_grant: bool,
+        mut copy: impl FnMut(SharedRange, usize, core::ops::Range<usize>) -> bool,
     ) -> Result<(), AccessError> {
-        let (addr, shared) =
-            with(|w| w.copy_check(self.frontend, gref.0, offset, dst.len(), false))?;
-        host_pages::read(shared, addr, dst)
-            .then_some(())
-            .ok_or(AccessError::Refused)
+        with(|w| w.stats.copy_calls += 1);
+        let mut done = 0;
+        for piece in pieces {
+            let (addr, shared) = with(|w| {
+                w.copy_check(
+                    self.frontend,
+                    piece.gref.0,
+                    piece.offset,
+                    piece.len,
+                    into_grant,
+                )
+            })?;
+            if !copy(shared, addr, done..done + piece.len) {
+                return Err(AccessError::Refused);
+            }
+            done += piece.len;
+        }
+        Ok(())
+    }
+}
+
+impl GrantCopier for SimCopier {
+    fn copy_from_grants(&self, pieces: &[GrantPiece], dst: &mut [u8]) -> Result<(), AccessError> {
+        self.call(pieces, false, |shared, addr, range| {
+            dst.get_mut(range)
+                .is_some_and(|part| host_pages::read(shared, addr, part))
+        })
     }
 
-    fn copy_to_grant(&self, gref: GrantRef, offset: usize, src: &[u8]) -> Result<(), AccessError> {
-        let (addr, shared) =
-            with(|w| w.copy_check(self.frontend, gref.0, offset, src.len(), true))?;
-        host_pages::write(shared, addr, src)
-            .then_some(())
-            .ok_or(AccessError::Refused)
+    fn copy_to_grants(&self, pieces: &[GrantPiece], src: &[u8]) -> Result<(), AccessError> {
+        self.call(pieces, true, |shared, addr, range| {
+            src.get(range)
+                .is_some_and(|part| host_pages::write(shared, addr, part))
+        })
     }
 }
 

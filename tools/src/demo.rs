@@ -296,7 +296,9 @@ fn system(dir: &Path, parts: &Parts, options: &Options) -> Result<(PathBuf, Vec<
         dtb,
     };
     let mut dts = sysdt_arm64::qemu_dts(dir)?;
-    let backend = options.backend.then_some((backend, DOM0_ARGS));
+    let backend = options
+        .backend
+        .then_some((backend, options.backend_args.as_str()));
     dts.push_str(&chosen_with(
         Route::Dom0,
         sysdt_arm64::XEN_ARGS,
@@ -349,17 +351,23 @@ struct Options {
     deadline: Duration,
     /// Whether stubvirt boots at all (as dom0).
     backend: bool,
+    /// stubvirt's command line as dom0.
+    backend_args: String,
     frontend_args: String,
 }
 
-const DEMO_USAGE: &str = "usage: cargo xtask demo [--timeout SECONDS] [--no-backend]";
+const DEMO_USAGE: &str =
+    "usage: cargo xtask demo [--timeout SECONDS] [--no-backend] [--map-buffers]";
 
 /// `--timeout SECONDS` (default 600); `--no-backend` boots the frontend alone (dom0less
-/// without dom0) with `fe_wait=20`, to show the readiness handshake giving up.
+/// without dom0) with `fe_wait=20`, to show the readiness handshake giving up;
+/// `--map-buffers` has stubvirt map request buffers instead of copying them
+/// (`grant_route=map`), to compare the two routes.
 fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         deadline: DEFAULT_DEADLINE,
         backend: true,
+        backend_args: DOM0_ARGS.to_string(),
         frontend_args: FRONTEND_ARGS.to_string(),
     };
     let mut args = args.iter();
@@ -376,6 +384,7 @@ fn options(args: &[String]) -> Result<Options, String> {
                 o.backend = false;
                 o.frontend_args = FRONTEND_ARGS.replace("fe_wait=90", "fe_wait=20");
             }
+            "--map-buffers" => o.backend_args.push_str(" grant_route=map"),
             _ => return Err(DEMO_USAGE.into()),
         }
     }
@@ -499,7 +508,7 @@ fn header(parts: &Parts, options: &Options, wall: Duration, log: &Path) -> Strin
         "demo: Xen 4.17.5 (IOREQ) in QEMU TCG; {}; Linux {} frontend domU1 ({FRONTEND_VCPUS} \
          vcpus, {} MiB); {:.1} s wall; log {}\n",
         if options.backend {
-            format!("stubvirt dom0 ({DOM0_ARGS})")
+            format!("stubvirt dom0 ({})", options.backend_args)
         } else {
             "no backend (--no-backend: dom0less without dom0)".to_string()
         },

@@ -11,7 +11,7 @@ mod request;
 use crate::counters::Counters;
 use crate::device::{serve_pending, Io, ProcessOutcome, VirtioDevice};
 use crate::features::blk as f;
-use crate::memory::GuestMemory;
+use crate::memory::{slice_pieces, GuestMemory, Piece};
 use crate::queue::chain::{BufferError, Chain};
 use crate::queue::QUEUE_SIZE_LIMIT;
 use backend::{BlockBackend, StorageError, SECTOR_SIZE};
@@ -268,14 +268,16 @@ impl<B: BlockBackend> BlkDevice<B> {
     ) -> Result<(), StorageError> {
         let mut storage = Ok(());
         let mut done = 0u64;
-        let walked = chain.for_each_piece(true, 0, len, |piece| {
-            let mut at = piece.offset;
-            storage = self.backend.read(offset + done, piece.len, &mut |bytes| {
-                let ok = mem.write(piece.page, at, bytes).is_ok();
+        // A group of pages at a time, so a copying memory moves what storage hands over
+        // in one operation.
+        let walked = chain.for_each_group(true, 0, len, |group, range| {
+            let mut at = 0;
+            storage = self.backend.read(offset + done, range.len(), &mut |bytes| {
+                let part = slice_pieces(group, at, bytes.len());
                 at += bytes.len();
-                ok
+                covers(&part, bytes.len()) && mem.write_pieces(&part, bytes).is_ok()
             });
-            done += piece.len as u64;
+            done += range.len() as u64;
             storage.map_err(|_| BufferError::OutOfRange)
         });
         storage?;
@@ -292,19 +294,26 @@ impl<B: BlockBackend> BlkDevice<B> {
     ) -> Result<(), StorageError> {
         let mut storage = Ok(());
         let mut done = 0u64;
-        let walked = chain.for_each_piece(false, request::HEADER_SIZE, len, |piece| {
-            let mut at = piece.offset;
-            storage = self.backend.write(offset + done, piece.len, &mut |bytes| {
-                let ok = mem.read(piece.page, at, bytes).is_ok();
-                at += bytes.len();
-                ok
-            });
-            done += piece.len as u64;
+        let walked = chain.for_each_group(false, request::HEADER_SIZE, len, |group, range| {
+            let mut at = 0;
+            storage = self
+                .backend
+                .write(offset + done, range.len(), &mut |bytes| {
+                    let part = slice_pieces(group, at, bytes.len());
+                    at += bytes.len();
+                    covers(&part, bytes.len()) && mem.read_pieces(&part, bytes).is_ok()
+                });
+            done += range.len() as u64;
             storage.map_err(|_| BufferError::OutOfRange)
         });
         storage?;
         walked.map_err(|_| StorageError::GuestAccess)
     }
+}
+
+/// Whether `pieces` hold exactly `len` bytes (storage handed no more than it was asked).
+fn covers(pieces: &[Piece], len: usize) -> bool {
+    pieces.iter().map(|p| p.len).sum::<usize>() == len
 }
 
 fn storage_status(error: StorageError, counters: &mut Counters) -> u8 {

@@ -9,7 +9,8 @@ use super::{
 use crate::counters::Counters;
 use crate::grant::{AddressError, GrantSpan, PAGE_SIZE};
 use crate::mapping::{BatchError, PageBatch};
-use crate::memory::{Access, AccessError, GuestMemory, MapError, MappedPage, PageUse};
+pub use crate::memory::Piece;
+use crate::memory::{Access, AccessError, GuestMemory, MapError, PageUse, PIECES_PER_ACCESS};
 use heapless::Vec;
 
 /// Descriptors one chain may have: the spec bounds a chain by the queue size.
@@ -60,14 +61,6 @@ struct Segment {
     /// Index of its first page in the batch, or why it has none.
     mapped: Result<usize, SegmentFault>,
     page_offset: usize,
-}
-
-/// A byte range of one mapped page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Piece {
-    pub page: MappedPage,
-    pub offset: usize,
-    pub len: usize,
 }
 
 /// Segments one batch holds: room for two chains of the longest a queue allows, so
@@ -622,15 +615,10 @@ impl Chain {
         at: usize,
         dst: &mut [u8],
     ) -> Result<(), BufferError> {
-        let mut done = 0;
-        self.for_each_piece(false, at, dst.len(), |piece| {
-            let part = dst
-                .get_mut(done..done + piece.len)
-                .ok_or(BufferError::OutOfRange)?;
-            mem.read(piece.page, piece.offset, part)
-                .map_err(BufferError::Access)?;
-            done += piece.len;
-            Ok(())
+        let len = dst.len();
+        self.for_each_group(false, at, len, |group, range| {
+            let part = dst.get_mut(range).ok_or(BufferError::OutOfRange)?;
+            mem.read_pieces(group, part).map_err(BufferError::Access)
         })
     }
 
@@ -641,16 +629,36 @@ impl Chain {
         at: usize,
         src: &[u8],
     ) -> Result<(), BufferError> {
-        let mut done = 0;
-        self.for_each_piece(true, at, src.len(), |piece| {
-            let part = src
-                .get(done..done + piece.len)
-                .ok_or(BufferError::OutOfRange)?;
-            mem.write(piece.page, piece.offset, part)
-                .map_err(BufferError::Access)?;
+        self.for_each_group(true, at, src.len(), |group, range| {
+            let part = src.get(range).ok_or(BufferError::OutOfRange)?;
+            mem.write_pieces(group, part).map_err(BufferError::Access)
+        })
+    }
+
+    /// The pieces of [`Chain::for_each_piece`] in groups of up to [`PIECES_PER_ACCESS`],
+    /// each with the range of the caller's buffer it covers: a copying memory then moves
+    /// a group in one operation.
+    pub fn for_each_group(
+        &self,
+        writable: bool,
+        at: usize,
+        len: usize,
+        mut f: impl FnMut(&[Piece], core::ops::Range<usize>) -> Result<(), BufferError>,
+    ) -> Result<(), BufferError> {
+        let mut group: Vec<Piece, PIECES_PER_ACCESS> = Vec::new();
+        let (mut start, mut done) = (0, 0);
+        self.for_each_piece(writable, at, len, |piece| {
+            if group.is_full() {
+                f(&group, start..done)?;
+                group.clear();
+                start = done;
+            }
+            // Room was made above.
+            let _ = group.push(piece);
             done += piece.len;
             Ok(())
-        })
+        })?;
+        f(&group, start..done)
     }
 }
 

@@ -3,20 +3,27 @@
 
 use super::abi::DomId;
 use super::grant::{self, CopyFailure, GrantPiece};
-use devices::copy_route::GrantCopier;
-use devices::grant::GrantRef;
-use devices::memory::AccessError;
+use devices::copy_route::{GrantCopier, GrantPiece as CopyPiece};
+use devices::memory::{AccessError, PIECES_PER_ACCESS};
 
 pub struct XenCopier {
     pub frontend: DomId,
 }
 
-fn piece(gref: GrantRef, offset: usize, len: usize) -> Result<GrantPiece, AccessError> {
-    Ok(GrantPiece {
-        gref: gref.0,
-        offset: u16::try_from(offset).map_err(|_| AccessError::OutOfPage)?,
-        len: u16::try_from(len).map_err(|_| AccessError::OutOfPage)?,
-    })
+/// Our pieces as the hypercall's (a piece never leaves its page, so it fits 16 bits).
+fn pieces(
+    grants: &[CopyPiece],
+) -> Result<heapless::Vec<GrantPiece, PIECES_PER_ACCESS>, AccessError> {
+    let mut out = heapless::Vec::new();
+    for g in grants {
+        let piece = GrantPiece {
+            gref: g.gref.0,
+            offset: u16::try_from(g.offset).map_err(|_| AccessError::OutOfPage)?,
+            len: u16::try_from(g.len).map_err(|_| AccessError::OutOfPage)?,
+        };
+        out.push(piece).map_err(|_| AccessError::OutOfPage)?;
+    }
+    Ok(out)
 }
 
 fn access_error(failure: CopyFailure) -> AccessError {
@@ -27,19 +34,16 @@ fn access_error(failure: CopyFailure) -> AccessError {
     }
 }
 
+/// Each call is one `GNTTABOP_copy`: [`PIECES_PER_ACCESS`] pieces split at most once
+/// each at a local page boundary fit its [`grant::MAX_COPY_OPS`] operations.
+const _: () = assert!(2 * PIECES_PER_ACCESS <= grant::MAX_COPY_OPS);
+
 impl GrantCopier for XenCopier {
-    fn copy_from_grant(
-        &self,
-        gref: GrantRef,
-        offset: usize,
-        dst: &mut [u8],
-    ) -> Result<(), AccessError> {
-        let one = [piece(gref, offset, dst.len())?];
-        grant::copy_from_grants(self.frontend, &one, dst).map_err(access_error)
+    fn copy_from_grants(&self, grants: &[CopyPiece], dst: &mut [u8]) -> Result<(), AccessError> {
+        grant::copy_from_grants(self.frontend, &pieces(grants)?, dst).map_err(access_error)
     }
 
-    fn copy_to_grant(&self, gref: GrantRef, offset: usize, src: &[u8]) -> Result<(), AccessError> {
-        let one = [piece(gref, offset, src.len())?];
-        grant::copy_to_grants(self.frontend, &one, src).map_err(access_error)
+    fn copy_to_grants(&self, grants: &[CopyPiece], src: &[u8]) -> Result<(), AccessError> {
+        grant::copy_to_grants(self.frontend, &pieces(grants)?, src).map_err(access_error)
     }
 }
