@@ -119,6 +119,23 @@ impl BlkFixture {
         q.push(0);
     }
 
+    /// Rings device 0's doorbell for queue 0 and answers the access, without running the
+    /// queues: the chain waits, so a test can change the frontend's memory in between.
+    pub fn doorbell_without_serving(&mut self) {
+        let (base, _) = scenario::window(0);
+        let mut m = self.machine.borrow_mut();
+        m.post(
+            FRONTEND,
+            0,
+            base + devices::mmio::reg::QUEUE_NOTIFY,
+            4,
+            true,
+            0,
+        );
+        m.serve_slots();
+        m.collect(FRONTEND, 0);
+    }
+
     /// A standard 3-descriptor request: header, data, status.
     pub fn request(
         &mut self,

@@ -5,7 +5,6 @@
 use devices::blk::backend::RamDisk;
 use devices::blk::BlkOptions;
 use devices::grant::{GrantAddress, GrantRef};
-use devices::mmio::reg;
 use devices::queue::DESC_F_WRITE;
 use stubvirt_tests::blk_fixture::{BlkFixture, DATA, T_IN, T_OUT};
 use stubvirt_tests::hal::GrantDmaHal;
@@ -123,13 +122,8 @@ fn unknown_and_revoked_grants_are_refused_by_xen_and_answered_ioerr() {
             (status, 1, DESC_F_WRITE),
         ],
     );
-    {
-        let (base, _) = scenario::window(0);
-        let mut m = f.machine.borrow_mut();
-        m.post(FRONTEND, 0, base + reg::QUEUE_NOTIFY, 4, true, 0);
-        m.serve_slots();
-        m.collect(FRONTEND, 0);
-    }
+    // The doorbell is served (queue marked pending) but the backend has not run yet.
+    f.doorbell_without_serving();
     data.revoke();
     f.machine.borrow_mut().run_until_idle();
     assert_eq!(f.status_of(0), STATUS_IOERR);

@@ -251,14 +251,8 @@ fn grant_revoked_between_notify_and_processing_fails_the_request() {
             (status_addr, 1, DESC_F_WRITE),
         ],
     );
-    {
-        // The doorbell is served (queue marked pending) but the backend has not run yet.
-        let (base, _) = stubvirt_tests::scenario::window(0);
-        let mut m = f.machine.borrow_mut();
-        m.post(FRONTEND, 0, base + reg::QUEUE_NOTIFY, 4, true, 0);
-        m.serve_slots();
-        m.collect(FRONTEND, 0);
-    }
+    // The doorbell is served (queue marked pending) but the backend has not run yet.
+    f.doorbell_without_serving();
     data.revoke();
     f.machine.borrow_mut().run_until_idle();
     assert_answered(&mut f, STATUS_IOERR);
