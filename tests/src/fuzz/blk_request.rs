@@ -12,6 +12,7 @@ const KINDS: [u32; 8] = [0, 1, 4, 8, 11, 13, 14, 99];
 pub fn run(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut f = BlkFixture::new(0);
+    super::pick_route(&f.machine, &[crate::scenario::FRONTEND], data);
     let mut shadow = vec![0u8; (SECTORS * 512) as usize];
     while !u.is_empty() {
         let kind = *u.choose(&KINDS).unwrap_or(&0);

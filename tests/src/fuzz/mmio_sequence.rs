@@ -39,6 +39,7 @@ const REGISTERS: [u64; 22] = [
 pub fn run(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let machine = scenario::machine(&[FRONTEND]);
+    super::pick_route(&machine, &[FRONTEND], data);
     scenario::add_ram_disk(
         &machine,
         FRONTEND,

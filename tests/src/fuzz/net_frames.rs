@@ -17,6 +17,11 @@ pub fn run(data: &[u8]) {
             0
         };
         let (machine, mut a, mut b) = RawNet::pair(nf::CSUM, nf::GUEST_CSUM | merge);
+        super::pick_route(
+            &machine,
+            &[scenario::FRONTEND, scenario::OTHER_FRONTEND],
+            data,
+        );
         let buffers = u.int_in_range(1..=4usize).unwrap_or(1);
         for i in 0..buffers {
             let len = u.int_in_range(12..=2048u32).unwrap_or(1600);

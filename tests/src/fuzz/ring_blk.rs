@@ -21,6 +21,7 @@ pub fn run(data: &[u8]) {
             0
         };
     let mut f = BlkFixture::new(features);
+    super::pick_route(&f.machine, &[crate::scenario::FRONTEND], data);
     let rounds = u.int_in_range(1..=4u8).unwrap_or(1);
     for _ in 0..rounds {
         // Scribble request headers, indirect tables, anything, into the scratch pages.

@@ -20,6 +20,11 @@ pub fn run(data: &[u8]) {
             0
         };
     let (machine, mut a, mut b) = RawNet::pair(extra, extra);
+    super::pick_route(
+        &machine,
+        &[scenario::FRONTEND, scenario::OTHER_FRONTEND],
+        data,
+    );
     for (net, queue) in [(&mut a, 1u32), (&mut b, 0u32)] {
         for _ in 0..u.int_in_range(0..=4u8).unwrap_or(0) {
             let at = u.int_in_range(0..=16 * 4096 - 16).unwrap_or(0);
