@@ -618,7 +618,12 @@ impl Chain {
         let len = dst.len();
         self.for_each_group(false, at, len, |group, range| {
             let part = dst.get_mut(range).ok_or(BufferError::OutOfRange)?;
-            mem.read_pieces(group, part).map_err(BufferError::Access)
+            match group {
+                // Headers and status bytes: one access, no group machinery.
+                [one] => mem.read(one.page, one.offset, part),
+                _ => mem.read_pieces(group, part),
+            }
+            .map_err(BufferError::Access)
         })
     }
 
@@ -631,7 +636,11 @@ impl Chain {
     ) -> Result<(), BufferError> {
         self.for_each_group(true, at, src.len(), |group, range| {
             let part = src.get(range).ok_or(BufferError::OutOfRange)?;
-            mem.write_pieces(group, part).map_err(BufferError::Access)
+            match group {
+                [one] => mem.write(one.page, one.offset, part),
+                _ => mem.write_pieces(group, part),
+            }
+            .map_err(BufferError::Access)
         })
     }
 
