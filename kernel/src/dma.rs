@@ -61,10 +61,10 @@ unsafe impl Hal for DirectMapHal {
 
 static CLAIMED: AtomicBool = AtomicBool::new(false);
 
-/// A transport for each host virtio-mmio window that answers with a valid header (an
-/// empty QEMU slot has device id 0 and is left out). Returns an empty list on the second
-/// call: each window must have exactly one owner.
-pub fn host_transports(boot: &BootInfo) -> alloc::vec::Vec<MmioTransport<'static>> {
+/// A transport, with the window's interrupt, for each host virtio-mmio window that
+/// answers with a valid header (an empty QEMU slot has device id 0 and is left out).
+/// Returns an empty list on the second call: each window must have exactly one owner.
+pub fn host_transports(boot: &BootInfo) -> alloc::vec::Vec<(MmioTransport<'static>, Option<u32>)> {
     let mut found = alloc::vec::Vec::new();
     if CLAIMED.swap(true, Ordering::AcqRel) {
         return found;
@@ -83,7 +83,7 @@ pub fn host_transports(boot: &BootInfo) -> alloc::vec::Vec<MmioTransport<'static
         // identity map covers it as device memory (the first GiB); CLAIMED makes this the
         // only transport ever created for it, and it lives for the rest of the run.
         if let Ok(transport) = unsafe { MmioTransport::new(header, size) } {
-            found.push(transport);
+            found.push((transport, window.intid));
         }
     }
     found

@@ -3,8 +3,9 @@
 //! crate over [`crate::dma::DirectMapHal`]: a disk stubvirt serves to the frontend, and a
 //! NIC that becomes the uplink of the switch.
 //!
-//! Both are polled (stubvirt takes no interrupts): the disk completes each request before
-//! returning, the NIC is checked on every pass of the serve loop.
+//! The disk completes each request before returning (polled); the NIC is checked on every
+//! pass of the serve loop, and its interrupt ends the loop's `SCHEDOP_poll` when the GIC
+//! could be set up for it (see `arch::host_irq`).
 
 use crate::arch::BootInfo;
 use crate::dma::{self, DirectMapHal};
@@ -36,13 +37,13 @@ pub fn probe(boot: &BootInfo) -> HostDevices {
     if cfg!(not(target_arch = "aarch64")) {
         return found;
     }
-    for transport in dma::host_transports(boot) {
+    for (transport, intid) in dma::host_transports(boot) {
         match transport.device_type() {
             DeviceType::Block if found.disk.is_none() => match HostDisk::new(transport) {
                 Ok(disk) => found.disk = Some(disk),
                 Err(e) => log::warn!("host virtio-blk: {e}"),
             },
-            DeviceType::Network if found.nic.is_none() => match HostNic::new(transport) {
+            DeviceType::Network if found.nic.is_none() => match HostNic::new(transport, intid) {
                 Ok(nic) => found.nic = Some(nic),
                 Err(e) => log::warn!("host virtio-net: {e}"),
             },
@@ -206,23 +207,32 @@ const NIC_RX_PER_PASS: usize = 64;
 /// A host virtio-net device as the switch's uplink.
 pub struct HostNic {
     device: VirtIONet<DirectMapHal, Mmio, NIC_QUEUE>,
+    /// The GIC INTID it raises (from the device tree).
+    pub intid: Option<u32>,
     /// Frames the NIC refused to send (tx error); counted, never retried.
     pub tx_errors: u64,
 }
 
 impl HostNic {
-    fn new(transport: Mmio) -> Result<Self, virtio_drivers::Error> {
+    fn new(transport: Mmio, intid: Option<u32>) -> Result<Self, virtio_drivers::Error> {
         let device = VirtIONet::new(transport, NIC_BUFFER)?;
         let mac = device.mac_address();
-        log::info!("host virtio-net: MAC {mac:02x?}");
+        log::info!("host virtio-net: MAC {mac:02x?}, interrupt {intid:?}");
         Ok(Self {
             device,
+            intid,
             tx_errors: 0,
         })
     }
 
     pub fn mac(&self) -> [u8; 6] {
         self.device.mac_address()
+    }
+
+    /// Acknowledges the device's interrupt (its line drops, so the next frame raises a
+    /// new edge). The frames themselves are taken by [`HostNic::pump`].
+    pub fn acknowledge(&mut self) {
+        let _ = self.device.ack_interrupt();
     }
 
     /// Moves frames both ways between the NIC and `uplink`: what the wire received goes

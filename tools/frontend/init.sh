@@ -55,6 +55,8 @@ short() { echo "$1" | cut -c1-16; }
 # the first lines of file $1 as notes
 notes_of() { head -n "${2:-4}" "$1" | cut -c1-100 | while read -r l; do note "$l"; done; }
 finish() {
+    # stubvirt prints its counters at most every 2 s: let it print the final ones first.
+    sleep 3
     result "done=1 uptime=$(now)"
     # A stuck device would block sync too.
     [ -z "$stuck" ] && sync
@@ -342,10 +344,12 @@ net_stage() {
     ping_ok=0
     # The first echo may go before ARP resolved: one reply of three is enough.
     ping -c 3 -W 2 $GW >/tmp/ping 2>&1 && ping_ok=1
+    # busybox: "round-trip min/avg/max = 0.512/0.733/1.011 ms"
+    rtt=$(sed -n 's/.*min\/avg\/max = [^/]*\/\([^/]*\)\/.*/\1/p' /tmp/ping)
     tx=$(cat /sys/class/net/eth0/statistics/tx_packets)
     rx=$(cat /sys/class/net/eth0/statistics/rx_packets)
     result "stage=net mac=$mac mtu=$mtu carrier=$carrier operstate=$state"
-    result "stage=net ip=$IP gw=$GW ping_gw=$ping_ok tx_packets=$tx rx_packets=$rx"
+    result "stage=net ip=$IP gw=$GW ping_gw=$ping_ok ping_avg_ms=${rtt:-none} tx_packets=$tx rx_packets=$rx"
     tcp_test
 }
 bounded net net_stage "${fe_net_limit:-90}"

@@ -97,6 +97,7 @@ pub fn summary(t: &Transcript, header: &str, host: &HostSide) -> Result<String, 
     net(&mut s, &r);
     tcp(&mut s, &r, host);
     counters(&mut s, t);
+    uplink_interrupts(&mut s, t, ready.as_ref().map(|(text, _)| text.as_str()));
     ends(&mut s, &r, t);
     if s.ok {
         Ok(s.text)
@@ -332,7 +333,11 @@ fn net(s: &mut Summary, r: &Results) {
         "{} -> gateway {} (QEMU's user network, through stubvirt's uplink): {}",
         field("ip"),
         field("gw"),
-        if replied { "replied" } else { "no reply" }
+        if replied {
+            format!("replied, average round trip {} ms", field("ping_avg_ms"))
+        } else {
+            "no reply".to_string()
+        }
     );
     s.check(replied, "ping", &ping);
 }
@@ -411,6 +416,34 @@ fn counters(s: &mut Summary, t: &Transcript) {
     }
 }
 
+/// When stubvirt said its uplink NIC's interrupt wakes it (`uplink_irq=<INTID>` in
+/// `STUBVIRT-READY`), that interrupt must have come (`irqs:` of the last `uplink=`
+/// counters): otherwise the link worked only through the fallback poll.
+fn uplink_interrupts(s: &mut Summary, t: &Transcript, ready: Option<&str>) {
+    let Some(intid) = ready
+        .and_then(|text| {
+            text.split_whitespace()
+                .find_map(|kv| kv.strip_prefix("uplink_irq="))
+        })
+        .filter(|v| v.parse::<u32>().is_ok())
+    else {
+        return;
+    };
+    let irqs = t
+        .lines
+        .iter()
+        .rev()
+        .find_map(|(_, l)| l.split(" uplink=").nth(1))
+        .and_then(|u| u.split(',').find_map(|kv| kv.strip_prefix("irqs:")))
+        .and_then(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    s.check(
+        irqs > 0,
+        "uplink irq",
+        &format!("the host NIC's interrupt (INTID {intid}) woke stubvirt {irqs} times"),
+    );
+}
+
 /// Failed or stuck stages, a stalled vcpu, an unfinished frontend.
 fn ends(s: &mut Summary, r: &Results, t: &Transcript) {
     for (stage, fields) in r {
@@ -476,7 +509,7 @@ mod tests {
     /// A run in which everything passed.
     fn passing() -> Vec<String> {
         let mut lines = vec![
-            "STUBVIRT-READY frontend=1 devices=blk@0x2000000,net@0x2000200,disk@0x2000400 uplink=52:54:00:12:34:56".to_string(),
+            "STUBVIRT-READY frontend=1 devices=blk@0x2000000,net@0x2000200,disk@0x2000400 uplink=52:54:00:12:34:56 uplink_irq=78".to_string(),
             "FRONTEND-RESULT stage=handshake backend=ready blk=ready net=ready disk=ready waited_s=0.03 tries=1".into(),
             "FRONTEND-RESULT stage=probe ramdisk=/dev/vda disk=/dev/vdb eth0=yes".into(),
             "FRONTEND-RESULT stage=probe serials=vda:stubvirt-ramdisk,vdb:stubvirt-disk".into(),
@@ -485,7 +518,7 @@ mod tests {
             "FRONTEND-RESULT stage=net ip=10.0.2.15 gw=10.0.2.2 ping_gw=1 tx_packets=9 rx_packets=9".into(),
             "FRONTEND-RESULT stage=tcp rc=0 bytes=4194304 s=2.00".into(),
             format!("FRONTEND-RESULT stage=tcp sha256={SHA_TCP}"),
-            "STUBVIRT-COUNTERS ioreqs=9 ioreq_errors=0 blk=req:5,err:0 disk=req:4,err:0 uplink=in:3,out:3,drop:0,csum:0".into(),
+            "STUBVIRT-COUNTERS ioreqs=9 ioreq_errors=0 blk=req:5,err:0 disk=req:4,err:0 uplink=in:3,out:3,drop:0,csum:0,tx_err:0,irqs:2".into(),
             "FRONTEND-RESULT done=1 uptime=99".into(),
         ];
         for (stage, perf, fs) in [("blk", "blk_perf", "fs"), ("disk", "disk_perf", "disk_fs")] {
@@ -528,6 +561,22 @@ mod tests {
     }
 
     #[test]
+    fn an_uplink_interrupt_that_never_came_fails() {
+        let lines: Vec<String> = passing()
+            .into_iter()
+            .map(|l| l.replace(",irqs:2", ",irqs:0"))
+            .collect();
+        let text = run(&lines, &host()).unwrap_err();
+        assert!(text.contains("FAIL uplink irq"), "{text}");
+        // A polled uplink promises no interrupt: nothing to check.
+        let polled: Vec<String> = lines
+            .into_iter()
+            .map(|l| l.replace("uplink_irq=78", "uplink_irq=polled"))
+            .collect();
+        assert!(run(&polled, &host()).is_ok());
+    }
+
+    #[test]
     fn a_complete_run_passes_with_figures_and_counters() {
         let text = run(&passing(), &host()).unwrap();
         assert!(!text.contains("FAIL"), "{text}");
@@ -543,7 +592,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(" uplink=in:3,out:3,drop:0,csum:0\n"),
+            text.contains(" uplink=in:3,out:3,drop:0,csum:0,tx_err:0,irqs:2\n"),
             "{text}"
         );
     }

@@ -28,11 +28,25 @@ pub use self::x86_64::X86_64 as Current;
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use self::aarch64::counter_ns;
+/// A host device's interrupt as a wake-up of `SCHEDOP_poll` (arm64: the GIC; x86: none
+/// yet, host devices are not probed there).
+#[cfg(target_arch = "aarch64")]
+pub use self::aarch64::gic as host_irq;
 /// Device-register accesses that report a fault instead of crashing (arm64 only).
 #[cfg(target_arch = "aarch64")]
 pub use self::aarch64::probe;
 #[cfg(target_arch = "aarch64")]
 pub use self::aarch64::Aarch64 as Current;
+#[cfg(target_arch = "x86_64")]
+pub mod host_irq {
+    pub fn init(_distributor: usize) {}
+    pub fn enable_spi(_intid: u32) -> bool {
+        false
+    }
+    pub fn acknowledge_all(_intid: u32) -> usize {
+        0
+    }
+}
 
 /// Page size shared by every architecture stubvirt supports (and by Xen's grant ABI).
 pub const PAGE_SIZE: usize = 4096;
@@ -70,7 +84,18 @@ pub struct BootInfo {
     pub grant_window_gpa: u64,
     /// The host's own virtio-mmio register windows (arm64: `virtio,mmio` nodes of the
     /// device tree, which Xen passes to dom0 with the host's devices). Empty on x86.
-    pub host_virtio: heapless::Vec<RamRegion, 32>,
+    pub host_virtio: heapless::Vec<HostMmio, 32>,
+    /// The interrupt controller's distributor (arm64: the `arm,gic-v3` node), 0 if none.
+    pub gic_distributor: u64,
+}
+
+/// A device register window of the host and the interrupt it raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostMmio {
+    pub start: u64,
+    pub len: u64,
+    /// GIC INTID of its first interrupt (an SPI: 32 + the device tree's number), if any.
+    pub intid: Option<u32>,
 }
 
 /// Everything an architecture provides. All functions are called on the boot CPU only.

@@ -6,7 +6,7 @@
 //! Parsing uses the `fdt` crate (0.1.5, no_std, no dependencies).
 
 use super::{console, hypercall, power};
-use crate::arch::{BootInfo, RamRegion, GRANT_WINDOW_SLOTS, PAGE_SIZE};
+use crate::arch::{BootInfo, HostMmio, RamRegion, GRANT_WINDOW_SLOTS, PAGE_SIZE};
 use fdt::node::FdtNode;
 use fdt::Fdt;
 
@@ -32,6 +32,7 @@ pub fn boot_info(dtb: usize, load_base: usize) -> BootInfo {
         xen_console: false,
         grant_window_gpa: 0,
         host_virtio: heapless::Vec::new(),
+        gic_distributor: 0,
     };
     reserve(&mut info, load_base as u64, image_len as u64);
 
@@ -113,11 +114,30 @@ fn read_virtio_mmio(fdt: &Fdt<'static>, info: &mut BootInfo) {
             continue;
         }
         if let Some(r) = node.reg().and_then(|mut reg| reg.next()) {
-            let _ = info.host_virtio.push(region(
-                r.starting_address as u64,
-                r.size.unwrap_or(0) as u64,
-            ));
+            let _ = info.host_virtio.push(HostMmio {
+                start: r.starting_address as u64,
+                len: r.size.unwrap_or(0) as u64,
+                intid: spi_intid(&node),
+            });
         }
+    }
+    info.gic_distributor = fdt
+        .find_compatible(&["arm,gic-v3"])
+        .and_then(|node| node.reg()?.next())
+        .map_or(0, |r| r.starting_address as u64);
+}
+
+/// The GIC INTID of a node's first interrupt when it is an SPI (`interrupts = <0 N
+/// flags>`, three cells as the GIC binding has them): 32 + N.
+fn spi_intid(node: &FdtNode<'_, 'static>) -> Option<u32> {
+    let cells = node.property("interrupts")?.value;
+    let cell = |i: usize| -> Option<u32> {
+        let bytes = cells.get(4 * i..4 * i + 4)?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?))
+    };
+    match (cell(0)?, cell(1)?) {
+        (0, spi) if spi < 988 => Some(32 + spi),
+        _ => None,
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod console;
 mod devtree;
+pub mod gic;
 mod hypercall;
 mod mmu;
 mod power;
