@@ -54,6 +54,9 @@ pub struct Faults {
     pub map_entry_countdown: Option<(u64, MapError)>,
     /// Refuse this many upcoming unmap entries; as in Xen, the mapping then stays.
     pub unmap_refusals: u64,
+    /// Fail one `GNTTABOP_copy` call, this many calls from now (0: the next), as Xen
+    /// does with GNTST_general_error or eagain on its first piece: nothing is copied.
+    pub copy_countdown: Option<u64>,
 }
 
 #[derive(Default)]
@@ -241,7 +244,16 @@ impl SimCopier {
         into_grant: bool,
         mut copy: impl FnMut(SharedRange, usize, core::ops::Range<usize>) -> bool,
     ) -> Result<(), AccessError> {
-        with(|w| w.stats.copy_calls += 1);
+        let injected = with(|w| {
+            w.stats.copy_calls += 1;
+            let refuse = w.faults.copy_countdown == Some(0);
+            w.faults.copy_countdown = w.faults.copy_countdown.and_then(|n| n.checked_sub(1));
+            w.stats.copies_refused += u64::from(refuse);
+            refuse
+        });
+        if injected {
+            return Err(AccessError::Refused);
+        }
         let mut done = 0;
         for piece in pieces {
             let (addr, shared) = with(|w| {

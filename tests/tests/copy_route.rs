@@ -6,8 +6,9 @@ use devices::blk::backend::RamDisk;
 use devices::blk::BlkOptions;
 use devices::grant::{GrantAddress, GrantRef};
 use devices::queue::DESC_F_WRITE;
-use stubvirt_tests::blk_fixture::{BlkFixture, DATA, T_IN, T_OUT};
+use stubvirt_tests::blk_fixture::{BlkFixture, DATA, STATUS, T_IN, T_OUT};
 use stubvirt_tests::hal::GrantDmaHal;
+use stubvirt_tests::net_fixture::{RawNet, MAC_A, MAC_B, RX_AREA};
 use stubvirt_tests::rings::Granted;
 use stubvirt_tests::scenario::{self, Rng, FRONTEND, OTHER_FRONTEND};
 use stubvirt_tests::transport::XenMmioTransport;
@@ -166,5 +167,70 @@ fn virtio_drivers_net_frames_cross_by_copy() {
         b.recycle_rx_buffer(rx).unwrap();
     }
     assert!(world::with(|w| w.stats.copies) > 0);
+    scenario::assert_no_violations();
+}
+
+/// Fails the `nth` copy hypercall from now (0: the next).
+fn fail_copy(nth: u64) {
+    world::with(|w| w.faults.copy_countdown = Some(nth));
+}
+
+#[test]
+fn an_injected_copy_failure_fails_only_its_request() {
+    let mut f = copied_fixture();
+    // Each request copies header, data, status in that order: fail each in turn. Writes go
+    // to sector 10 + nth, reads come from sector 20.
+    for (nth, what) in [(0u64, "header"), (1, "data"), (2, "status")] {
+        f.mem.write(DATA, &[0x44; 1024]);
+        f.mem.write(STATUS, &[0xff]);
+        fail_copy(nth);
+        f.request(0, T_OUT, 10 + 2 * nth, (f.mem.dma(DATA), 1024), false);
+        // A failed status copy leaves the byte as the driver left it; the chain still
+        // comes back used.
+        let expected = if nth < 2 { STATUS_IOERR } else { 0xff };
+        assert_eq!(f.status_of(0), expected, "write, {what} copy failed");
+        f.mem.write(STATUS, &[0xff]);
+        fail_copy(nth);
+        f.request(0, T_IN, 20, (f.mem.dma(DATA), 512), true);
+        assert_eq!(f.status_of(0), expected, "read, {what} copy failed");
+        assert_eq!(world::with(|w| w.faults.copy_countdown), None);
+    }
+    // A write whose header or data copy failed never reached the disk (nothing was
+    // copied); the one whose status copy failed did (storage was written before it).
+    for (sector, written) in [(10u64, false), (12, false), (14, true)] {
+        f.request(0, T_IN, sector, (f.mem.dma(DATA), 1024), true);
+        assert_eq!(f.status_of(0), STATUS_OK);
+        let want = if written { 0x44 } else { 0 };
+        assert_eq!(f.mem.read(DATA, 1024), vec![want; 1024], "sector {sector}");
+    }
+    f.assert_queue_serves(0);
+    f.assert_queue_serves(1);
+    f.assert_other_device_serves();
+    f.assert_no_violations();
+}
+
+#[test]
+fn an_injected_copy_failure_drops_one_frame_and_counts_it() {
+    let (machine, mut a, mut b) = RawNet::pair(0, 0);
+    for domain in [FRONTEND, OTHER_FRONTEND] {
+        machine.borrow_mut().frontends.copy_buffers(domain);
+    }
+    b.post_rx(0, 2048);
+    b.post_rx(2048, 2048);
+    let mut frame = vec![0x5au8; 100];
+    frame[..6].copy_from_slice(&MAC_B);
+    frame[6..12].copy_from_slice(&MAC_A);
+    // The tx chain's header copy fails: the frame is dropped, counted, its chain returned.
+    fail_copy(0);
+    a.send([0; 12], &frame);
+    assert_eq!(a.tx.used_idx(), 1, "the failed chain came back");
+    assert!(b.used_rx().is_empty(), "nothing delivered");
+    assert_eq!(
+        machine.borrow().backend.counters(0).unwrap().request_errors,
+        1
+    );
+    a.send([0; 12], &frame);
+    assert_eq!(b.used_rx(), vec![(0, 12 + 100)]);
+    assert_eq!(b.mem.read(RX_AREA + 12, 100), frame);
     scenario::assert_no_violations();
 }
