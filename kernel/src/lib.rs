@@ -37,6 +37,8 @@ mod rt;
 mod selftest;
 #[cfg(feature = "image")]
 mod serve;
+#[cfg(feature = "image")]
+mod uplink;
 
 #[cfg(feature = "image")]
 pub use kmain::kernel_main;

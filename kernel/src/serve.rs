@@ -10,10 +10,11 @@
 //! `XEN_DMOP_nr_vcpus`, `EVTCHNOP_bind_interdomain` per vcpu slot; then `SCHEDOP_poll`,
 //! `EVTCHNOP_send` after each answer and `XEN_DMOP_set_irq_level` for interrupts.
 
-use crate::arch::{host_irq, BootInfo, PAGE_SIZE};
+use crate::arch::{BootInfo, PAGE_SIZE};
 use crate::cmdline;
 use crate::hostdev;
 use crate::mem;
+use crate::uplink::Uplink;
 use crate::xen::abi::dm_op::{IoServId, XEN_DMOP_IO_RANGE_MEMORY};
 use crate::xen::abi::event_channel::Port;
 use crate::xen::abi::DomId;
@@ -50,15 +51,6 @@ const WINDOW: u64 = 0x200;
 const POLL_NS: u64 = 1_000_000_000;
 /// Poll timeout while a notification is owed (a failed `EVTCHNOP_send` is retried).
 const RETRY_NS: u64 = 1_000_000;
-/// Poll timeouts with an uplink whose interrupt could not be set up (no GIC found): a
-/// frame from the wire waits at most this long: short while frames flow, longer when the
-/// link has been quiet for [`UPLINK_ACTIVE_NS`] (fewer wake-ups of an idle backend).
-const UPLINK_BUSY_POLL_NS: u64 = 1_000_000;
-const UPLINK_IDLE_POLL_NS: u64 = 20_000_000;
-const UPLINK_ACTIVE_NS: u64 = 200_000_000;
-/// With the NIC's interrupt ending the poll: a look anyway this often, so a lost edge
-/// costs a delay, never the link.
-const UPLINK_IRQ_POLL_NS: u64 = 100_000_000;
 /// Minimum time between two counter lines.
 const COUNTERS_EVERY_NS: u64 = 2_000_000_000;
 const DEFAULT_RAMDISK_MB: u64 = 16;
@@ -245,7 +237,9 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             BlkOptions::default(),
         )
     });
-    let mut uplink = host.nic.and_then(|nic| Some((backend.add_uplink()?, nic)));
+    let mut uplink = host
+        .nic
+        .and_then(|nic| Uplink::new(&mut backend, nic, boot, cfg.uplink_irq));
     let (_id, mut server) = match register(boot, fe, cfg, &windows) {
         Ok(s) => s,
         Err(why) => {
@@ -265,26 +259,8 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
         server.vcpus.len(),
         if cfg.copy_buffers { "copied" } else { "mapped" }
     );
-    // The NIC's interrupt wakes the loop when the GIC can be set up for it.
-    let nic_interrupt = uplink
-        .as_ref()
-        .and_then(|(_, nic)| nic.intid)
-        .filter(|_| cfg.uplink_irq)
-        .filter(|&intid| {
-            host_irq::init(boot.gic_distributor as usize);
-            host_irq::enable_spi(intid)
-        });
-    if let Some((_, nic)) = &uplink {
-        let [a, b, c, d, e, f] = nic.mac();
-        let _ = write!(
-            ready,
-            " uplink={a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}"
-        );
-        match nic_interrupt {
-            Some(intid) => write!(ready, " uplink_irq={intid}"),
-            None => write!(ready, " uplink_irq=polled"),
-        }
-        .ok();
+    if let Some(uplink) = &uplink {
+        uplink.describe(&mut ready);
     }
     let _ = writeln!(crate::console::Writer, "{ready}");
     let mut frontends = OneFrontend::new(fe, cfg.copy_buffers);
@@ -295,8 +271,6 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     let mut last_line = String::new();
     let mut last_print = 0u64;
     let devices = Devices { blk, net, disk };
-    let mut uplink_active_until = 0u64;
-    let mut nic_irqs = 0u64;
     loop {
         // Bounded: each vcpu's slot is answered at most once per pass.
         let served = ioreq_loop::serve_pass(
@@ -320,32 +294,13 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             raised
         });
         let now = evtchn::system_time_ns();
-        if let Some((index, nic)) = uplink.as_mut() {
-            let acknowledged = nic_interrupt.map_or(0, host_irq::acknowledge_all);
-            if acknowledged > 0 {
-                nic.acknowledge();
-                nic_irqs += acknowledged as u64;
-            }
-            let moved = nic.pump(&mut backend, *index);
-            if moved.received > 0 || moved.sent > 0 {
-                uplink_active_until = now.saturating_add(UPLINK_ACTIVE_NS);
-            }
-            more |= moved.received > 0;
+        if let Some(uplink) = uplink.as_mut() {
+            more |= uplink.service(&mut backend, now);
         }
         if now.saturating_sub(last_print) >= COUNTERS_EVERY_NS {
             let mut line = counters_line(&stats, irq_errors, &backend, &devices, &server.vcpus);
-            if let Some((index, nic)) = &uplink {
-                if let Some(u) = backend.uplink_stats(*index) {
-                    let _ = write!(
-                        line,
-                        " uplink=in:{},out:{},drop:{},csum:{},tx_err:{},irqs:{nic_irqs}",
-                        u.frames_in,
-                        u.frames_out,
-                        u.dropped_in,
-                        u.checksums_completed,
-                        nic.tx_errors
-                    );
-                }
+            if let Some(uplink) = &uplink {
+                uplink.counters(&backend, &mut line);
             }
             if let Some(c) = frontends.copy_stats() {
                 let _ = write!(line, " copies={} copy_refused={}", c.copies, c.refused);
@@ -359,14 +314,8 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
         if served == 0 && !more {
             let timeout = if ioreq_loop::notify_owed(&server.vcpus) {
                 RETRY_NS
-            } else if uplink.is_some() && nic_interrupt.is_some() {
-                UPLINK_IRQ_POLL_NS
-            } else if uplink.is_some() && now < uplink_active_until {
-                UPLINK_BUSY_POLL_NS
-            } else if uplink.is_some() {
-                UPLINK_IDLE_POLL_NS
             } else {
-                POLL_NS
+                uplink.as_ref().map_or(POLL_NS, |u| u.poll_timeout(now))
             };
             if let Err(e) = sched::poll(&mut ports, now.saturating_add(timeout)) {
                 log::error!("serve: SCHEDOP_poll: {e}");
