@@ -96,10 +96,6 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
         MAX_COPIED_PAGES - self.free.len()
     }
 
-    pub fn mapped(&self) -> &M {
-        &self.mapped
-    }
-
     /// The grants behind a run of our (copied) pieces, checked as a mapping would be;
     /// `None` for a run of the wrapped implementation's pieces (see [`runs`]).
     fn grants(

@@ -115,16 +115,12 @@ impl HostDisk {
         }
     }
 
+    /// Zeroes through the ordinary write path, a bounce chunk at a time.
     fn write_zeros(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
-        self.check(offset, len)?;
         let len = usize::try_from(len).map_err(|_| StorageError::OutOfRange)?;
-        self.bounce.fill(0);
-        let (device, bounce) = (&mut self.device, &self.bounce);
-        Self::chunks(offset, len, |sector, n| {
-            let zeros = bounce.get(..n).ok_or(StorageError::Io)?;
-            device
-                .write_blocks(sector, zeros)
-                .map_err(|_| StorageError::Io)
+        self.write(offset, len, &mut |chunk| {
+            chunk.fill(0);
+            true
         })
     }
 }
