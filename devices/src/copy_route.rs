@@ -218,11 +218,17 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
     }
 
     fn read(&self, page: MappedPage, offset: usize, dst: &mut [u8]) -> Result<(), AccessError> {
+        if !is_copied(page) {
+            return self.mapped.read(page, offset, dst);
+        }
         let len = dst.len();
         self.read_pieces(&[Piece { page, offset, len }], dst)
     }
 
     fn write(&mut self, page: MappedPage, offset: usize, src: &[u8]) -> Result<(), AccessError> {
+        if !is_copied(page) {
+            return self.mapped.write(page, offset, src);
+        }
         let len = src.len();
         self.write_pieces(&[Piece { page, offset, len }], src)
     }
@@ -265,6 +271,15 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
 
     fn barrier(&self, kind: Barrier) {
         self.mapped.barrier(kind);
+    }
+
+    fn read_descriptor(&self, page: MappedPage, offset: usize) -> Result<[u8; 16], AccessError> {
+        if !is_copied(page) {
+            return self.mapped.read_descriptor(page, offset);
+        }
+        let mut bytes = [0; 16];
+        self.read(page, offset, &mut bytes)?;
+        Ok(bytes)
     }
 
     fn read_u16(&self, page: MappedPage, offset: usize) -> Result<u16, AccessError> {

@@ -11,6 +11,9 @@ use heapless::Vec;
 pub struct PageBatch<const N: usize> {
     requests: Vec<MapRequest, N>,
     results: Vec<Result<MappedPage, MapError>, N>,
+    /// Entries Xen refused since the batch was emptied: when none, callers skip the
+    /// per-page error checks.
+    failures: usize,
 }
 
 /// Why a buffer could not join a batch.
@@ -32,6 +35,7 @@ impl<const N: usize> PageBatch<N> {
         Self {
             requests: Vec::new(),
             results: Vec::new(),
+            failures: 0,
         }
     }
 
@@ -81,10 +85,16 @@ impl<const N: usize> PageBatch<N> {
         let results = self.results.get_mut(start..).unwrap_or(&mut []);
         mem.map_batch(pending, results);
         let failed = results.iter().filter(|r| r.is_err()).count();
+        self.failures += failed;
         counters.map_batches += 1;
         // Failed entries hold no mapping, so only successes count as mapped.
         counters.pages_mapped += (pending.len() - failed) as u64;
         counters.map_failures += failed as u64;
+    }
+
+    /// Whether every page queued so far was mapped.
+    pub fn all_mapped(&self) -> bool {
+        self.failures == 0 && self.results.len() == self.requests.len()
     }
 
     /// The mapped page at `index`, if its mapping succeeded.
@@ -115,6 +125,7 @@ impl<const N: usize> PageBatch<N> {
         }
         self.requests.clear();
         self.results.clear();
+        self.failures = 0;
     }
 }
 
@@ -184,6 +195,11 @@ impl<const P: usize> MappedRegion<P> {
         at: usize,
         dst: &mut [u8],
     ) -> Result<(), AccessError> {
+        let (page, page_offset, chunk) = self.locate(at, dst.len())?;
+        if chunk == dst.len() {
+            // Descriptors and used entries never cross a page: one access.
+            return mem.read(page, page_offset, dst);
+        }
         let mut done = 0;
         while done < dst.len() {
             let (page, page_offset, chunk) = self.locate(at + done, dst.len() - done)?;
@@ -203,6 +219,10 @@ impl<const P: usize> MappedRegion<P> {
         at: usize,
         src: &[u8],
     ) -> Result<(), AccessError> {
+        let (page, page_offset, chunk) = self.locate(at, src.len())?;
+        if chunk == src.len() {
+            return mem.write(page, page_offset, src);
+        }
         let mut done = 0;
         while done < src.len() {
             let (page, page_offset, chunk) = self.locate(at + done, src.len() - done)?;
@@ -211,6 +231,23 @@ impl<const P: usize> MappedRegion<P> {
             done += chunk;
         }
         Ok(())
+    }
+
+    /// The 16-byte descriptor at `at` (a multiple of 16 from a 16-aligned table, so never
+    /// across a page).
+    pub fn read_descriptor(
+        &self,
+        mem: &dyn GuestMemory,
+        at: usize,
+    ) -> Result<[u8; 16], AccessError> {
+        let (page, page_offset, chunk) = self.locate(at, 16)?;
+        if chunk == 16 {
+            mem.read_descriptor(page, page_offset)
+        } else {
+            let mut bytes = [0; 16];
+            self.read(mem, at, &mut bytes)?;
+            Ok(bytes)
+        }
     }
 
     /// A naturally aligned 16-bit field, read in one access when it sits in one page.

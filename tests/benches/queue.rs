@@ -233,6 +233,37 @@ impl GuestMemory for FastMemory {
         Ok(())
     }
 
+    fn read_descriptor(&self, page: MappedPage, offset: usize) -> Result<[u8; 16], AccessError> {
+        let range = self.page(page, offset, 16)?;
+        self.bytes
+            .get(range)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .ok_or(AccessError::OutOfPage)
+    }
+
+    // One access per ring field, as the kernel's implementation does.
+    fn read_u16(&self, page: MappedPage, offset: usize) -> Result<u16, AccessError> {
+        let range = self.page(page, offset, 2)?;
+        match self.bytes.get(range) {
+            Some(&[lo, hi]) => Ok(u16::from_le_bytes([lo, hi])),
+            _ => Err(AccessError::OutOfPage),
+        }
+    }
+
+    fn write_u16(
+        &mut self,
+        page: MappedPage,
+        offset: usize,
+        value: u16,
+    ) -> Result<(), AccessError> {
+        if page.access == Access::ReadOnly {
+            return Err(AccessError::ReadOnly);
+        }
+        let range = self.page(page, offset, 2)?;
+        self.bytes[range].copy_from_slice(&value.to_le_bytes());
+        Ok(())
+    }
+
     fn barrier(&self, kind: Barrier) {
         let order = match kind {
             Barrier::Acquire => std::sync::atomic::Ordering::Acquire,

@@ -55,12 +55,18 @@ impl From<QueueError> for ChainFault {
 
 #[derive(Clone, Copy, Debug)]
 struct Segment {
-    addr: u64,
+    /// The buffer's pages, decoded once when the descriptor is walked.
+    span: Result<GrantSpan, AddressError>,
     len: u32,
     writable: bool,
     /// Index of its first page in the batch, or why it has none.
     mapped: Result<usize, SegmentFault>,
-    page_offset: usize,
+}
+
+impl Segment {
+    fn page_offset(&self) -> usize {
+        self.span.map_or(0, |span| usize::from(span.offset))
+    }
 }
 
 /// Segments one batch holds: room for two chains of the longest a queue allows, so
@@ -482,12 +488,12 @@ impl Chain {
         if self.segments.len() - loaded.first_segment >= MAX_SEGMENTS {
             return Err(QueueError::ChainTooLong);
         }
+        let span = GrantSpan::new(desc.addr, desc.len);
         let segment = Segment {
-            addr: desc.addr,
+            span,
             len: desc.len,
             writable,
             mapped: Err(SegmentFault::TooManyPages),
-            page_offset: 0,
         };
         self.segments
             .push(segment)
@@ -498,7 +504,7 @@ impl Chain {
         } else {
             loaded.readable_len = loaded.readable_len.saturating_add(len);
         }
-        Ok(GrantSpan::new(desc.addr, desc.len).map_or(0, |span| span.page_count() as usize))
+        Ok(span.map_or(0, |span| span.page_count() as usize))
     }
 
     /// Queues every segment of every chain (in chain order) and maps them in one batch.
@@ -517,21 +523,22 @@ impl Chain {
                 } else {
                     Access::ReadOnly
                 };
-                segment.mapped = match GrantSpan::new(segment.addr, segment.len) {
+                segment.mapped = match segment.span {
                     Err(e) => Err(SegmentFault::Address(e)),
-                    Ok(span) => {
-                        segment.page_offset = usize::from(span.offset);
-                        self.pages
-                            .add_span(&span, access, PageUse::Buffer)
-                            .map_err(|BatchError::Full| SegmentFault::TooManyPages)
-                    }
+                    Ok(span) => self
+                        .pages
+                        .add_span(&span, access, PageUse::Buffer)
+                        .map_err(|BatchError::Full| SegmentFault::TooManyPages),
                 };
             }
         }
         self.pages.map(mem, counters);
+        if self.pages.all_mapped() {
+            return;
+        }
         for segment in self.segments.iter_mut() {
-            if let Ok(first) = segment.mapped {
-                let pages = (segment.page_offset + segment.len as usize).div_ceil(PAGE_SIZE);
+            if let (Ok(first), Ok(span)) = (segment.mapped, segment.span) {
+                let pages = span.page_count() as usize;
                 if let Some(error) = (first..first + pages).find_map(|i| self.pages.error(i)) {
                     segment.mapped = Err(SegmentFault::Map(error));
                 }
@@ -587,7 +594,7 @@ impl Chain {
             let mut offset_in_segment = skip;
             skip = 0;
             while remaining > 0 && offset_in_segment < seg_len {
-                let absolute = segment.page_offset + offset_in_segment;
+                let absolute = segment.page_offset() + offset_in_segment;
                 let page = self
                     .pages
                     .page(first + absolute / PAGE_SIZE)
@@ -608,6 +615,33 @@ impl Chain {
         Ok(())
     }
 
+    /// The piece holding the `len` bytes at `at` of a stream when they lie in one page of
+    /// the stream's first readable or last writable segment: a request header or a status
+    /// byte, found without walking segments. `None` sends the caller down the general
+    /// path, which also reports why an access cannot be made.
+    fn single_piece(&self, writable: bool, at: usize, len: usize) -> Option<Piece> {
+        let segments = self.selected_segments();
+        let (segment, skip) = if writable {
+            // Writable segments come last: the final one ends the writable stream.
+            let last = segments.last().filter(|s| s.writable)?;
+            let start = self.writable_len().checked_sub(last.len as usize)?;
+            (last, at.checked_sub(start)?)
+        } else {
+            (segments.first().filter(|s| !s.writable)?, at)
+        };
+        if skip.checked_add(len)? > segment.len as usize {
+            return None;
+        }
+        let first = segment.mapped.ok()?;
+        let absolute = segment.page_offset() + skip;
+        let offset = absolute % PAGE_SIZE;
+        if len > PAGE_SIZE - offset {
+            return None;
+        }
+        let page = self.pages.page(first + absolute / PAGE_SIZE)?;
+        Some(Piece { page, offset, len })
+    }
+
     /// Copies `dst.len()` bytes from the readable stream at `at`.
     pub fn read(
         &self,
@@ -616,6 +650,11 @@ impl Chain {
         dst: &mut [u8],
     ) -> Result<(), BufferError> {
         let len = dst.len();
+        if let Some(piece) = self.single_piece(false, at, len) {
+            return mem
+                .read(piece.page, piece.offset, dst)
+                .map_err(BufferError::Access);
+        }
         self.for_each_group(false, at, len, |group, range| {
             let part = dst.get_mut(range).ok_or(BufferError::OutOfRange)?;
             match group {
@@ -634,6 +673,11 @@ impl Chain {
         at: usize,
         src: &[u8],
     ) -> Result<(), BufferError> {
+        if let Some(piece) = self.single_piece(true, at, src.len()) {
+            return mem
+                .write(piece.page, piece.offset, src)
+                .map_err(BufferError::Access);
+        }
         self.for_each_group(true, at, src.len(), |group, range| {
             let part = src.get(range).ok_or(BufferError::OutOfRange)?;
             match group {

@@ -105,6 +105,7 @@ impl Descriptor {
 /// A live split virtqueue.
 #[derive(Debug)]
 pub struct SplitQueue {
+    /// A power of two (checked at activation): ring slots are indices masked by size - 1.
     size: u16,
     desc: MappedRegion<RING_PAGES>,
     avail: MappedRegion<RING_PAGES>,
@@ -229,7 +230,7 @@ impl SplitQueue {
                 return Ok(None);
             }
         }
-        let slot = usize::from(self.next_avail % self.size);
+        let slot = usize::from(self.next_avail & (self.size - 1));
         let head = self.avail.read_u16(mem, 4 + 2 * slot)?;
         if head >= self.size {
             return Err(QueueError::IndexOutOfRange(head));
@@ -249,9 +250,9 @@ impl SplitQueue {
         if index >= self.size {
             return Err(QueueError::IndexOutOfRange(index));
         }
-        let mut bytes = [0; DESCRIPTOR_SIZE];
-        self.desc
-            .read(mem, usize::from(index) * DESCRIPTOR_SIZE, &mut bytes)?;
+        let bytes = self
+            .desc
+            .read_descriptor(mem, usize::from(index) * DESCRIPTOR_SIZE)?;
         Ok(Descriptor::from_bytes(&bytes))
     }
 
@@ -262,7 +263,7 @@ impl SplitQueue {
         head: u16,
         len: u32,
     ) -> Result<(), QueueError> {
-        let slot = usize::from(self.next_used % self.size);
+        let slot = usize::from(self.next_used & (self.size - 1));
         let [h0, h1, h2, h3] = u32::from(head).to_le_bytes();
         let [l0, l1, l2, l3] = len.to_le_bytes();
         let entry = [h0, h1, h2, h3, l0, l1, l2, l3];

@@ -142,6 +142,28 @@ impl GuestMemory for GrantMemory {
         });
     }
 
+    fn read_descriptor(&self, page: MappedPage, offset: usize) -> Result<[u8; 16], AccessError> {
+        let va = self.address(page, offset, 16)?;
+        if va % 8 != 0 {
+            let mut bytes = [0; 16];
+            self.read(page, offset, &mut bytes)?;
+            return Ok(bytes);
+        }
+        // SAFETY: 8-aligned and [va, va + 16) inside a live mapped page (checked above);
+        // volatile because the frontend may rewrite a descriptor it does not own any more.
+        let (low, high) = unsafe {
+            (
+                core::ptr::read_volatile(va as *const u64),
+                core::ptr::read_volatile((va + 8) as *const u64),
+            )
+        };
+        let mut bytes = [0; 16];
+        let (first, second) = bytes.split_at_mut(8);
+        first.copy_from_slice(&low.to_ne_bytes());
+        second.copy_from_slice(&high.to_ne_bytes());
+        Ok(bytes)
+    }
+
     fn read_u16(&self, page: MappedPage, offset: usize) -> Result<u16, AccessError> {
         let va = self.address(page, offset, 2)?;
         if va % 2 != 0 {
