@@ -155,8 +155,9 @@ pub trait GuestMemory {
         Ok(u16::from_le_bytes(bytes))
     }
 
-    /// Reads a 16-byte ring descriptor at a 16-byte aligned `offset`: the hottest ring
-    /// access, so an implementation may do it in two 8-byte loads instead of a byte copy.
+    /// Reads a 16-byte descriptor at `offset` (inside the page): the hottest ring access,
+    /// so an implementation may do it in two 8-byte loads when aligned instead of a byte
+    /// copy.
     fn read_descriptor(&self, page: MappedPage, offset: usize) -> Result<[u8; 16], AccessError> {
         let mut bytes = [0; 16];
         self.read(page, offset, &mut bytes)?;

@@ -95,6 +95,8 @@ const T_IN: u32 = 0;
 const T_OUT: u32 = 1;
 const QUEUE_SIZE: u16 = 256;
 const DISK_BYTES: u64 = 64 << 20;
+/// Request buffers the streaming memcpy reference cycles through (the deepest queue).
+const STREAM_SLOTS: usize = 32;
 /// Linux's split of a large request: SIZE_MAX (4 KiB) segments, at most SEG_MAX (254)
 /// per request, so 1 MiB becomes 1016 KiB + 8 KiB.
 const SEG_MAX: usize = 254;
@@ -372,6 +374,15 @@ fn count(workload: &Workload, rounds: u64, copy: bool) -> PerRequest {
     }
 }
 
+/// The bench id of `workload` over the copy route (the kernel's default) or mapped.
+fn route_name(workload: &Workload, copy: bool) -> String {
+    format!(
+        "{}_{}",
+        workload.name(),
+        if copy { "copy" } else { "mapped" }
+    )
+}
+
 fn blk_workloads() -> Vec<Workload> {
     let mut out = Vec::new();
     for depth in [1, 32] {
@@ -443,19 +454,24 @@ fn main() {
     // Block data path, plus memcpy of the same sizes.
     let mut group = criterion.benchmark_group("blk");
     for workload in blk_workloads() {
-        let per_round = (workload.depth * workload.bytes) as u64;
-        group.throughput(Throughput::Bytes(per_round));
-        let mut rig = BlkRig::new(workload.depth * workload.bytes);
-        let mut position = 0;
-        let _ = rig.round(&workload, &mut position);
-        rig.check_status(workload.depth * workload.chains().len());
-        group.bench_function(workload.name(), |b| {
-            b.iter_custom(|rounds| {
-                (0..rounds)
-                    .map(|_| rig.round(&workload, &mut position))
-                    .sum()
-            })
-        });
+        for copy in [true, false] {
+            let per_round = (workload.depth * workload.bytes) as u64;
+            group.throughput(Throughput::Bytes(per_round));
+            let mut rig = BlkRig::new(workload.depth * workload.bytes);
+            if copy {
+                rig.machine.borrow_mut().frontends.copy_buffers(FRONTEND);
+            }
+            let mut position = 0;
+            let _ = rig.round(&workload, &mut position);
+            rig.check_status(workload.depth * workload.chains().len());
+            group.bench_function(route_name(&workload, copy), |b| {
+                b.iter_custom(|rounds| {
+                    (0..rounds)
+                        .map(|_| rig.round(&workload, &mut position))
+                        .sum()
+                })
+            });
+        }
     }
     for bytes in [4096usize, 64 << 10, 1 << 20] {
         group.throughput(Throughput::Bytes(bytes as u64));
@@ -467,6 +483,33 @@ fn main() {
                 black_box(&dst);
             })
         });
+        // The same copies over the data path's memory footprint: sequential blocks of
+        // the 64 MiB disk into 32 request buffers in turn (QD 32), out of cache as the
+        // RAM disk's are. The floor for a storage copy, where the hot copy above is not.
+        // Reads copy disk -> buffers, writes buffers -> disk.
+        let mut disk = vec![0x5au8; DISK_BYTES as usize];
+        let mut buffers = vec![0u8; STREAM_SLOTS * bytes];
+        for to_disk in [false, true] {
+            let (mut at, mut slot) = (0usize, 0usize);
+            let name = if to_disk {
+                "memcpy_stream_w"
+            } else {
+                "memcpy_stream"
+            };
+            group.bench_function(format!("{name}_{}K", bytes >> 10), |b| {
+                b.iter(|| {
+                    let buffer = slot * bytes;
+                    if to_disk {
+                        disk[at..at + bytes].copy_from_slice(&buffers[buffer..buffer + bytes]);
+                    } else {
+                        buffers[buffer..buffer + bytes].copy_from_slice(&disk[at..at + bytes]);
+                    }
+                    black_box((&disk, &buffers));
+                    at = (at + bytes) % DISK_BYTES as usize;
+                    slot = (slot + 1) % STREAM_SLOTS;
+                })
+            });
+        }
     }
     group.finish();
 
@@ -494,40 +537,74 @@ fn main() {
     criterion.final_summary();
 
     // Tables.
-    let memcpy: Vec<(usize, Option<f64>)> = [4096usize, 64 << 10, 1 << 20]
-        .iter()
-        .map(|&bytes| {
-            (
-                bytes,
-                common::median_ns("blk", &format!("memcpy_{}K", bytes >> 10))
-                    .map(|ns| bytes as f64 * 1e3 / ns),
-            )
-        })
-        .collect();
+    let memcpy_mbs = |name: &str, bytes: usize| {
+        common::median_ns("blk", &format!("{name}_{}K", bytes >> 10))
+            .map(|ns| bytes as f64 * 1e3 / ns)
+    };
+    let memcpy: Vec<(usize, Option<f64>, Option<f64>, Option<f64>)> =
+        [4096usize, 64 << 10, 1 << 20]
+            .iter()
+            .map(|&bytes| {
+                (
+                    bytes,
+                    memcpy_mbs("memcpy", bytes),
+                    memcpy_mbs("memcpy_stream", bytes),
+                    memcpy_mbs("memcpy_stream_w", bytes),
+                )
+            })
+            .collect();
     let mut rows = Vec::new();
     for workload in blk_workloads() {
-        let ns = common::median_ns("blk", &workload.name());
         let per_round = (workload.depth * workload.bytes) as f64;
-        let mbs = ns.map(|ns| per_round * 1e3 / ns);
-        let iops = ns.map(|ns| workload.depth as f64 * 1e9 / ns);
-        let copy = memcpy
-            .iter()
-            .find(|(b, _)| *b == workload.bytes)
-            .and_then(|(_, m)| *m);
+        let rate = |copy: bool| {
+            common::median_ns("blk", &route_name(&workload, copy))
+                .map(|ns| (per_round * 1e3 / ns, workload.depth as f64 * 1e9 / ns))
+        };
+        let (copied, mapped) = (rate(true), rate(false));
+        let mbs = copied.map(|(mbs, _)| mbs);
+        let mapped_mbs = mapped.map(|(mbs, _)| mbs);
+        let iops = copied.map(|(_, iops)| iops);
+        let (hot, stream) = memcpy.iter().find(|(b, ..)| *b == workload.bytes).map_or(
+            (None, None),
+            |&(_, hot, from_disk, to_disk)| {
+                (
+                    hot,
+                    if workload.kind == T_IN {
+                        from_disk
+                    } else {
+                        to_disk
+                    },
+                )
+            },
+        );
+        let share = |route: Option<f64>, copy: Option<f64>| match (route, copy) {
+            (Some(a), Some(c)) => format!("{:.0}%", 100.0 * a / c),
+            _ => "-".into(),
+        };
+        let mb = |m: Option<f64>| m.map_or("-".into(), |m| format!("{m:.0}"));
         rows.push(vec![
             workload.name(),
             iops.map_or("-".into(), common::si),
-            mbs.map_or("-".into(), |m| format!("{m:.0}")),
-            copy.map_or("-".into(), |m| format!("{m:.0}")),
-            match (mbs, copy) {
-                (Some(a), Some(c)) => format!("{:.1}%", 100.0 * a / c),
-                _ => "-".into(),
-            },
+            mb(mbs),
+            mb(mapped_mbs),
+            mb(hot),
+            mb(stream),
+            format!("{} / {}", share(mbs, hot), share(mbs, stream)),
+            format!("{} / {}", share(mapped_mbs, hot), share(mapped_mbs, stream)),
         ]);
     }
     common::print_table(
-        "Block data path through the simulated grant path (RAM disk; 1 MiB = 254 + 2 segment requests)",
-        &["workload", "IOPS", "MB/s", "memcpy MB/s (same size)", "of memcpy"],
+        "Block data path through the simulated grant path (RAM disk; 1 MiB = 254 + 2 segment requests; copy route = kernel default)",
+        &[
+            "workload",
+            "IOPS (copy)",
+            "MB/s copy route",
+            "MB/s mapped route",
+            "memcpy MB/s cache-hot",
+            "memcpy MB/s disk footprint (same direction)",
+            "copy route of hot / footprint memcpy",
+            "mapped route of hot / footprint memcpy",
+        ],
         &rows,
     );
 

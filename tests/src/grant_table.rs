@@ -3,7 +3,6 @@
 
 use crate::host_pages::SharedRange;
 use devices::backend::DomainId;
-use std::collections::BTreeMap;
 
 /// Linux reserves the first grant references; frontends allocate from here.
 pub const FIRST_GREF: u32 = 8;
@@ -28,9 +27,11 @@ pub enum EndAccessError {
     StillMapped,
 }
 
+/// Indexed by grant reference, as Xen's own table is: a lookup is one array access.
 #[derive(Debug)]
 pub struct GrantTable {
-    entries: BTreeMap<u32, GrantEntry>,
+    entries: Vec<Option<GrantEntry>>,
+    live: usize,
     next: u32,
 }
 
@@ -43,7 +44,8 @@ impl Default for GrantTable {
 impl GrantTable {
     pub fn new() -> Self {
         Self {
-            entries: BTreeMap::new(),
+            entries: Vec::new(),
+            live: 0,
             next: FIRST_GREF,
         }
     }
@@ -65,41 +67,59 @@ impl GrantTable {
                 grantee,
                 mapped: 0,
             };
-            self.entries.insert(first + index as u32, entry);
+            let gref = (first + index as u32) as usize;
+            if self.entries.len() <= gref {
+                self.entries.resize(gref + 1, None);
+            }
+            if let Some(slot) = self.entries.get_mut(gref) {
+                self.live += usize::from(slot.is_none());
+                *slot = Some(entry);
+            }
         }
         self.next = first + frames.len() as u32;
         first
     }
 
     pub fn entry(&self, gref: u32) -> Option<&GrantEntry> {
-        self.entries.get(&gref)
+        self.entries.get(gref as usize)?.as_ref()
     }
 
     pub fn entry_mut(&mut self, gref: u32) -> Option<&mut GrantEntry> {
-        self.entries.get_mut(&gref)
+        self.entries.get_mut(gref as usize)?.as_mut()
+    }
+
+    fn remove(&mut self, gref: u32) {
+        if let Some(slot) = self.entries.get_mut(gref as usize) {
+            self.live -= usize::from(slot.is_some());
+            *slot = None;
+        }
     }
 
     /// `gnttab_end_foreign_access`: fails while the backend maps the grant.
     pub fn end_access(&mut self, gref: u32) -> Result<(), EndAccessError> {
-        let entry = self.entries.get(&gref).ok_or(EndAccessError::NoSuchGrant)?;
+        let entry = self.entry(gref).ok_or(EndAccessError::NoSuchGrant)?;
         if entry.mapped > 0 {
             return Err(EndAccessError::StillMapped);
         }
-        self.entries.remove(&gref);
+        self.remove(gref);
         Ok(())
     }
 
     /// Revokes a grant even while mapped (a hostile or crashing frontend); later maps
     /// fail with GNTST_bad_gntref.
     pub fn revoke(&mut self, gref: u32) {
-        self.entries.remove(&gref);
+        self.remove(gref);
     }
 
     pub fn live_grants(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
     pub fn mapped_grants(&self) -> usize {
-        self.entries.values().filter(|e| e.mapped > 0).count()
+        self.entries
+            .iter()
+            .flatten()
+            .filter(|e| e.mapped > 0)
+            .count()
     }
 }

@@ -12,7 +12,7 @@ use devices::memory::{
     Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage,
 };
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The backend's domain id (stubvirt runs as dom0 in the Arm route).
 pub const BACKEND_DOMID: DomainId = 0;
@@ -37,6 +37,8 @@ pub struct HypercallStats {
 
 #[derive(Clone, Copy, Debug)]
 struct Mapping {
+    /// The handle handed out; a stale handle whose slot was reused does not match it.
+    token: u64,
     grantor: DomainId,
     gref: u32,
     frame: usize,
@@ -62,14 +64,16 @@ pub struct Faults {
 #[derive(Default)]
 pub struct World {
     tables: BTreeMap<DomainId, GrantTable>,
-    mappings: BTreeMap<u64, Mapping>,
+    /// Live mappings by slot (Xen's maptrack table); freed slots are reused, so a
+    /// handle carries a serial number above its slot: a stale one is still caught.
+    mappings: Vec<Option<Mapping>>,
+    free_slots: Vec<u32>,
+    live: usize,
     next_handle: u64,
     pub stats: HypercallStats,
     /// Every access the simulated Xen refused or found wrong, in words.
     pub violations: Vec<String>,
     pub faults: Faults,
-    /// Grant references ever mapped, per domain (to assert what a device touched).
-    pub ever_mapped: BTreeSet<(DomainId, u32)>,
 }
 
 thread_local! {
@@ -92,7 +96,36 @@ impl World {
     }
 
     pub fn live_mappings(&self) -> usize {
-        self.mappings.len()
+        self.live
+    }
+
+    fn mapping(&self, token: u64) -> Option<&Mapping> {
+        let slot = self.mappings.get((token & u64::from(u32::MAX)) as usize)?;
+        slot.as_ref().filter(|m| m.token == token)
+    }
+
+    fn insert_mapping(&mut self, mut mapping: Mapping) -> u64 {
+        self.next_handle += 1;
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.mappings.push(None);
+            (self.mappings.len() - 1) as u32
+        });
+        mapping.token = (self.next_handle << 32) | u64::from(slot);
+        if let Some(entry) = self.mappings.get_mut(slot as usize) {
+            *entry = Some(mapping);
+        }
+        self.live += 1;
+        mapping.token
+    }
+
+    fn remove_mapping(&mut self, token: u64) -> Option<Mapping> {
+        let slot = (token & u64::from(u32::MAX)) as u32;
+        let entry = self.mappings.get_mut(slot as usize)?;
+        let mapping = entry.filter(|m| m.token == token)?;
+        *entry = None;
+        self.free_slots.push(slot);
+        self.live -= 1;
+        Some(mapping)
     }
 
     fn map_one(&mut self, grantor: DomainId, request: &MapRequest) -> Result<MappedPage, MapError> {
@@ -120,27 +153,26 @@ impl World {
         }
         entry.mapped += 1;
         let mapping = Mapping {
+            token: 0,
             grantor,
             gref: request.gref.0,
             frame: entry.frame,
             shared: entry.shared,
             writable,
         };
-        self.next_handle += 1;
-        self.mappings.insert(self.next_handle, mapping);
-        self.ever_mapped.insert((grantor, request.gref.0));
+        let token = self.insert_mapping(mapping);
         Ok(MappedPage {
-            token: self.next_handle,
+            token,
             access: request.access,
         })
     }
 
     fn unmap_one(&mut self, page: &MappedPage) -> bool {
-        if self.faults.unmap_refusals > 0 && self.mappings.contains_key(&page.token) {
+        if self.faults.unmap_refusals > 0 && self.mapping(page.token).is_some() {
             self.faults.unmap_refusals -= 1;
             return false;
         }
-        let Some(mapping) = self.mappings.remove(&page.token) else {
+        let Some(mapping) = self.remove_mapping(page.token) else {
             self.violations
                 .push(format!("unmap of unknown handle {}", page.token));
             return false;
@@ -162,7 +194,7 @@ impl World {
         len: usize,
         write: bool,
     ) -> Result<(usize, SharedRange), AccessError> {
-        let Some(mapping) = self.mappings.get(&page.token).copied() else {
+        let Some(mapping) = self.mapping(page.token).copied() else {
             self.violations
                 .push(format!("access through unmapped handle {}", page.token));
             return Err(AccessError::NotMapped);
@@ -244,33 +276,31 @@ impl SimCopier {
         into_grant: bool,
         mut copy: impl FnMut(SharedRange, usize, core::ops::Range<usize>) -> bool,
     ) -> Result<(), AccessError> {
-        let injected = with(|w| {
+        // One visit to the simulated Xen per call, as one hypercall is.
+        with(|w| {
             w.stats.copy_calls += 1;
             let refuse = w.faults.copy_countdown == Some(0);
             w.faults.copy_countdown = w.faults.copy_countdown.and_then(|n| n.checked_sub(1));
             w.stats.copies_refused += u64::from(refuse);
-            refuse
-        });
-        if injected {
-            return Err(AccessError::Refused);
-        }
-        let mut done = 0;
-        for piece in pieces {
-            let (addr, shared) = with(|w| {
-                w.copy_check(
+            if refuse {
+                return Err(AccessError::Refused);
+            }
+            let mut done = 0;
+            for piece in pieces {
+                let (addr, shared) = w.copy_check(
                     self.frontend,
                     piece.gref.0,
                     piece.offset,
                     piece.len,
                     into_grant,
-                )
-            })?;
-            if !copy(shared, addr, done..done + piece.len) {
-                return Err(AccessError::Refused);
+                )?;
+                if !copy(shared, addr, done..done + piece.len) {
+                    return Err(AccessError::Refused);
+                }
+                done += piece.len;
             }
-            done += piece.len;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

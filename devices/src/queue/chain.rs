@@ -454,8 +454,7 @@ impl Chain {
         let mut pages = 0;
         loop {
             let at = usize::from(span.offset) + 16 * index as usize;
-            let mut bytes = [0u8; 16];
-            read_pages(&self.pages, first, at, &mut bytes, mem).map_err(QueueError::Ring)?;
+            let bytes = read_descriptor(&self.pages, first, at, mem).map_err(QueueError::Ring)?;
             let desc = Descriptor::from_bytes(&bytes);
             visited += 1;
             if visited > entries {
@@ -713,6 +712,26 @@ impl Chain {
         })?;
         f(&group, start..done)
     }
+}
+
+/// The descriptor at byte `at` of a table mapped on consecutive batch pages from
+/// `first`: one access when it lies in one page (a 16-aligned table), else bytewise.
+fn read_descriptor<const N: usize>(
+    pages: &PageBatch<N>,
+    first: usize,
+    at: usize,
+    mem: &dyn GuestMemory,
+) -> Result<[u8; 16], AccessError> {
+    let offset = at % PAGE_SIZE;
+    if offset <= PAGE_SIZE - 16 {
+        let page = pages
+            .page(first + at / PAGE_SIZE)
+            .ok_or(AccessError::NotMapped)?;
+        return mem.read_descriptor(page, offset);
+    }
+    let mut bytes = [0u8; 16];
+    read_pages(pages, first, at, &mut bytes, mem)?;
+    Ok(bytes)
 }
 
 /// Reads bytes at `at` from consecutive batch pages starting at `first`.
