@@ -374,6 +374,14 @@ fn count(workload: &Workload, rounds: u64, copy: bool) -> PerRequest {
     }
 }
 
+/// memcpy MB/s of one size: cache-hot, and over the disk's footprint each way.
+struct MemcpyRates {
+    bytes: usize,
+    hot: Option<f64>,
+    from_disk: Option<f64>,
+    to_disk: Option<f64>,
+}
+
 /// The bench id of `workload` over the copy route (the kernel's default) or mapped.
 fn route_name(workload: &Workload, copy: bool) -> String {
     format!(
@@ -541,18 +549,15 @@ fn main() {
         common::median_ns("blk", &format!("{name}_{}K", bytes >> 10))
             .map(|ns| bytes as f64 * 1e3 / ns)
     };
-    let memcpy: Vec<(usize, Option<f64>, Option<f64>, Option<f64>)> =
-        [4096usize, 64 << 10, 1 << 20]
-            .iter()
-            .map(|&bytes| {
-                (
-                    bytes,
-                    memcpy_mbs("memcpy", bytes),
-                    memcpy_mbs("memcpy_stream", bytes),
-                    memcpy_mbs("memcpy_stream_w", bytes),
-                )
-            })
-            .collect();
+    let memcpy: Vec<MemcpyRates> = [4096usize, 64 << 10, 1 << 20]
+        .iter()
+        .map(|&bytes| MemcpyRates {
+            bytes,
+            hot: memcpy_mbs("memcpy", bytes),
+            from_disk: memcpy_mbs("memcpy_stream", bytes),
+            to_disk: memcpy_mbs("memcpy_stream_w", bytes),
+        })
+        .collect();
     let mut rows = Vec::new();
     for workload in blk_workloads() {
         let per_round = (workload.depth * workload.bytes) as f64;
@@ -564,19 +569,18 @@ fn main() {
         let mbs = copied.map(|(mbs, _)| mbs);
         let mapped_mbs = mapped.map(|(mbs, _)| mbs);
         let iops = copied.map(|(_, iops)| iops);
-        let (hot, stream) = memcpy.iter().find(|(b, ..)| *b == workload.bytes).map_or(
-            (None, None),
-            |&(_, hot, from_disk, to_disk)| {
-                (
-                    hot,
-                    if workload.kind == T_IN {
-                        from_disk
+        let (hot, stream) =
+            memcpy
+                .iter()
+                .find(|m| m.bytes == workload.bytes)
+                .map_or((None, None), |m| {
+                    let stream = if workload.kind == T_IN {
+                        m.from_disk
                     } else {
-                        to_disk
-                    },
-                )
-            },
-        );
+                        m.to_disk
+                    };
+                    (m.hot, stream)
+                });
         let share = |route: Option<f64>, copy: Option<f64>| match (route, copy) {
             (Some(a), Some(c)) => format!("{:.0}%", 100.0 * a / c),
             _ => "-".into(),
