@@ -9,12 +9,12 @@
 
 use crate::arch::BootInfo;
 use crate::dma::{self, DirectMapHal};
+use crate::nic_rx::NicQueues;
 use alloc::vec;
 use alloc::vec::Vec;
 use devices::backend::{Backend, UplinkIndex};
 use devices::blk::backend::{BlockBackend, StorageError, SECTOR_SIZE};
 use virtio_drivers::device::blk::VirtIOBlk;
-use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::{DeviceType, Transport};
 
@@ -193,16 +193,12 @@ impl BlockBackend for HostDisk {
     }
 }
 
-/// Queue size of the host NIC's rx and tx queues (rx buffers posted at once).
-const NIC_QUEUE: usize = 32;
-/// Rx buffer size: header plus an MTU-1500 frame with a VLAN tag, rounded up.
-const NIC_BUFFER: usize = 2048;
 /// Frames taken from the NIC per pass (bounded work).
 const NIC_RX_PER_PASS: usize = 64;
 
 /// A host virtio-net device as the switch's uplink.
 pub struct HostNic {
-    device: VirtIONet<DirectMapHal, Mmio, NIC_QUEUE>,
+    queues: NicQueues,
     /// The GIC INTID it raises (from the device tree).
     pub intid: Option<u32>,
     /// Frames the NIC refused to send (tx error); counted, never retried.
@@ -211,24 +207,24 @@ pub struct HostNic {
 
 impl HostNic {
     fn new(transport: Mmio, intid: Option<u32>) -> Result<Self, virtio_drivers::Error> {
-        let device = VirtIONet::new(transport, NIC_BUFFER)?;
-        let mac = device.mac_address();
+        let queues = NicQueues::new(transport)?;
+        let mac = queues.mac();
         log::info!("host virtio-net: MAC {mac:02x?}, interrupt {intid:?}");
         Ok(Self {
-            device,
+            queues,
             intid,
             tx_errors: 0,
         })
     }
 
     pub fn mac(&self) -> [u8; 6] {
-        self.device.mac_address()
+        self.queues.mac()
     }
 
     /// Acknowledges the device's interrupt (its line drops, so the next frame raises a
     /// new edge). The frames themselves are taken by [`HostNic::pump`].
     pub fn acknowledge(&mut self) {
-        let _ = self.device.ack_interrupt();
+        self.queues.acknowledge_interrupt();
     }
 
     /// Moves frames both ways between the NIC and `uplink`: what the wire received goes
@@ -236,23 +232,24 @@ impl HostNic {
     pub fn pump(&mut self, backend: &mut Backend, uplink: UplinkIndex) -> Pumped {
         let mut received = 0;
         while received < NIC_RX_PER_PASS {
-            let Ok(frame) = self.device.receive() else {
-                break;
-            };
-            backend.uplink_receive(uplink, frame.packet());
-            received += 1;
-            if let Err(e) = self.device.recycle_rx_buffer(frame) {
-                log::error!("host virtio-net: rx buffer not recycled: {e}");
+            match self.queues.receive(|frame| {
+                // A drop is counted by the uplink itself.
+                let _ = backend.uplink_receive(uplink, frame);
+            }) {
+                Ok(true) => received += 1,
+                Ok(false) => break,
+                Err(e) => {
+                    log::error!("host virtio-net: receive failed: {e}");
+                    break;
+                }
             }
         }
-        let (device, errors) = (&mut self.device, &mut self.tx_errors);
+        let (queues, errors) = (&mut self.queues, &mut self.tx_errors);
         let sent = backend.uplink_transmit(uplink, &mut |bytes| {
-            if !device.can_send() {
+            if !queues.can_send() {
                 return false;
             }
-            let mut buffer = device.new_tx_buffer(bytes.len());
-            buffer.packet_mut().copy_from_slice(bytes);
-            if device.send(buffer).is_err() {
+            if queues.send(bytes).is_err() {
                 *errors += 1;
             }
             true

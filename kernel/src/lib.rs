@@ -31,6 +31,8 @@ mod frontend_test;
 mod grant_bench;
 #[cfg(feature = "image")]
 mod hostdev;
+#[cfg(feature = "image")]
+mod nic_rx;
 #[cfg(all(feature = "image", target_arch = "x86_64"))]
 mod rt;
 #[cfg(feature = "image")]
