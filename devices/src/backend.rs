@@ -167,7 +167,8 @@ impl Backend {
     /// Adds an uplink on the next free switch port; None when the switch is full.
     pub fn add_uplink(&mut self) -> Option<UplinkIndex> {
         let port = self.free_port()?;
-        self.uplinks.push(Uplink::new(port));
+        let max_frame = self.switch.frame_capacity();
+        self.uplinks.push(Uplink::new(port, max_frame));
         Some(self.uplinks.len() - 1)
     }
 

@@ -1,8 +1,9 @@
 //! An L2 learning switch inside the backend: frontends' virtio-net ports (and later an
 //! uplink) exchange frames by MAC address. Memory is fixed when it is built: a pool of
-//! frame buffers, a bounded backlog per port, a bounded MAC table.
+//! frame buffers (see [`FramePool`]), a bounded backlog per port, a bounded MAC table.
 
 use super::frame::Frame;
+use super::pool::{FramePool, GSO_FRAMES};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
@@ -32,21 +33,18 @@ struct Port {
 
 pub struct Switch {
     ports: Vec<Port>,
-    pool: Vec<Frame>,
+    pool: FramePool,
     macs: VecDeque<([u8; 6], PortId)>,
-    frame_capacity: usize,
     /// Frames ever queued to a port: lets the host see that a round switched something.
     enqueued: u64,
 }
 
 impl Switch {
-    /// A switch for up to `max_ports` ports carrying frames of up to `frame_capacity` bytes.
+    /// A switch for up to `max_ports` ports carrying frames of up to `frame_capacity` bytes,
+    /// and GSO frames of up to 64 KiB.
     pub fn new(max_ports: usize, frame_capacity: usize) -> Self {
         let frames = max_ports * BACKLOG + max_ports * 2;
-        let mut pool = Vec::with_capacity(frames);
-        for _ in 0..frames {
-            pool.push(Frame::with_capacity(frame_capacity));
-        }
+        let pool = FramePool::new(frames, frame_capacity, GSO_FRAMES);
         let mut ports = Vec::with_capacity(max_ports);
         for _ in 0..max_ports {
             ports.push(Port {
@@ -58,7 +56,6 @@ impl Switch {
             ports,
             pool,
             macs: VecDeque::with_capacity(MAC_TABLE_SIZE),
-            frame_capacity,
             enqueued: 0,
         }
     }
@@ -67,17 +64,18 @@ impl Switch {
         self.ports.len()
     }
 
+    /// The largest frame that is not GSO.
     pub fn frame_capacity(&self) -> usize {
-        self.frame_capacity
+        self.pool.small_capacity()
     }
 
     pub fn stats(&self, port: PortId) -> PortStats {
         self.ports.get(port).map(|p| p.stats).unwrap_or_default()
     }
 
-    /// A free frame buffer for a port to fill, if the pool has one.
-    pub fn take_buffer(&mut self, port: PortId) -> Option<Frame> {
-        let frame = self.pool.pop();
+    /// A free frame buffer of at least `len` bytes for a port to fill, if the pool has one.
+    pub fn take_buffer(&mut self, port: PortId, len: usize) -> Option<Frame> {
+        let frame = self.pool.take(len);
         if frame.is_none() {
             if let Some(p) = self.ports.get_mut(port) {
                 p.stats.dropped_no_pool += 1;
@@ -88,7 +86,7 @@ impl Switch {
 
     /// Returns a buffer to the pool.
     pub fn recycle(&mut self, frame: Frame) {
-        self.pool.push(frame);
+        self.pool.give_back(frame);
     }
 
     /// Switches a frame a port sent: learn its source, deliver it to the port that owns
@@ -134,7 +132,7 @@ impl Switch {
             return;
         };
         for port in (0..last).filter(|&p| p != from) {
-            if let Some(mut copy) = self.take_buffer(from) {
+            if let Some(mut copy) = self.take_buffer(from, frame.len()) {
                 copy.copy_from(&frame);
                 self.enqueue(port, copy);
             }
@@ -144,12 +142,12 @@ impl Switch {
 
     fn enqueue(&mut self, port: PortId, frame: Frame) {
         let Some(p) = self.ports.get_mut(port) else {
-            self.pool.push(frame);
+            self.pool.give_back(frame);
             return;
         };
         if p.backlog.len() >= BACKLOG {
             p.stats.dropped_backlog_full += 1;
-            self.pool.push(frame);
+            self.pool.give_back(frame);
             return;
         }
         p.backlog.push_back(frame);
@@ -175,7 +173,7 @@ impl Switch {
                 p.stats.frames_out = p.stats.frames_out.saturating_sub(1);
                 p.backlog.push_front(frame);
             }
-            None => self.pool.push(frame),
+            None => self.pool.give_back(frame),
         }
     }
 
