@@ -150,6 +150,7 @@ impl Backend {
             return None;
         }
         let model = Model::Net(MmioDevice::new(NetDevice::new(port, options)));
+        self.switch.attach(port);
         Some(self.register(frontend, base, irq, model))
     }
 
@@ -168,6 +169,7 @@ impl Backend {
     pub fn add_uplink(&mut self) -> Option<UplinkIndex> {
         let port = self.free_port()?;
         let max_frame = self.switch.frame_capacity();
+        self.switch.attach(port);
         self.uplinks.push(Uplink::new(port, max_frame));
         Some(self.uplinks.len() - 1)
     }

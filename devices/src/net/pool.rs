@@ -55,3 +55,28 @@ impl FramePool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_comes_from_the_pool_its_length_needs_and_goes_back_to_it() {
+        let mut pool = FramePool::new(2, 1518, 1);
+        let big = pool.take(1519).unwrap();
+        assert_eq!(big.capacity(), MAX_GSO_FRAME);
+        assert!(pool.take(MAX_GSO_FRAME).is_none(), "one large frame only");
+        assert!(pool.take(MAX_GSO_FRAME + 1).is_none(), "nothing holds more");
+        let small = pool.take(1518).unwrap();
+        assert_eq!(small.capacity(), 1518);
+        assert!(pool.take(60).is_some());
+        assert!(
+            pool.take(60).is_none(),
+            "small frames do not spill into large ones"
+        );
+        pool.give_back(big);
+        pool.give_back(small);
+        assert_eq!(pool.take(60).map(|f| f.capacity()), Some(1518));
+        assert_eq!(pool.take(2000).map(|f| f.capacity()), Some(MAX_GSO_FRAME));
+    }
+}

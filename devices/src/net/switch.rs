@@ -12,6 +12,9 @@ pub type PortId = usize;
 
 /// Frames waiting per port for the driver to post rx buffers; beyond this they drop.
 pub const BACKLOG: usize = 64;
+/// Of those, 64 KiB GSO frames: a port whose driver takes nothing holds at most half of
+/// the [`GSO_FRAMES`] large buffers.
+pub const GSO_BACKLOG: usize = GSO_FRAMES / 2;
 /// Learned MAC addresses; the oldest is forgotten first.
 pub const MAC_TABLE_SIZE: usize = 256;
 
@@ -29,6 +32,8 @@ pub struct PortStats {
 struct Port {
     backlog: VecDeque<Frame>,
     stats: PortStats,
+    /// A device or uplink is on this port: only such ports get flooded frames.
+    attached: bool,
 }
 
 pub struct Switch {
@@ -50,6 +55,7 @@ impl Switch {
             ports.push(Port {
                 backlog: VecDeque::with_capacity(BACKLOG),
                 stats: PortStats::default(),
+                attached: false,
             });
         }
         Self {
@@ -57,6 +63,13 @@ impl Switch {
             pool,
             macs: VecDeque::with_capacity(MAC_TABLE_SIZE),
             enqueued: 0,
+        }
+    }
+
+    /// A device or uplink now uses `port`.
+    pub fn attach(&mut self, port: PortId) {
+        if let Some(p) = self.ports.get_mut(port) {
+            p.attached = true;
         }
     }
 
@@ -127,11 +140,22 @@ impl Switch {
     }
 
     fn flood(&mut self, from: PortId, frame: Frame) {
-        let Some(last) = (0..self.ports.len()).rev().find(|&p| p != from) else {
+        let targets = 0..self.ports.len();
+        let Some(last) = targets.rev().find(|&p| self.floods_to(p, from)) else {
             self.recycle(frame);
             return;
         };
-        for port in (0..last).filter(|&p| p != from) {
+        for port in 0..last {
+            if !self.floods_to(port, from) {
+                continue;
+            }
+            // Checked before the copy: a full port must not cost a 64 KiB memcpy.
+            if !self.has_room(port, &frame) {
+                if let Some(p) = self.ports.get_mut(port) {
+                    p.stats.dropped_backlog_full += 1;
+                }
+                continue;
+            }
             if let Some(mut copy) = self.take_buffer(from, frame.len()) {
                 copy.copy_from(&frame);
                 self.enqueue(port, copy);
@@ -140,12 +164,29 @@ impl Switch {
         self.enqueue(last, frame);
     }
 
+    /// Whether a frame `from` a port with an unknown destination goes to `port`.
+    fn floods_to(&self, port: PortId, from: PortId) -> bool {
+        port != from && self.ports.get(port).is_some_and(|p| p.attached)
+    }
+
+    /// Whether `port`'s backlog takes `frame`: fewer than [`BACKLOG`] frames waiting, and
+    /// fewer than [`GSO_BACKLOG`] large ones if it is large.
+    fn has_room(&self, port: PortId, frame: &Frame) -> bool {
+        let small = self.pool.small_capacity();
+        self.ports.get(port).is_some_and(|p| {
+            p.backlog.len() < BACKLOG
+                && (frame.capacity() <= small
+                    || p.backlog.iter().filter(|f| f.capacity() > small).count() < GSO_BACKLOG)
+        })
+    }
+
     fn enqueue(&mut self, port: PortId, frame: Frame) {
+        let room = self.has_room(port, &frame);
         let Some(p) = self.ports.get_mut(port) else {
             self.pool.give_back(frame);
             return;
         };
-        if p.backlog.len() >= BACKLOG {
+        if !room {
             p.stats.dropped_backlog_full += 1;
             self.pool.give_back(frame);
             return;

@@ -141,6 +141,13 @@ mod tests {
 
     const WIRE: PortId = 1;
 
+    fn two_port_switch() -> Switch {
+        let mut switch = Switch::new(2, 1518);
+        switch.attach(0);
+        switch.attach(WIRE);
+        switch
+    }
+
     fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> alloc::vec::Vec<u8> {
         let mut bytes = alloc::vec![0x5a; len];
         bytes[..6].copy_from_slice(&dst);
@@ -150,7 +157,7 @@ mod tests {
 
     #[test]
     fn frames_cross_in_both_directions_and_runts_drop() {
-        let mut switch = Switch::new(2, 1518);
+        let mut switch = two_port_switch();
         let mut uplink = Uplink::new(WIRE, 1518);
         let guest = [2, 0, 0, 0, 0, 1];
         let gateway = [2, 0, 0, 0, 0, 2];
@@ -186,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_busy_nic_keeps_the_frame_and_partial_checksums_are_completed() {
-        let mut switch = Switch::new(2, 1518);
+        let mut switch = two_port_switch();
         let mut uplink = Uplink::new(WIRE, 1518);
         let mut partial = Frame::with_capacity(1518);
         let bytes = partial.fill(64);
