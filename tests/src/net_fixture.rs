@@ -44,6 +44,9 @@ pub struct RawNet {
     /// Where the buffer last posted at each rx descriptor lives (offset in `mem`).
     pub rx_offsets: Vec<usize>,
     queue_size: u16,
+    pages: usize,
+    /// Used rx entries [`Self::drain_frames`] has returned already.
+    drained: u16,
 }
 
 impl RawNet {
@@ -63,6 +66,8 @@ impl RawNet {
             posted: 0,
             rx_offsets: vec![0; usize::from(layout.queue_size)],
             queue_size: layout.queue_size,
+            pages: layout.pages,
+            drained: 0,
         }
     }
 
@@ -73,6 +78,7 @@ impl RawNet {
         self.rx = rx;
         self.tx = tx;
         self.posted = 0;
+        self.drained = 0;
     }
 
     /// A fresh machine with A (dom1, port 0) and B (dom2, port 1).
@@ -126,19 +132,23 @@ impl RawNet {
 
     /// Posts `buf_len`-byte rx buffers from [`LARGE_RX_AREA`] on, refilling the ring as
     /// the device uses them, until a refill brings nothing more. Returns every frame
-    /// received meanwhile, virtio header included (put together from its num_buffers
-    /// buffers when `merged`, MRG_RXBUF).
+    /// received since the last drain, virtio header included (put together from its
+    /// num_buffers buffers when `merged`, MRG_RXBUF).
     pub fn drain_frames(&mut self, buf_len: usize, merged: bool) -> Vec<Vec<u8>> {
         let mut buffers = Vec::new();
-        let mut seen = self.rx.used_idx();
+        let mut seen = self.drained;
+        // As many buffers as fit the memory after LARGE_RX_AREA, each in its own slot.
+        let slots = (self.pages * 4096).saturating_sub(LARGE_RX_AREA) / buf_len;
+        let most = self.queue_size.min(slots as u16);
         loop {
             let outstanding = self.posted.wrapping_sub(seen);
-            for _ in outstanding..self.queue_size {
-                let desc = usize::from(self.next_rx_desc());
-                self.post_rx(LARGE_RX_AREA + desc * buf_len, buf_len as u32);
+            for _ in outstanding..most {
+                let slot = usize::from(self.posted) % slots;
+                self.post_rx(LARGE_RX_AREA + slot * buf_len, buf_len as u32);
             }
             let used = self.rx.used_idx();
             if used == seen {
+                self.drained = seen;
                 break;
             }
             for n in 0..used.wrapping_sub(seen) {
