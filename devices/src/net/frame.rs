@@ -161,20 +161,27 @@ fn mac_at(bytes: &[u8], at: usize) -> [u8; 6] {
     mac
 }
 
-/// The 32-bit ones' complement sum of big-endian 16-bit words (odd tail padded).
+/// The ones' complement sum of big-endian 16-bit words (odd tail padded), folded to 16
+/// bits. Added up four bytes at a time: 2^16 is 1 in ones' complement arithmetic, so a
+/// 32-bit word counts as the sum of its two halves, and a u64 cannot overflow here.
 pub fn ones_complement_sum(bytes: &[u8]) -> u32 {
-    let mut sum: u32 = 0;
-    let mut words = bytes.chunks_exact(2);
+    let mut sum: u64 = 0;
+    let mut words = bytes.chunks_exact(4);
     for word in &mut words {
-        if let [hi, lo] = *word {
-            sum = sum.wrapping_add(u32::from(u16::from_be_bytes([hi, lo])));
+        if let [a, b, c, d] = *word {
+            sum += u64::from(u32::from_be_bytes([a, b, c, d]));
         }
+    }
+    let mut tail = [0u8; 4];
+    let rest = words.remainder();
+    if let Some(start) = tail.get_mut(..rest.len()) {
+        start.copy_from_slice(rest);
+    }
+    sum += u64::from(u32::from_be_bytes(tail));
+    while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    if let [last] = *words.remainder() {
-        sum = sum.wrapping_add(u32::from(last) << 8);
-    }
-    sum
+    sum as u32
 }
 
 pub fn fold(mut sum: u32) -> u16 {
@@ -182,4 +189,40 @@ pub fn fold(mut sum: u32) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     sum as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 1071 as written: 16-bit words, carries folded at the end.
+    fn word_by_word(bytes: &[u8]) -> u16 {
+        let mut sum: u64 = 0;
+        for pair in bytes.chunks(2) {
+            sum += u64::from(pair[0]) << 8 | pair.get(1).map_or(0, |&b| u64::from(b));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn four_bytes_at_a_time_sums_as_sixteen_bit_words() {
+        let mut bytes = [0u8; 67];
+        let mut x: u32 = 0x1234_5678;
+        for b in bytes.iter_mut() {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *b = (x >> 24) as u8;
+        }
+        for len in 0..=bytes.len() {
+            let part = &bytes[..len];
+            assert_eq!(
+                fold(ones_complement_sum(part)),
+                word_by_word(part),
+                "{len} bytes"
+            );
+        }
+        assert_eq!(fold(ones_complement_sum(&[0xff; 64])), 0xffff);
+    }
 }
