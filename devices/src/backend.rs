@@ -150,6 +150,7 @@ impl Backend {
             return None;
         }
         let model = Model::Net(MmioDevice::new(NetDevice::new(port, options)));
+        self.switch.attach(port);
         Some(self.register(frontend, base, irq, model))
     }
 
@@ -167,7 +168,9 @@ impl Backend {
     /// Adds an uplink on the next free switch port; None when the switch is full.
     pub fn add_uplink(&mut self) -> Option<UplinkIndex> {
         let port = self.free_port()?;
-        self.uplinks.push(Uplink::new(port));
+        let max_frame = self.switch.frame_capacity();
+        self.switch.attach(port);
+        self.uplinks.push(Uplink::new(port, max_frame));
         Some(self.uplinks.len() - 1)
     }
 

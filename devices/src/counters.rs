@@ -37,6 +37,8 @@ pub struct Counters {
     pub frames_rx: u64,
     /// Net: frames dropped because they did not fit the posted rx buffers.
     pub rx_dropped_too_big: u64,
+    /// Net: segments cut in software from GSO frames for a driver without GUEST_TSO4/6.
+    pub gso_segments: u64,
     /// Storage backend errors (read, write, flush failed).
     pub storage_errors: u64,
 }

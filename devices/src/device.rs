@@ -59,6 +59,10 @@ pub trait VirtioDevice {
     fn device_id(&self) -> u32;
     /// Device-type feature bits; transport bits are added by the transport.
     fn features(&self) -> u64;
+    /// Pairs (feature, what it requires) that FEATURES_OK enforces.
+    fn feature_dependencies(&self) -> &'static [(u64, u64)] {
+        &[]
+    }
     fn queue_count(&self) -> usize;
     fn queue_max_size(&self, index: usize) -> u16;
     /// The device configuration space, little-endian, as it reads now.

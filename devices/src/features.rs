@@ -34,6 +34,26 @@ pub mod net {
     pub const GUEST_CSUM: u64 = bit(1);
     pub const MTU: u64 = bit(3);
     pub const MAC: u64 = bit(5);
+    pub const GUEST_TSO4: u64 = bit(7);
+    pub const GUEST_TSO6: u64 = bit(8);
+    pub const HOST_TSO4: u64 = bit(11);
+    pub const HOST_TSO6: u64 = bit(12);
     pub const MRG_RXBUF: u64 = bit(15);
     pub const STATUS: u64 = bit(16);
+
+    /// (feature, what it requires), section 5.1.3.1: segmentation offload needs the
+    /// checksum offload of the same direction.
+    pub const DEPENDENCIES: &[(u64, u64)] = &[
+        (HOST_TSO4, CSUM),
+        (HOST_TSO6, CSUM),
+        (GUEST_TSO4, GUEST_CSUM),
+        (GUEST_TSO6, GUEST_CSUM),
+    ];
+}
+
+/// Whether `features` sets a feature of `dependencies` without what it requires.
+pub fn breaks_dependency(features: u64, dependencies: &[(u64, u64)]) -> bool {
+    dependencies
+        .iter()
+        .any(|&(feature, required)| features & feature != 0 && features & required != required)
 }

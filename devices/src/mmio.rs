@@ -447,6 +447,7 @@ impl<D: VirtioDevice> MmioDevice<D> {
             if from & status::DRIVER == 0
                 || wanted & !offered != 0
                 || wanted & features::REQUIRED != features::REQUIRED
+                || features::breaks_dependency(wanted, self.device.feature_dependencies())
             {
                 log::warn!(
                     "refusing FEATURES_OK: driver wants {wanted:#x}, device offers {offered:#x}"

@@ -13,5 +13,6 @@ pub mod machine;
 pub mod net_fixture;
 pub mod rings;
 pub mod scenario;
+pub mod tcp_packets;
 pub mod transport;
 pub mod world;

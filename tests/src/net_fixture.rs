@@ -7,65 +7,109 @@ use devices::queue::{DESC_F_NEXT, DESC_F_WRITE};
 
 pub const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 1, 0xa];
 pub const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 1, 0xb];
-/// Rx buffers live in the first 8 pages of `mem`, tx data after them.
+/// Rx buffers live in the first 8 pages of `mem`, tx data after them (a 64 KiB frame
+/// reaches page 25); with [`NetLayout::GSO`], big rx buffers from [`LARGE_RX_AREA`] on.
 pub const RX_AREA: usize = 0;
 pub const TX_AREA: usize = 8 * 4096;
+pub const LARGE_RX_AREA: usize = 32 * 4096;
 pub const QUEUE_SIZE: u16 = 16;
+
+/// The size of a hand-driven frontend's rings and granted memory.
+#[derive(Clone, Copy, Debug)]
+pub struct NetLayout {
+    pub queue_size: u16,
+    pub pages: usize,
+}
+
+impl NetLayout {
+    pub const SMALL: Self = Self {
+        queue_size: QUEUE_SIZE,
+        pages: 16,
+    };
+    /// Room for 64 KiB GSO frames both ways: 384 KiB of rx buffers after
+    /// [`LARGE_RX_AREA`].
+    pub const GSO: Self = Self {
+        queue_size: 64,
+        pages: 128,
+    };
+}
 
 pub struct RawNet {
     pub raw: RawDriver,
     pub rx: RawQueue,
     pub tx: RawQueue,
     pub mem: Granted,
-    /// Rx descriptors posted so far (descriptor i is the i-th buffer posted).
+    /// Rx descriptors posted so far (descriptor posted % queue size is the next).
     pub posted: u16,
-    /// Where each posted rx buffer lives (offset in `mem`).
+    /// Where the buffer last posted at each rx descriptor lives (offset in `mem`).
     pub rx_offsets: Vec<usize>,
+    queue_size: u16,
+    pages: usize,
+    /// Used rx entries [`Self::drain_frames`] has returned already.
+    drained: u16,
 }
 
 impl RawNet {
     pub fn new(machine: &Shared, domain: u16, extra: u64) -> Self {
+        Self::with_layout(machine, domain, extra, NetLayout::SMALL)
+    }
+
+    pub fn with_layout(machine: &Shared, domain: u16, extra: u64, layout: NetLayout) -> Self {
         let (base, _) = scenario::window(0);
         let raw = RawDriver::new(machine, domain, base);
-        let (rx, tx) = start(&raw, extra);
+        let (rx, tx) = start(&raw, extra, layout.queue_size);
         Self {
             raw,
             rx,
             tx,
-            mem: Granted::new(domain, 16, false),
+            mem: Granted::new(domain, layout.pages, false),
             posted: 0,
-            rx_offsets: Vec::new(),
+            rx_offsets: vec![0; usize::from(layout.queue_size)],
+            queue_size: layout.queue_size,
+            pages: layout.pages,
+            drained: 0,
         }
     }
 
     /// Resets the device and brings it up again with fresh rings and no rx buffers.
     pub fn restart(&mut self, extra: u64) {
         self.raw.write(devices::mmio::reg::STATUS, 0);
-        let (rx, tx) = start(&self.raw, extra);
+        let (rx, tx) = start(&self.raw, extra, self.queue_size);
         self.rx = rx;
         self.tx = tx;
         self.posted = 0;
-        self.rx_offsets.clear();
+        self.drained = 0;
     }
 
     /// A fresh machine with A (dom1, port 0) and B (dom2, port 1).
     pub fn pair(extra_a: u64, extra_b: u64) -> (Shared, RawNet, RawNet) {
+        Self::pair_with(extra_a, extra_b, NetLayout::SMALL)
+    }
+
+    pub fn pair_with(extra_a: u64, extra_b: u64, layout: NetLayout) -> (Shared, RawNet, RawNet) {
         let machine = scenario::machine(&[FRONTEND, OTHER_FRONTEND]);
         scenario::add_net(&machine, FRONTEND, 0, MAC_A);
         scenario::add_net(&machine, OTHER_FRONTEND, 0, MAC_B);
-        let a = RawNet::new(&machine, FRONTEND, extra_a);
-        let b = RawNet::new(&machine, OTHER_FRONTEND, extra_b);
+        let a = RawNet::with_layout(&machine, FRONTEND, extra_a, layout);
+        let b = RawNet::with_layout(&machine, OTHER_FRONTEND, extra_b, layout);
         (machine, a, b)
+    }
+
+    /// The next rx descriptor to post.
+    pub fn next_rx_desc(&self) -> u16 {
+        self.posted % self.queue_size
     }
 
     /// Posts one single-descriptor rx buffer of `len` bytes at `offset`; notifies.
     pub fn post_rx(&mut self, offset: usize, len: u32) -> u16 {
-        let index = self.posted % QUEUE_SIZE;
+        let index = self.next_rx_desc();
         self.rx
             .set_desc(index, self.mem.dma(RX_AREA + offset), len, DESC_F_WRITE, 0);
         self.rx.push(index);
-        self.posted += 1;
-        self.rx_offsets.push(offset);
+        self.posted = self.posted.wrapping_add(1);
+        if let Some(slot) = self.rx_offsets.get_mut(usize::from(index)) {
+            *slot = offset;
+        }
         self.raw.notify(0);
         index
     }
@@ -86,6 +130,47 @@ impl RawNet {
         self.raw.notify(1);
     }
 
+    /// Posts `buf_len`-byte rx buffers from [`LARGE_RX_AREA`] on, refilling the ring as
+    /// the device uses them, until a refill brings nothing more. Returns every frame
+    /// received since the last drain, virtio header included (put together from its
+    /// num_buffers buffers when `merged`, MRG_RXBUF).
+    pub fn drain_frames(&mut self, buf_len: usize, merged: bool) -> Vec<Vec<u8>> {
+        let mut buffers = Vec::new();
+        let mut seen = self.drained;
+        // As many buffers as fit the memory after LARGE_RX_AREA, each in its own slot.
+        let slots = (self.pages * 4096).saturating_sub(LARGE_RX_AREA) / buf_len;
+        let most = self.queue_size.min(slots as u16);
+        loop {
+            let outstanding = self.posted.wrapping_sub(seen);
+            for _ in outstanding..most {
+                let slot = usize::from(self.posted) % slots;
+                self.post_rx(LARGE_RX_AREA + slot * buf_len, buf_len as u32);
+            }
+            let used = self.rx.used_idx();
+            if used == seen {
+                self.drained = seen;
+                break;
+            }
+            for n in 0..used.wrapping_sub(seen) {
+                buffers.push(self.received(seen.wrapping_add(n), 1));
+            }
+            seen = used;
+        }
+        let mut frames = Vec::new();
+        let mut rest = buffers.into_iter();
+        while let Some(mut frame) = rest.next() {
+            let count = match frame.get(10..12) {
+                Some(&[lo, hi]) if merged => u16::from_le_bytes([lo, hi]),
+                _ => 1,
+            };
+            for _ in 1..count {
+                frame.extend(rest.next().unwrap_or_default());
+            }
+            frames.push(frame);
+        }
+        frames
+    }
+
     /// The used rx elements so far.
     pub fn used_rx(&self) -> Vec<(u32, u32)> {
         (0..self.rx.used_idx()).map(|i| self.rx.used(i)).collect()
@@ -96,7 +181,7 @@ impl RawNet {
         let mut bytes = Vec::new();
         for n in 0..count {
             let (id, len) = self.rx.used(from.wrapping_add(n));
-            // Buffer `id` was the id-th posted (descriptor ids are not reused here).
+            // The buffer posted last at descriptor `id`.
             let offset = self.rx_offsets[id as usize];
             bytes.extend(self.mem.read(RX_AREA + offset, len as usize));
         }
@@ -112,15 +197,15 @@ impl Drop for RawNet {
 }
 
 /// Negotiates and sets up rx and tx, DRIVER_OK.
-fn start(raw: &RawDriver, extra: u64) -> (RawQueue, RawQueue) {
+fn start(raw: &RawDriver, extra: u64, queue_size: u16) -> (RawQueue, RawQueue) {
     let domain = raw.domain;
     let status =
         raw.negotiate(features::VERSION_1 | features::ACCESS_PLATFORM | features::net::MAC | extra);
     assert_ne!(status & devices::mmio::status::FEATURES_OK, 0);
-    let rx = RawQueue::new(domain, QUEUE_SIZE);
-    let tx = RawQueue::new(domain, QUEUE_SIZE);
-    raw.setup_queue(0, &rx, QUEUE_SIZE);
-    raw.setup_queue(1, &tx, QUEUE_SIZE);
+    let rx = RawQueue::new(domain, queue_size);
+    let tx = RawQueue::new(domain, queue_size);
+    raw.setup_queue(0, &rx, queue_size);
+    raw.setup_queue(1, &tx, queue_size);
     raw.driver_ok();
     (rx, tx)
 }

@@ -3,8 +3,14 @@
 //!
 //! A frame that does not fit the rx buffers the driver posted is dropped and counted,
 //! never truncated; a frame with no rx buffer yet waits in the port's bounded backlog.
+//! With HOST_TSO4/6 a driver may send GSO frames of up to 64 KiB; a driver that
+//! negotiated the matching GUEST_TSO4/6 receives them whole, any other one in segments
+//! cut by [`gso`].
 
 pub mod frame;
+pub mod gso;
+pub mod pool;
+mod rx;
 pub mod switch;
 pub mod uplink;
 
@@ -12,19 +18,18 @@ use crate::counters::Counters;
 use crate::device::{serve_queue, Io, ProcessOutcome, QueueSlot, VirtioDevice, QUOTA_PER_PASS};
 use crate::features::net as f;
 use crate::memory::GuestMemory;
-use crate::queue::chain::{Chain, ChainFault};
+use crate::queue::chain::Chain;
 use crate::queue::serve::PassOutcome;
 use crate::queue::{QueueError, SplitQueue, QUEUE_SIZE_LIMIT};
-use alloc::boxed::Box;
-use frame::{Frame, ETH_HEADER, NET_HDR_SIZE};
+use frame::{Frame, Offload, ETH_HEADER, NET_HDR_SIZE};
+use gso::{GsoLayout, IpVersion, MAX_GSO_FRAME};
+use rx::{Delivery, RxWriter};
 use switch::{PortId, Switch};
 
 pub const DEVICE_ID: u32 = 1;
 const RX: usize = 0;
 const TX: usize = 1;
 const LINK_UP: u16 = 1;
-/// Rx buffers one frame may be spread over with MRG_RXBUF.
-const MAX_MERGE: usize = 64;
 /// Ethernet header plus one VLAN tag on top of the MTU.
 const L2_OVERHEAD: usize = ETH_HEADER + 4;
 
@@ -47,18 +52,9 @@ pub struct NetDevice {
     port: PortId,
     options: NetOptions,
     negotiated: u64,
-    /// Second chain scratch: the further rx buffers of a merged frame.
-    merge_chain: Box<Chain>,
-}
-
-enum Delivery {
-    Delivered,
-    /// Not enough rx buffers yet: the frame goes back to wait.
-    NoBuffers,
-    /// The posted buffers cannot hold it: drop and count.
-    TooBig,
-    /// The first buffer was unusable and was returned empty; try the frame again.
-    SkippedBuffer,
+    rx: RxWriter,
+    /// The segment being cut from a GSO frame for a driver that cannot take it whole.
+    segment: Frame,
 }
 
 impl NetDevice {
@@ -67,12 +63,46 @@ impl NetDevice {
             port,
             options,
             negotiated: 0,
-            merge_chain: Box::new(Chain::new()),
+            rx: RxWriter::new(),
+            segment: Frame::with_capacity(options.max_frame()),
         }
     }
 
     pub fn port(&self) -> PortId {
         self.port
+    }
+
+    fn has(&self, feature: u64) -> bool {
+        self.negotiated & feature != 0
+    }
+
+    /// The longest frame the driver may send with this header; None when its gso_type
+    /// was not negotiated.
+    fn tx_limit(&self, offload: &Offload, switch: &Switch) -> Option<usize> {
+        if !offload.is_gso() {
+            return Some(self.options.max_frame().min(switch.frame_capacity()));
+        }
+        let tso = match IpVersion::of_gso_type(offload.gso_type) {
+            Some(IpVersion::V4) => f::HOST_TSO4,
+            Some(IpVersion::V6) => f::HOST_TSO6,
+            None => return None,
+        };
+        self.has(tso).then_some(MAX_GSO_FRAME)
+    }
+
+    /// Whether a GSO frame's segments still fit this port's MTU.
+    fn gso_frame_valid(&self, frame: &Frame) -> bool {
+        GsoLayout::parse(&frame.offload, frame.bytes())
+            .is_ok_and(|layout| layout.largest_segment() <= self.options.max_frame())
+    }
+
+    /// Whether the driver takes this GSO frame whole (GUEST_TSO4/6 of its IP version).
+    fn takes_whole(&self, offload: &Offload) -> bool {
+        match IpVersion::of_gso_type(offload.gso_type) {
+            Some(IpVersion::V4) => self.has(f::GUEST_TSO4),
+            Some(IpVersion::V6) => self.has(f::GUEST_TSO6),
+            None => false,
+        }
     }
 
     fn transmit(
@@ -83,28 +113,33 @@ impl NetDevice {
         switch: &mut Switch,
     ) {
         let frame_len = chain.readable_len().saturating_sub(NET_HDR_SIZE);
-        let valid = chain.writable_len() == 0
+        let mut header = [0u8; NET_HDR_SIZE];
+        let shaped = chain.writable_len() == 0
             && chain.fully_mapped()
-            && chain.readable_len() >= NET_HDR_SIZE + ETH_HEADER
-            && frame_len <= self.options.max_frame().min(switch.frame_capacity());
-        if !valid {
+            && chain.readable_len() >= NET_HDR_SIZE + ETH_HEADER;
+        if !shaped || chain.read(mem, 0, &mut header).is_err() {
             counters.request_errors += 1;
             return;
         }
-        let Some(mut frame) = switch.take_buffer(self.port) else {
+        let offload = Offload::parse(&header);
+        if self
+            .tx_limit(&offload, switch)
+            .is_none_or(|limit| frame_len > limit)
+        {
+            counters.request_errors += 1;
+            return;
+        }
+        let Some(mut frame) = switch.take_buffer(self.port, frame_len) else {
             counters.request_errors += 1;
             return;
         };
-        let mut header = [0u8; NET_HDR_SIZE];
-        let copied = chain
-            .read(mem, 0, &mut header)
-            .and_then(|()| chain.read(mem, NET_HDR_SIZE, frame.fill(frame_len)));
-        if copied.is_err() {
+        let copied = chain.read(mem, NET_HDR_SIZE, frame.fill(frame_len));
+        frame.offload = offload;
+        if copied.is_err() || (offload.is_gso() && !self.gso_frame_valid(&frame)) {
             counters.request_errors += 1;
             switch.recycle(frame);
             return;
         }
-        frame.offload = frame::Offload::parse(&header);
         counters.frames_tx += 1;
         counters.bytes_from_guest += chain.readable_len() as u64;
         switch.forward(self.port, frame);
@@ -130,14 +165,15 @@ impl NetDevice {
                 let Some(mut frame) = switch.next_for(self.port) else {
                     return Ok(());
                 };
-                if frame.offload.needs_csum() && self.negotiated & f::GUEST_CSUM == 0 {
-                    frame.complete_checksum();
-                }
-                let delivery = self.deliver(queue, chain, &frame, mem, counters);
+                let delivery = self.deliver(queue, chain, &mut frame, mem, counters);
                 match delivery {
                     Ok(Delivery::Delivered) => {
                         outcome.completed += 1;
                         switch.recycle(frame);
+                    }
+                    Ok(Delivery::SegmentDelivered) => {
+                        outcome.completed += 1;
+                        switch.requeue(self.port, frame);
                     }
                     Ok(Delivery::TooBig) => {
                         counters.rx_dropped_too_big += 1;
@@ -176,116 +212,43 @@ impl NetDevice {
         outcome
     }
 
-    /// Writes one frame into the rx buffers at the head of the queue.
+    /// Delivers a frame, or the next segment of a GSO frame the driver cannot take
+    /// whole, with its checksum completed unless the driver negotiated GUEST_CSUM.
     fn deliver(
         &mut self,
         queue: &mut SplitQueue,
         chain: &mut Chain,
-        frame: &Frame,
+        frame: &mut Frame,
         mem: &mut dyn GuestMemory,
         counters: &mut Counters,
     ) -> Result<Delivery, QueueError> {
-        let Some(head) = queue.pop(mem)? else {
-            return Ok(Delivery::NoBuffers);
-        };
-        if !load_rx_buffer(queue, chain, head, mem, counters)? {
-            // Return it empty so the driver gets it back; the frame tries the next one.
-            queue.push_used(mem, head, 0)?;
-            counters.request_errors += 1;
-            counters.requests += 1;
-            return Ok(Delivery::SkippedBuffer);
+        let merge = self.has(f::MRG_RXBUF);
+        let complete_checksums = !self.has(f::GUEST_CSUM);
+        if !frame.offload.is_gso() || self.takes_whole(&frame.offload) {
+            if frame.offload.needs_csum() && complete_checksums {
+                frame.complete_checksum();
+            }
+            return self.rx.deliver(merge, queue, chain, frame, mem, counters);
         }
-        let merge = self.negotiated & f::MRG_RXBUF != 0;
-        let capacity = chain.writable_len() - NET_HDR_SIZE;
-        if !merge && capacity < frame.len() {
-            chain.release(mem, counters);
-            queue.unpop(1);
+        let Some(last) = gso::next_segment(frame, &mut self.segment) else {
             return Ok(Delivery::TooBig);
+        };
+        if complete_checksums {
+            self.segment.complete_checksum();
         }
-        let first_part = frame.len().min(capacity);
-        let mut extra: heapless::Vec<(u16, u32), MAX_MERGE> = heapless::Vec::new();
-        let mut written = first_part;
-        let mut outcome = Ok(Delivery::Delivered);
-        while written < frame.len() {
-            let next = if extra.is_full() {
-                None
-            } else {
-                queue.pop(mem)?
-            };
-            let Some(next_head) = next else {
-                outcome = Ok(if extra.is_full() {
-                    Delivery::TooBig
-                } else {
-                    Delivery::NoBuffers
-                });
-                break;
-            };
-            if !load_rx_buffer(queue, &mut self.merge_chain, next_head, mem, counters)? {
-                chain.release(mem, counters);
-                return Err(QueueError::UnusableBuffer);
-            }
-            let part = (frame.len() - written).min(self.merge_chain.writable_len());
-            let bytes = frame.bytes().get(written..written + part).unwrap_or(&[]);
-            let copied = self.merge_chain.write(mem, 0, bytes);
-            self.merge_chain.release(mem, counters);
-            if copied.is_err() {
-                chain.release(mem, counters);
-                return Err(QueueError::UnusableBuffer);
-            }
-            let _ = extra.push((next_head, part as u32));
-            written += part;
+        let delivery = self
+            .rx
+            .deliver(merge, queue, chain, &self.segment, mem, counters)?;
+        if delivery != Delivery::Delivered {
+            return Ok(delivery);
         }
-        if !matches!(outcome, Ok(Delivery::Delivered)) {
-            chain.release(mem, counters);
-            queue.unpop(1 + extra.len() as u16);
-            return outcome;
+        counters.gso_segments += 1;
+        if last {
+            return Ok(Delivery::Delivered);
         }
-        let header = frame.offload.header(1 + extra.len() as u16);
-        let first_bytes = frame.bytes().get(..first_part).unwrap_or(&[]);
-        let copied = chain
-            .write(mem, 0, &header)
-            .and_then(|()| chain.write(mem, NET_HDR_SIZE, first_bytes));
-        chain.release(mem, counters);
-        if copied.is_err() {
-            return Err(QueueError::UnusableBuffer);
-        }
-        queue.push_used(mem, head, (NET_HDR_SIZE + first_part) as u32)?;
-        for (extra_head, len) in &extra {
-            queue.push_used(mem, *extra_head, *len)?;
-        }
-        counters.requests += 1 + extra.len() as u64;
-        counters.frames_rx += 1;
-        counters.bytes_to_guest += (NET_HDR_SIZE + frame.len()) as u64;
-        Ok(Delivery::Delivered)
+        frame.segments_done += 1;
+        Ok(Delivery::SegmentDelivered)
     }
-}
-
-/// Loads an rx chain; false (released) when the driver made it unusable: readable parts,
-/// grants that do not map writable, or room for less than a header.
-fn load_rx_buffer(
-    queue: &SplitQueue,
-    chain: &mut Chain,
-    head: u16,
-    mem: &mut dyn GuestMemory,
-    counters: &mut Counters,
-) -> Result<bool, QueueError> {
-    match chain.load(queue, head, mem, counters) {
-        Ok(()) => {}
-        Err(ChainFault::Queue(e)) => {
-            chain.release(mem, counters);
-            return Err(e);
-        }
-        Err(ChainFault::IndirectUnreachable(_)) => {
-            chain.release(mem, counters);
-            return Ok(false);
-        }
-    }
-    let usable =
-        chain.readable_len() == 0 && chain.fully_mapped() && chain.writable_len() >= NET_HDR_SIZE;
-    if !usable {
-        chain.release(mem, counters);
-    }
-    Ok(usable)
 }
 
 impl VirtioDevice for NetDevice {
@@ -296,7 +259,20 @@ impl VirtioDevice for NetDevice {
     }
 
     fn features(&self) -> u64 {
-        f::CSUM | f::GUEST_CSUM | f::MTU | f::MAC | f::MRG_RXBUF | f::STATUS
+        f::CSUM
+            | f::GUEST_CSUM
+            | f::MTU
+            | f::MAC
+            | f::MRG_RXBUF
+            | f::STATUS
+            | f::HOST_TSO4
+            | f::HOST_TSO6
+            | f::GUEST_TSO4
+            | f::GUEST_TSO6
+    }
+
+    fn feature_dependencies(&self) -> &'static [(u64, u64)] {
+        f::DEPENDENCIES
     }
 
     fn queue_count(&self) -> usize {

@@ -1,8 +1,9 @@
 //! An L2 learning switch inside the backend: frontends' virtio-net ports (and later an
 //! uplink) exchange frames by MAC address. Memory is fixed when it is built: a pool of
-//! frame buffers, a bounded backlog per port, a bounded MAC table.
+//! frame buffers (see [`FramePool`]), a bounded backlog per port, a bounded MAC table.
 
 use super::frame::Frame;
+use super::pool::{FramePool, GSO_FRAMES};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
@@ -11,6 +12,9 @@ pub type PortId = usize;
 
 /// Frames waiting per port for the driver to post rx buffers; beyond this they drop.
 pub const BACKLOG: usize = 64;
+/// Of those, 64 KiB GSO frames: a port whose driver takes nothing holds at most half of
+/// the [`GSO_FRAMES`] large buffers.
+pub const GSO_BACKLOG: usize = GSO_FRAMES / 2;
 /// Learned MAC addresses; the oldest is forgotten first.
 pub const MAC_TABLE_SIZE: usize = 256;
 
@@ -28,38 +32,44 @@ pub struct PortStats {
 struct Port {
     backlog: VecDeque<Frame>,
     stats: PortStats,
+    /// A device or uplink is on this port: only such ports get flooded frames.
+    attached: bool,
 }
 
 pub struct Switch {
     ports: Vec<Port>,
-    pool: Vec<Frame>,
+    pool: FramePool,
     macs: VecDeque<([u8; 6], PortId)>,
-    frame_capacity: usize,
     /// Frames ever queued to a port: lets the host see that a round switched something.
     enqueued: u64,
 }
 
 impl Switch {
-    /// A switch for up to `max_ports` ports carrying frames of up to `frame_capacity` bytes.
+    /// A switch for up to `max_ports` ports carrying frames of up to `frame_capacity` bytes,
+    /// and GSO frames of up to 64 KiB.
     pub fn new(max_ports: usize, frame_capacity: usize) -> Self {
         let frames = max_ports * BACKLOG + max_ports * 2;
-        let mut pool = Vec::with_capacity(frames);
-        for _ in 0..frames {
-            pool.push(Frame::with_capacity(frame_capacity));
-        }
+        let pool = FramePool::new(frames, frame_capacity, GSO_FRAMES);
         let mut ports = Vec::with_capacity(max_ports);
         for _ in 0..max_ports {
             ports.push(Port {
                 backlog: VecDeque::with_capacity(BACKLOG),
                 stats: PortStats::default(),
+                attached: false,
             });
         }
         Self {
             ports,
             pool,
             macs: VecDeque::with_capacity(MAC_TABLE_SIZE),
-            frame_capacity,
             enqueued: 0,
+        }
+    }
+
+    /// A device or uplink now uses `port`.
+    pub fn attach(&mut self, port: PortId) {
+        if let Some(p) = self.ports.get_mut(port) {
+            p.attached = true;
         }
     }
 
@@ -67,17 +77,18 @@ impl Switch {
         self.ports.len()
     }
 
+    /// The largest frame that is not GSO.
     pub fn frame_capacity(&self) -> usize {
-        self.frame_capacity
+        self.pool.small_capacity()
     }
 
     pub fn stats(&self, port: PortId) -> PortStats {
         self.ports.get(port).map(|p| p.stats).unwrap_or_default()
     }
 
-    /// A free frame buffer for a port to fill, if the pool has one.
-    pub fn take_buffer(&mut self, port: PortId) -> Option<Frame> {
-        let frame = self.pool.pop();
+    /// A free frame buffer of at least `len` bytes for a port to fill, if the pool has one.
+    pub fn take_buffer(&mut self, port: PortId, len: usize) -> Option<Frame> {
+        let frame = self.pool.take(len);
         if frame.is_none() {
             if let Some(p) = self.ports.get_mut(port) {
                 p.stats.dropped_no_pool += 1;
@@ -88,7 +99,7 @@ impl Switch {
 
     /// Returns a buffer to the pool.
     pub fn recycle(&mut self, frame: Frame) {
-        self.pool.push(frame);
+        self.pool.give_back(frame);
     }
 
     /// Switches a frame a port sent: learn its source, deliver it to the port that owns
@@ -129,12 +140,23 @@ impl Switch {
     }
 
     fn flood(&mut self, from: PortId, frame: Frame) {
-        let Some(last) = (0..self.ports.len()).rev().find(|&p| p != from) else {
+        let targets = 0..self.ports.len();
+        let Some(last) = targets.rev().find(|&p| self.floods_to(p, from)) else {
             self.recycle(frame);
             return;
         };
-        for port in (0..last).filter(|&p| p != from) {
-            if let Some(mut copy) = self.take_buffer(from) {
+        for port in 0..last {
+            if !self.floods_to(port, from) {
+                continue;
+            }
+            // Checked before the copy: a full port must not cost a 64 KiB memcpy.
+            if !self.has_room(port, &frame) {
+                if let Some(p) = self.ports.get_mut(port) {
+                    p.stats.dropped_backlog_full += 1;
+                }
+                continue;
+            }
+            if let Some(mut copy) = self.take_buffer(from, frame.len()) {
                 copy.copy_from(&frame);
                 self.enqueue(port, copy);
             }
@@ -142,14 +164,31 @@ impl Switch {
         self.enqueue(last, frame);
     }
 
+    /// Whether a frame `from` a port with an unknown destination goes to `port`.
+    fn floods_to(&self, port: PortId, from: PortId) -> bool {
+        port != from && self.ports.get(port).is_some_and(|p| p.attached)
+    }
+
+    /// Whether `port`'s backlog takes `frame`: fewer than [`BACKLOG`] frames waiting, and
+    /// fewer than [`GSO_BACKLOG`] large ones if it is large.
+    fn has_room(&self, port: PortId, frame: &Frame) -> bool {
+        let small = self.pool.small_capacity();
+        self.ports.get(port).is_some_and(|p| {
+            p.backlog.len() < BACKLOG
+                && (frame.capacity() <= small
+                    || p.backlog.iter().filter(|f| f.capacity() > small).count() < GSO_BACKLOG)
+        })
+    }
+
     fn enqueue(&mut self, port: PortId, frame: Frame) {
+        let room = self.has_room(port, &frame);
         let Some(p) = self.ports.get_mut(port) else {
-            self.pool.push(frame);
+            self.pool.give_back(frame);
             return;
         };
-        if p.backlog.len() >= BACKLOG {
+        if !room {
             p.stats.dropped_backlog_full += 1;
-            self.pool.push(frame);
+            self.pool.give_back(frame);
             return;
         }
         p.backlog.push_back(frame);
@@ -175,7 +214,7 @@ impl Switch {
                 p.stats.frames_out = p.stats.frames_out.saturating_sub(1);
                 p.backlog.push_front(frame);
             }
-            None => self.pool.push(frame),
+            None => self.pool.give_back(frame),
         }
     }
 

@@ -1,11 +1,13 @@
 //! A switch port that is not one of our virtio devices: the host's own network interface
 //! (in the kernel, a physical virtio-net device driven by `virtio-drivers`). Frames from
 //! the wire enter the switch like a frontend's; frames for the wire leave it with every
-//! checksum complete, because the wire knows nothing of virtio offloads.
+//! checksum complete and GSO frames cut into segments, because the wire knows nothing
+//! of virtio offloads.
 //!
 //! The port is pure logic: the host moves the bytes between it and its NIC.
 
-use super::frame::Offload;
+use super::frame::{Frame, Offload};
+use super::gso;
 use super::switch::{PortId, Switch};
 use crate::device::QUOTA_PER_PASS;
 
@@ -14,8 +16,12 @@ use crate::device::QUOTA_PER_PASS;
 pub struct UplinkStats {
     /// Frames from the wire switched towards the frontends.
     pub frames_in: u64,
-    /// Frames handed to the wire.
+    /// Frames handed to the wire (segments of GSO frames included).
     pub frames_out: u64,
+    /// Segments cut from GSO frames for the wire.
+    pub segments_out: u64,
+    /// Frames for the wire dropped: GSO frames whose segments do not fit the port.
+    pub dropped_out: u64,
     /// Frames from the wire dropped: shorter than an Ethernet header, longer than the
     /// switch's frames, or no free frame buffer.
     pub dropped_in: u64,
@@ -27,16 +33,20 @@ pub struct UplinkStats {
 pub struct Uplink {
     port: PortId,
     stats: UplinkStats,
+    /// The segment being cut from a GSO frame.
+    segment: Frame,
 }
 
 /// Bytes of an Ethernet header: the least a frame from the wire must have.
 const MIN_FRAME: usize = super::frame::ETH_HEADER;
 
 impl Uplink {
-    pub fn new(port: PortId) -> Self {
+    /// An uplink on `port` whose frames (segments too) are at most `max_frame` bytes.
+    pub fn new(port: PortId, max_frame: usize) -> Self {
         Self {
             port,
             stats: UplinkStats::default(),
+            segment: Frame::with_capacity(max_frame),
         }
     }
 
@@ -55,7 +65,7 @@ impl Uplink {
             self.stats.dropped_in += 1;
             return false;
         }
-        let Some(mut frame) = switch.take_buffer(self.port) else {
+        let Some(mut frame) = switch.take_buffer(self.port, bytes.len()) else {
             self.stats.dropped_in += 1;
             return false;
         };
@@ -67,24 +77,52 @@ impl Uplink {
     }
 
     /// Hands the frames waiting for the wire to `send`, at most [`QUOTA_PER_PASS`] per
-    /// call (bounded work). `send` returns false when the NIC cannot take a frame now; the
-    /// frame then waits at the head of the backlog for the next call. Returns how many
-    /// frames left.
+    /// call (bounded work; each segment of a GSO frame counts). `send` returns false when
+    /// the NIC cannot take a frame now; the frame then waits at the head of the backlog
+    /// for the next call. Returns how many frames left.
     pub fn transmit(&mut self, switch: &mut Switch, send: &mut dyn FnMut(&[u8]) -> bool) -> usize {
         let mut sent = 0;
         while sent < QUOTA_PER_PASS {
             let Some(mut frame) = switch.next_for(self.port) else {
                 break;
             };
-            if frame.offload.needs_csum() && frame.complete_checksum() {
+            let segmented = frame.offload.is_gso();
+            let last = if segmented {
+                let Some(last) = gso::next_segment(&frame, &mut self.segment) else {
+                    self.stats.dropped_out += 1;
+                    switch.recycle(frame);
+                    continue;
+                };
+                last
+            } else {
+                true
+            };
+            let out = if segmented {
+                &mut self.segment
+            } else {
+                &mut frame
+            };
+            let completed = out.offload.needs_csum() && out.complete_checksum();
+            // A refused segment is cut and completed again next time: it counts when it
+            // leaves. A refused frame keeps its completed checksum: it counts now.
+            if completed && !segmented {
                 self.stats.checksums_completed += 1;
             }
-            if !send(frame.bytes()) {
+            if !send(out.bytes()) {
                 switch.requeue(self.port, frame);
                 break;
             }
-            switch.recycle(frame);
             sent += 1;
+            if segmented {
+                self.stats.segments_out += 1;
+                self.stats.checksums_completed += u64::from(completed);
+            }
+            if last {
+                switch.recycle(frame);
+            } else {
+                frame.segments_done += 1;
+                switch.requeue(self.port, frame);
+            }
         }
         self.stats.frames_out += sent as u64;
         sent
@@ -103,6 +141,13 @@ mod tests {
 
     const WIRE: PortId = 1;
 
+    fn two_port_switch() -> Switch {
+        let mut switch = Switch::new(2, 1518);
+        switch.attach(0);
+        switch.attach(WIRE);
+        switch
+    }
+
     fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> alloc::vec::Vec<u8> {
         let mut bytes = alloc::vec![0x5a; len];
         bytes[..6].copy_from_slice(&dst);
@@ -112,8 +157,8 @@ mod tests {
 
     #[test]
     fn frames_cross_in_both_directions_and_runts_drop() {
-        let mut switch = Switch::new(2, 1518);
-        let mut uplink = Uplink::new(WIRE);
+        let mut switch = two_port_switch();
+        let mut uplink = Uplink::new(WIRE, 1518);
         let guest = [2, 0, 0, 0, 0, 1];
         let gateway = [2, 0, 0, 0, 0, 2];
         // The wire's frame floods to port 0 (the only other port).
@@ -141,15 +186,15 @@ mod tests {
                 frames_in: 1,
                 frames_out: 1,
                 dropped_in: 2,
-                checksums_completed: 0
+                ..UplinkStats::default()
             }
         );
     }
 
     #[test]
     fn a_busy_nic_keeps_the_frame_and_partial_checksums_are_completed() {
-        let mut switch = Switch::new(2, 1518);
-        let mut uplink = Uplink::new(WIRE);
+        let mut switch = two_port_switch();
+        let mut uplink = Uplink::new(WIRE, 1518);
         let mut partial = Frame::with_capacity(1518);
         let bytes = partial.fill(64);
         bytes.copy_from_slice(&frame([0xff; 6], [2, 0, 0, 0, 0, 1], 64));
@@ -160,6 +205,7 @@ mod tests {
             flags: HDR_F_NEEDS_CSUM,
             csum_start: 34,
             csum_offset: 16,
+            ..Offload::default()
         };
         switch.forward(0, partial);
         assert!(uplink.has_frames(&switch));

@@ -12,6 +12,7 @@ pub mod grant_decode;
 pub mod ioreq_slots;
 pub mod mmio_sequence;
 pub mod net_frames;
+pub mod net_gso;
 pub mod ring_blk;
 pub mod ring_net;
 

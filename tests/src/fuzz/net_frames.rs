@@ -2,6 +2,7 @@
 //! buffer sizes and MRG_RXBUF on or off. Oracle: every legal frame is delivered
 //! byte-exact with its offload fields, or waits for buffers and then arrives whole, or
 //! is dropped and counted; never truncated. Illegal frames are refused at tx and counted.
+//! One round in four is a GSO frame instead ([`super::net_gso`]).
 
 use crate::net_fixture::{RawNet, MAC_A, MAC_B};
 use crate::scenario;
@@ -11,6 +12,10 @@ use devices::features::net as nf;
 pub fn run(data: &[u8]) {
     let mut u = Unstructured::new(data);
     while !u.is_empty() {
+        if u.ratio(1, 4).unwrap_or(false) {
+            super::net_gso::round(&mut u, data);
+            continue;
+        }
         let merge = if u.arbitrary().unwrap_or(false) {
             nf::MRG_RXBUF
         } else {

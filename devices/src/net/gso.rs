@@ -1,0 +1,282 @@
+//! TCP segmentation offload done in software (virtio 1.2 section 5.1.6.2): the strict
+//! check of a GSO frame a driver sent with HOST_TSO4/6, and its cutting into gso_size
+//! segments for a port that cannot take it whole (a driver without GUEST_TSO4/6, the
+//! uplink's NIC).
+//!
+//! Segments leave with a complete IPv4 header checksum and a partial TCP checksum (the
+//! pseudo-header sum in the field, NEEDS_CSUM set): whoever receives them completes it
+//! as it completes any partial checksum, unless the driver negotiated GUEST_CSUM and
+//! does it itself. One pass over the payload is saved for such a driver.
+
+use super::frame::{fold, ones_complement_sum, Frame, Offload, ETH_HEADER, HDR_F_NEEDS_CSUM};
+
+pub const GSO_TCPV4: u8 = 1;
+pub const GSO_UDP: u8 = 3;
+pub const GSO_TCPV6: u8 = 4;
+/// `VIRTIO_NET_HDR_GSO_ECN`: needs HOST_ECN, which is not offered.
+pub const GSO_ECN: u8 = 0x80;
+/// The largest GSO frame, without virtio header: an Ethernet header and 64 KiB of IP
+/// packet. A driver with GUEST_TSO4/6 and without MRG_RXBUF posts rx buffers of 65562
+/// bytes (5.1.6.3.1): exactly this and the virtio header.
+pub const MAX_GSO_FRAME: usize = ETH_HEADER + 65536;
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const VLAN_TAG: usize = 4;
+const IPPROTO_TCP: u8 = 6;
+const IPV4_MIN_HEADER: usize = 20;
+const IPV6_HEADER: usize = 40;
+const TCP_MIN_HEADER: usize = 20;
+const TCP_CHECKSUM_AT: usize = 16;
+const TCP_FIN: u8 = 0x01;
+const TCP_PSH: u8 = 0x08;
+const TCP_CWR: u8 = 0x80;
+/// IPv4 flags and fragment offset: MF and the offset must be clear (DF may be set).
+const IPV4_FRAGMENT_BITS: u16 = 0x3fff;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpVersion {
+    V4,
+    V6,
+}
+
+impl IpVersion {
+    /// What a gso_type segments; None for the types not offered (UFO, USO, ECN).
+    pub fn of_gso_type(gso_type: u8) -> Option<Self> {
+        match gso_type {
+            GSO_TCPV4 => Some(Self::V4),
+            GSO_TCPV6 => Some(Self::V6),
+            _ => None,
+        }
+    }
+}
+
+/// Why a GSO frame was refused at tx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GsoError {
+    /// A gso_type this device does not segment (UDP, USO, the ECN bit).
+    UnsupportedType,
+    /// The spec requires NEEDS_CSUM on every GSO frame.
+    NoNeedsCsum,
+    ZeroGsoSize,
+    /// hdr_len beyond the frame.
+    HeaderLength,
+    /// csum_start/csum_offset do not name the TCP checksum.
+    ChecksumField,
+    /// The EtherType does not match the gso_type's IP version.
+    NotIp,
+    /// Wrong version, header length, a fragment, or a length beyond the frame.
+    BadIpHeader,
+    /// The IP packet does not carry TCP (IPv6 extension headers included).
+    NotTcp,
+    BadTcpHeader,
+    /// Headers only: nothing to segment.
+    NoPayload,
+}
+
+/// Where the headers of a checked GSO frame are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GsoLayout {
+    ip: IpVersion,
+    /// Offset of the IP header, past the Ethernet header (and VLAN tag).
+    l3: usize,
+    l4: usize,
+    /// End of the TCP header: every segment starts with these bytes.
+    headers: usize,
+    /// End of the IP packet (any bytes after it are Ethernet padding).
+    end: usize,
+    mss: usize,
+}
+
+impl GsoLayout {
+    /// Checks a GSO frame strictly and finds its headers.
+    pub fn parse(offload: &Offload, frame: &[u8]) -> Result<Self, GsoError> {
+        let ip = IpVersion::of_gso_type(offload.gso_type).ok_or(GsoError::UnsupportedType)?;
+        if !offload.needs_csum() {
+            return Err(GsoError::NoNeedsCsum);
+        }
+        if offload.gso_size == 0 {
+            return Err(GsoError::ZeroGsoSize);
+        }
+        if usize::from(offload.hdr_len) > frame.len() {
+            return Err(GsoError::HeaderLength);
+        }
+        let (ethertype, l3) = match be16(frame, 12) {
+            Some(ETHERTYPE_VLAN) => (be16(frame, 16), ETH_HEADER + VLAN_TAG),
+            other => (other, ETH_HEADER),
+        };
+        let (l4, end) = match (ip, ethertype) {
+            (IpVersion::V4, Some(ETHERTYPE_IPV4)) => ipv4_extent(frame, l3)?,
+            (IpVersion::V6, Some(ETHERTYPE_IPV6)) => ipv6_extent(frame, l3)?,
+            _ => return Err(GsoError::NotIp),
+        };
+        let tcp_header = byte(frame, l4 + 12).map_or(0, |offset| usize::from(offset >> 4) * 4);
+        let headers = l4 + tcp_header;
+        if tcp_header < TCP_MIN_HEADER || headers > end {
+            return Err(GsoError::BadTcpHeader);
+        }
+        if headers == end {
+            return Err(GsoError::NoPayload);
+        }
+        let checksum_at = usize::from(offload.csum_start) + usize::from(offload.csum_offset);
+        if usize::from(offload.csum_start) != l4 || checksum_at != l4 + TCP_CHECKSUM_AT {
+            return Err(GsoError::ChecksumField);
+        }
+        Ok(Self {
+            ip,
+            l3,
+            l4,
+            headers,
+            end,
+            mss: usize::from(offload.gso_size),
+        })
+    }
+
+    pub fn ip(&self) -> IpVersion {
+        self.ip
+    }
+
+    pub fn segments(&self) -> usize {
+        (self.end - self.headers).div_ceil(self.mss)
+    }
+
+    /// The longest segment: the headers and one MSS (or all the payload when shorter).
+    pub fn largest_segment(&self) -> usize {
+        self.headers + self.mss.min(self.end - self.headers)
+    }
+
+    /// Writes segment `index` of `frame` into `out`; false when there is no such segment
+    /// or `out` cannot hold it.
+    pub fn write_segment(&self, frame: &[u8], index: usize, out: &mut Frame) -> bool {
+        self.try_write_segment(frame, index, out).is_some()
+    }
+
+    fn try_write_segment(&self, frame: &[u8], index: usize, out: &mut Frame) -> Option<()> {
+        let offset = index.checked_mul(self.mss)?;
+        let start = self.headers.checked_add(offset).filter(|&s| s < self.end)?;
+        let stop = start.saturating_add(self.mss).min(self.end);
+        let headers = frame.get(..self.headers)?;
+        let payload = frame.get(start..stop)?;
+        let len = self.headers + payload.len();
+        let bytes = out.fill(len);
+        if bytes.len() != len {
+            return None;
+        }
+        let (head, body) = bytes.split_at_mut(self.headers);
+        head.copy_from_slice(headers);
+        body.copy_from_slice(payload);
+        let tcp_len = u16::try_from(len - self.l4).ok()?;
+        match self.ip {
+            IpVersion::V4 => {
+                let l3 = self.l3;
+                set_be16(bytes, l3 + 2, u16::try_from(len - l3).ok()?)?;
+                let id = be16(bytes, l3 + 4)?.wrapping_add(index as u16);
+                set_be16(bytes, l3 + 4, id)?;
+                set_be16(bytes, l3 + 10, 0)?;
+                let checksum = !fold(ones_complement_sum(bytes.get(l3..self.l4)?));
+                set_be16(bytes, l3 + 10, checksum)?;
+            }
+            IpVersion::V6 => set_be16(bytes, self.l3 + 4, tcp_len)?,
+        }
+        let l4 = self.l4;
+        let seq = be32(bytes, l4 + 4)?.wrapping_add(offset as u32);
+        set_be32(bytes, l4 + 4, seq)?;
+        let flags = bytes.get_mut(l4 + 13)?;
+        if stop != self.end {
+            *flags &= !(TCP_FIN | TCP_PSH);
+        }
+        if index != 0 {
+            *flags &= !TCP_CWR;
+        }
+        let addresses = match self.ip {
+            IpVersion::V4 => bytes.get(self.l3 + 12..self.l3 + 20)?,
+            IpVersion::V6 => bytes.get(self.l3 + 8..self.l3 + IPV6_HEADER)?,
+        };
+        let pseudo_header =
+            ones_complement_sum(addresses) + u32::from(IPPROTO_TCP) + u32::from(tcp_len);
+        set_be16(bytes, l4 + TCP_CHECKSUM_AT, fold(pseudo_header))?;
+        out.offload = Offload {
+            flags: HDR_F_NEEDS_CSUM,
+            csum_start: u16::try_from(l4).ok()?,
+            csum_offset: TCP_CHECKSUM_AT as u16,
+            ..Offload::default()
+        };
+        Some(())
+    }
+}
+
+/// Writes the next segment of GSO frame `frame` not handed on yet into `out`. Returns
+/// whether it is the last one; None when `frame` has none (not a valid GSO frame, all
+/// went already) or `out` cannot hold it.
+pub fn next_segment(frame: &Frame, out: &mut Frame) -> Option<bool> {
+    let layout = GsoLayout::parse(&frame.offload, frame.bytes()).ok()?;
+    let index = frame.segments_done;
+    if !layout.write_segment(frame.bytes(), index, out) {
+        return None;
+    }
+    Some(index + 1 >= layout.segments())
+}
+
+/// (offset of the TCP header, end of the packet) of an IPv4 packet at `l3`.
+fn ipv4_extent(frame: &[u8], l3: usize) -> Result<(usize, usize), GsoError> {
+    let version_ihl = byte(frame, l3).ok_or(GsoError::BadIpHeader)?;
+    let header = usize::from(version_ihl & 0xf) * 4;
+    let total = be16(frame, l3 + 2).map_or(0, usize::from);
+    let fragment = be16(frame, l3 + 6).ok_or(GsoError::BadIpHeader)?;
+    if version_ihl >> 4 != 4
+        || header < IPV4_MIN_HEADER
+        || total < header
+        || l3 + total > frame.len()
+        || fragment & IPV4_FRAGMENT_BITS != 0
+    {
+        return Err(GsoError::BadIpHeader);
+    }
+    if byte(frame, l3 + 9) != Some(IPPROTO_TCP) {
+        return Err(GsoError::NotTcp);
+    }
+    Ok((l3 + header, l3 + total))
+}
+
+/// The same for IPv6; extension headers are refused (Linux puts none before a TSO
+/// packet's TCP header).
+fn ipv6_extent(frame: &[u8], l3: usize) -> Result<(usize, usize), GsoError> {
+    let version = byte(frame, l3).ok_or(GsoError::BadIpHeader)? >> 4;
+    let payload = be16(frame, l3 + 4).map_or(0, usize::from);
+    let l4 = l3 + IPV6_HEADER;
+    if version != 6 || l4 + payload > frame.len() {
+        return Err(GsoError::BadIpHeader);
+    }
+    if byte(frame, l3 + 6) != Some(IPPROTO_TCP) {
+        return Err(GsoError::NotTcp);
+    }
+    Ok((l4, l4 + payload))
+}
+
+fn byte(bytes: &[u8], at: usize) -> Option<u8> {
+    bytes.get(at).copied()
+}
+
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    let field = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes(field.try_into().ok()?))
+}
+
+fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+    let field = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes(field.try_into().ok()?))
+}
+
+fn set_be16(bytes: &mut [u8], at: usize, value: u16) -> Option<()> {
+    bytes
+        .get_mut(at..at.checked_add(2)?)?
+        .copy_from_slice(&value.to_be_bytes());
+    Some(())
+}
+
+fn set_be32(bytes: &mut [u8], at: usize, value: u32) -> Option<()> {
+    bytes
+        .get_mut(at..at.checked_add(4)?)?
+        .copy_from_slice(&value.to_be_bytes());
+    Some(())
+}
