@@ -12,7 +12,13 @@ static HEAP: LockedHeap = LockedHeap::empty();
 const MAPPED_LIMIT: u64 = 0x1_0000_0000;
 
 /// Heap size: enough for the self-test and device queues, small enough for a 16 MiB domain.
-const HEAP_BYTES: u64 = 2 * 1024 * 1024;
+pub const HEAP_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Heap bytes allocated now (the serve loop reports it: the devices allocate at set-up
+/// only, so this is also their footprint under load).
+pub fn heap_used() -> usize {
+    HEAP.lock().used()
+}
 
 struct Frames {
     free: [Range; 32],

@@ -305,6 +305,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             if let Some(c) = frontends.copy_stats() {
                 let _ = write!(line, " copies={} copy_refused={}", c.copies, c.refused);
             }
+            let _ = write!(line, " heap_used={}/{}", mem::heap_used(), mem::HEAP_BYTES);
             if line != last_line {
                 let _ = writeln!(crate::console::Writer, "{line}");
                 last_line = line;
