@@ -9,7 +9,7 @@
 
 use crate::arch::BootInfo;
 use crate::dma::{self, DirectMapHal};
-use crate::nic_rx::NicQueues;
+use crate::nic_queues::{NicQueues, Sent};
 use alloc::vec;
 use alloc::vec::Vec;
 use devices::backend::{Backend, UplinkIndex};
@@ -245,14 +245,14 @@ impl HostNic {
             }
         }
         let (queues, errors) = (&mut self.queues, &mut self.tx_errors);
-        let sent = backend.uplink_transmit(uplink, &mut |bytes| {
-            if !queues.can_send() {
-                return false;
-            }
-            if queues.send(bytes).is_err() {
+        let sent = backend.uplink_transmit(uplink, &mut |bytes| match queues.send(bytes) {
+            Ok(Sent::Posted) => true,
+            // Stays with the switch until the device completes earlier frames.
+            Ok(Sent::Busy) => false,
+            Err(_) => {
                 *errors += 1;
+                true
             }
-            true
         });
         Pumped { received, sent }
     }

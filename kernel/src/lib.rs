@@ -32,7 +32,7 @@ mod grant_bench;
 #[cfg(feature = "image")]
 mod hostdev;
 #[cfg(feature = "image")]
-mod nic_rx;
+mod nic_queues;
 #[cfg(all(feature = "image", target_arch = "x86_64"))]
 mod rt;
 #[cfg(feature = "image")]

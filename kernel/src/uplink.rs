@@ -89,14 +89,16 @@ impl Uplink {
         }
     }
 
-    /// ` uplink=in:..,out:..,drop:..,csum:..,tx_err:..,irqs:..` for the counters line.
+    /// ` uplink=in:..,out:..,seg:..,drop:..,csum:..,tx_err:..,irqs:..` for the counters
+    /// line (`seg`: segments cut from GSO frames for the wire).
     pub fn counters(&self, backend: &Backend, out: &mut String) {
         if let Some(u) = backend.uplink_stats(self.index) {
             let _ = write!(
                 out,
-                " uplink=in:{},out:{},drop:{},csum:{},tx_err:{},irqs:{}",
+                " uplink=in:{},out:{},seg:{},drop:{},csum:{},tx_err:{},irqs:{}",
                 u.frames_in,
                 u.frames_out,
+                u.segments_out,
                 u.dropped_in,
                 u.checksums_completed,
                 self.nic.tx_errors,

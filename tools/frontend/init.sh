@@ -10,12 +10,14 @@
 #    (stubvirt-ramdisk) and the disk stubvirt backs with QEMU's virtio-blk (stubvirt-disk).
 #    Each: patterned whole-device write read back, ext2 checked by e2fsck, fe_io figures;
 #    the disk's final sha256 goes to the host, which compares it with the raw image.
-# 3. Network on eth0: MAC, MTU, carrier, ping of the gateway, TCP transfer from the host.
+# 3. Network on eth0: MAC, MTU, carrier, ping of the gateway, TCP transfer from the host
+#    and the same bytes back to it.
 # One `FRONTEND-RESULT stage=... key=value ...` line per result, short: Xen cuts guest
 # console lines at about 128 characters, so a stage may print several lines (the summary
 # merges them). `FRONTEND-RESULT done=1` at the end.
 # Kernel command line parameters (passed as environment by Linux): fe_wait (seconds to
 # wait for the backend, default 60), fe_ip, fe_gw, fe_tcp_port (the host's TCP source),
+# fe_tcp_sink (the host's TCP sink),
 # fe_blk_limit, fe_disk_limit, fe_net_limit (stage bounds, s), fe_io_s (s per figure).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
 # --install finds busybox through /proc/self/exe.
@@ -32,6 +34,7 @@ WAIT=${fe_wait:-60}
 IP=${fe_ip:-10.0.2.15}
 GW=${fe_gw:-10.0.2.2}
 TCP_PORT=${fe_tcp_port:-}
+TCP_SINK=${fe_tcp_sink:-}
 # name:base of each device window (tools/src/demo.rs DEVICES); disk is the optional one.
 WINDOWS="blk:0x2000000 net:0x2000200 disk:0x2000400"
 # Seconds the other windows get once one answered (stubvirt registers them in turn).
@@ -327,7 +330,18 @@ tcp_test() {
     result "stage=tcp rc=$rc bytes=$(stat -c %s /tmp/tcp.bin) s=$s port=$TCP_PORT"
     result "stage=tcp sha256=$(sha </tmp/tcp.bin)"
     [ $rc = 0 ] || notes_of /tmp/tcp.err
+    tcp_upload_test
     rm -f /tmp/tcp.bin
+}
+# The same bytes back to the host's TCP sink, which closes once it has them all (busybox
+# nc then ends): the frontend's TSO frames cut by stubvirt for the wire.
+tcp_upload_test() {
+    [ -n "$TCP_SINK" ] || { result "stage=tcp_up ok=0 reason=no-fe_tcp_sink"; return; }
+    t=$(now)
+    timeout 60 nc -w 10 $GW $TCP_SINK </tmp/tcp.bin >/dev/null 2>/tmp/tcp_up.err
+    rc=$?
+    result "stage=tcp_up rc=$rc s=$(since "$t") port=$TCP_SINK"
+    [ $rc = 0 ] || notes_of /tmp/tcp_up.err
 }
 net_stage() {
     if [ ! -e /sys/class/net/eth0 ]; then

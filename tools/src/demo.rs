@@ -10,7 +10,7 @@
 //! Also `cargo xtask config`: the `/chosen` nodes and partial device trees for both
 //! privilege routes, for a user's own Xen system.
 
-use crate::demo_host::{self, TcpSource};
+use crate::demo_host::{self, TcpSink, TcpSource};
 use crate::demo_report::{summary, HostSide};
 use crate::frontend_initramfs::{self, HostFile};
 use crate::frontend_kernel;
@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 /// stubvirt's command line as dom0: serve domain 1 (the frontend) with 2 vcpus.
 pub const DOM0_ARGS: &str = "loglevel=info serve=1 frontend_vcpus=2 ramdisk_mb=16";
 /// The frontend's command line; `fe_wait` bounds the readiness handshake (seconds). The
-/// run adds `fe_tcp_port=N`, the port of the host's TCP source.
+/// run adds `fe_tcp_port=N`, the port of the host's TCP source, and `fe_tcp_sink=N`, the
+/// port of the host's TCP sink the frontend uploads to.
 pub const FRONTEND_ARGS: &str = "console=ttyAMA0 rdinit=/init fe_wait=90";
 pub const FRONTEND_VCPUS: u32 = 2;
 /// Frontend memory in KiB.
@@ -436,7 +437,13 @@ fn run_once(args: &[String]) -> Result<(), Failure> {
     demo_host::fresh_disk_image(&image)?;
     let payload = Arc::new(demo_host::tcp_payload());
     let source = TcpSource::start(payload.clone())?;
-    let _ = write!(options.frontend_args, " fe_tcp_port={}", source.port());
+    let sink = TcpSink::start(payload.len())?;
+    let _ = write!(
+        options.frontend_args,
+        " fe_tcp_port={} fe_tcp_sink={}",
+        source.port(),
+        sink.port()
+    );
     let (dtb, loads) = system(&dir, &parts, &options)?;
     let mut command = sysdt_arm64::qemu_command(&parts.xen, &dtb, &loads);
     command.args(demo_host::qemu_devices(&image));
@@ -457,8 +464,11 @@ fn run_once(args: &[String]) -> Result<(), Failure> {
         tcp_bytes: payload.len(),
         tcp_port: source.port(),
         tcp_served: source.served(),
+        upload_port: sink.port(),
+        upload_received: sink.received(),
     };
     drop(source);
+    drop(sink);
     let header = header(&parts, &options, wall, &transcript.log);
     let text = summary(&transcript, &header, &host);
     step("summary");

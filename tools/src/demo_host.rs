@@ -5,7 +5,7 @@
 //! to 127.0.0.1). After the run the host hashes the image and the bytes it sent, to
 //! check what the frontend reported.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -164,6 +164,110 @@ impl Drop for TcpSource {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// What the TCP sink received on one connection.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub bytes: usize,
+    pub seconds: f64,
+    pub sha256: Result<String, String>,
+    pub error: Option<String>,
+}
+
+/// A thread on 127.0.0.1 (ephemeral port) that reads `expected` bytes (or to EOF) from
+/// each client, then closes (the frontend's busybox nc ends when the peer does); it ends
+/// when this is dropped. The frontend's upload: its TCP segmentation offload meets
+/// stubvirt's software segmentation for the wire.
+pub struct TcpSink {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    received: Arc<Mutex<Vec<Received>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpSink {
+    pub fn start(expected: usize) -> Result<Self, String> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| format!("TCP sink: bind 127.0.0.1: {e}"))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| format!("TCP sink: {e}"))?
+            .port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (thread_stop, thread_received) = (stop.clone(), received.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if thread_stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let record = match stream {
+                    Ok(stream) => receive(stream, expected),
+                    Err(e) => Received {
+                        bytes: 0,
+                        seconds: 0.0,
+                        sha256: Err("nothing received".into()),
+                        error: Some(format!("accept: {e}")),
+                    },
+                };
+                if let Ok(mut received) = thread_received.lock() {
+                    received.push(record);
+                }
+            }
+        });
+        Ok(Self {
+            port,
+            stop,
+            received,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The connections received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for TcpSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn receive(mut stream: TcpStream, expected: usize) -> Received {
+    let start = Instant::now();
+    let _ = stream.set_read_timeout(Some(TCP_STALL));
+    let mut data = Vec::with_capacity(expected);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut error = None;
+    while data.len() < expected {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = stream.shutdown(Shutdown::Both);
+    Received {
+        bytes: data.len(),
+        seconds,
+        sha256: sha256_of_bytes(&data),
+        error,
     }
 }
 

@@ -3,7 +3,7 @@
 //! the bytes the TCP source sent). One line per check, `ok` or `FAIL`; the run passes
 //! only when every check does.
 
-use crate::demo_host::Served;
+use crate::demo_host::{Received, Served};
 use crate::guest_console::{End, Transcript};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -51,6 +51,9 @@ pub struct HostSide {
     pub tcp_bytes: usize,
     pub tcp_port: u16,
     pub tcp_served: Vec<Served>,
+    /// The host's TCP sink the frontend uploads the same bytes back to.
+    pub upload_port: u16,
+    pub upload_received: Vec<Received>,
 }
 
 /// The summary being written: check lines and whether all passed.
@@ -96,6 +99,7 @@ pub fn summary(t: &Transcript, header: &str, host: &HostSide) -> Result<String, 
     real_disk(&mut s, &r, host);
     net(&mut s, &r);
     tcp(&mut s, &r, host);
+    upload(&mut s, &r, t, host);
     counters(&mut s, t);
     uplink_interrupts(&mut s, t, ready.as_ref().map(|(text, _)| text.as_str()));
     ends(&mut s, &r, t);
@@ -369,6 +373,57 @@ fn tcp(s: &mut Summary, r: &Results, host: &HostSide) {
     s.check(passed, "tcp", &detail);
 }
 
+/// The frontend sent the bytes it received back to the host's sink: Linux's TCP
+/// segmentation offload (HOST_TSO4) against stubvirt's segmentation for the wire. The
+/// uplink must have cut GSO frames (`seg:` of the last `uplink=` counters), or the
+/// offload was not exercised.
+fn upload(s: &mut Summary, r: &Results, t: &Transcript, host: &HostSide) {
+    let seconds: f64 = get(r, "tcp_up", "s").parse().unwrap_or(0.0);
+    let first = host.upload_received.first();
+    let complete = first.is_some_and(|c| {
+        c.bytes == host.tcp_bytes && c.sha256.as_deref() == Ok(host.tcp_sha256.as_str())
+    });
+    let segments = t
+        .lines
+        .iter()
+        .rev()
+        .find_map(|(_, l)| l.split(" uplink=").nth(1))
+        .and_then(|u| u.split(',').find_map(|kv| kv.strip_prefix("seg:")))
+        .and_then(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let passed = get(r, "tcp_up", "rc") == "0" && complete && segments > 0;
+    let detail = if passed {
+        format!(
+            "{} bytes to the host's 127.0.0.1:{} in {seconds:.2} s = {:.2} MB/s, sha256 equal \
+             to what the host sent; {segments} segments cut from the frontend's GSO frames",
+            host.tcp_bytes,
+            host.upload_port,
+            host.tcp_bytes as f64 / 1_048_576.0 / seconds.max(0.01)
+        )
+    } else {
+        let got = match first {
+            None => "no connection".to_string(),
+            Some(c) => format!(
+                "{} bytes in {:.2} s, sha256 {}{}",
+                c.bytes,
+                c.seconds,
+                c.sha256.as_deref().map_or("?", short),
+                c.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" (error: {e})"))
+            ),
+        };
+        format!(
+            "nc exit {}: the host received {got} of {} bytes (sha256 {}); {segments} segments \
+             cut for the wire",
+            get(r, "tcp_up", "rc"),
+            host.tcp_bytes,
+            short(&host.tcp_sha256)
+        )
+    };
+    s.check(passed, "tcp up", &detail);
+}
+
 fn short(sha: &str) -> &str {
     sha.get(..16).unwrap_or(sha)
 }
@@ -503,6 +558,13 @@ mod tests {
             tcp_bytes: 4194304,
             tcp_port: 40000,
             tcp_served: vec![],
+            upload_port: 40001,
+            upload_received: vec![Received {
+                bytes: 4194304,
+                seconds: 3.0,
+                sha256: Ok(SHA_TCP.to_string()),
+                error: None,
+            }],
         }
     }
 
@@ -518,7 +580,8 @@ mod tests {
             "FRONTEND-RESULT stage=net ip=10.0.2.15 gw=10.0.2.2 ping_gw=1 tx_packets=9 rx_packets=9".into(),
             "FRONTEND-RESULT stage=tcp rc=0 bytes=4194304 s=2.00".into(),
             format!("FRONTEND-RESULT stage=tcp sha256={SHA_TCP}"),
-            "STUBVIRT-COUNTERS ioreqs=9 ioreq_errors=0 blk=req:5,err:0 disk=req:4,err:0 uplink=in:3,out:3,drop:0,csum:0,tx_err:0,irqs:2".into(),
+            "FRONTEND-RESULT stage=tcp_up rc=0 s=4.00".into(),
+            "STUBVIRT-COUNTERS ioreqs=9 ioreq_errors=0 blk=req:5,err:0 disk=req:4,err:0 uplink=in:3,out:3,seg:12,drop:0,csum:0,tx_err:0,irqs:2".into(),
             "FRONTEND-RESULT done=1 uptime=99".into(),
         ];
         for (stage, perf, fs) in [("blk", "blk_perf", "fs"), ("disk", "disk_perf", "disk_fs")] {
@@ -577,12 +640,38 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_that_was_cut_short_or_never_segmented_fails() {
+        let mut short_upload = host();
+        if let Some(c) = short_upload.upload_received.first_mut() {
+            c.bytes = 1000;
+        }
+        let text = run(&passing(), &short_upload).unwrap_err();
+        assert!(text.contains("FAIL tcp up"), "{text}");
+        assert!(text.contains("received 1000 bytes"), "{text}");
+        // Intact bytes, but no GSO frame was cut: the offload was not exercised.
+        let unsegmented: Vec<String> = passing()
+            .into_iter()
+            .map(|l| l.replace(",seg:12,", ",seg:0,"))
+            .collect();
+        let text = run(&unsegmented, &host()).unwrap_err();
+        assert!(text.contains("FAIL tcp up"), "{text}");
+        let mut nothing = host();
+        nothing.upload_received.clear();
+        let text = run(&passing(), &nothing).unwrap_err();
+        assert!(text.contains("no connection"), "{text}");
+    }
+
+    #[test]
     fn a_complete_run_passes_with_figures_and_counters() {
         let text = run(&passing(), &host()).unwrap();
         assert!(!text.contains("FAIL"), "{text}");
         assert!(text.contains("read QD1 7 / QD32 7 IOPS"), "{text}");
         assert!(
             text.contains("4194304 bytes from the host's 127.0.0.1:40000 in 2.00 s = 2.00 MB/s")
+        );
+        assert!(
+            text.contains("4194304 bytes to the host's 127.0.0.1:40001 in 4.00 s = 1.00 MB/s"),
+            "{text}"
         );
         assert!(text.contains(&format!(
             "holds what the frontend wrote (sha256 {SHA_DISK})"
@@ -592,7 +681,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(" uplink=in:3,out:3,drop:0,csum:0,tx_err:0,irqs:2\n"),
+            text.contains(" uplink=in:3,out:3,seg:12,drop:0,csum:0,tx_err:0,irqs:2\n"),
             "{text}"
         );
     }
