@@ -463,9 +463,9 @@ fn run_once(args: &[String]) -> Result<(), Failure> {
         tcp_sha256: demo_host::sha256_of_bytes(&payload)?,
         tcp_bytes: payload.len(),
         tcp_port: source.port(),
-        tcp_served: source.served(),
+        tcp_served: source.records(),
         upload_port: sink.port(),
-        upload_received: sink.received(),
+        upload_received: sink.records(),
     };
     drop(source);
     drop(sink);

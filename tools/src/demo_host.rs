@@ -100,73 +100,6 @@ pub struct Served {
     pub error: Option<String>,
 }
 
-/// A thread on 127.0.0.1 (ephemeral port) that sends [`tcp_payload`] to every client and
-/// closes; it ends when this is dropped.
-pub struct TcpSource {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    served: Arc<Mutex<Vec<Served>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl TcpSource {
-    pub fn start(payload: Arc<Vec<u8>>) -> Result<Self, String> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| format!("TCP source: bind 127.0.0.1: {e}"))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| format!("TCP source: {e}"))?
-            .port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let served = Arc::new(Mutex::new(Vec::new()));
-        let (thread_stop, thread_served) = (stop.clone(), served.clone());
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if thread_stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let record = match stream {
-                    Ok(stream) => send(stream, &payload),
-                    Err(e) => Served {
-                        bytes: 0,
-                        seconds: 0.0,
-                        error: Some(format!("accept: {e}")),
-                    },
-                };
-                if let Ok(mut served) = thread_served.lock() {
-                    served.push(record);
-                }
-            }
-        });
-        Ok(Self {
-            port,
-            stop,
-            served,
-            thread: Some(thread),
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The connections served so far.
-    pub fn served(&self) -> Vec<Served> {
-        self.served.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for TcpSource {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the thread blocked in accept.
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// What the TCP sink received on one connection.
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -176,51 +109,78 @@ pub struct Received {
     pub error: Option<String>,
 }
 
-/// A thread on 127.0.0.1 (ephemeral port) that reads `expected` bytes (or to EOF) from
-/// each client, then closes (the frontend's busybox nc ends when the peer does); it ends
-/// when this is dropped. The frontend's upload: its TCP segmentation offload meets
-/// stubvirt's software segmentation for the wire.
-pub struct TcpSink {
+/// A thread on 127.0.0.1 (ephemeral port) that hands every client to a handler and keeps
+/// what it returns; it ends when this is dropped.
+pub struct LocalServer<R> {
     port: u16,
     stop: Arc<AtomicBool>,
-    received: Arc<Mutex<Vec<Received>>>,
+    records: Arc<Mutex<Vec<R>>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Sends [`tcp_payload`] to every client and closes.
+pub type TcpSource = LocalServer<Served>;
+/// Reads the expected bytes (or to EOF) from every client, then closes (the frontend's
+/// busybox nc ends when the peer does): the frontend's upload, its TCP segmentation
+/// offload meeting stubvirt's software segmentation for the wire.
+pub type TcpSink = LocalServer<Received>;
+
+impl TcpSource {
+    pub fn start(payload: Arc<Vec<u8>>) -> Result<Self, String> {
+        Self::serve("TCP source", move |stream| match stream {
+            Ok(stream) => send(stream, &payload),
+            Err(e) => Served {
+                bytes: 0,
+                seconds: 0.0,
+                error: Some(format!("accept: {e}")),
+            },
+        })
+    }
 }
 
 impl TcpSink {
     pub fn start(expected: usize) -> Result<Self, String> {
+        Self::serve("TCP sink", move |stream| match stream {
+            Ok(stream) => receive(stream, expected),
+            Err(e) => Received {
+                bytes: 0,
+                seconds: 0.0,
+                sha256: Err("nothing received".into()),
+                error: Some(format!("accept: {e}")),
+            },
+        })
+    }
+}
+
+impl<R: Clone + Send + 'static> LocalServer<R> {
+    fn serve(
+        what: &str,
+        handle: impl Fn(std::io::Result<TcpStream>) -> R + Send + 'static,
+    ) -> Result<Self, String> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| format!("TCP sink: bind 127.0.0.1: {e}"))?;
+            .map_err(|e| format!("{what}: bind 127.0.0.1: {e}"))?;
         let port = listener
             .local_addr()
-            .map_err(|e| format!("TCP sink: {e}"))?
+            .map_err(|e| format!("{what}: {e}"))?
             .port();
         let stop = Arc::new(AtomicBool::new(false));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let (thread_stop, thread_received) = (stop.clone(), received.clone());
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let (thread_stop, thread_records) = (stop.clone(), records.clone());
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if thread_stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let record = match stream {
-                    Ok(stream) => receive(stream, expected),
-                    Err(e) => Received {
-                        bytes: 0,
-                        seconds: 0.0,
-                        sha256: Err("nothing received".into()),
-                        error: Some(format!("accept: {e}")),
-                    },
-                };
-                if let Ok(mut received) = thread_received.lock() {
-                    received.push(record);
+                let record = handle(stream);
+                if let Ok(mut records) = thread_records.lock() {
+                    records.push(record);
                 }
             }
         });
         Ok(Self {
             port,
             stop,
-            received,
+            records,
             thread: Some(thread),
         })
     }
@@ -229,15 +189,16 @@ impl TcpSink {
         self.port
     }
 
-    /// The connections received so far.
-    pub fn received(&self) -> Vec<Received> {
-        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    /// What the connections so far returned.
+    pub fn records(&self) -> Vec<R> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
-impl Drop for TcpSink {
+impl<R> Drop for LocalServer<R> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        // Wakes the thread blocked in accept.
         let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -310,10 +271,10 @@ mod tests {
         }
         // The thread records a connection after sending it: give it a moment.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while source.served().len() < 2 && Instant::now() < deadline {
+        while source.records().len() < 2 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let served = source.served();
+        let served = source.records();
         assert_eq!(served.len(), 2);
         assert!(served
             .iter()
