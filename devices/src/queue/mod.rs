@@ -24,6 +24,9 @@ pub const DESC_F_WRITE: u16 = 2;
 pub const DESC_F_INDIRECT: u16 = 4;
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 const DESCRIPTOR_SIZE: usize = 16;
+/// Ring entries read or written in one access by [`SplitQueue::peek_heads`] and
+/// [`SplitQueue::push_used_all`]: a serve batch's worth.
+const HEADS_PER_PEEK: usize = 64;
 
 /// The ring addresses and size the driver wrote into the queue registers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -239,6 +242,52 @@ impl SplitQueue {
         Ok(Some(head))
     }
 
+    /// Reads up to `out.len()` available heads, in ring order, without consuming them:
+    /// one ring access for a batch instead of one per chain. The caller checks each head
+    /// ([`Self::check_head`]) and consumes it ([`Self::consume`]) as [`Self::pop`] would.
+    pub fn peek_heads(
+        &mut self,
+        mem: &dyn GuestMemory,
+        out: &mut [u16],
+    ) -> Result<usize, QueueError> {
+        if self.seen_avail == self.next_avail {
+            self.refresh_avail(mem)?;
+        }
+        let available = usize::from(self.seen_avail.wrapping_sub(self.next_avail));
+        let count = available.min(out.len()).min(HEADS_PER_PEEK);
+        let mut bytes = [0u8; 2 * HEADS_PER_PEEK];
+        let mut done = 0;
+        while done < count {
+            // Up to the ring's end, then from its start.
+            let slot = usize::from(self.next_avail.wrapping_add(done as u16) & (self.size - 1));
+            let run = (count - done).min(usize::from(self.size) - slot);
+            let part = bytes
+                .get_mut(2 * done..2 * (done + run))
+                .ok_or(QueueError::Ring(AccessError::OutOfPage))?;
+            self.avail.read(mem, 4 + 2 * slot, part)?;
+            done += run;
+        }
+        for (head, pair) in out.iter_mut().zip(bytes.chunks_exact(2)).take(count) {
+            if let [low, high] = *pair {
+                *head = u16::from_le_bytes([low, high]);
+            }
+        }
+        Ok(count)
+    }
+
+    /// A head read by [`Self::peek_heads`], refused as [`Self::pop`] refuses it.
+    pub fn check_head(&self, head: u16) -> Result<u16, QueueError> {
+        if head >= self.size {
+            return Err(QueueError::IndexOutOfRange(head));
+        }
+        Ok(head)
+    }
+
+    /// Consumes the next available chain (its head was peeked and checked).
+    pub fn consume(&mut self) {
+        self.next_avail = self.next_avail.wrapping_add(1);
+    }
+
     /// Puts back the last `count` popped chains, untouched, for a later pass (net rx
     /// that found too few buffers for a frame).
     pub fn unpop(&mut self, count: u16) {
@@ -269,6 +318,35 @@ impl SplitQueue {
         let entry = [h0, h1, h2, h3, l0, l1, l2, l3];
         self.used.write(mem, 4 + 8 * slot, &entry)?;
         self.next_used = self.next_used.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Writes used entries for consecutive slots, a run of the ring per access; they
+    /// become visible at the next [`Self::publish`].
+    pub fn push_used_all(
+        &mut self,
+        mem: &mut dyn GuestMemory,
+        entries: &[(u16, u32)],
+    ) -> Result<(), QueueError> {
+        for group in entries.chunks(HEADS_PER_PEEK) {
+            let mut bytes = [0u8; 8 * HEADS_PER_PEEK];
+            for (slot, &(head, len)) in bytes.chunks_exact_mut(8).zip(group) {
+                let (id, length) = slot.split_at_mut(4);
+                id.copy_from_slice(&u32::from(head).to_le_bytes());
+                length.copy_from_slice(&len.to_le_bytes());
+            }
+            let mut done = 0;
+            while done < group.len() {
+                let slot = usize::from(self.next_used & (self.size - 1));
+                let run = (group.len() - done).min(usize::from(self.size) - slot);
+                let part = bytes
+                    .get(8 * done..8 * (done + run))
+                    .ok_or(QueueError::Ring(AccessError::OutOfPage))?;
+                self.used.write(mem, 4 + 8 * slot, part)?;
+                self.next_used = self.next_used.wrapping_add(run as u16);
+                done += run;
+            }
+        }
         Ok(())
     }
 

@@ -81,11 +81,9 @@ pub fn serve_pass(
                 let _ = answers.push((chain.head(), used_len));
             }
             chain.release(mem, counters);
-            for (head, used_len) in answers {
-                queue.push_used(mem, head, used_len)?;
-                counters.requests += 1;
-                outcome.completed += 1;
-            }
+            queue.push_used_all(mem, &answers)?;
+            counters.requests += answers.len() as u64;
+            outcome.completed += answers.len();
             if let Some(e) = broken {
                 return Err(e);
             }
@@ -115,19 +113,28 @@ fn collect_batch(
     mem: &mut dyn GuestMemory,
     room: usize,
 ) -> Option<QueueError> {
+    let mut heads = [0u16; MAX_BATCH_CHAINS];
     while chain.batched() < room {
-        let head = match queue.pop(mem) {
-            Ok(Some(head)) => head,
-            Ok(None) => return None,
+        let wanted = heads.get_mut(..room - chain.batched()).unwrap_or(&mut []);
+        let found = match queue.peek_heads(mem, wanted) {
+            Ok(0) => return None,
+            Ok(found) => found,
             Err(e) => return Some(e),
         };
-        match chain.collect(queue, head, mem) {
-            Ok(Collected::Added) => {}
-            Ok(Collected::NoRoom) => {
-                queue.unpop(1);
-                return None;
+        for &head in wanted.iter().take(found) {
+            let head = match queue.check_head(head) {
+                Ok(head) => head,
+                Err(e) => return Some(e),
+            };
+            queue.consume();
+            match chain.collect(queue, head, mem) {
+                Ok(Collected::Added) => {}
+                Ok(Collected::NoRoom) => {
+                    queue.unpop(1);
+                    return None;
+                }
+                Err(e) => return Some(e),
             }
-            Err(e) => return Some(e),
         }
     }
     None
