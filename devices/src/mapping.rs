@@ -195,11 +195,6 @@ impl<const P: usize> MappedRegion<P> {
         at: usize,
         dst: &mut [u8],
     ) -> Result<(), AccessError> {
-        let (page, page_offset, chunk) = self.locate(at, dst.len())?;
-        if chunk == dst.len() {
-            // Descriptors and used entries never cross a page: one access.
-            return mem.read(page, page_offset, dst);
-        }
         let mut done = 0;
         while done < dst.len() {
             let (page, page_offset, chunk) = self.locate(at + done, dst.len() - done)?;
@@ -219,10 +214,6 @@ impl<const P: usize> MappedRegion<P> {
         at: usize,
         src: &[u8],
     ) -> Result<(), AccessError> {
-        let (page, page_offset, chunk) = self.locate(at, src.len())?;
-        if chunk == src.len() {
-            return mem.write(page, page_offset, src);
-        }
         let mut done = 0;
         while done < src.len() {
             let (page, page_offset, chunk) = self.locate(at + done, src.len() - done)?;
