@@ -421,7 +421,8 @@ pub fn run_test() -> Result<(), String> {
     match run_once(&[]) {
         Err(Failure { stalled: true, .. }) => {
             step(
-                "RETRY: a frontend vcpu stalled (RCU stall report; the known Xen-under-TCG                  timer loss, see README): running the end-to-end check once more",
+                "RETRY: a frontend vcpu stalled (RCU stall report; the known Xen-under-TCG \
+                 timer loss, see README): running the end-to-end check once more",
             );
             run_demo(&[])
         }
