@@ -163,11 +163,16 @@ impl Workload {
 }
 
 impl BlkRig {
-    fn new(data_bytes: usize) -> Self {
+    /// A rig whose request buffers are reached by grant copy (`copy`, the kernel's
+    /// default) or mapped.
+    fn new(data_bytes: usize, copy: bool) -> Self {
         let (machine, raw, queue) =
             stubvirt_tests::rings::hand_driven_disk(DISK_BYTES / 512, "bench", QUEUE_SIZE);
         let (_, irq) = scenario::window(0);
         let mem = Granted::new(FRONTEND, DATA_PAGE + data_bytes / PAGE_SIZE, false);
+        if copy {
+            machine.borrow_mut().frontends.copy_buffers(FRONTEND);
+        }
         Self {
             machine,
             raw,
@@ -348,10 +353,7 @@ struct PerRequest {
 /// Counts `workload` with request buffers mapped, or copied (`copy`: the kernel's
 /// default route; rings and indirect tables are still mapped).
 fn count(workload: &Workload, rounds: u64, copy: bool) -> PerRequest {
-    let mut rig = BlkRig::new(workload.depth * workload.bytes);
-    if copy {
-        rig.machine.borrow_mut().frontends.copy_buffers(FRONTEND);
-    }
+    let mut rig = BlkRig::new(workload.depth * workload.bytes, copy);
     let mut position = 0;
     let _ = rig.round(workload, &mut position); // warm: first notification, first interrupt
     let stats_before: HypercallStats = world::with(|w| w.stats);
@@ -466,10 +468,7 @@ fn main() {
         for copy in [true, false] {
             let per_round = (workload.depth * workload.bytes) as u64;
             group.throughput(Throughput::Bytes(per_round));
-            let mut rig = BlkRig::new(workload.depth * workload.bytes);
-            if copy {
-                rig.machine.borrow_mut().frontends.copy_buffers(FRONTEND);
-            }
+            let mut rig = BlkRig::new(workload.depth * workload.bytes, copy);
             let mut position = 0;
             let _ = rig.round(&workload, &mut position);
             rig.check_status(workload.depth * workload.chains().len());
@@ -777,7 +776,7 @@ fn footprint() {
         random: true,
         indirect: true,
     };
-    let mut rig = BlkRig::new(workload.depth * workload.bytes);
+    let mut rig = BlkRig::new(workload.depth * workload.bytes, false);
     let mut position = 0;
     let _ = rig.round(&workload, &mut position);
     let mut next_desc = 0;

@@ -383,14 +383,7 @@ fn upload(s: &mut Summary, r: &Results, t: &Transcript, host: &HostSide) {
     let complete = first.is_some_and(|c| {
         c.bytes == host.tcp_bytes && c.sha256.as_deref() == Ok(host.tcp_sha256.as_str())
     });
-    let segments = t
-        .lines
-        .iter()
-        .rev()
-        .find_map(|(_, l)| l.split(" uplink=").nth(1))
-        .and_then(|u| u.split(',').find_map(|kv| kv.strip_prefix("seg:")))
-        .and_then(|n| n.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let segments = last_uplink_counter(t, "seg");
     let passed = get(r, "tcp_up", "rc") == "0" && complete && segments > 0;
     let detail = if passed {
         format!(
@@ -422,6 +415,20 @@ fn upload(s: &mut Summary, r: &Results, t: &Transcript, host: &HostSide) {
         )
     };
     s.check(passed, "tcp up", &detail);
+}
+
+/// Field `key` of the last `uplink=` counters stubvirt printed (0 when absent).
+fn last_uplink_counter(t: &Transcript, key: &str) -> u64 {
+    t.lines
+        .iter()
+        .rev()
+        .find_map(|(_, l)| l.split(" uplink=").nth(1))
+        .and_then(|u| {
+            u.split(',')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix(':'))
+        })
+        .and_then(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 fn short(sha: &str) -> &str {
@@ -484,14 +491,7 @@ fn uplink_interrupts(s: &mut Summary, t: &Transcript, ready: Option<&str>) {
     else {
         return;
     };
-    let irqs = t
-        .lines
-        .iter()
-        .rev()
-        .find_map(|(_, l)| l.split(" uplink=").nth(1))
-        .and_then(|u| u.split(',').find_map(|kv| kv.strip_prefix("irqs:")))
-        .and_then(|n| n.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let irqs = last_uplink_counter(t, "irqs");
     s.check(
         irqs > 0,
         "uplink irq",

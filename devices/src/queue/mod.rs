@@ -234,11 +234,8 @@ impl SplitQueue {
             }
         }
         let slot = usize::from(self.next_avail & (self.size - 1));
-        let head = self.avail.read_u16(mem, 4 + 2 * slot)?;
-        if head >= self.size {
-            return Err(QueueError::IndexOutOfRange(head));
-        }
-        self.next_avail = self.next_avail.wrapping_add(1);
+        let head = self.check_head(self.avail.read_u16(mem, 4 + 2 * slot)?)?;
+        self.consume();
         Ok(Some(head))
     }
 
@@ -313,10 +310,7 @@ impl SplitQueue {
         len: u32,
     ) -> Result<(), QueueError> {
         let slot = usize::from(self.next_used & (self.size - 1));
-        let [h0, h1, h2, h3] = u32::from(head).to_le_bytes();
-        let [l0, l1, l2, l3] = len.to_le_bytes();
-        let entry = [h0, h1, h2, h3, l0, l1, l2, l3];
-        self.used.write(mem, 4 + 8 * slot, &entry)?;
+        self.used.write(mem, 4 + 8 * slot, &used_entry(head, len))?;
         self.next_used = self.next_used.wrapping_add(1);
         Ok(())
     }
@@ -331,9 +325,7 @@ impl SplitQueue {
         for group in entries.chunks(HEADS_PER_PEEK) {
             let mut bytes = [0u8; 8 * HEADS_PER_PEEK];
             for (slot, &(head, len)) in bytes.chunks_exact_mut(8).zip(group) {
-                let (id, length) = slot.split_at_mut(4);
-                id.copy_from_slice(&u32::from(head).to_le_bytes());
-                length.copy_from_slice(&len.to_le_bytes());
+                slot.copy_from_slice(&used_entry(head, len));
             }
             let mut done = 0;
             while done < group.len() {
@@ -392,6 +384,13 @@ impl SplitQueue {
         self.signalled_used = new;
         Ok(wanted)
     }
+}
+
+/// A used ring element: the chain's head as a 32-bit id, then the bytes written.
+fn used_entry(head: u16, len: u32) -> [u8; 8] {
+    let [h0, h1, h2, h3] = u32::from(head).to_le_bytes();
+    let [l0, l1, l2, l3] = len.to_le_bytes();
+    [h0, h1, h2, h3, l0, l1, l2, l3]
 }
 
 fn release_regions(mem: &mut dyn GuestMemory, regions: &[&[MappedPage]], counters: &mut Counters) {
