@@ -17,8 +17,8 @@
 
 use crate::grant::GrantRef;
 use crate::memory::{
-    Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage, PageUse, Piece,
-    PIECES_PER_ACCESS,
+    descriptor_words, Access, AccessError, Barrier, DescriptorWords, GuestMemory, MapError,
+    MapRequest, MappedPage, PageUse, Piece, PIECES_PER_ACCESS,
 };
 use alloc::vec::Vec as HeapVec;
 use heapless::Vec;
@@ -273,13 +273,17 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
         self.mapped.barrier(kind);
     }
 
-    fn read_descriptor(&self, page: MappedPage, offset: usize) -> Result<[u8; 16], AccessError> {
+    fn read_descriptor(
+        &self,
+        page: MappedPage,
+        offset: usize,
+    ) -> Result<DescriptorWords, AccessError> {
         if !is_copied(page) {
             return self.mapped.read_descriptor(page, offset);
         }
         let mut bytes = [0; 16];
         self.read(page, offset, &mut bytes)?;
-        Ok(bytes)
+        Ok(descriptor_words(&bytes))
     }
 
     fn read_u16(&self, page: MappedPage, offset: usize) -> Result<u16, AccessError> {

@@ -2,15 +2,23 @@
 
 use crate::counters::Counters;
 use crate::grant::{GrantSpan, PAGE_SIZE};
-use crate::memory::{Access, AccessError, GuestMemory, MapError, MapRequest, MappedPage, PageUse};
+use crate::memory::{
+    descriptor_words, Access, AccessError, DescriptorWords, GuestMemory, MapError, MapRequest,
+    MappedPage, PageUse,
+};
 use heapless::Vec;
 
 /// A batch of pages to map with one hypercall, then unmap with one hypercall.
 ///
-/// Capacity is fixed at compile time: the device's static memory budget.
+/// Pages are queued ([`Self::add_span`]) and mapped by [`Self::map`], which maps what was
+/// queued since its last call, so one batch may be mapped in steps (indirect tables first,
+/// then the pages they name). Capacity is fixed at compile time: the device's static
+/// memory budget.
 pub struct PageBatch<const N: usize> {
     requests: Vec<MapRequest, N>,
-    results: Vec<Result<MappedPage, MapError>, N>,
+    /// Outcomes of `requests[..mapped]`; entries past it are stale.
+    results: [Result<MappedPage, MapError>; N],
+    mapped: usize,
     /// Entries Xen refused since the batch was emptied: when none, callers skip the
     /// per-page error checks.
     failures: usize,
@@ -34,7 +42,8 @@ impl<const N: usize> PageBatch<N> {
     pub const fn new() -> Self {
         Self {
             requests: Vec::new(),
-            results: Vec::new(),
+            results: [Err(MapError::Again); N],
+            mapped: 0,
             failures: 0,
         }
     }
@@ -48,6 +57,7 @@ impl<const N: usize> PageBatch<N> {
     }
 
     /// Queues every page of `span` for mapping; returns the index of its first page.
+    #[inline]
     pub fn add_span(
         &mut self,
         span: &GrantSpan,
@@ -71,20 +81,28 @@ impl<const N: usize> PageBatch<N> {
         Ok(first)
     }
 
+    /// Forgets the pages queued from index `len` on; pages already mapped stay.
+    pub fn truncate(&mut self, len: usize) {
+        self.requests.truncate(len.max(self.mapped));
+    }
+
     /// Maps everything queued since the last call, in one batch.
     pub fn map(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
-        let start = self.results.len();
-        let pending = self.requests.get(start..).unwrap_or(&[]);
+        let (start, end) = (self.mapped, self.requests.len());
+        let (Some(pending), Some(results)) = (
+            self.requests.get(start..end),
+            self.results.get_mut(start..end),
+        ) else {
+            return;
+        };
         if pending.is_empty() {
             return;
         }
-        for _ in pending {
-            // Same capacity as `requests`, which is at least as long.
-            let _ = self.results.push(Err(MapError::Again));
-        }
-        let results = self.results.get_mut(start..).unwrap_or(&mut []);
+        // An implementation that skipped an entry must not leave an earlier batch's page.
+        results.fill(Err(MapError::Again));
         mem.map_batch(pending, results);
         let failed = results.iter().filter(|r| r.is_err()).count();
+        self.mapped = end;
         self.failures += failed;
         counters.map_batches += 1;
         // Failed entries hold no mapping, so only successes count as mapped.
@@ -94,19 +112,24 @@ impl<const N: usize> PageBatch<N> {
 
     /// Whether every page queued so far was mapped.
     pub fn all_mapped(&self) -> bool {
-        self.failures == 0 && self.results.len() == self.requests.len()
+        self.failures == 0 && self.mapped == self.requests.len()
+    }
+
+    /// The outcome of mapping page `index`, if it was mapped.
+    fn result(&self, index: usize) -> Option<Result<MappedPage, MapError>> {
+        self.results.get(..self.mapped)?.get(index).copied()
     }
 
     /// The mapped page at `index`, if its mapping succeeded.
     pub fn page(&self, index: usize) -> Option<MappedPage> {
-        self.results.get(index).and_then(|r| r.ok())
+        self.result(index).and_then(|r| r.ok())
     }
 
     /// Why the page at `index` is not mapped, if it is not.
     pub fn error(&self, index: usize) -> Option<MapError> {
-        match self.results.get(index) {
+        match self.result(index) {
             Some(Ok(_)) => None,
-            Some(Err(e)) => Some(*e),
+            Some(Err(e)) => Some(e),
             None => Some(MapError::Again),
         }
     }
@@ -114,7 +137,8 @@ impl<const N: usize> PageBatch<N> {
     /// Unmaps every page that was mapped, in one batch, and empties the batch.
     pub fn unmap_all(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
         let mut mapped: Vec<MappedPage, N> = Vec::new();
-        for page in self.results.iter().filter_map(|r| r.ok()) {
+        let results = self.results.get(..self.mapped).unwrap_or(&[]);
+        for page in results.iter().filter_map(|r| r.ok()) {
             let _ = mapped.push(page);
         }
         if !mapped.is_empty() {
@@ -124,7 +148,7 @@ impl<const N: usize> PageBatch<N> {
             counters.unmap_failures += refused as u64;
         }
         self.requests.clear();
-        self.results.clear();
+        self.mapped = 0;
         self.failures = 0;
     }
 }
@@ -154,12 +178,12 @@ impl<const P: usize> MappedRegion<P> {
         let mut pages = Vec::new();
         let mut first_error = None;
         for index in 0..batch.len() {
-            match batch.results.get(index) {
+            match batch.result(index) {
                 Some(Ok(page)) => {
-                    let _ = pages.push(*page);
+                    let _ = pages.push(page);
                 }
                 Some(Err(e)) => {
-                    first_error.get_or_insert(*e);
+                    first_error.get_or_insert(e);
                 }
                 None => {}
             }
@@ -230,14 +254,14 @@ impl<const P: usize> MappedRegion<P> {
         &self,
         mem: &dyn GuestMemory,
         at: usize,
-    ) -> Result<[u8; 16], AccessError> {
+    ) -> Result<DescriptorWords, AccessError> {
         let (page, page_offset, chunk) = self.locate(at, 16)?;
         if chunk == 16 {
             mem.read_descriptor(page, page_offset)
         } else {
             let mut bytes = [0; 16];
             self.read(mem, at, &mut bytes)?;
-            Ok(bytes)
+            Ok(descriptor_words(&bytes))
         }
     }
 

@@ -16,7 +16,7 @@ use criterion::{BenchmarkId, Throughput};
 use devices::counters::Counters;
 use devices::grant::{GrantAddress, GrantRef, PAGE_SIZE};
 use devices::memory::{
-    Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage,
+    Access, AccessError, Barrier, DescriptorWords, GuestMemory, MapError, MapRequest, MappedPage,
 };
 use devices::queue::chain::Chain;
 use devices::queue::serve::serve_pass;
@@ -233,12 +233,20 @@ impl GuestMemory for FastMemory {
         Ok(())
     }
 
-    fn read_descriptor(&self, page: MappedPage, offset: usize) -> Result<[u8; 16], AccessError> {
+    fn read_descriptor(
+        &self,
+        page: MappedPage,
+        offset: usize,
+    ) -> Result<DescriptorWords, AccessError> {
         let range = self.page(page, offset, 16)?;
-        self.bytes
-            .get(range)
-            .and_then(|b| <[u8; 16]>::try_from(b).ok())
-            .ok_or(AccessError::OutOfPage)
+        let word = |at: usize| {
+            self.bytes
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes)
+                .ok_or(AccessError::OutOfPage)
+        };
+        Ok([word(range.start)?, word(range.start + 8)?])
     }
 
     // One access per ring field, as the kernel's implementation does.

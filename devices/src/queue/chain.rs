@@ -10,7 +10,10 @@ use crate::counters::Counters;
 use crate::grant::{AddressError, GrantSpan, PAGE_SIZE};
 use crate::mapping::{BatchError, PageBatch};
 pub use crate::memory::Piece;
-use crate::memory::{Access, AccessError, GuestMemory, MapError, PageUse, PIECES_PER_ACCESS};
+use crate::memory::{
+    descriptor_words, Access, AccessError, DescriptorWords, GuestMemory, MapError, PageUse,
+    PIECES_PER_ACCESS,
+};
 use heapless::Vec;
 
 /// Descriptors one chain may have: the spec bounds a chain by the queue size.
@@ -53,21 +56,35 @@ impl From<QueueError> for ChainFault {
     }
 }
 
+/// One descriptor's buffer. Its pages are queued in the batch when it is walked.
 #[derive(Clone, Copy, Debug)]
 struct Segment {
-    /// The buffer's pages, decoded once when the descriptor is walked.
-    span: Result<GrantSpan, AddressError>,
     len: u32,
+    /// Index of its first page in the batch (meaningful when `fault` is `None`).
+    first_page: u16,
+    /// Where the buffer starts in its first page.
+    offset: u16,
     writable: bool,
-    /// Index of its first page in the batch, or why it has none.
-    mapped: Result<usize, SegmentFault>,
+    /// Why the buffer cannot be reached, if it cannot.
+    fault: Option<SegmentFault>,
 }
 
 impl Segment {
-    fn page_offset(&self) -> usize {
-        self.span.map_or(0, |span| usize::from(span.offset))
+    /// Index of its first page in the batch, or why it has none.
+    fn first_page(&self) -> Result<usize, SegmentFault> {
+        match self.fault {
+            None => Ok(usize::from(self.first_page)),
+            Some(fault) => Err(fault),
+        }
+    }
+
+    fn page_count(&self) -> usize {
+        (usize::from(self.offset) + self.len as usize).div_ceil(PAGE_SIZE)
     }
 }
+
+// Batch page indices are stored in 16 bits.
+const _: () = assert!(MAX_CHAIN_PAGES <= u16::MAX as usize);
 
 /// Segments one batch holds: room for two chains of the longest a queue allows, so
 /// two maximal block requests (Linux splits 1 MiB into 254 + 2 segments) share a batch.
@@ -90,9 +107,6 @@ struct Loaded {
     table: Option<(GrantSpan, usize)>,
     /// Why the indirect table cannot be read: the chain is answered with length 0.
     unreachable: Option<SegmentFault>,
-    /// Data pages its segments name (for an indirect chain: those before the table
-    /// until the table is walked).
-    data_pages: usize,
     /// Pages its unwalked indirect table is expected to name: one per entry, as drivers
     /// split data into SIZE_MAX (one page) segments.
     expected_table_pages: usize,
@@ -119,9 +133,11 @@ pub struct MapOutcome {
 }
 
 /// Scratch for the chains of one pass, reused for every pass (no allocation on the I/O
-/// path). Chains are collected, then all their pages are mapped in one batch (plus one
-/// for indirect tables), served one by one through [`Self::select`], and unmapped in one
-/// batch. With one chain ([`Self::load`]) it is the plain per-chain path.
+/// path). Chains are collected (each page queued as its descriptor is walked), then all
+/// their pages are mapped in one batch (two when some use indirect tables: the tables and
+/// direct buffers first, then the pages the tables name), served one by one through
+/// [`Self::select`], and unmapped in one batch. With one chain ([`Self::load`]) it is
+/// the plain per-chain path.
 pub struct Chain {
     chains: Vec<Loaded, MAX_BATCH_CHAINS>,
     /// The chain that `head`, the lengths and the streams refer to.
@@ -233,6 +249,7 @@ impl Chain {
         mem: &dyn GuestMemory,
     ) -> Result<Collected, QueueError> {
         let first_in_batch = self.chains.is_empty();
+        let pages_before = self.pages.len();
         let mut loaded = Loaded {
             head,
             first_segment: self.segments.len(),
@@ -241,18 +258,17 @@ impl Chain {
             writable_len: 0,
             table: None,
             unreachable: None,
-            data_pages: 0,
             expected_table_pages: 0,
         };
         let walked = self.walk(queue, &mut loaded, mem);
         let pages = match walked {
             Ok(pages) => pages,
             Err(QueueError::ChainTooLong) if !first_in_batch => {
-                self.segments.truncate(loaded.first_segment);
+                self.forget_from(loaded.first_segment, pages_before);
                 return Ok(Collected::NoRoom);
             }
             Err(e) => {
-                self.segments.truncate(loaded.first_segment);
+                self.forget_from(loaded.first_segment, pages_before);
                 return Err(e);
             }
         };
@@ -263,12 +279,12 @@ impl Chain {
             && (self.reserved_pages + pages > MAX_CHAIN_PAGES
                 || segments_needed > MAX_BATCH_SEGMENTS)
         {
-            self.segments.truncate(loaded.first_segment);
+            self.forget_from(loaded.first_segment, pages_before);
             return Ok(Collected::NoRoom);
         }
         loaded.end_segment = self.segments.len();
         if self.chains.push(loaded).is_err() {
-            self.segments.truncate(loaded.first_segment);
+            self.forget_from(loaded.first_segment, pages_before);
             return Ok(Collected::NoRoom);
         }
         self.reserved_pages += pages;
@@ -276,8 +292,15 @@ impl Chain {
         Ok(Collected::Added)
     }
 
-    /// Walks the queue's own descriptors; returns the pages the chain will map so far
-    /// (its direct segments, or its indirect table).
+    /// Drops the segments and the queued (not yet mapped) pages of a chain left out.
+    fn forget_from(&mut self, segments: usize, pages: usize) {
+        self.segments.truncate(segments);
+        self.pages.truncate(pages);
+    }
+
+    /// Walks the queue's own descriptors, queueing their pages and an indirect table's;
+    /// returns the pages the chain will map (for an indirect chain: its direct segments',
+    /// its table's and one per table entry, the pages the table is expected to name).
     fn walk(
         &mut self,
         queue: &SplitQueue,
@@ -307,10 +330,14 @@ impl Chain {
                 }
                 match GrantSpan::new(desc.addr, desc.len) {
                     Ok(span) => {
-                        loaded.table = Some((span, 0));
+                        match self.pages.add_span(&span, Access::ReadOnly, PageUse::Table) {
+                            Ok(first) => loaded.table = Some((span, first)),
+                            Err(BatchError::Full) => {
+                                loaded.unreachable = Some(SegmentFault::TooManyPages);
+                            }
+                        }
                         // Reserving the pages the table will name keeps chains from
                         // being dropped after their tables are mapped.
-                        loaded.data_pages = pages;
                         loaded.expected_table_pages = entries as usize;
                         return Ok(span.page_count() as usize + pages + entries as usize);
                     }
@@ -322,15 +349,14 @@ impl Chain {
             }
             pages += self.add_segment(loaded, &desc)?;
             if !desc.has(DESC_F_NEXT) {
-                loaded.data_pages = pages;
                 return Ok(pages);
             }
             index = desc.next;
         }
     }
 
-    /// Maps the batch: the indirect tables in one map batch (then walks them), then
-    /// every chain's segments in one more.
+    /// Maps the batch: the indirect tables (with the direct buffers queued so far) in one
+    /// map batch, then walks them, then the pages they name in one more.
     pub fn map_all(
         &mut self,
         queue_size: u16,
@@ -342,26 +368,12 @@ impl Chain {
             broken: None,
         };
         if self.chains.iter().any(|c| c.table.is_some()) {
-            self.map_tables(mem, counters);
+            self.pages.map(mem, counters);
             outcome = self.walk_tables(queue_size, mem);
         }
-        self.map_segments(mem, counters);
-        outcome
-    }
-
-    fn map_tables(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
-        for loaded in self.chains.iter_mut() {
-            if let Some((span, _)) = loaded.table {
-                match self.pages.add_span(&span, Access::ReadOnly, PageUse::Table) {
-                    Ok(first) => loaded.table = Some((span, first)),
-                    Err(BatchError::Full) => {
-                        loaded.table = None;
-                        loaded.unreachable = Some(SegmentFault::TooManyPages);
-                    }
-                }
-            }
-        }
         self.pages.map(mem, counters);
+        self.record_map_faults();
+        outcome
     }
 
     /// Walks each mapped indirect table in chain order. A chain whose table turned out
@@ -372,16 +384,14 @@ impl Chain {
             dropped: 0,
             broken: None,
         };
-        // Pages the batch's data will take, estimates included; made exact as tables
-        // are walked.
-        let mut data_pages: usize = self
-            .chains
-            .iter()
-            .map(|c| c.data_pages + c.expected_table_pages)
-            .sum();
+        // Pages the unwalked tables are expected to name, as reserved at collection.
+        let mut expected: usize = self.chains.iter().map(|c| c.expected_table_pages).sum();
         let mut index = 0;
         while let Some(mut loaded) = self.chains.get(index).copied() {
             if let Some((span, first)) = loaded.table {
+                expected = expected.saturating_sub(loaded.expected_table_pages);
+                loaded.expected_table_pages = 0;
+                let (segments_before, pages_before) = (self.segments.len(), self.pages.len());
                 let pages = span.page_count() as usize;
                 if let Some(error) = (first..first + pages).find_map(|i| self.pages.error(i)) {
                     loaded.unreachable = Some(SegmentFault::Map(error));
@@ -390,29 +400,22 @@ impl Chain {
                         self.walk_indirect(&span, first, queue_size, &mut loaded, mem)
                     });
                     loaded.end_segment = self.segments.len();
-                    match walked {
-                        Err(QueueError::ChainTooLong) if index > 0 => {
-                            outcome.dropped = self.chains.len() - index;
-                            self.chains.truncate(index);
-                            return outcome;
-                        }
+                    let left_out = match walked {
+                        Err(QueueError::ChainTooLong) if index > 0 => true,
                         Err(e) => {
                             outcome.broken = Some(e);
-                            outcome.dropped = self.chains.len() - index;
-                            self.chains.truncate(index);
-                            return outcome;
+                            true
                         }
+                        // The estimate made at collection becomes the real figure.
                         Ok(table_pages) => {
-                            // The estimate made at collection becomes the real figure.
-                            data_pages = data_pages - loaded.expected_table_pages + table_pages;
-                            loaded.data_pages += table_pages;
-                            loaded.expected_table_pages = 0;
-                            if index > 0 && self.pages.len() + data_pages > MAX_CHAIN_PAGES {
-                                outcome.dropped = self.chains.len() - index;
-                                self.chains.truncate(index);
-                                return outcome;
-                            }
+                            index > 0 && pages_before + table_pages + expected > MAX_CHAIN_PAGES
                         }
+                    };
+                    if left_out {
+                        self.forget_from(segments_before, pages_before);
+                        outcome.dropped = self.chains.len() - index;
+                        self.chains.truncate(index);
+                        return outcome;
                     }
                 }
             }
@@ -454,8 +457,8 @@ impl Chain {
         let mut pages = 0;
         loop {
             let at = usize::from(span.offset) + 16 * index as usize;
-            let bytes = read_descriptor(&self.pages, first, at, mem).map_err(QueueError::Ring)?;
-            let desc = Descriptor::from_bytes(&bytes);
+            let words = read_descriptor(&self.pages, first, at, mem).map_err(QueueError::Ring)?;
+            let desc = Descriptor::from_words(words);
             visited += 1;
             if visited > entries {
                 return Err(QueueError::ChainLoop);
@@ -474,7 +477,8 @@ impl Chain {
         }
     }
 
-    /// Adds one descriptor's buffer; returns the pages it will map.
+    /// Adds one descriptor's buffer and queues its pages; returns the pages it needs.
+    #[inline]
     fn add_segment(&mut self, loaded: &mut Loaded, desc: &Descriptor) -> Result<usize, QueueError> {
         let writable = desc.has(DESC_F_WRITE);
         if !writable && loaded.writable_len > 0 {
@@ -484,15 +488,32 @@ impl Chain {
             return Ok(0);
         }
         // The spec bounds one chain by the queue size, whatever room the batch has.
-        if self.segments.len() - loaded.first_segment >= MAX_SEGMENTS {
+        if self.segments.len() - loaded.first_segment >= MAX_SEGMENTS || self.segments.is_full() {
             return Err(QueueError::ChainTooLong);
         }
-        let span = GrantSpan::new(desc.addr, desc.len);
+        let access = if writable {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
+        let (offset, pages, queued) = match GrantSpan::new(desc.addr, desc.len) {
+            Ok(span) => {
+                let queued = self
+                    .pages
+                    .add_span(&span, access, PageUse::Buffer)
+                    .ok()
+                    .and_then(|first| u16::try_from(first).ok())
+                    .ok_or(SegmentFault::TooManyPages);
+                (span.offset, span.page_count() as usize, queued)
+            }
+            Err(e) => (0, 0, Err(SegmentFault::Address(e))),
+        };
         let segment = Segment {
-            span,
             len: desc.len,
+            first_page: queued.unwrap_or(0),
+            offset,
             writable,
-            mapped: Err(SegmentFault::TooManyPages),
+            fault: queued.err(),
         };
         self.segments
             .push(segment)
@@ -503,43 +524,19 @@ impl Chain {
         } else {
             loaded.readable_len = loaded.readable_len.saturating_add(len);
         }
-        Ok(span.map_or(0, |span| span.page_count() as usize))
+        Ok(pages)
     }
 
-    /// Queues every segment of every chain (in chain order) and maps them in one batch.
-    fn map_segments(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
-        for loaded in self.chains.iter() {
-            if loaded.unreachable.is_some() {
-                continue;
-            }
-            let segments = self
-                .segments
-                .get_mut(loaded.first_segment..loaded.end_segment)
-                .unwrap_or(&mut []);
-            for segment in segments.iter_mut() {
-                let access = if segment.writable {
-                    Access::ReadWrite
-                } else {
-                    Access::ReadOnly
-                };
-                segment.mapped = match segment.span {
-                    Err(e) => Err(SegmentFault::Address(e)),
-                    Ok(span) => self
-                        .pages
-                        .add_span(&span, access, PageUse::Buffer)
-                        .map_err(|BatchError::Full| SegmentFault::TooManyPages),
-                };
-            }
-        }
-        self.pages.map(mem, counters);
+    /// After the last map batch: marks the segments with a page Xen refused.
+    fn record_map_faults(&mut self) {
         if self.pages.all_mapped() {
             return;
         }
         for segment in self.segments.iter_mut() {
-            if let (Ok(first), Ok(span)) = (segment.mapped, segment.span) {
-                let pages = span.page_count() as usize;
-                if let Some(error) = (first..first + pages).find_map(|i| self.pages.error(i)) {
-                    segment.mapped = Err(SegmentFault::Map(error));
+            if let Ok(first) = segment.first_page() {
+                let pages = first..first + segment.page_count();
+                if let Some(error) = pages.into_iter().find_map(|i| self.pages.error(i)) {
+                    segment.fault = Some(SegmentFault::Map(error));
                 }
             }
         }
@@ -554,7 +551,7 @@ impl Chain {
 
     /// Whether every segment was mapped with the access it needs.
     pub fn fully_mapped(&self) -> bool {
-        self.selected_segments().iter().all(|s| s.mapped.is_ok())
+        self.selected_segments().iter().all(|s| s.fault.is_none())
     }
 
     /// Calls `f` for each page piece of `len` bytes at `at` in the readable
@@ -589,11 +586,11 @@ impl Chain {
                 skip -= seg_len;
                 continue;
             }
-            let first = segment.mapped.map_err(BufferError::Segment)?;
+            let first = segment.first_page().map_err(BufferError::Segment)?;
             let mut offset_in_segment = skip;
             skip = 0;
             while remaining > 0 && offset_in_segment < seg_len {
-                let absolute = segment.page_offset() + offset_in_segment;
+                let absolute = usize::from(segment.offset) + offset_in_segment;
                 let page = self
                     .pages
                     .page(first + absolute / PAGE_SIZE)
@@ -631,8 +628,8 @@ impl Chain {
         if skip.checked_add(len)? > segment.len as usize {
             return None;
         }
-        let first = segment.mapped.ok()?;
-        let absolute = segment.page_offset() + skip;
+        let first = segment.first_page().ok()?;
+        let absolute = usize::from(segment.offset) + skip;
         let offset = absolute % PAGE_SIZE;
         if len > PAGE_SIZE - offset {
             return None;
@@ -721,7 +718,7 @@ fn read_descriptor<const N: usize>(
     first: usize,
     at: usize,
     mem: &dyn GuestMemory,
-) -> Result<[u8; 16], AccessError> {
+) -> Result<DescriptorWords, AccessError> {
     let offset = at % PAGE_SIZE;
     if offset <= PAGE_SIZE - 16 {
         let page = pages
@@ -731,7 +728,7 @@ fn read_descriptor<const N: usize>(
     }
     let mut bytes = [0u8; 16];
     read_pages(pages, first, at, &mut bytes, mem)?;
-    Ok(bytes)
+    Ok(descriptor_words(&bytes))
 }
 
 /// Reads bytes at `at` from consecutive batch pages starting at `first`.

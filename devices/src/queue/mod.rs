@@ -11,7 +11,9 @@ pub mod serve;
 use crate::counters::Counters;
 use crate::grant::GrantSpan;
 use crate::mapping::MappedRegion;
-use crate::memory::{Access, AccessError, Barrier, GuestMemory, MapError, MappedPage};
+use crate::memory::{
+    Access, AccessError, Barrier, DescriptorWords, GuestMemory, MapError, MappedPage,
+};
 
 /// The largest queue any stubvirt device offers; bounds every per-queue buffer.
 pub const QUEUE_SIZE_LIMIT: u16 = 256;
@@ -90,13 +92,14 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    pub fn from_bytes(bytes: &[u8; DESCRIPTOR_SIZE]) -> Self {
-        let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, f0, f1, n0, n1] = *bytes;
+    /// The fields of a descriptor read as two words ([`GuestMemory::read_descriptor`]).
+    pub fn from_words([addr, rest]: DescriptorWords) -> Self {
+        // Truncating casts pick out `len | flags << 32 | next << 48`.
         Self {
-            addr: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
-            len: u32::from_le_bytes([l0, l1, l2, l3]),
-            flags: u16::from_le_bytes([f0, f1]),
-            next: u16::from_le_bytes([n0, n1]),
+            addr,
+            len: rest as u32,
+            flags: (rest >> 32) as u16,
+            next: (rest >> 48) as u16,
         }
     }
 
@@ -296,10 +299,10 @@ impl SplitQueue {
         if index >= self.size {
             return Err(QueueError::IndexOutOfRange(index));
         }
-        let bytes = self
+        let words = self
             .desc
             .read_descriptor(mem, usize::from(index) * DESCRIPTOR_SIZE)?;
-        Ok(Descriptor::from_bytes(&bytes))
+        Ok(Descriptor::from_words(words))
     }
 
     /// Writes a used ring entry; it becomes visible at the next [`Self::publish`].

@@ -8,7 +8,8 @@ use crate::arch::{Arch, Current, GRANT_WINDOW_SLOTS, PAGE_SIZE};
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 use devices::memory::{
-    Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage,
+    descriptor_words, Access, AccessError, Barrier, DescriptorWords, GuestMemory, MapError,
+    MapRequest, MappedPage,
 };
 
 /// Grant mappings of one frontend. The token of a [`MappedPage`] packs the window slot
@@ -142,12 +143,16 @@ impl GuestMemory for GrantMemory {
         });
     }
 
-    fn read_descriptor(&self, page: MappedPage, offset: usize) -> Result<[u8; 16], AccessError> {
+    fn read_descriptor(
+        &self,
+        page: MappedPage,
+        offset: usize,
+    ) -> Result<DescriptorWords, AccessError> {
         let va = self.address(page, offset, 16)?;
         if va % 8 != 0 {
             let mut bytes = [0; 16];
             self.read(page, offset, &mut bytes)?;
-            return Ok(bytes);
+            return Ok(descriptor_words(&bytes));
         }
         // SAFETY: 8-aligned and [va, va + 16) inside a live mapped page (checked above);
         // volatile because the frontend may rewrite a descriptor it does not own any more.
@@ -157,11 +162,7 @@ impl GuestMemory for GrantMemory {
                 core::ptr::read_volatile((va + 8) as *const u64),
             )
         };
-        let mut bytes = [0; 16];
-        let (first, second) = bytes.split_at_mut(8);
-        first.copy_from_slice(&low.to_ne_bytes());
-        second.copy_from_slice(&high.to_ne_bytes());
-        Ok(bytes)
+        Ok([u64::from_le(low), u64::from_le(high)])
     }
 
     fn read_u16(&self, page: MappedPage, offset: usize) -> Result<u16, AccessError> {
