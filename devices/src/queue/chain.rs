@@ -452,12 +452,20 @@ impl Chain {
         mem: &dyn GuestMemory,
     ) -> Result<usize, QueueError> {
         let entries = (span.len / 16).min(u32::from(queue_size));
+        // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
+        // looked up once, not per descriptor.
+        let table_pages = [self.pages.page(first), self.pages.page(first + 1)];
         let mut index: u32 = 0;
         let mut visited: u32 = 0;
         let mut pages = 0;
         loop {
             let at = usize::from(span.offset) + 16 * index as usize;
-            let words = read_descriptor(&self.pages, first, at, mem).map_err(QueueError::Ring)?;
+            let (page, offset) = (table_pages.get(at / PAGE_SIZE), at % PAGE_SIZE);
+            let words = match page {
+                Some(&Some(page)) if offset <= PAGE_SIZE - 16 => mem.read_descriptor(page, offset),
+                _ => read_descriptor(&self.pages, first, at, mem),
+            }
+            .map_err(QueueError::Ring)?;
             let desc = Descriptor::from_words(words);
             visited += 1;
             if visited > entries {
