@@ -175,7 +175,8 @@ fn self_grants(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
         },
     ];
     let mut results = [Err(status::GENERAL_ERROR); 3];
-    grant::map_batch(&requests, &mut results);
+    let mut scratch = grant::BatchScratch::new();
+    grant::map_batch(&mut scratch, &requests, &mut results);
     let [rw_map, ro_map, bad_map] = results;
     c.check("batched map: writable self-grant", rw_map.is_ok());
     c.check("batched map: read-only self-grant", ro_map.is_ok());
@@ -203,7 +204,10 @@ fn self_grants(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
     // original gfn from our physmap (it reads as all-ones, and stays so after the unmap),
     // so the self-granted frames are never touched through the identity map again: they
     // are leaked on purpose. Foreign grants (another owner) are not affected.
-    c.check("batched unmap", grant::unmap_batch(&[rw_map, ro_map]) == 0);
+    c.check(
+        "batched unmap",
+        grant::unmap_batch(&mut scratch, &[rw_map, ro_map]) == 0,
+    );
     c.check(
         "grants revocable after unmap",
         table.end_access(rw) && table.end_access(ro),

@@ -139,10 +139,11 @@ pub trait Arch {
     /// physmap; the slot must not be mapped already.
     unsafe fn map_window_page(slot: usize, gpa: u64, writable: bool);
 
-    /// Removes the mapping of slot `slot` and invalidates it in the TLB, so no stale
-    /// translation survives the grant unmap that follows.
+    /// Removes the mappings of `slots` and invalidates them in the TLB, so no stale
+    /// translation survives the grant unmap that follows. A batch waits for its TLB
+    /// maintenance once, not once per page.
     ///
     /// # Safety
-    /// No reference into the slot's page may be live.
-    unsafe fn unmap_window_page(slot: usize);
+    /// No reference into the slots' pages may be live.
+    unsafe fn unmap_window_pages(slots: impl Iterator<Item = usize> + Clone);
 }

@@ -6,7 +6,7 @@ use super::abi::memory::XENMAPSPACE_GRANT_TABLE;
 use super::abi::{op, DomId, DOMID_SELF};
 use super::hypercall::{with_array, XenError};
 use super::{memory, window};
-use crate::arch::{Arch, Current, PAGE_SIZE};
+use crate::arch::{Arch, Current, GRANT_WINDOW_SLOTS, PAGE_SIZE};
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 
@@ -131,14 +131,49 @@ pub struct MapOne {
     pub readonly: bool,
 }
 
+/// The hypercall argument arrays of map and unmap batches, allocated once so that a batch
+/// allocates nothing. A batch holds at most one entry per window slot (a map entry takes
+/// a free slot, an unmap entry gives one back), so the capacity is the window's.
+pub struct BatchScratch {
+    map_ops: Vec<GnttabMapGrantRef>,
+    /// (index into the requests, window slot) of every entry of `map_ops`.
+    placed: Vec<(usize, usize)>,
+    unmap_ops: Vec<GnttabUnmapGrantRef>,
+}
+
+impl BatchScratch {
+    pub fn new() -> Self {
+        Self {
+            map_ops: Vec::with_capacity(GRANT_WINDOW_SLOTS),
+            placed: Vec::with_capacity(GRANT_WINDOW_SLOTS),
+            unmap_ops: Vec::with_capacity(GRANT_WINDOW_SLOTS),
+        }
+    }
+}
+
+impl Default for BatchScratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Maps every request with one `GNTTABOP_map_grant_ref` hypercall into free window slots.
 /// `results[i]` gets request i's mapping or its `GNTST_*` status; entries fail on their own
 /// (`GNTST_no_device_space` when the window is full).
-pub fn map_batch(requests: &[MapOne], results: &mut [Result<Mapping, i16>]) {
-    let mut ops = Vec::with_capacity(requests.len());
-    // (index into requests, window slot) of every entry in `ops`.
-    let mut placed = Vec::with_capacity(requests.len());
+pub fn map_batch(
+    scratch: &mut BatchScratch,
+    requests: &[MapOne],
+    results: &mut [Result<Mapping, i16>],
+) {
+    let BatchScratch {
+        map_ops: ops,
+        placed,
+        ..
+    } = scratch;
+    ops.clear();
+    placed.clear();
     for (index, (request, result)) in requests.iter().zip(results.iter_mut()).enumerate() {
+        // Every slot handed out fits the scratch: its capacity is the window's.
         let Some(slot) = window::alloc() else {
             *result = Err(status::NO_DEVICE_SPACE);
             continue;
@@ -157,8 +192,8 @@ pub fn map_batch(requests: &[MapOne], results: &mut [Result<Mapping, i16>]) {
     }
     // SAFETY: every host_addr is a window slot we own (not RAM), so Xen placing a page
     // there cannot clobber memory in use.
-    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_MAP_GRANT_REF, &mut ops) };
-    for (op, &(index, slot)) in ops.iter().zip(&placed) {
+    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_MAP_GRANT_REF, ops) };
+    for (op, &(index, slot)) in ops.iter().zip(placed.iter()) {
         let readonly = op.flags & GNTMAP_READONLY != 0;
         let outcome = if call.is_ok() && op.status == status::OKAY {
             // SAFETY: Xen has placed the granted page at window::gpa(slot); the slot was free.
@@ -186,24 +221,22 @@ pub fn map_batch(requests: &[MapOne], results: &mut [Result<Mapping, i16>]) {
 /// goes first (with TLB invalidation), so nothing can touch the page once Xen releases it.
 /// Returns how many entries Xen refused (their slots stay reserved: Xen may still hold a
 /// page there).
-pub fn unmap_batch(mappings: &[Mapping]) -> usize {
-    let mut ops: Vec<GnttabUnmapGrantRef> = mappings
-        .iter()
-        .map(|m| {
-            // SAFETY: callers hand over their mappings; no reference into the page remains.
-            unsafe { Current::unmap_window_page(m.slot) };
-            GnttabUnmapGrantRef {
-                host_addr: window::gpa(m.slot),
-                handle: m.handle,
-                ..Default::default()
-            }
-        })
-        .collect();
-    if ops.is_empty() {
+pub fn unmap_batch(scratch: &mut BatchScratch, mappings: &[Mapping]) -> usize {
+    if mappings.is_empty() {
         return 0;
     }
+    // SAFETY: callers hand over their mappings; no reference into the pages remains.
+    unsafe { Current::unmap_window_pages(mappings.iter().map(|m| m.slot)) };
+    let ops = &mut scratch.unmap_ops;
+    ops.clear();
+    // Each mapping holds its own slot, so there are no more than the capacity.
+    ops.extend(mappings.iter().map(|m| GnttabUnmapGrantRef {
+        host_addr: window::gpa(m.slot),
+        handle: m.handle,
+        ..Default::default()
+    }));
     // SAFETY: each entry names a window slot and the handle Xen returned for it.
-    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_UNMAP_GRANT_REF, &mut ops) };
+    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_UNMAP_GRANT_REF, ops) };
     let mut refused = 0;
     for (op, m) in ops.iter().zip(mappings) {
         if call.is_ok() && op.status == status::OKAY {

@@ -4,6 +4,7 @@
 use super::abi::grant_table::status;
 use super::abi::DomId;
 use super::grant::{self, MapOne, Mapping};
+use super::shared;
 use crate::arch::{Arch, Current, GRANT_WINDOW_SLOTS, PAGE_SIZE};
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
@@ -18,6 +19,12 @@ use devices::memory::{
 pub struct GrantMemory {
     frontend: DomId,
     live: Vec<Option<Mapping>>,
+    /// Scratch for batches, allocated here once: mapping and unmapping allocate nothing.
+    /// A batch maps at most one page per window slot, hence the capacities.
+    scratch: grant::BatchScratch,
+    ones: Vec<MapOne>,
+    raw: Vec<Result<Mapping, i16>>,
+    unmapping: Vec<Mapping>,
 }
 
 impl GrantMemory {
@@ -25,6 +32,10 @@ impl GrantMemory {
         Self {
             frontend,
             live: alloc::vec![None; GRANT_WINDOW_SLOTS],
+            scratch: grant::BatchScratch::new(),
+            ones: Vec::with_capacity(GRANT_WINDOW_SLOTS),
+            raw: Vec::with_capacity(GRANT_WINDOW_SLOTS),
+            unmapping: Vec::with_capacity(GRANT_WINDOW_SLOTS),
         }
     }
 
@@ -73,17 +84,24 @@ fn map_error(status: i16) -> MapError {
 
 impl GuestMemory for GrantMemory {
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
-        let ones: Vec<MapOne> = requests
-            .iter()
-            .map(|r| MapOne {
-                dom: self.frontend,
-                gref: r.gref.0,
-                readonly: r.access == Access::ReadOnly,
-            })
-            .collect();
-        let mut raw = alloc::vec![Err(status::GENERAL_ERROR); ones.len()];
-        grant::map_batch(&ones, &mut raw);
-        for ((raw, result), request) in raw.into_iter().zip(results.iter_mut()).zip(requests) {
+        // Requests past the window's size could not get a slot anyway: they get NoSpace.
+        let fits = requests.len().min(self.ones.capacity());
+        let frontend = self.frontend;
+        self.ones.clear();
+        self.ones.extend(requests.iter().take(fits).map(|r| MapOne {
+            dom: frontend,
+            gref: r.gref.0,
+            readonly: r.access == Access::ReadOnly,
+        }));
+        self.raw.clear();
+        self.raw.resize(fits, Err(status::NO_DEVICE_SPACE));
+        grant::map_batch(&mut self.scratch, &self.ones, &mut self.raw);
+        for (index, (result, request)) in results.iter_mut().zip(requests).enumerate() {
+            let raw = self
+                .raw
+                .get(index)
+                .copied()
+                .unwrap_or(Err(status::NO_DEVICE_SPACE));
             *result = match raw {
                 Ok(m) => {
                     if let Some(entry) = self.live.get_mut(m.slot) {
@@ -100,7 +118,7 @@ impl GuestMemory for GrantMemory {
     }
 
     fn unmap_batch(&mut self, pages: &[MappedPage]) -> usize {
-        let mut mappings = Vec::with_capacity(pages.len());
+        self.unmapping.clear();
         let mut unknown = 0;
         for &page in pages {
             match self.mapping(page) {
@@ -108,30 +126,27 @@ impl GuestMemory for GrantMemory {
                     if let Some(entry) = self.live.get_mut(m.slot) {
                         *entry = None;
                     }
-                    mappings.push(m);
+                    // A live mapping owns its slot: no more of them than the capacity.
+                    self.unmapping.push(m);
                 }
                 Err(_) => unknown += 1,
             }
         }
-        unknown + grant::unmap_batch(&mappings)
+        unknown + grant::unmap_batch(&mut self.scratch, &self.unmapping)
     }
 
     fn read(&self, page: MappedPage, offset: usize, dst: &mut [u8]) -> Result<(), AccessError> {
         let va = self.address(page, offset, dst.len())?;
-        for (i, byte) in dst.iter_mut().enumerate() {
-            // SAFETY: [va, va + len) lies in a page this instance mapped and has not unmapped
-            // (checked above); the frontend may change it concurrently, hence volatile.
-            *byte = unsafe { core::ptr::read_volatile((va + i) as *const u8) };
-        }
+        // SAFETY: [va, va + len) lies in a page this instance mapped and has not unmapped
+        // (checked above).
+        unsafe { shared::copy_from(va, dst) };
         Ok(())
     }
 
     fn write(&mut self, page: MappedPage, offset: usize, src: &[u8]) -> Result<(), AccessError> {
         let va = self.writable_address(page, offset, src.len())?;
-        for (i, byte) in src.iter().enumerate() {
-            // SAFETY: as in `read`, and the page is mapped writable.
-            unsafe { core::ptr::write_volatile((va + i) as *mut u8, *byte) };
-        }
+        // SAFETY: as in `read`, and the page is mapped writable.
+        unsafe { shared::copy_to(va, src) };
         Ok(())
     }
 

@@ -22,6 +22,7 @@ pub mod ioreq_page;
 pub mod memory;
 #[cfg(feature = "image")]
 pub mod sched;
+pub mod shared;
 #[cfg(feature = "image")]
 pub mod vcpu_channel;
 #[cfg(feature = "image")]

@@ -34,12 +34,27 @@ pub fn gpa(slot: usize) -> u64 {
     BASE_GPA.load(Ordering::Acquire) + (slot * PAGE_SIZE) as u64
 }
 
-/// Takes a free mapping slot.
+/// Takes a free mapping slot: the first clear bit of the first word not full (the fixed
+/// slots are set at [`init`]), so a batch of mappings costs a few word tests per page,
+/// not a scan of the window.
 pub fn alloc() -> Option<usize> {
     let mut used = USED.lock();
-    let slot = (FIRST_MAP_SLOT..GRANT_WINDOW_SLOTS).find(|&s| !is_set(&used[..], s))?;
-    set(&mut used[..], slot, true);
-    Some(slot)
+    let (index, word) = used
+        .iter_mut()
+        .enumerate()
+        .find(|(index, word)| **word | fixed_bits(*index) != u64::MAX)?;
+    let bit = (*word | fixed_bits(index)).trailing_ones() as usize;
+    *word |= 1 << bit;
+    Some(index * 64 + bit)
+}
+
+/// The fixed slots' bits of word `index`: never handed out, even before [`init`].
+fn fixed_bits(index: usize) -> u64 {
+    if index == 0 {
+        (1 << FIRST_MAP_SLOT) - 1
+    } else {
+        0
+    }
 }
 
 /// Returns a mapping slot (its page must be unmapped).

@@ -94,27 +94,30 @@ pub unsafe fn map(slot: usize, gpa: u64, writable: bool) {
     }
 }
 
-/// Unmaps window slot `slot` and invalidates its translation.
+/// Unmaps window slots `slots` and invalidates their translations: every entry broken,
+/// one barrier, every page's TLBI issued, one wait for them all (as Linux's range flush
+/// does), instead of a full barrier round per page.
 ///
 /// # Safety
-/// See [`crate::arch::Arch::unmap_window_page`].
-pub unsafe fn unmap(slot: usize) {
-    assert!(
-        slot < GRANT_WINDOW_SLOTS,
-        "grant window slot {slot} out of range"
-    );
-    let page = (window_va(slot) >> 12) as u64;
-    // SAFETY: no reference into the slot is live (caller); break the entry, then drop
-    // any cached translation before the grant itself is unmapped.
-    unsafe {
-        WINDOW_L3.set(slot, 0);
-        asm!(
-            "dsb ishst",
-            "tlbi vale1is, {page}",
-            "dsb ish",
-            "isb",
-            page = in(reg) page,
-            options(nostack),
+/// See [`crate::arch::Arch::unmap_window_pages`].
+pub unsafe fn unmap(slots: impl Iterator<Item = usize> + Clone) {
+    for slot in slots.clone() {
+        assert!(
+            slot < GRANT_WINDOW_SLOTS,
+            "grant window slot {slot} out of range"
         );
+        // SAFETY: no reference into the slot is live (caller): break the entry.
+        unsafe { WINDOW_L3.set(slot, 0) };
     }
+    // SAFETY: barriers only: the broken entries are visible to the table walkers of
+    // every CPU before any TLBI below.
+    unsafe { asm!("dsb ishst", options(nostack)) };
+    for slot in slots {
+        let page = (window_va(slot) >> 12) as u64;
+        // SAFETY: drops any cached translation of a slot whose entry is broken above.
+        unsafe { asm!("tlbi vale1is, {page}", page = in(reg) page, options(nostack)) };
+    }
+    // SAFETY: waits for every TLBI above to complete on all CPUs before the grants
+    // themselves are unmapped.
+    unsafe { asm!("dsb ish", "isb", options(nostack)) };
 }

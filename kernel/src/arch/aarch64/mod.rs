@@ -55,9 +55,9 @@ impl Arch for Aarch64 {
         unsafe { mmu::map(slot, gpa, writable) }
     }
 
-    unsafe fn unmap_window_page(slot: usize) {
-        // SAFETY: forwarded contract (no live reference into the slot).
-        unsafe { mmu::unmap(slot) }
+    unsafe fn unmap_window_pages(slots: impl Iterator<Item = usize> + Clone) {
+        // SAFETY: forwarded contract (no live reference into the slots).
+        unsafe { mmu::unmap(slots) }
     }
 }
 

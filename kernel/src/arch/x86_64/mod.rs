@@ -49,8 +49,10 @@ impl Arch for X86_64 {
         unsafe { paging::map(slot, gpa, writable) }
     }
 
-    unsafe fn unmap_window_page(slot: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { paging::unmap(slot) }
+    unsafe fn unmap_window_pages(slots: impl Iterator<Item = usize> + Clone) {
+        for slot in slots {
+            // SAFETY: forwarded contract; invlpg is local and needs no batch barrier.
+            unsafe { paging::unmap(slot) }
+        }
     }
 }

@@ -57,7 +57,7 @@ pub unsafe fn map(slot: usize, gpa: u64, writable: bool) {
 }
 
 /// # Safety
-/// See [`crate::arch::Arch::unmap_window_page`].
+/// See [`crate::arch::Arch::unmap_window_pages`] (one slot).
 pub unsafe fn unmap(slot: usize) {
     let va = window_va(slot);
     // SAFETY: as in `map`; the caller guarantees no reference into the page is live; the
