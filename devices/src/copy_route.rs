@@ -269,6 +269,10 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
         Ok(())
     }
 
+    fn moves_pieces_together(&self) -> bool {
+        true
+    }
+
     fn barrier(&self, kind: Barrier) {
         self.mapped.barrier(kind);
     }

@@ -75,9 +75,11 @@ pub trait VirtioDevice {
     fn process(&mut self, io: Io<'_>, context: &mut Self::Context) -> ProcessOutcome;
 }
 
-/// Serves every pending queue of `io` with one handler, quota per queue.
+/// Serves every pending queue of `io` with one handler, quota per queue, each chain's
+/// first `prefetch` bytes read ahead (see [`serve_pass`]).
 pub fn serve_pending(
     io: Io<'_>,
+    prefetch: usize,
     mut handle: impl FnMut(usize, &Chain, &mut dyn GuestMemory, &mut Counters) -> u32,
 ) -> ProcessOutcome {
     let mut outcome = ProcessOutcome::default();
@@ -87,6 +89,7 @@ pub fn serve_pending(
             io.chain,
             io.mem,
             io.counters,
+            prefetch,
             |chain, mem, counters| handle(index, chain, mem, counters),
         );
         outcome.absorb(&pass);
@@ -101,6 +104,7 @@ pub fn serve_queue(
     chain: &mut Chain,
     mem: &mut dyn GuestMemory,
     counters: &mut Counters,
+    prefetch: usize,
     handle: impl FnMut(&Chain, &mut dyn GuestMemory, &mut Counters) -> u32,
 ) -> PassOutcome {
     let Some(queue) = slot.live.as_mut() else {
@@ -110,7 +114,15 @@ pub fn serve_queue(
     if !slot.pending {
         return PassOutcome::default();
     }
-    let pass = serve_pass(queue, chain, mem, counters, QUOTA_PER_PASS, handle);
+    let pass = serve_pass(
+        queue,
+        chain,
+        mem,
+        counters,
+        QUOTA_PER_PASS,
+        prefetch,
+        handle,
+    );
     slot.pending = pass.more;
     if pass.broken.is_some() {
         slot.stop(mem, counters);

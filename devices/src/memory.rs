@@ -197,6 +197,13 @@ pub trait GuestMemory {
         Ok(())
     }
 
+    /// Whether [`Self::read_pieces`] moves its pieces in one operation, so that small
+    /// reads of several chains are worth gathering into one call (the copy route: one
+    /// hypercall instead of one per piece). Not here: each piece by itself.
+    fn moves_pieces_together(&self) -> bool {
+        false
+    }
+
     /// Writes `src` over `pieces` in order; see [`GuestMemory::read_pieces`].
     fn write_pieces(&mut self, pieces: &[Piece], src: &[u8]) -> Result<(), AccessError> {
         let mut done = 0;

@@ -362,6 +362,8 @@ fn stubvirt_rounds<M: GuestMemory + DriverLike>(
             mem,
             &mut counters,
             heads.len() + 1,
+            // Header read in the handler, as rust-vmm's side reads it.
+            0,
             stubvirt_handle,
         );
         elapsed += start.elapsed();

@@ -1,9 +1,10 @@
 //! Grant mapping batched across the chains found in one pass: chains made available
 //! together share one map batch (two with indirect tables) and one unmap batch, are
 //! answered in order, and a chain that does not fit waits for the next batch. Plus the
-//! EVENT_IDX re-arm at the quota boundary.
+//! EVENT_IDX re-arm at the quota boundary, and, with request buffers by grant copy, the
+//! request headers of a pass read in one copy per 32.
 
-use devices::grant::PAGE_SIZE;
+use devices::grant::{GrantAddress, GrantRef, PAGE_SIZE};
 use devices::mmio::{reg, status};
 use devices::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use stubvirt_tests::rings::{Granted, RawDriver, RawQueue};
@@ -19,7 +20,7 @@ const TABLES: usize = 2;
 const DATA: usize = TABLES + 64;
 
 struct Rig {
-    _machine: Shared,
+    machine: Shared,
     raw: RawDriver,
     queue: RawQueue,
     mem: Granted,
@@ -33,7 +34,7 @@ impl Rig {
             stubvirt_tests::rings::hand_driven_disk(8192, "batch", QUEUE_SIZE);
         let mem = Granted::new(FRONTEND, DATA + data_pages, false);
         Self {
-            _machine: machine,
+            machine,
             raw,
             queue,
             mem,
@@ -103,6 +104,21 @@ impl Rig {
         }
         self.queue.push(head);
         slot
+    }
+
+    /// As `new`, with request buffers reached by grant copy (the kernel's default).
+    fn copied(data_pages: usize) -> Self {
+        let rig = Self::new(data_pages);
+        rig.machine.borrow_mut().frontends.copy_buffers(FRONTEND);
+        rig
+    }
+
+    /// Places a one-page direct request as `place` does, with its header descriptor
+    /// pointing at `header` instead (the header bytes stay where `place` wrote them).
+    fn place_with_header_at(&mut self, kind: u32, sector: u64, data_page: usize, header: u64) {
+        let head = self.next_desc;
+        self.place(kind, sector, data_page, 1, false);
+        self.queue.set_desc(head, header, 16, DESC_F_NEXT, head + 1);
     }
 
     fn status_of(&self, slot: usize) -> u8 {
@@ -270,4 +286,175 @@ fn a_pass_that_ends_at_its_quota_with_the_ring_empty_asks_for_the_next_notificat
     rig.place(T_IN, 0, DATA + 64, 1, true);
     rig.raw.notify(0);
     assert_eq!(rig.queue.used_idx(), 65);
+}
+
+/// Copy hypercalls (and refused ones) made while `f` runs.
+fn copy_calls(f: impl FnOnce()) -> (u64, u64) {
+    let before = stats();
+    f();
+    let after = stats();
+    (
+        after.copy_calls - before.copy_calls,
+        after.copies_refused - before.copies_refused,
+    )
+}
+
+/// Writes `depth` one-page requests (page `DATA + i` filled with `i + 1`, to sector
+/// `8 * i`) and reads them back into pages `DATA + depth + i`, each batch made available
+/// with one notification; returns the copy hypercalls of the writes and of the reads.
+fn write_and_read_back(rig: &mut Rig, depth: usize) -> (u64, u64) {
+    for i in 0..depth {
+        rig.fill(DATA + i, 1, i as u8 + 1);
+        rig.fill(DATA + depth + i, 1, 0);
+        rig.place(T_OUT, 8 * i as u64, DATA + i, 1, false);
+    }
+    let (writes, refused) = copy_calls(|| rig.raw.notify(0));
+    assert_eq!(refused, 0);
+    rig.slot = 0;
+    rig.next_desc = 0;
+    for i in 0..depth {
+        rig.place(T_IN, 8 * i as u64, DATA + depth + i, 1, false);
+    }
+    let (reads, refused) = copy_calls(|| rig.raw.notify(0));
+    assert_eq!(refused, 0);
+    for i in 0..depth {
+        assert_eq!(rig.status_of(i), 0, "request {i}");
+        assert_eq!(
+            rig.mem.read((DATA + depth + i) * PAGE_SIZE, PAGE_SIZE),
+            vec![i as u8 + 1; PAGE_SIZE],
+            "request {i} read back"
+        );
+    }
+    rig.slot = 0;
+    rig.next_desc = 0;
+    (writes, reads)
+}
+
+#[test]
+fn copy_route_reads_the_headers_of_a_pass_in_one_copy_per_32() {
+    // Per request one data and one status copy; the headers of a pass one copy per 32,
+    // except a lone request's, which is its own read.
+    for (depth, calls) in [(1, 3), (2, 2 * 2 + 1), (32, 2 * 32 + 1), (64, 2 * 64 + 2)] {
+        let mut rig = Rig::copied(2 * depth);
+        let (writes, reads) = write_and_read_back(&mut rig, depth);
+        assert_eq!((writes, reads), (calls, calls), "QD {depth}");
+        assert_eq!(rig.queue.used_idx() as usize, 2 * depth);
+        scenario::assert_no_violations();
+    }
+}
+
+#[test]
+fn a_header_across_a_page_boundary_is_read_ahead_as_two_pieces() {
+    // 32 headers of 33 pieces: two header copies. Two spare pages for the split header.
+    let mut rig = Rig::copied(2 * 32 + 2);
+    let spare = (DATA + 2 * 32) * PAGE_SIZE;
+    for i in 0..32 {
+        rig.fill(DATA + i, 1, i as u8 + 1);
+        rig.place(T_OUT, 8 * i as u64, DATA + i, 1, false);
+    }
+    rig.raw.notify(0);
+    rig.slot = 0;
+    rig.next_desc = 0;
+    for i in 0..32 {
+        if i == 7 {
+            // The header's first 8 bytes end the spare page, the rest start the next.
+            let mut header = [0u8; 16];
+            header[8..].copy_from_slice(&(8 * i as u64).to_le_bytes());
+            rig.mem.write(spare + PAGE_SIZE - 8, &header);
+            let at = rig.mem.dma(spare + PAGE_SIZE - 8);
+            rig.place_with_header_at(T_IN, 0, DATA + 32 + i, at);
+        } else {
+            rig.place(T_IN, 8 * i as u64, DATA + 32 + i, 1, false);
+        }
+    }
+    let (calls, refused) = copy_calls(|| rig.raw.notify(0));
+    assert_eq!((calls, refused), (2 * 32 + 2, 0));
+    for i in 0..32 {
+        assert_eq!(rig.status_of(i), 0, "request {i}");
+        assert_eq!(
+            rig.mem.read((DATA + 32 + i) * PAGE_SIZE, PAGE_SIZE),
+            vec![i as u8 + 1; PAGE_SIZE],
+            "request {i}"
+        );
+    }
+    scenario::assert_no_violations();
+}
+
+/// Fails the `nth` copy hypercall from now (0: the next).
+fn fail_copy(nth: u64) {
+    world::with(|w| w.faults.copy_countdown = Some(nth));
+}
+
+/// Reads of pages written by `write_and_read_back(rig, 8)`, placed (not notified): the
+/// header of request `bad_header`, if any, names a grant that was never made.
+fn place_reads(rig: &mut Rig, bad_header: Option<usize>) {
+    let never_granted = GrantAddress::encode(GrantRef(4_000_000), 0);
+    for i in 0..8 {
+        rig.fill(DATA + 8 + i, 1, 0);
+        if bad_header == Some(i) {
+            rig.place_with_header_at(T_IN, 8 * i as u64, DATA + 8 + i, never_granted);
+        } else {
+            rig.place(T_IN, 8 * i as u64, DATA + 8 + i, 1, false);
+        }
+    }
+}
+
+/// Request `i` of `place_reads` read what was written (status OK), or failed (IOERR)
+/// without touching its buffer.
+fn assert_reads(rig: &mut Rig, failed: &[usize]) {
+    for i in 0..8 {
+        let (status, byte) = if failed.contains(&i) {
+            (1, 0)
+        } else {
+            (0, i as u8 + 1)
+        };
+        assert_eq!(rig.status_of(i), status, "request {i}");
+        assert_eq!(
+            rig.mem.read((DATA + 8 + i) * PAGE_SIZE, PAGE_SIZE),
+            vec![byte; PAGE_SIZE],
+            "request {i}"
+        );
+    }
+    rig.slot = 0;
+    rig.next_desc = 0;
+}
+
+#[test]
+fn a_header_xen_refuses_fails_only_its_request_in_a_batch() {
+    let mut rig = Rig::copied(16);
+    write_and_read_back(&mut rig, 8);
+    place_reads(&mut rig, Some(5));
+    // The group copy is refused; each header is then read by its own request, the
+    // bad one refused again: 1 + 8 headers, 7 data, 8 status.
+    let (calls, refused) = copy_calls(|| rig.raw.notify(0));
+    assert_eq!((calls, refused), (1 + 8 + 7 + 8, 2));
+    assert_reads(&mut rig, &[5]);
+    // The next batch is served as usual.
+    place_reads(&mut rig, None);
+    assert_eq!(copy_calls(|| rig.raw.notify(0)), (1 + 2 * 8, 0));
+    assert_reads(&mut rig, &[]);
+    scenario::assert_no_violations();
+}
+
+#[test]
+fn a_failed_header_copy_falls_back_to_each_requests_own_read() {
+    let mut rig = Rig::copied(16);
+    write_and_read_back(&mut rig, 8);
+    // The pass's first copy, the group's, fails: every request reads its own header
+    // (never stale bytes of the previous batch's writes, nor zeros: those would be
+    // writes, or reads of sector 0) and succeeds.
+    place_reads(&mut rig, None);
+    fail_copy(0);
+    let (calls, refused) = copy_calls(|| rig.raw.notify(0));
+    assert_eq!((calls, refused), (1 + 3 * 8, 1));
+    assert_reads(&mut rig, &[]);
+    // With request 5's header never granted the group fails; request 1's own header
+    // read (the pass's copy 1 + 3) is failed too: only those two fail.
+    place_reads(&mut rig, Some(5));
+    fail_copy(1 + 3);
+    let (calls, refused) = copy_calls(|| rig.raw.notify(0));
+    assert_eq!((calls, refused), (1 + 8 + 6 + 8, 3));
+    assert_reads(&mut rig, &[1, 5]);
+    assert_eq!(world::with(|w| w.faults.copy_countdown), None);
+    scenario::assert_no_violations();
 }

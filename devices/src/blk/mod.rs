@@ -23,6 +23,8 @@ pub const STATUS_OK: u8 = 0;
 pub const STATUS_IOERR: u8 = 1;
 pub const STATUS_UNSUPP: u8 = 2;
 const ID_BYTES: usize = 20;
+// A whole request header is read ahead (`serve_pending`).
+const _: () = assert!(request::HEADER_SIZE <= crate::queue::chain::MAX_PREFETCH);
 
 /// A virtio-blk device over a backing store.
 pub struct BlkDevice<B: BlockBackend> {
@@ -88,7 +90,8 @@ impl<B: BlockBackend> VirtioDevice for BlkDevice<B> {
     fn reset(&mut self) {}
 
     fn process(&mut self, io: Io<'_>, _context: &mut ()) -> ProcessOutcome {
-        serve_pending(io, |_queue, chain, mem, counters| {
+        // The headers of a pass are read together: one grant copy per 32 on the copy route.
+        serve_pending(io, request::HEADER_SIZE, |_queue, chain, mem, counters| {
             self.handle(chain, mem, counters)
         })
     }

@@ -316,7 +316,8 @@ impl VirtioDevice for NetDevice {
             chain,
         } = io;
         if let Some(tx) = queues.get_mut(TX) {
-            let pass = serve_queue(tx, chain, mem, counters, |chain, mem, counters| {
+            // Tx headers are not read ahead (0): only blk does so far.
+            let pass = serve_queue(tx, chain, mem, counters, 0, |chain, mem, counters| {
                 self.transmit(chain, mem, counters, switch);
                 0
             });

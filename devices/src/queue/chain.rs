@@ -94,6 +94,10 @@ const MAX_BATCH_SEGMENTS: usize = 2 * MAX_SEGMENTS;
 /// Equal to the per-pass quota, so a pass that finds a full ring maps once.
 pub const MAX_BATCH_CHAINS: usize = 64;
 
+/// Leading bytes of each chain's readable stream a pass may read ahead for its device
+/// ([`Chain::prefetch`]): a virtio-blk request header.
+pub const MAX_PREFETCH: usize = 16;
+
 /// One chain of a batch: its head, its segments in the shared pool, and the indirect
 /// table still to walk.
 #[derive(Clone, Copy, Debug)]
@@ -110,6 +114,10 @@ struct Loaded {
     /// Pages its unwalked indirect table is expected to name: one per entry, as drivers
     /// split data into SIZE_MAX (one page) segments.
     expected_table_pages: usize,
+    /// Where its leading readable bytes are in `Chain::prefetched`, and how many (0:
+    /// none were read ahead).
+    prefetched_at: u16,
+    prefetched_len: u8,
 }
 
 /// Whether a walked chain joined the batch.
@@ -149,6 +157,9 @@ pub struct Chain {
     /// Pages the collected chains will need, checked against the batch's capacity
     /// before a second chain is let in.
     reserved_pages: usize,
+    /// The leading readable bytes [`Self::prefetch`] read, each group's straight into
+    /// its place, every chain's at its `prefetched_at`.
+    prefetched: [u8; MAX_BATCH_CHAINS * MAX_PREFETCH],
 }
 
 impl Default for Chain {
@@ -166,6 +177,7 @@ impl Chain {
             pages: PageBatch::new(),
             reserved_segments: 0,
             reserved_pages: 0,
+            prefetched: [0; MAX_BATCH_CHAINS * MAX_PREFETCH],
         }
     }
 
@@ -259,6 +271,8 @@ impl Chain {
             table: None,
             unreachable: None,
             expected_table_pages: 0,
+            prefetched_at: 0,
+            prefetched_len: 0,
         };
         let walked = self.walk(queue, &mut loaded, mem);
         let pages = match walked {
@@ -646,6 +660,102 @@ impl Chain {
         Some(Piece { page, offset, len })
     }
 
+    /// Reads the first `len` bytes of every chain's readable stream ahead of serving the
+    /// batch, when `mem` moves the pieces of one read together: the pieces of several
+    /// chains go in one read, up to [`PIECES_PER_ACCESS`], so the copy route reads a
+    /// pass's request headers in one grant copy per group instead of one per chain. Not
+    /// prefetched, and so read from memory by its own [`Self::read`] (which reports any
+    /// error for that chain alone): a chain whose bytes cannot be gathered or that is
+    /// alone in its group, every chain of a group whose read fails, and everything when
+    /// `len` is above [`MAX_PREFETCH`].
+    pub fn prefetch(&mut self, mem: &dyn GuestMemory, len: usize) {
+        if len == 0 || len > MAX_PREFETCH || !mem.moves_pieces_together() {
+            return;
+        }
+        let mut group: Vec<Piece, PIECES_PER_ACCESS> = Vec::new();
+        let mut members: Vec<usize, PIECES_PER_ACCESS> = Vec::new();
+        let mut pieces: Vec<Piece, MAX_PREFETCH> = Vec::new();
+        let mut filled = 0;
+        for index in 0..self.chains.len() {
+            self.selected = index;
+            if !self.leading_pieces(len, &mut pieces) {
+                continue;
+            }
+            if group.len() + pieces.len() > PIECES_PER_ACCESS {
+                self.read_ahead(mem, &group, &members, filled, len);
+                filled += members.len() * len;
+                group.clear();
+                members.clear();
+            }
+            // Each chain adds at least one piece, so both have room.
+            let _ = group.extend_from_slice(&pieces);
+            let _ = members.push(index);
+        }
+        self.read_ahead(mem, &group, &members, filled, len);
+        self.selected = 0;
+    }
+
+    /// Puts in `pieces` those of the selected chain's first `len` readable bytes; false
+    /// if the chain is not served or they cannot be reached.
+    fn leading_pieces(&self, len: usize, pieces: &mut Vec<Piece, MAX_PREFETCH>) -> bool {
+        pieces.clear();
+        if self.unreachable().is_some() {
+            return false;
+        }
+        match self.single_piece(false, 0, len) {
+            Some(piece) => pieces.push(piece).is_ok(),
+            // Pieces are at least a byte long: `len` of them at most.
+            None => self
+                .for_each_piece(false, 0, len, |piece| {
+                    pieces.push(piece).map_err(|_| BufferError::OutOfRange)
+                })
+                .is_ok(),
+        }
+    }
+
+    /// Reads one group of [`Self::prefetch`] (`len` bytes for each of `members`, in
+    /// order) into `prefetched` from byte `at`, and marks the members read ahead; after a
+    /// failed read, none. A group of one chain is left to the chain's own read: one
+    /// access either way, and a failure is then not tried twice.
+    fn read_ahead(
+        &mut self,
+        mem: &dyn GuestMemory,
+        group: &[Piece],
+        members: &[usize],
+        at: usize,
+        len: usize,
+    ) {
+        if members.len() < 2 {
+            return;
+        }
+        let Some(dst) = self.prefetched.get_mut(at..at + members.len() * len) else {
+            return;
+        };
+        if mem.read_pieces(group, dst).is_err() {
+            return;
+        }
+        for (k, &index) in members.iter().enumerate() {
+            if let (Some(loaded), Ok(start), Ok(len)) = (
+                self.chains.get_mut(index),
+                u16::try_from(at + k * len),
+                u8::try_from(len),
+            ) {
+                loaded.prefetched_at = start;
+                loaded.prefetched_len = len;
+            }
+        }
+    }
+
+    /// The selected chain's readable bytes `at..at + len` if [`Self::prefetch`] holds them.
+    fn prefetched_bytes(&self, at: usize, len: usize) -> Option<&[u8]> {
+        let loaded = self.current()?;
+        let end = at
+            .checked_add(len)
+            .filter(|&end| end <= usize::from(loaded.prefetched_len))?;
+        let base = usize::from(loaded.prefetched_at);
+        self.prefetched.get(base + at..base + end)
+    }
+
     /// Copies `dst.len()` bytes from the readable stream at `at`.
     pub fn read(
         &self,
@@ -654,6 +764,10 @@ impl Chain {
         dst: &mut [u8],
     ) -> Result<(), BufferError> {
         let len = dst.len();
+        if let Some(bytes) = self.prefetched_bytes(at, len) {
+            dst.copy_from_slice(bytes);
+            return Ok(());
+        }
         if let Some(piece) = self.single_piece(false, at, len) {
             return mem
                 .read(piece.page, piece.offset, dst)

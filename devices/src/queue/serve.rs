@@ -26,15 +26,17 @@ pub struct PassOutcome {
 }
 
 /// Serves up to `quota` chains, in batches: collect (walk each chain), map the batch,
-/// `handle` each chain (it returns the number of bytes written for the used ring),
-/// unmap the batch, push the used entries. Then publish once and decide about the
-/// interrupt.
+/// read the first `prefetch` bytes of every chain together (the device's request header,
+/// 0 for none; see [`Chain::prefetch`]), `handle` each chain (it returns the number of
+/// bytes written for the used ring), unmap the batch, push the used entries. Then
+/// publish once and decide about the interrupt.
 pub fn serve_pass(
     queue: &mut SplitQueue,
     chain: &mut Chain,
     mem: &mut dyn GuestMemory,
     counters: &mut Counters,
     quota: usize,
+    prefetch: usize,
     mut handle: impl FnMut(&Chain, &mut dyn GuestMemory, &mut Counters) -> u32,
 ) -> PassOutcome {
     let mut outcome = PassOutcome::default();
@@ -68,6 +70,7 @@ pub fn serve_pass(
                 // ring error the queue breaks and they are never served.)
                 queue.unpop(u16::try_from(mapped.dropped).unwrap_or(0));
             }
+            chain.prefetch(mem, prefetch);
             let mut answers: Vec<(u16, u32), MAX_BATCH_CHAINS> = Vec::new();
             for index in 0..chain.batched() {
                 chain.select(index);
