@@ -114,10 +114,15 @@ struct Loaded {
     /// Pages its unwalked indirect table is expected to name: one per entry, as drivers
     /// split data into SIZE_MAX (one page) segments.
     expected_table_pages: usize,
-    /// Where its leading readable bytes are in `Chain::prefetched`, and how many (0:
-    /// none were read ahead).
-    prefetched_at: u16,
-    prefetched_len: u8,
+}
+
+/// Where a chain's leading readable bytes are in `Chain::prefetched`, and how many (0:
+/// none were read ahead). Kept beside [`Loaded`], not in it: the walk copies `Loaded`
+/// around, and these 3 bytes made it a word longer.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReadAhead {
+    at: u16,
+    len: u8,
 }
 
 /// Whether a walked chain joined the batch.
@@ -158,8 +163,10 @@ pub struct Chain {
     /// before a second chain is let in.
     reserved_pages: usize,
     /// The leading readable bytes [`Self::prefetch`] read, each group's straight into
-    /// its place, every chain's at its `prefetched_at`.
+    /// its place, every chain's where its `read_ahead` says.
     prefetched: [u8; MAX_BATCH_CHAINS * MAX_PREFETCH],
+    /// Each chain's bytes in `prefetched`, by its index in the batch.
+    read_ahead: [ReadAhead; MAX_BATCH_CHAINS],
 }
 
 impl Default for Chain {
@@ -178,6 +185,7 @@ impl Chain {
             reserved_segments: 0,
             reserved_pages: 0,
             prefetched: [0; MAX_BATCH_CHAINS * MAX_PREFETCH],
+            read_ahead: [ReadAhead { at: 0, len: 0 }; MAX_BATCH_CHAINS],
         }
     }
 
@@ -271,8 +279,6 @@ impl Chain {
             table: None,
             unreachable: None,
             expected_table_pages: 0,
-            prefetched_at: 0,
-            prefetched_len: 0,
         };
         let walked = self.walk(queue, &mut loaded, mem);
         let pages = match walked {
@@ -300,6 +306,9 @@ impl Chain {
         if self.chains.push(loaded).is_err() {
             self.forget_from(loaded.first_segment, pages_before);
             return Ok(Collected::NoRoom);
+        }
+        if let Some(ahead) = self.read_ahead.get_mut(self.chains.len() - 1) {
+            *ahead = ReadAhead::default();
         }
         self.reserved_pages += pages;
         self.reserved_segments += table_segments;
@@ -735,24 +744,24 @@ impl Chain {
             return;
         }
         for (k, &index) in members.iter().enumerate() {
-            if let (Some(loaded), Ok(start), Ok(len)) = (
-                self.chains.get_mut(index),
+            if let (Some(ahead), Ok(at), Ok(len)) = (
+                self.read_ahead.get_mut(index),
                 u16::try_from(at + k * len),
                 u8::try_from(len),
             ) {
-                loaded.prefetched_at = start;
-                loaded.prefetched_len = len;
+                *ahead = ReadAhead { at, len };
             }
         }
     }
 
     /// The selected chain's readable bytes `at..at + len` if [`Self::prefetch`] holds them.
     fn prefetched_bytes(&self, at: usize, len: usize) -> Option<&[u8]> {
-        let loaded = self.current()?;
+        self.current()?;
+        let ahead = self.read_ahead.get(self.selected)?;
         let end = at
             .checked_add(len)
-            .filter(|&end| end <= usize::from(loaded.prefetched_len))?;
-        let base = usize::from(loaded.prefetched_at);
+            .filter(|&end| end <= usize::from(ahead.len))?;
+        let base = usize::from(ahead.at);
         self.prefetched.get(base + at..base + end)
     }
 
