@@ -1,10 +1,13 @@
 //! Grant mapping batched across the chains found in one pass: chains made available
 //! together share one map batch (two with indirect tables) and one unmap batch, are
-//! answered in order, and a chain that does not fit waits for the next batch. Plus the
+//! answered in order, and a chain that does not fit (or finds the grant window full)
+//! waits for the next batch. Plus the
 //! EVENT_IDX re-arm at the quota boundary, and, with request buffers by grant copy, the
 //! request headers of a pass read in one copy per 32.
 
+use devices::blk::STATUS_IOERR;
 use devices::grant::{GrantAddress, GrantRef, PAGE_SIZE};
+use devices::memory::MapError;
 use devices::mmio::{reg, status};
 use devices::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use stubvirt_tests::rings::{Granted, RawDriver, RawQueue};
@@ -230,6 +233,55 @@ fn chains_too_large_to_share_a_batch_are_served_in_the_next_one() {
         rig.mem.read(DATA * PAGE_SIZE, 200 * PAGE_SIZE),
         vec![3u8; 200 * PAGE_SIZE]
     );
+    assert_eq!(world::with(|w| w.live_mappings()), 3);
+    scenario::assert_no_violations();
+}
+
+#[test]
+fn a_chain_refused_for_want_of_window_room_waits_for_the_next_batch() {
+    // Three one-page writes map header, data and status each, in ring order: the second
+    // request's data page (entry 4) finds the window full. The first request is served;
+    // the second and third go back to the ring and are served by the next batch of the
+    // same pass, once the first batch's pages are unmapped.
+    let mut rig = Rig::new(6);
+    for i in 0..3 {
+        rig.fill(DATA + i, 1, i as u8 + 1);
+        rig.place(T_OUT, 8 * i as u64, DATA + i, 1, false);
+    }
+    world::with(|w| w.faults.map_entry_countdown = Some((4, MapError::NoSpace)));
+    let before = stats();
+    rig.raw.notify(0);
+    let after = stats();
+    assert_eq!(rig.queue.used_idx(), 3);
+    assert!((0..3).all(|slot| rig.status_of(slot) == 0), "all written");
+    assert_eq!(after.map_batches - before.map_batches, 2, "retried once");
+    assert_eq!(after.unmap_batches - before.unmap_batches, 2);
+    // The data reached the disk: read it back.
+    for i in 0..3 {
+        rig.fill(DATA + 3 + i, 1, 0);
+        rig.place(T_IN, 8 * i as u64, DATA + 3 + i, 1, false);
+    }
+    rig.raw.notify(0);
+    for i in 0..3 {
+        assert_eq!(rig.status_of(3 + i), 0);
+        assert_eq!(
+            rig.mem.read((DATA + 3 + i) * PAGE_SIZE, PAGE_SIZE),
+            vec![i as u8 + 1; PAGE_SIZE],
+            "request {i}"
+        );
+    }
+    assert_eq!(world::with(|w| w.live_mappings()), 3);
+    scenario::assert_no_violations();
+}
+
+#[test]
+fn a_lone_chain_refused_for_want_of_window_room_fails_instead_of_waiting() {
+    let mut rig = Rig::new(1);
+    let slot = rig.place(T_OUT, 0, DATA, 1, false);
+    world::with(|w| w.faults.map_entry_countdown = Some((1, MapError::NoSpace)));
+    rig.raw.notify(0);
+    assert_eq!(rig.queue.used_idx(), 1);
+    assert_eq!(rig.status_of(slot), STATUS_IOERR);
     assert_eq!(world::with(|w| w.live_mappings()), 3);
     scenario::assert_no_violations();
 }

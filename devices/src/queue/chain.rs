@@ -138,7 +138,8 @@ pub enum Collected {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapOutcome {
     /// Chains at the end of the batch dropped because their indirect tables named more
-    /// pages than the batch had left: the caller puts them back on the queue.
+    /// pages than the batch had left, or a page of theirs was refused for want of room
+    /// in the backend's grant window: the caller puts them back on the queue.
     pub dropped: usize,
     /// A chain whose indirect table is malformed: the chains before it are served,
     /// it and the ones after are not, and the queue breaks.
@@ -396,7 +397,38 @@ impl Chain {
         }
         self.pages.map(mem, counters);
         self.record_map_faults();
+        self.drop_chains_out_of_room(&mut outcome);
         outcome
+    }
+
+    /// A page refused for want of room (`NoSpace`: the backend's grant window is full,
+    /// which a large batch can do by itself) fails no request that can wait: the chains
+    /// from the first such one on go back to the queue for the next batch, which finds
+    /// this one's pages unmapped. The batch's first chain cannot wait for anything: its
+    /// request fails as for any other map error.
+    fn drop_chains_out_of_room(&mut self, outcome: &mut MapOutcome) {
+        if self.pages.all_mapped() {
+            return;
+        }
+        let out_of_room = Some(SegmentFault::Map(MapError::NoSpace));
+        let first = self
+            .chains
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find_map(|(index, loaded)| {
+                let segments = self
+                    .segments
+                    .get(loaded.first_segment..loaded.end_segment)
+                    .unwrap_or(&[]);
+                let refused = loaded.unreachable == out_of_room
+                    || segments.iter().any(|s| s.fault == out_of_room);
+                refused.then_some(index)
+            });
+        if let Some(index) = first {
+            outcome.dropped += self.chains.len() - index;
+            self.chains.truncate(index);
+        }
     }
 
     /// Walks each mapped indirect table in chain order. A chain whose table turned out
