@@ -426,9 +426,15 @@ impl Chain {
                 refused.then_some(index)
             });
         if let Some(index) = first {
-            outcome.dropped += self.chains.len() - index;
-            self.chains.truncate(index);
+            self.leave_out_from(index, outcome);
         }
+    }
+
+    /// Leaves chain `index` and the ones after it out of the batch, for the caller to
+    /// put back on the queue (see [`MapOutcome::dropped`]).
+    fn leave_out_from(&mut self, index: usize, outcome: &mut MapOutcome) {
+        outcome.dropped += self.chains.len().saturating_sub(index);
+        self.chains.truncate(index);
     }
 
     /// Walks each mapped indirect table in chain order. A chain whose table turned out
@@ -468,8 +474,7 @@ impl Chain {
                     };
                     if left_out {
                         self.forget_from(segments_before, pages_before);
-                        outcome.dropped = self.chains.len() - index;
-                        self.chains.truncate(index);
+                        self.leave_out_from(index, &mut outcome);
                         return outcome;
                     }
                 }
@@ -518,7 +523,8 @@ impl Chain {
             let (page, offset) = (table_pages.get(at / PAGE_SIZE), at % PAGE_SIZE);
             let words = match page {
                 Some(&Some(page)) if offset <= PAGE_SIZE - 16 => mem.read_descriptor(page, offset),
-                _ => read_descriptor(&self.pages, first, at, mem),
+                // Across the page boundary (a table not 16-aligned), or not mapped.
+                _ => read_descriptor_bytewise(&self.pages, first, at, mem),
             }
             .map_err(QueueError::Ring)?;
             let desc = Descriptor::from_words(words);
@@ -875,20 +881,13 @@ impl Chain {
 }
 
 /// The descriptor at byte `at` of a table mapped on consecutive batch pages from
-/// `first`: one access when it lies in one page (a 16-aligned table), else bytewise.
-fn read_descriptor<const N: usize>(
+/// `first`, read bytewise: the walk's fallback when it does not lie in one mapped page.
+fn read_descriptor_bytewise<const N: usize>(
     pages: &PageBatch<N>,
     first: usize,
     at: usize,
     mem: &dyn GuestMemory,
 ) -> Result<DescriptorWords, AccessError> {
-    let offset = at % PAGE_SIZE;
-    if offset <= PAGE_SIZE - 16 {
-        let page = pages
-            .page(first + at / PAGE_SIZE)
-            .ok_or(AccessError::NotMapped)?;
-        return mem.read_descriptor(page, offset);
-    }
     let mut bytes = [0u8; 16];
     read_pages(pages, first, at, &mut bytes, mem)?;
     Ok(descriptor_words(&bytes))
