@@ -20,8 +20,14 @@ use alloc::vec::Vec;
 pub type DomainId = u16;
 
 /// Guest memory of each frontend domain, reached through its grants.
+///
+/// `Memory` is the concrete type the devices are compiled for, so the queue walk's
+/// per-descriptor reads are direct calls the compiler can inline (a host with several
+/// kinds of memory dispatches over an enum, or names `dyn GuestMemory`).
 pub trait Frontends {
-    fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory>;
+    type Memory: GuestMemory + ?Sized;
+
+    fn memory(&mut self, domain: DomainId) -> Option<&mut Self::Memory>;
 }
 
 /// A trapped access of a register window, as an ioreq carries it.
@@ -217,10 +223,10 @@ impl Backend {
     }
 
     /// Answers one trapped register access. Reads return the value; writes return 0.
-    pub fn mmio(
+    pub fn mmio<F: Frontends + ?Sized>(
         &mut self,
         request: &MmioRequest,
-        frontends: &mut dyn Frontends,
+        frontends: &mut F,
     ) -> Result<u64, BackendError> {
         let found = self.devices.iter_mut().find(|d| {
             d.frontend == request.frontend
@@ -255,9 +261,9 @@ impl Backend {
     /// switch, and have `inject` deliver the interrupts due (it returns false when
     /// `set_irq_level` failed: the interrupt is retried next round). Returns whether work
     /// remains (call again before blocking).
-    pub fn run(
+    pub fn run<F: Frontends + ?Sized>(
         &mut self,
-        frontends: &mut dyn Frontends,
+        frontends: &mut F,
         inject: &mut dyn FnMut(Interrupt) -> bool,
     ) -> bool {
         let mut more = false;

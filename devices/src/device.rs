@@ -44,9 +44,9 @@ impl ProcessOutcome {
 }
 
 /// What `process` gets to work with.
-pub struct Io<'a> {
+pub struct Io<'a, M: GuestMemory + ?Sized> {
     pub queues: &'a mut [QueueSlot],
-    pub mem: &'a mut dyn GuestMemory,
+    pub mem: &'a mut M,
     pub counters: &'a mut Counters,
     pub chain: &'a mut Chain,
 }
@@ -72,15 +72,19 @@ pub trait VirtioDevice {
     /// The driver reset the device: forget everything but the backing store.
     fn reset(&mut self);
     /// Serves the queues, within the per-pass quota.
-    fn process(&mut self, io: Io<'_>, context: &mut Self::Context) -> ProcessOutcome;
+    fn process<M: GuestMemory + ?Sized>(
+        &mut self,
+        io: Io<'_, M>,
+        context: &mut Self::Context,
+    ) -> ProcessOutcome;
 }
 
 /// Serves every pending queue of `io` with one handler, quota per queue, each chain's
 /// first `prefetch` bytes read ahead (see [`serve_pass`]).
-pub fn serve_pending(
-    io: Io<'_>,
+pub fn serve_pending<M: GuestMemory + ?Sized>(
+    io: Io<'_, M>,
     prefetch: usize,
-    mut handle: impl FnMut(usize, &Chain, &mut dyn GuestMemory, &mut Counters) -> u32,
+    mut handle: impl FnMut(usize, &Chain, &mut M, &mut Counters) -> u32,
 ) -> ProcessOutcome {
     let mut outcome = ProcessOutcome::default();
     for (index, slot) in io.queues.iter_mut().enumerate() {
@@ -99,13 +103,13 @@ pub fn serve_pending(
 
 /// Serves one queue if it is live and pending; a queue that breaks lets go of its rings
 /// at once and stays stopped until the driver resets it.
-pub fn serve_queue(
+pub fn serve_queue<M: GuestMemory + ?Sized>(
     slot: &mut QueueSlot,
     chain: &mut Chain,
-    mem: &mut dyn GuestMemory,
+    mem: &mut M,
     counters: &mut Counters,
     prefetch: usize,
-    handle: impl FnMut(&Chain, &mut dyn GuestMemory, &mut Counters) -> u32,
+    handle: impl FnMut(&Chain, &mut M, &mut Counters) -> u32,
 ) -> PassOutcome {
     let Some(queue) = slot.live.as_mut() else {
         slot.pending = false;
@@ -132,7 +136,7 @@ pub fn serve_queue(
 
 impl QueueSlot {
     /// Stops a broken queue: rings unmapped, nothing pending.
-    pub fn stop(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+    pub fn stop<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, counters: &mut Counters) {
         if let Some(queue) = self.live.take() {
             queue.release(mem, counters);
         }

@@ -93,9 +93,9 @@ fn width_mask(size: u8) -> u64 {
 /// Serves one ready slot. Every slot gets an answer, so a faulty access never leaves the
 /// frontend vcpu waiting: an invalidate or refused access completes with data 0 (reads)
 /// or no effect (writes).
-pub fn serve(
+pub fn serve<F: Frontends + ?Sized>(
     backend: &mut Backend,
-    frontends: &mut dyn Frontends,
+    frontends: &mut F,
     frontend: DomainId,
     slot: &Ioreq,
 ) -> IoreqAnswer {

@@ -52,9 +52,9 @@ pub struct IoreqStats {
 /// One pass over `vcpus` of `frontend`: owed notifications are retried, then each slot is
 /// served at most once (bounded work). Returns how many accesses were answered; `report`
 /// hears about each access answered with an error.
-pub fn serve_pass<C: VcpuChannel>(
+pub fn serve_pass<C: VcpuChannel, F: Frontends + ?Sized>(
     backend: &mut Backend,
-    frontends: &mut dyn Frontends,
+    frontends: &mut F,
     frontend: DomainId,
     vcpus: &mut [Vcpu<C>],
     stats: &mut IoreqStats,

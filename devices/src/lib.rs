@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod backend;
 pub mod blk;
+pub mod buffer_route;
 pub mod copy_route;
 pub mod counters;
 pub mod device;

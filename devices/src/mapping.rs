@@ -87,7 +87,7 @@ impl<const N: usize> PageBatch<N> {
     }
 
     /// Maps everything queued since the last call, in one batch.
-    pub fn map(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+    pub fn map<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, counters: &mut Counters) {
         let (start, end) = (self.mapped, self.requests.len());
         let (Some(pending), Some(results)) = (
             self.requests.get(start..end),
@@ -135,7 +135,7 @@ impl<const N: usize> PageBatch<N> {
     }
 
     /// Unmaps every page that was mapped, in one batch, and empties the batch.
-    pub fn unmap_all(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+    pub fn unmap_all<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, counters: &mut Counters) {
         let mut mapped: Vec<MappedPage, N> = Vec::new();
         let results = self.results.get(..self.mapped).unwrap_or(&[]);
         for page in results.iter().filter_map(|r| r.ok()) {
@@ -164,8 +164,8 @@ pub struct MappedRegion<const P: usize> {
 
 impl<const P: usize> MappedRegion<P> {
     /// Maps `span` in one batch; on any failure unmaps what did map and reports it.
-    pub fn map(
-        mem: &mut dyn GuestMemory,
+    pub fn map<M: GuestMemory + ?Sized>(
+        mem: &mut M,
         span: &GrantSpan,
         access: Access,
         counters: &mut Counters,
@@ -213,9 +213,9 @@ impl<const P: usize> MappedRegion<P> {
     }
 
     /// Reads `dst.len()` bytes at `at` bytes into the region.
-    pub fn read(
+    pub fn read<M: GuestMemory + ?Sized>(
         &self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         at: usize,
         dst: &mut [u8],
     ) -> Result<(), AccessError> {
@@ -232,9 +232,9 @@ impl<const P: usize> MappedRegion<P> {
     }
 
     /// Writes `src` at `at` bytes into the region.
-    pub fn write(
+    pub fn write<M: GuestMemory + ?Sized>(
         &self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         at: usize,
         src: &[u8],
     ) -> Result<(), AccessError> {
@@ -250,23 +250,39 @@ impl<const P: usize> MappedRegion<P> {
 
     /// The 16-byte descriptor at `at` (a multiple of 16 from a 16-aligned table, so never
     /// across a page).
-    pub fn read_descriptor(
+    pub fn read_descriptor<M: GuestMemory + ?Sized>(
         &self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         at: usize,
     ) -> Result<DescriptorWords, AccessError> {
         let (page, page_offset, chunk) = self.locate(at, 16)?;
         if chunk == 16 {
             mem.read_descriptor(page, page_offset)
         } else {
-            let mut bytes = [0; 16];
-            self.read(mem, at, &mut bytes)?;
-            Ok(descriptor_words(&bytes))
+            self.read_descriptor_across(mem, at)
         }
     }
 
+    /// A descriptor across a page boundary (a table not 16-aligned): out of the hot
+    /// path, so that path needs no stack buffer.
+    #[cold]
+    #[inline(never)]
+    fn read_descriptor_across<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        at: usize,
+    ) -> Result<DescriptorWords, AccessError> {
+        let mut bytes = [0; 16];
+        self.read(mem, at, &mut bytes)?;
+        Ok(descriptor_words(&bytes))
+    }
+
     /// A naturally aligned 16-bit field, read in one access when it sits in one page.
-    pub fn read_u16(&self, mem: &dyn GuestMemory, at: usize) -> Result<u16, AccessError> {
+    pub fn read_u16<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        at: usize,
+    ) -> Result<u16, AccessError> {
         let (page, page_offset, chunk) = self.locate(at, 2)?;
         if chunk == 2 {
             mem.read_u16(page, page_offset)
@@ -277,9 +293,9 @@ impl<const P: usize> MappedRegion<P> {
         }
     }
 
-    pub fn write_u16(
+    pub fn write_u16<M: GuestMemory + ?Sized>(
         &self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         at: usize,
         value: u16,
     ) -> Result<(), AccessError> {

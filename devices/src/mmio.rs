@@ -185,9 +185,9 @@ impl<D: VirtioDevice> MmioDevice<D> {
     }
 
     /// A guest write of `size` bytes at `offset`; may map or unmap rings.
-    pub fn write(
+    pub fn write<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         offset: u64,
         size: u8,
         value: u64,
@@ -270,9 +270,9 @@ impl<D: VirtioDevice> MmioDevice<D> {
         Ok(u64::from_le_bytes(value))
     }
 
-    fn write_inner(
+    fn write_inner<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         offset: u64,
         size: u8,
         value: u64,
@@ -345,9 +345,9 @@ impl<D: VirtioDevice> MmioDevice<D> {
         }
     }
 
-    fn write_queue_ready(
+    fn write_queue_ready<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         value: u32,
     ) -> Result<(), MmioError> {
         let index = self.queue_sel as usize;
@@ -392,9 +392,9 @@ impl<D: VirtioDevice> MmioDevice<D> {
         }
     }
 
-    fn write_queue_reset(
+    fn write_queue_reset<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         value: u32,
     ) -> Result<(), MmioError> {
         if self.negotiated() & features::RING_RESET == 0 {
@@ -428,7 +428,11 @@ impl<D: VirtioDevice> MmioDevice<D> {
         }
     }
 
-    fn write_status(&mut self, mem: &mut dyn GuestMemory, value: u32) -> Result<(), MmioError> {
+    fn write_status<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        value: u32,
+    ) -> Result<(), MmioError> {
         if value == 0 {
             self.reset(mem);
             return Ok(());
@@ -470,7 +474,7 @@ impl<D: VirtioDevice> MmioDevice<D> {
     }
 
     /// Device reset (status 0): every mapping released, every register cleared.
-    pub fn reset(&mut self, mem: &mut dyn GuestMemory) {
+    pub fn reset<M: GuestMemory + ?Sized>(&mut self, mem: &mut M) {
         for slot in self.queues.iter_mut() {
             if let Some(queue) = slot.live.take() {
                 queue.release(mem, &mut self.counters);
@@ -511,9 +515,9 @@ impl<D: VirtioDevice> MmioDevice<D> {
     }
 
     /// Serves the device's queues (bounded per queue). Returns whether more work remains.
-    pub fn process(
+    pub fn process<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         context: &mut D::Context,
     ) -> ProcessOutcome {
         if self.status & status::DRIVER_OK == 0 {

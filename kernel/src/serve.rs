@@ -31,9 +31,9 @@ use core::fmt::Write;
 use devices::backend::{Backend, DomainId, Frontends, Interrupt};
 use devices::blk::backend::{BlockBackend, RamDisk, SECTOR_SIZE};
 use devices::blk::BlkOptions;
+use devices::buffer_route::BufferRoute;
 use devices::copy_route::{CopyRoute, CopyStats};
 use devices::ioreq_loop::{self, IoreqStats, Vcpu};
-use devices::memory::GuestMemory;
 use devices::net::NetOptions;
 
 /// virtio-blk window and SPI (the addresses of the frontend's partial device tree).
@@ -99,43 +99,31 @@ fn frame_disk(mb: u64) -> Option<RamDisk<&'static mut [u8]>> {
 /// buffers copied (the default; `grant_route=map` maps them).
 struct OneFrontend {
     domid: DomId,
-    memory: FrontendMemory,
-}
-
-enum FrontendMemory {
-    Mapped(GrantMemory),
-    Copied(CopyRoute<GrantMemory, XenCopier>),
+    memory: BufferRoute<GrantMemory, XenCopier>,
 }
 
 impl OneFrontend {
     fn new(domid: DomId, copy_buffers: bool) -> Self {
         let mapped = GrantMemory::new(domid);
         let memory = if copy_buffers {
-            FrontendMemory::Copied(CopyRoute::new(mapped, XenCopier { frontend: domid }))
+            BufferRoute::Copied(CopyRoute::new(mapped, XenCopier { frontend: domid }))
         } else {
-            FrontendMemory::Mapped(mapped)
+            BufferRoute::Mapped(mapped)
         };
         Self { domid, memory }
     }
 
     /// Grant copies made and refused (copy route only).
     fn copy_stats(&self) -> Option<CopyStats> {
-        match &self.memory {
-            FrontendMemory::Copied(route) => Some(route.stats()),
-            FrontendMemory::Mapped(_) => None,
-        }
+        self.memory.copy_route().map(|route| route.stats())
     }
 }
 
 impl Frontends for OneFrontend {
-    fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory> {
-        if domain != self.domid {
-            return None;
-        }
-        Some(match &mut self.memory {
-            FrontendMemory::Mapped(m) => m,
-            FrontendMemory::Copied(c) => c,
-        })
+    type Memory = BufferRoute<GrantMemory, XenCopier>;
+
+    fn memory(&mut self, domain: DomainId) -> Option<&mut Self::Memory> {
+        (domain == self.domid).then_some(&mut self.memory)
     }
 }
 

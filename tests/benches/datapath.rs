@@ -67,8 +67,10 @@ impl GuestMemory for UncountedMemory {
 }
 
 impl Frontends for UncountedMemory {
-    fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory> {
-        (domain == self.0.frontend).then_some(self as &mut dyn GuestMemory)
+    type Memory = Self;
+
+    fn memory(&mut self, domain: DomainId) -> Option<&mut Self> {
+        (domain == self.0.frontend).then_some(self)
     }
 }
 

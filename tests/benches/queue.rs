@@ -9,10 +9,18 @@
 //! readable part, write one status byte at the end of the writable part, add a used
 //! entry. Per pass both publish used.idx, decide about the interrupt with EVENT_IDX and
 //! re-arm avail_event. The driver's side (filling the avail ring) is outside the timing.
+//!
+//! Both queues are generic over their guest memory and are compiled here for one concrete
+//! in-memory type each. The kernel compiles stubvirt's for `BufferRoute`, the enum of its
+//! two buffer routes; the second stubvirt column holds the same memory in that enum, so
+//! it shows what the route dispatch costs.
 
 mod common;
 
-use criterion::{BenchmarkId, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Throughput};
+use devices::buffer_route::BufferRoute;
+use devices::copy_route::{GrantCopier, GrantPiece};
 use devices::counters::Counters;
 use devices::grant::{GrantAddress, GrantRef, PAGE_SIZE};
 use devices::memory::{
@@ -322,7 +330,7 @@ impl DriverView for MmapDriver<'_> {
 }
 
 /// stubvirt's handler for the bench: header read, status byte written.
-fn stubvirt_handle(chain: &Chain, mem: &mut dyn GuestMemory, _: &mut Counters) -> u32 {
+fn stubvirt_handle<M: GuestMemory + ?Sized>(chain: &Chain, mem: &mut M, _: &mut Counters) -> u32 {
     if chain.readable_len() >= 16 {
         let mut header = [0u8; 16];
         let _ = chain.read(mem, 0, &mut header);
@@ -372,14 +380,52 @@ fn stubvirt_rounds<M: GuestMemory + DriverLike>(
     elapsed
 }
 
+/// Benches stubvirt's queue over `mem` as `shape`/`id` (the ring laid out, the queue live).
+fn bench_stubvirt<M: GuestMemory + DriverLike>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    (shape, id): (&str, &str),
+    mem: &mut M,
+    queue: &mut SplitQueue,
+    chain: &mut Chain,
+    heads: &[u16],
+    avail_idx: &mut u16,
+) {
+    group.bench_function(BenchmarkId::new(shape, id), |b| {
+        b.iter_custom(|rounds| stubvirt_rounds(mem, queue, chain, heads, avail_idx, rounds))
+    });
+}
+
 /// Refilling the avail ring from the driver's side of a memory.
 trait DriverLike {
     fn refill(&mut self, heads: &[u16], avail_idx: &mut u16);
 }
 
+/// The copier of a route that never copies: the bench's free memory is the mapped route.
+struct NoCopies;
+
+impl GrantCopier for NoCopies {
+    fn copy_from_grants(&self, _: &[GrantPiece], _: &mut [u8]) -> Result<(), AccessError> {
+        Err(AccessError::Refused)
+    }
+    fn copy_to_grants(&self, _: &[GrantPiece], _: &[u8]) -> Result<(), AccessError> {
+        Err(AccessError::Refused)
+    }
+}
+
+/// [`FastMemory`] with the type the kernel compiles its devices for: a [`BufferRoute`].
+type KernelShaped = BufferRoute<FastMemory, NoCopies>;
+
 impl DriverLike for FastMemory {
     fn refill(&mut self, heads: &[u16], avail_idx: &mut u16) {
         make_available(self, heads, avail_idx);
+    }
+}
+
+impl DriverLike for KernelShaped {
+    fn refill(&mut self, heads: &[u16], avail_idx: &mut u16) {
+        if let BufferRoute::Mapped(fast) = self {
+            make_available(fast, heads, avail_idx);
+        }
     }
 }
 
@@ -470,7 +516,8 @@ fn main() {
         let chains = shape.chains();
         group.throughput(Throughput::Elements(chains as u64));
 
-        // stubvirt over the free in-memory GuestMemory.
+        // stubvirt over the free in-memory GuestMemory: the queue compiled for it, as
+        // rust-vmm's is for GuestMemoryMmap below.
         let mut fast = FastMemory {
             bytes: vec![0; TOTAL_PAGES * PAGE_SIZE],
         };
@@ -482,18 +529,28 @@ fn main() {
                 .expect("rings map");
         let mut chain = Box::new(Chain::new());
         let mut avail_idx = 0u16;
-        group.bench_function(BenchmarkId::new(shape.name, "stubvirt_fast"), |b| {
-            b.iter_custom(|rounds| {
-                stubvirt_rounds(
-                    &mut fast,
-                    &mut queue,
-                    &mut chain,
-                    &heads,
-                    &mut avail_idx,
-                    rounds,
-                )
-            })
-        });
+        bench_stubvirt(
+            &mut group,
+            (shape.name, "stubvirt_fast"),
+            &mut fast,
+            &mut queue,
+            &mut chain,
+            &heads,
+            &mut avail_idx,
+        );
+
+        // The same memory and queue, held as the kernel holds its memory: in a
+        // BufferRoute, so every access pays the kernel's route dispatch.
+        let mut routed: KernelShaped = BufferRoute::Mapped(fast);
+        bench_stubvirt(
+            &mut group,
+            (shape.name, "stubvirt_routed"),
+            &mut routed,
+            &mut queue,
+            &mut chain,
+            &heads,
+            &mut avail_idx,
+        );
 
         // stubvirt over the simulated Xen (grant table, hypercall accounting).
         world::reset();
@@ -510,18 +567,15 @@ fn main() {
             SplitQueue::activate(&mut sim, &config, QUEUE_SIZE, true, true, &mut counters)
                 .expect("rings map");
         let mut avail_idx = 0u16;
-        group.bench_function(BenchmarkId::new(shape.name, "stubvirt_simxen"), |b| {
-            b.iter_custom(|rounds| {
-                stubvirt_rounds(
-                    &mut sim,
-                    &mut queue,
-                    &mut chain,
-                    &heads,
-                    &mut avail_idx,
-                    rounds,
-                )
-            })
-        });
+        bench_stubvirt(
+            &mut group,
+            (shape.name, "stubvirt_simxen"),
+            &mut sim,
+            &mut queue,
+            &mut chain,
+            &heads,
+            &mut avail_idx,
+        );
         queue.release(&mut sim, &mut counters);
 
         // rust-vmm virtio-queue over vm-memory's GuestMemoryMmap.
@@ -552,13 +606,14 @@ fn main() {
         let rate = |id: &str| {
             common::median_ns("queue", &format!("{}/{id}", shape.name)).map(|ns| chains * 1e9 / ns)
         };
-        let (fast, sim, peer) = (
+        let (fast, routed, sim, peer) = (
             rate("stubvirt_fast"),
+            rate("stubvirt_routed"),
             rate("stubvirt_simxen"),
             rate("rust_vmm"),
         );
         let fmt = |r: Option<f64>| r.map_or("-".into(), |r| format!("{}/s", common::si(r)));
-        let ratio = match (fast, peer) {
+        let ratio = |ours: Option<f64>| match (ours, peer) {
             (Some(f), Some(p)) => format!("{:.2}x", f / p),
             _ => "-".into(),
         };
@@ -567,7 +622,9 @@ fn main() {
             format!("{}", shape.chains()),
             fmt(fast),
             fmt(peer),
-            ratio,
+            ratio(fast),
+            fmt(routed),
+            ratio(routed),
             fmt(sim),
         ]);
     }
@@ -578,6 +635,8 @@ fn main() {
             "chains/pass",
             "stubvirt (free memory)",
             "rust-vmm virtio-queue",
+            "ratio",
+            "stubvirt (free memory in the kernel's BufferRoute)",
             "ratio",
             "stubvirt (simulated Xen)",
         ],

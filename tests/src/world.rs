@@ -7,6 +7,7 @@
 use crate::grant_table::GrantTable;
 use crate::host_pages::{self, SharedRange, PAGE_SIZE};
 use devices::backend::{DomainId, Frontends};
+use devices::buffer_route::BufferRoute;
 use devices::copy_route::{CopyRoute, GrantCopier, GrantPiece};
 use devices::memory::{
     Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage,
@@ -370,11 +371,8 @@ impl GuestMemory for GrantedMemory {
 }
 
 /// One frontend's memory as the backend reaches it: everything mapped, or request
-/// buffers by grant copy (the kernel's default route).
-enum Route {
-    Mapped(GrantedMemory),
-    Copied(Box<CopyRoute<GrantedMemory, SimCopier>>),
-}
+/// buffers by grant copy (the kernel's default route), as the kernel holds it.
+type Route = BufferRoute<GrantedMemory, SimCopier>;
 
 /// Every frontend domain's memory, for the backend's event loop.
 #[derive(Default)]
@@ -391,24 +389,20 @@ impl SimFrontends {
     /// From now on `frontend`'s request buffers are reached by grant copy.
     pub fn copy_buffers(&mut self, frontend: DomainId) {
         let route = CopyRoute::new(GrantedMemory { frontend }, SimCopier { frontend });
-        self.memories
-            .insert(frontend, Route::Copied(Box::new(route)));
+        self.memories.insert(frontend, Route::Copied(route));
     }
 
     /// Buffer pages the copy route of `frontend` holds (handed out, not yet released).
     pub fn copied_pages_live(&self, frontend: DomainId) -> Option<usize> {
-        match self.memories.get(&frontend)? {
-            Route::Copied(route) => Some(route.copied_pages_live()),
-            Route::Mapped(_) => None,
-        }
+        let route = self.memories.get(&frontend)?.copy_route()?;
+        Some(route.copied_pages_live())
     }
 }
 
 impl Frontends for SimFrontends {
-    fn memory(&mut self, domain: DomainId) -> Option<&mut dyn GuestMemory> {
-        Some(match self.memories.get_mut(&domain)? {
-            Route::Mapped(m) => m as &mut dyn GuestMemory,
-            Route::Copied(c) => c.as_mut() as &mut dyn GuestMemory,
-        })
+    type Memory = Route;
+
+    fn memory(&mut self, domain: DomainId) -> Option<&mut Route> {
+        self.memories.get_mut(&domain)
     }
 }

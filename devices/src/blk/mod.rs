@@ -89,7 +89,11 @@ impl<B: BlockBackend> VirtioDevice for BlkDevice<B> {
 
     fn reset(&mut self) {}
 
-    fn process(&mut self, io: Io<'_>, _context: &mut ()) -> ProcessOutcome {
+    fn process<M: GuestMemory + ?Sized>(
+        &mut self,
+        io: Io<'_, M>,
+        _context: &mut (),
+    ) -> ProcessOutcome {
         // The headers of a pass are read together: one grant copy per 32 on the copy route.
         serve_pending(io, request::HEADER_SIZE, |_queue, chain, mem, counters| {
             self.handle(chain, mem, counters)
@@ -99,7 +103,12 @@ impl<B: BlockBackend> VirtioDevice for BlkDevice<B> {
 
 impl<B: BlockBackend> BlkDevice<B> {
     /// Answers one request; returns the used length (bytes written to the driver).
-    fn handle(&mut self, chain: &Chain, mem: &mut dyn GuestMemory, counters: &mut Counters) -> u32 {
+    fn handle<M: GuestMemory + ?Sized>(
+        &mut self,
+        chain: &Chain,
+        mem: &mut M,
+        counters: &mut Counters,
+    ) -> u32 {
         let Some(status_at) = chain.writable_len().checked_sub(1) else {
             // No status byte: the driver cannot be told anything; return the chain empty.
             counters.request_errors += 1;
@@ -124,10 +133,10 @@ impl<B: BlockBackend> BlkDevice<B> {
     }
 
     /// Performs the request; returns the data bytes written to the driver, or the status.
-    fn execute(
+    fn execute<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &Chain,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         counters: &mut Counters,
     ) -> Result<usize, u8> {
         let mut header = [0u8; request::HEADER_SIZE];
@@ -180,10 +189,10 @@ impl<B: BlockBackend> BlkDevice<B> {
 
     /// DISCARD / WRITE_ZEROES: the segments are read from the guest once (no double
     /// fetch), all checked, then applied.
-    fn ranges(
+    fn ranges<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &Chain,
-        mem: &dyn GuestMemory,
+        mem: &M,
         kind: RequestType,
         payload: usize,
         counters: &mut Counters,
@@ -262,10 +271,10 @@ impl<B: BlockBackend> BlkDevice<B> {
 
     /// Disk bytes at `offset` into the writable stream, page piece by page piece, with no
     /// intermediate buffer.
-    fn copy_to_guest(
+    fn copy_to_guest<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &Chain,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         offset: u64,
         len: usize,
     ) -> Result<(), StorageError> {
@@ -288,10 +297,10 @@ impl<B: BlockBackend> BlkDevice<B> {
     }
 
     /// The readable stream after the header onto the disk at `offset`.
-    fn copy_from_guest(
+    fn copy_from_guest<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &Chain,
-        mem: &dyn GuestMemory,
+        mem: &M,
         offset: u64,
         len: usize,
     ) -> Result<(), StorageError> {

@@ -105,10 +105,10 @@ impl NetDevice {
         }
     }
 
-    fn transmit(
+    fn transmit<M: GuestMemory + ?Sized>(
         &self,
         chain: &Chain,
-        mem: &dyn GuestMemory,
+        mem: &M,
         counters: &mut Counters,
         switch: &mut Switch,
     ) {
@@ -145,11 +145,11 @@ impl NetDevice {
         switch.forward(self.port, frame);
     }
 
-    fn receive(
+    fn receive<M: GuestMemory + ?Sized>(
         &mut self,
         slot: &mut QueueSlot,
         chain: &mut Chain,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         counters: &mut Counters,
         switch: &mut Switch,
     ) -> PassOutcome {
@@ -214,12 +214,12 @@ impl NetDevice {
 
     /// Delivers a frame, or the next segment of a GSO frame the driver cannot take
     /// whole, with its checksum completed unless the driver negotiated GUEST_CSUM.
-    fn deliver(
+    fn deliver<M: GuestMemory + ?Sized>(
         &mut self,
         queue: &mut SplitQueue,
         chain: &mut Chain,
         frame: &mut Frame,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         counters: &mut Counters,
     ) -> Result<Delivery, QueueError> {
         let merge = self.has(f::MRG_RXBUF);
@@ -307,7 +307,11 @@ impl VirtioDevice for NetDevice {
         self.negotiated = 0;
     }
 
-    fn process(&mut self, io: Io<'_>, switch: &mut Switch) -> ProcessOutcome {
+    fn process<M: GuestMemory + ?Sized>(
+        &mut self,
+        io: Io<'_, M>,
+        switch: &mut Switch,
+    ) -> ProcessOutcome {
         let mut outcome = ProcessOutcome::default();
         let Io {
             queues,

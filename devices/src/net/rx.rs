@@ -39,13 +39,13 @@ impl RxWriter {
 
     /// Writes one frame into the rx buffers at the head of the queue, in pieces when
     /// `merge` (MRG_RXBUF) was negotiated.
-    pub fn deliver(
+    pub fn deliver<M: GuestMemory + ?Sized>(
         &mut self,
         merge: bool,
         queue: &mut SplitQueue,
         chain: &mut Chain,
         frame: &Frame,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         counters: &mut Counters,
     ) -> Result<Delivery, QueueError> {
         let Some(head) = queue.pop(mem)? else {
@@ -124,11 +124,11 @@ impl RxWriter {
 
 /// Loads an rx chain; false (released) when the driver made it unusable: readable parts,
 /// grants that do not map writable, or room for less than a header.
-fn load_rx_buffer(
+fn load_rx_buffer<M: GuestMemory + ?Sized>(
     queue: &SplitQueue,
     chain: &mut Chain,
     head: u16,
-    mem: &mut dyn GuestMemory,
+    mem: &mut M,
     counters: &mut Counters,
 ) -> Result<bool, QueueError> {
     match chain.load(queue, head, mem, counters) {

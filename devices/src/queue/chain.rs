@@ -226,11 +226,11 @@ impl Chain {
     /// batch for an indirect table). Per-segment mapping failures are recorded, not
     /// returned: the device decides how to answer. Call [`Self::release`] afterwards,
     /// also on error.
-    pub fn load(
+    pub fn load<M: GuestMemory + ?Sized>(
         &mut self,
         queue: &SplitQueue,
         head: u16,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         counters: &mut Counters,
     ) -> Result<(), ChainFault> {
         self.clear();
@@ -247,7 +247,7 @@ impl Chain {
     }
 
     /// Unmaps the batch's pages in one batch and empties it.
-    pub fn release(&mut self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+    pub fn release<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, counters: &mut Counters) {
         self.pages.unmap_all(mem, counters);
         self.clear();
     }
@@ -263,11 +263,11 @@ impl Chain {
     /// Walks the chain at `head` (its direct descriptors; an indirect table is only
     /// checked and its pages reserved) and adds it to the batch. A chain that does not
     /// fit next to the ones already collected is left out whole ([`Collected::NoRoom`]).
-    pub fn collect(
+    pub fn collect<M: GuestMemory + ?Sized>(
         &mut self,
         queue: &SplitQueue,
         head: u16,
-        mem: &dyn GuestMemory,
+        mem: &M,
     ) -> Result<Collected, QueueError> {
         let first_in_batch = self.chains.is_empty();
         let pages_before = self.pages.len();
@@ -325,11 +325,11 @@ impl Chain {
     /// Walks the queue's own descriptors, queueing their pages and an indirect table's;
     /// returns the pages the chain will map (for an indirect chain: its direct segments',
     /// its table's and one per table entry, the pages the table is expected to name).
-    fn walk(
+    fn walk<M: GuestMemory + ?Sized>(
         &mut self,
         queue: &SplitQueue,
         loaded: &mut Loaded,
-        mem: &dyn GuestMemory,
+        mem: &M,
     ) -> Result<usize, QueueError> {
         let size = queue.size();
         let mut index = loaded.head;
@@ -381,10 +381,10 @@ impl Chain {
 
     /// Maps the batch: the indirect tables (with the direct buffers queued so far) in one
     /// map batch, then walks them, then the pages they name in one more.
-    pub fn map_all(
+    pub fn map_all<M: GuestMemory + ?Sized>(
         &mut self,
         queue_size: u16,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         counters: &mut Counters,
     ) -> MapOutcome {
         let mut outcome = MapOutcome {
@@ -440,7 +440,7 @@ impl Chain {
     /// Walks each mapped indirect table in chain order. A chain whose table turned out
     /// to name more pages than the batch has left is dropped with every chain after it
     /// (unless it is the first); a malformed table ends the batch before its chain.
-    fn walk_tables(&mut self, queue_size: u16, mem: &dyn GuestMemory) -> MapOutcome {
+    fn walk_tables<M: GuestMemory + ?Sized>(&mut self, queue_size: u16, mem: &M) -> MapOutcome {
         let mut outcome = MapOutcome {
             dropped: 0,
             broken: None,
@@ -503,13 +503,13 @@ impl Chain {
     }
 
     /// Adds the descriptors of a mapped indirect table; returns the pages they name.
-    fn walk_indirect(
+    fn walk_indirect<M: GuestMemory + ?Sized>(
         &mut self,
         span: &GrantSpan,
         first: usize,
         queue_size: u16,
         loaded: &mut Loaded,
-        mem: &dyn GuestMemory,
+        mem: &M,
     ) -> Result<usize, QueueError> {
         let entries = (span.len / 16).min(u32::from(queue_size));
         // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
@@ -715,7 +715,7 @@ impl Chain {
     /// error for that chain alone): a chain whose bytes cannot be gathered or that is
     /// alone in its group, every chain of a group whose read fails, and everything when
     /// `len` is above [`MAX_PREFETCH`].
-    pub fn prefetch(&mut self, mem: &dyn GuestMemory, len: usize) {
+    pub fn prefetch<M: GuestMemory + ?Sized>(&mut self, mem: &M, len: usize) {
         if len == 0 || len > MAX_PREFETCH || !mem.moves_pieces_together() {
             return;
         }
@@ -764,9 +764,9 @@ impl Chain {
     /// order) into `prefetched` from byte `at`, and marks the members read ahead; after a
     /// failed read, none. A group of one chain is left to the chain's own read: one
     /// access either way, and a failure is then not tried twice.
-    fn read_ahead(
+    fn read_ahead<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         group: &[Piece],
         members: &[usize],
         at: usize,
@@ -804,9 +804,9 @@ impl Chain {
     }
 
     /// Copies `dst.len()` bytes from the readable stream at `at`.
-    pub fn read(
+    pub fn read<M: GuestMemory + ?Sized>(
         &self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         at: usize,
         dst: &mut [u8],
     ) -> Result<(), BufferError> {
@@ -832,9 +832,9 @@ impl Chain {
     }
 
     /// Copies `src` into the writable stream at `at`.
-    pub fn write(
+    pub fn write<M: GuestMemory + ?Sized>(
         &self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         at: usize,
         src: &[u8],
     ) -> Result<(), BufferError> {
@@ -882,11 +882,11 @@ impl Chain {
 
 /// The descriptor at byte `at` of a table mapped on consecutive batch pages from
 /// `first`, read bytewise: the walk's fallback when it does not lie in one mapped page.
-fn read_descriptor_bytewise<const N: usize>(
+fn read_descriptor_bytewise<const N: usize, M: GuestMemory + ?Sized>(
     pages: &PageBatch<N>,
     first: usize,
     at: usize,
-    mem: &dyn GuestMemory,
+    mem: &M,
 ) -> Result<DescriptorWords, AccessError> {
     let mut bytes = [0u8; 16];
     read_pages(pages, first, at, &mut bytes, mem)?;
@@ -894,12 +894,12 @@ fn read_descriptor_bytewise<const N: usize>(
 }
 
 /// Reads bytes at `at` from consecutive batch pages starting at `first`.
-fn read_pages<const N: usize>(
+fn read_pages<const N: usize, M: GuestMemory + ?Sized>(
     pages: &PageBatch<N>,
     first: usize,
     at: usize,
     dst: &mut [u8],
-    mem: &dyn GuestMemory,
+    mem: &M,
 ) -> Result<(), AccessError> {
     let mut done = 0;
     while done < dst.len() {

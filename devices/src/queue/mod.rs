@@ -139,8 +139,8 @@ fn ring_span(addr: u64, len: usize, align: u64) -> Result<GrantSpan, QueueSetupE
 impl SplitQueue {
     /// Validates the driver's ring setup and maps the three rings (desc and avail
     /// read-only, used writable), each in one batch.
-    pub fn activate(
-        mem: &mut dyn GuestMemory,
+    pub fn activate<M: GuestMemory + ?Sized>(
+        mem: &mut M,
         config: &QueueConfig,
         max_size: u16,
         event_idx: bool,
@@ -188,7 +188,7 @@ impl SplitQueue {
     }
 
     /// Unmaps the rings in one batch. The queue is gone afterwards.
-    pub fn release(self, mem: &mut dyn GuestMemory, counters: &mut Counters) {
+    pub fn release<M: GuestMemory + ?Sized>(self, mem: &mut M, counters: &mut Counters) {
         release_regions(
             mem,
             &[self.desc.pages(), self.avail.pages(), self.used.pages()],
@@ -205,7 +205,7 @@ impl SplitQueue {
     }
 
     /// Whether the driver has made chains available that the device has not consumed.
-    pub fn has_available(&mut self, mem: &dyn GuestMemory) -> Result<bool, QueueError> {
+    pub fn has_available<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<bool, QueueError> {
         self.refresh_avail(mem)?;
         Ok(self.seen_avail != self.next_avail)
     }
@@ -215,7 +215,7 @@ impl SplitQueue {
         self.seen_avail
     }
 
-    fn refresh_avail(&mut self, mem: &dyn GuestMemory) -> Result<(), QueueError> {
+    fn refresh_avail<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<(), QueueError> {
         let avail_idx = self.avail.read_u16(mem, 2)?;
         mem.barrier(Barrier::Acquire);
         if avail_idx.wrapping_sub(self.next_avail) > self.size {
@@ -229,7 +229,7 @@ impl SplitQueue {
     }
 
     /// Takes the next available chain's head index, if any.
-    pub fn pop(&mut self, mem: &dyn GuestMemory) -> Result<Option<u16>, QueueError> {
+    pub fn pop<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<Option<u16>, QueueError> {
         if self.seen_avail == self.next_avail {
             self.refresh_avail(mem)?;
             if self.seen_avail == self.next_avail {
@@ -245,9 +245,9 @@ impl SplitQueue {
     /// Reads up to `out.len()` available heads, in ring order, without consuming them:
     /// one ring access for a batch instead of one per chain. The caller checks each head
     /// ([`Self::check_head`]) and consumes it ([`Self::consume`]) as [`Self::pop`] would.
-    pub fn peek_heads(
+    pub fn peek_heads<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         out: &mut [u16],
     ) -> Result<usize, QueueError> {
         if self.seen_avail == self.next_avail {
@@ -295,7 +295,11 @@ impl SplitQueue {
     }
 
     /// Reads descriptor `index` of the queue's own table.
-    pub fn descriptor(&self, mem: &dyn GuestMemory, index: u16) -> Result<Descriptor, QueueError> {
+    pub fn descriptor<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        index: u16,
+    ) -> Result<Descriptor, QueueError> {
         if index >= self.size {
             return Err(QueueError::IndexOutOfRange(index));
         }
@@ -306,9 +310,9 @@ impl SplitQueue {
     }
 
     /// Writes a used ring entry; it becomes visible at the next [`Self::publish`].
-    pub fn push_used(
+    pub fn push_used<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         head: u16,
         len: u32,
     ) -> Result<(), QueueError> {
@@ -320,9 +324,9 @@ impl SplitQueue {
 
     /// Writes used entries for consecutive slots, a run of the ring per access; they
     /// become visible at the next [`Self::publish`].
-    pub fn push_used_all(
+    pub fn push_used_all<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn GuestMemory,
+        mem: &mut M,
         entries: &[(u16, u32)],
     ) -> Result<(), QueueError> {
         for group in entries.chunks(HEADS_PER_PEEK) {
@@ -346,7 +350,7 @@ impl SplitQueue {
     }
 
     /// Makes pushed used entries visible: release barrier, then used.idx.
-    pub fn publish(&mut self, mem: &mut dyn GuestMemory) -> Result<(), QueueError> {
+    pub fn publish<M: GuestMemory + ?Sized>(&mut self, mem: &mut M) -> Result<(), QueueError> {
         if self.published_used == self.next_used {
             return Ok(());
         }
@@ -359,7 +363,10 @@ impl SplitQueue {
     /// Asks the driver to notify again once it adds chains (EVENT_IDX: avail_event =
     /// what the device consumed), then re-checks so a chain added meanwhile is not missed.
     /// Returns whether chains are available.
-    pub fn arm_notifications(&mut self, mem: &mut dyn GuestMemory) -> Result<bool, QueueError> {
+    pub fn arm_notifications<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<bool, QueueError> {
         if self.event_idx {
             let at = 4 + 8 * usize::from(self.size);
             self.used.write_u16(mem, at, self.next_avail)?;
@@ -370,7 +377,10 @@ impl SplitQueue {
 
     /// Whether the driver wants an interrupt for what was published since the last one
     /// (used_event with EVENT_IDX, else the avail ring's NO_INTERRUPT flag).
-    pub fn needs_interrupt(&mut self, mem: &dyn GuestMemory) -> Result<bool, QueueError> {
+    pub fn needs_interrupt<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+    ) -> Result<bool, QueueError> {
         let new = self.published_used;
         let old = self.signalled_used;
         if new == old {
@@ -396,7 +406,11 @@ fn used_entry(head: u16, len: u32) -> [u8; 8] {
     [h0, h1, h2, h3, l0, l1, l2, l3]
 }
 
-fn release_regions(mem: &mut dyn GuestMemory, regions: &[&[MappedPage]], counters: &mut Counters) {
+fn release_regions<M: GuestMemory + ?Sized>(
+    mem: &mut M,
+    regions: &[&[MappedPage]],
+    counters: &mut Counters,
+) {
     let mut pages: heapless::Vec<MappedPage, { 3 * RING_PAGES }> = heapless::Vec::new();
     for page in regions.iter().flat_map(|r| r.iter()) {
         let _ = pages.push(*page);

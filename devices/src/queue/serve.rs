@@ -30,14 +30,14 @@ pub struct PassOutcome {
 /// 0 for none; see [`Chain::prefetch`]), `handle` each chain (it returns the number of
 /// bytes written for the used ring), unmap the batch, push the used entries. Then
 /// publish once and decide about the interrupt.
-pub fn serve_pass(
+pub fn serve_pass<M: GuestMemory + ?Sized>(
     queue: &mut SplitQueue,
     chain: &mut Chain,
-    mem: &mut dyn GuestMemory,
+    mem: &mut M,
     counters: &mut Counters,
     quota: usize,
     prefetch: usize,
-    mut handle: impl FnMut(&Chain, &mut dyn GuestMemory, &mut Counters) -> u32,
+    mut handle: impl FnMut(&Chain, &mut M, &mut Counters) -> u32,
 ) -> PassOutcome {
     let mut outcome = PassOutcome::default();
     let result = (|| -> Result<(), QueueError> {
@@ -110,10 +110,10 @@ pub fn serve_pass(
 
 /// Pops and walks up to `room` chains into `chain`. Returns the ring error that ended
 /// the collection, if one did; the chains collected before it are still served.
-fn collect_batch(
+fn collect_batch<M: GuestMemory + ?Sized>(
     queue: &mut SplitQueue,
     chain: &mut Chain,
-    mem: &mut dyn GuestMemory,
+    mem: &mut M,
     room: usize,
 ) -> Option<QueueError> {
     let mut heads = [0u16; MAX_BATCH_CHAINS];
