@@ -39,6 +39,25 @@ macro_rules! either {
 
 // Every method is forwarded, the defaulted ones too: each route may override them.
 impl<M: GuestMemory, C: GrantCopier> GuestMemory for BufferRoute<M, C> {
+    // Both routes map rings and tables with `M`.
+    type Rings = M;
+
+    #[inline]
+    fn rings(&self) -> &M {
+        match self {
+            Self::Mapped(memory) => memory,
+            Self::Copied(route) => route.rings(),
+        }
+    }
+
+    #[inline]
+    fn rings_mut(&mut self) -> &mut M {
+        match self {
+            Self::Mapped(memory) => memory,
+            Self::Copied(route) => route.rings_mut(),
+        }
+    }
+
     #[inline]
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
         either!(self, m => m.map_batch(requests, results))

@@ -150,6 +150,18 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
 }
 
 impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
+    // Rings and indirect tables are never copied: `map_batch` hands every page but a
+    // request buffer to the wrapped memory.
+    type Rings = M;
+
+    fn rings(&self) -> &M {
+        &self.mapped
+    }
+
+    fn rings_mut(&mut self) -> &mut M {
+        &mut self.mapped
+    }
+
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
         self.pass_requests.clear();
         self.pass_index.clear();

@@ -144,6 +144,19 @@ pub const PIECES_PER_ACCESS: usize = 32;
 
 /// Guest memory of one frontend domain, reached through its grants.
 pub trait GuestMemory {
+    /// The memory that maps the rings and indirect tables ([`PageUse::Ring`],
+    /// [`PageUse::Table`]): `Self` for a memory that maps every page; the wrapped memory
+    /// for one that copies request buffers, since it maps the rest with that. The queue
+    /// reads descriptors and ring fields from it directly, so the hottest accesses are
+    /// compiled for one memory type whatever route wraps it.
+    type Rings: GuestMemory + ?Sized;
+
+    /// See [`Self::Rings`].
+    fn rings(&self) -> &Self::Rings;
+
+    /// See [`Self::Rings`].
+    fn rings_mut(&mut self) -> &mut Self::Rings;
+
     /// Maps every request in one hypercall batch. `results[i]` receives the outcome of
     /// `requests[i]`; the slices have equal length. Entries fail independently.
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]);

@@ -49,6 +49,16 @@ fn uncounted<R>(f: impl FnOnce() -> R) -> R {
 struct UncountedMemory(GrantedMemory);
 
 impl GuestMemory for UncountedMemory {
+    type Rings = Self;
+
+    fn rings(&self) -> &Self {
+        self
+    }
+
+    fn rings_mut(&mut self) -> &mut Self {
+        self
+    }
+
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
         uncounted(|| self.0.map_batch(requests, results))
     }

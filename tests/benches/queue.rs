@@ -209,6 +209,16 @@ impl FastMemory {
 }
 
 impl GuestMemory for FastMemory {
+    type Rings = Self;
+
+    fn rings(&self) -> &Self {
+        self
+    }
+
+    fn rings_mut(&mut self) -> &mut Self {
+        self
+    }
+
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
         for (request, result) in requests.iter().zip(results.iter_mut()) {
             *result = if (request.gref.0 as usize) < TOTAL_PAGES {
@@ -436,6 +446,16 @@ struct SimPair {
 }
 
 impl GuestMemory for SimPair {
+    type Rings = Self;
+
+    fn rings(&self) -> &Self {
+        self
+    }
+
+    fn rings_mut(&mut self) -> &mut Self {
+        self
+    }
+
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
         self.mem.map_batch(requests, results)
     }

@@ -328,6 +328,16 @@ pub struct GrantedMemory {
 }
 
 impl GuestMemory for GrantedMemory {
+    type Rings = Self;
+
+    fn rings(&self) -> &Self {
+        self
+    }
+
+    fn rings_mut(&mut self) -> &mut Self {
+        self
+    }
+
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
         with(|w| {
             w.stats.map_batches += 1;

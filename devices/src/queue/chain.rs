@@ -332,11 +332,12 @@ impl Chain {
         mem: &M,
     ) -> Result<usize, QueueError> {
         let size = queue.size();
+        let rings = mem.rings();
         let mut index = loaded.head;
         let mut visited: u32 = 0;
         let mut pages = 0;
         loop {
-            let desc = queue.descriptor(mem, index)?;
+            let desc = queue.descriptor(rings, index)?;
             visited += 1;
             if visited > u32::from(size) {
                 return Err(QueueError::ChainLoop);
@@ -515,6 +516,7 @@ impl Chain {
         // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
         // looked up once, not per descriptor.
         let table_pages = [self.pages.page(first), self.pages.page(first + 1)];
+        let rings = mem.rings();
         let mut index: u32 = 0;
         let mut visited: u32 = 0;
         let mut pages = 0;
@@ -522,9 +524,11 @@ impl Chain {
             let at = usize::from(span.offset) + 16 * index as usize;
             let (page, offset) = (table_pages.get(at / PAGE_SIZE), at % PAGE_SIZE);
             let words = match page {
-                Some(&Some(page)) if offset <= PAGE_SIZE - 16 => mem.read_descriptor(page, offset),
+                Some(&Some(page)) if offset <= PAGE_SIZE - 16 => {
+                    rings.read_descriptor(page, offset)
+                }
                 // Across the page boundary (a table not 16-aligned), or not mapped.
-                _ => read_descriptor_bytewise(&self.pages, first, at, mem),
+                _ => read_descriptor_bytewise(&self.pages, first, at, rings),
             }
             .map_err(QueueError::Ring)?;
             let desc = Descriptor::from_words(words);

@@ -206,7 +206,7 @@ impl SplitQueue {
 
     /// Whether the driver has made chains available that the device has not consumed.
     pub fn has_available<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<bool, QueueError> {
-        self.refresh_avail(mem)?;
+        self.refresh_avail(mem.rings())?;
         Ok(self.seen_avail != self.next_avail)
     }
 
@@ -230,14 +230,15 @@ impl SplitQueue {
 
     /// Takes the next available chain's head index, if any.
     pub fn pop<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<Option<u16>, QueueError> {
+        let rings = mem.rings();
         if self.seen_avail == self.next_avail {
-            self.refresh_avail(mem)?;
+            self.refresh_avail(rings)?;
             if self.seen_avail == self.next_avail {
                 return Ok(None);
             }
         }
         let slot = usize::from(self.next_avail & (self.size - 1));
-        let head = self.check_head(self.avail.read_u16(mem, 4 + 2 * slot)?)?;
+        let head = self.check_head(self.avail.read_u16(rings, 4 + 2 * slot)?)?;
         self.consume();
         Ok(Some(head))
     }
@@ -250,8 +251,9 @@ impl SplitQueue {
         mem: &M,
         out: &mut [u16],
     ) -> Result<usize, QueueError> {
+        let rings = mem.rings();
         if self.seen_avail == self.next_avail {
-            self.refresh_avail(mem)?;
+            self.refresh_avail(rings)?;
         }
         let available = usize::from(self.seen_avail.wrapping_sub(self.next_avail));
         let count = available.min(out.len()).min(HEADS_PER_PEEK);
@@ -264,7 +266,7 @@ impl SplitQueue {
             let part = bytes
                 .get_mut(2 * done..2 * (done + run))
                 .ok_or(QueueError::Ring(AccessError::OutOfPage))?;
-            self.avail.read(mem, 4 + 2 * slot, part)?;
+            self.avail.read(rings, 4 + 2 * slot, part)?;
             done += run;
         }
         for (head, pair) in out.iter_mut().zip(bytes.chunks_exact(2)).take(count) {
@@ -305,7 +307,7 @@ impl SplitQueue {
         }
         let words = self
             .desc
-            .read_descriptor(mem, usize::from(index) * DESCRIPTOR_SIZE)?;
+            .read_descriptor(mem.rings(), usize::from(index) * DESCRIPTOR_SIZE)?;
         Ok(Descriptor::from_words(words))
     }
 
@@ -317,7 +319,8 @@ impl SplitQueue {
         len: u32,
     ) -> Result<(), QueueError> {
         let slot = usize::from(self.next_used & (self.size - 1));
-        self.used.write(mem, 4 + 8 * slot, &used_entry(head, len))?;
+        self.used
+            .write(mem.rings_mut(), 4 + 8 * slot, &used_entry(head, len))?;
         self.next_used = self.next_used.wrapping_add(1);
         Ok(())
     }
@@ -329,6 +332,7 @@ impl SplitQueue {
         mem: &mut M,
         entries: &[(u16, u32)],
     ) -> Result<(), QueueError> {
+        let rings = mem.rings_mut();
         for group in entries.chunks(HEADS_PER_PEEK) {
             let mut bytes = [0u8; 8 * HEADS_PER_PEEK];
             for (slot, &(head, len)) in bytes.chunks_exact_mut(8).zip(group) {
@@ -341,7 +345,7 @@ impl SplitQueue {
                 let part = bytes
                     .get(8 * done..8 * (done + run))
                     .ok_or(QueueError::Ring(AccessError::OutOfPage))?;
-                self.used.write(mem, 4 + 8 * slot, part)?;
+                self.used.write(rings, 4 + 8 * slot, part)?;
                 self.next_used = self.next_used.wrapping_add(run as u16);
                 done += run;
             }
@@ -354,8 +358,9 @@ impl SplitQueue {
         if self.published_used == self.next_used {
             return Ok(());
         }
-        mem.barrier(Barrier::Release);
-        self.used.write_u16(mem, 2, self.next_used)?;
+        let rings = mem.rings_mut();
+        rings.barrier(Barrier::Release);
+        self.used.write_u16(rings, 2, self.next_used)?;
         self.published_used = self.next_used;
         Ok(())
     }
@@ -367,12 +372,13 @@ impl SplitQueue {
         &mut self,
         mem: &mut M,
     ) -> Result<bool, QueueError> {
+        let rings = mem.rings_mut();
         if self.event_idx {
             let at = 4 + 8 * usize::from(self.size);
-            self.used.write_u16(mem, at, self.next_avail)?;
-            mem.barrier(Barrier::Full);
+            self.used.write_u16(rings, at, self.next_avail)?;
+            rings.barrier(Barrier::Full);
         }
-        self.has_available(mem)
+        self.has_available(rings)
     }
 
     /// Whether the driver wants an interrupt for what was published since the last one
@@ -386,13 +392,14 @@ impl SplitQueue {
         if new == old {
             return Ok(false);
         }
-        mem.barrier(Barrier::Full);
+        let rings = mem.rings();
+        rings.barrier(Barrier::Full);
         let wanted = if self.event_idx {
-            let used_event = self.avail.read_u16(mem, 4 + 2 * usize::from(self.size))?;
+            let used_event = self.avail.read_u16(rings, 4 + 2 * usize::from(self.size))?;
             // virtio 1.2 2.7.10: interrupt if used_event lies in (old, new].
             new.wrapping_sub(used_event).wrapping_sub(1) < new.wrapping_sub(old)
         } else {
-            self.avail.read_u16(mem, 0)? & AVAIL_F_NO_INTERRUPT == 0
+            self.avail.read_u16(rings, 0)? & AVAIL_F_NO_INTERRUPT == 0
         };
         self.signalled_used = new;
         Ok(wanted)

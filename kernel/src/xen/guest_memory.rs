@@ -83,6 +83,16 @@ fn map_error(status: i16) -> MapError {
 }
 
 impl GuestMemory for GrantMemory {
+    type Rings = Self;
+
+    fn rings(&self) -> &Self {
+        self
+    }
+
+    fn rings_mut(&mut self) -> &mut Self {
+        self
+    }
+
     fn map_batch(&mut self, requests: &[MapRequest], results: &mut [Result<MappedPage, MapError>]) {
         // Requests past the window's size could not get a slot anyway: they get NoSpace.
         let fits = requests.len().min(self.ones.capacity());
