@@ -4,6 +4,7 @@
 use crate::counters::Counters;
 use crate::memory::GuestMemory;
 use crate::queue::chain::Chain;
+use crate::queue::completion::Completion;
 use crate::queue::serve::{serve_pass, PassOutcome};
 use crate::queue::{QueueConfig, QueueError, SplitQueue};
 
@@ -84,7 +85,7 @@ pub trait VirtioDevice {
 pub fn serve_pending<M: GuestMemory + ?Sized>(
     io: Io<'_, M>,
     prefetch: usize,
-    mut handle: impl FnMut(usize, &Chain, &mut M, &mut Counters) -> u32,
+    mut handle: impl FnMut(usize, &Chain, &mut M, &mut Counters) -> Completion,
 ) -> ProcessOutcome {
     let mut outcome = ProcessOutcome::default();
     for (index, slot) in io.queues.iter_mut().enumerate() {
@@ -109,7 +110,7 @@ pub fn serve_queue<M: GuestMemory + ?Sized>(
     mem: &mut M,
     counters: &mut Counters,
     prefetch: usize,
-    handle: impl FnMut(&Chain, &mut M, &mut Counters) -> u32,
+    handle: impl FnMut(&Chain, &mut M, &mut Counters) -> Completion,
 ) -> PassOutcome {
     let Some(queue) = slot.live.as_mut() else {
         slot.pending = false;

@@ -27,6 +27,7 @@ use devices::memory::{
     Access, AccessError, Barrier, DescriptorWords, GuestMemory, MapError, MapRequest, MappedPage,
 };
 use devices::queue::chain::Chain;
+use devices::queue::completion::{Completion, LastByte};
 use devices::queue::serve::serve_pass;
 use devices::queue::{QueueConfig, SplitQueue, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use std::hint::black_box;
@@ -339,16 +340,26 @@ impl DriverView for MmapDriver<'_> {
     }
 }
 
-/// stubvirt's handler for the bench: header read, status byte written.
-fn stubvirt_handle<M: GuestMemory + ?Sized>(chain: &Chain, mem: &mut M, _: &mut Counters) -> u32 {
+/// stubvirt's handler for the bench: header read, status byte left to the pass.
+fn stubvirt_handle<M: GuestMemory + ?Sized>(
+    chain: &Chain,
+    mem: &mut M,
+    _: &mut Counters,
+) -> Completion {
     if chain.readable_len() >= 16 {
         let mut header = [0u8; 16];
         let _ = chain.read(mem, 0, &mut header);
         black_box(header);
     }
-    let at = chain.writable_len().saturating_sub(1);
-    let _ = chain.write(mem, at, &[0]);
-    1
+    // The status byte as virtio-blk leaves it: written by the pass, after every chain.
+    Completion {
+        used_len: 1,
+        last_byte: Some(LastByte {
+            at: chain.writable_len().saturating_sub(1),
+            value: 0,
+            counts_if_lost: true,
+        }),
+    }
 }
 
 fn stubvirt_config(view: &dyn DriverView) -> QueueConfig {

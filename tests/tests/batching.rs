@@ -3,7 +3,7 @@
 //! answered in order, and a chain that does not fit (or finds the grant window full)
 //! waits for the next batch. Plus the
 //! EVENT_IDX re-arm at the quota boundary, and, with request buffers by grant copy, the
-//! request headers of a pass read in one copy per 32.
+//! request headers of a pass read, and their status bytes written, in one copy per 32.
 
 use devices::blk::STATUS_IOERR;
 use devices::grant::{GrantAddress, GrantRef, PAGE_SIZE};
@@ -122,6 +122,15 @@ impl Rig {
         let head = self.next_desc;
         self.place(kind, sector, data_page, 1, false);
         self.queue.set_desc(head, header, 16, DESC_F_NEXT, head + 1);
+    }
+
+    /// Requests the device has failed so far.
+    fn request_errors(&self) -> u64 {
+        let machine = self.machine.borrow();
+        machine
+            .backend
+            .counters(0)
+            .map_or(0, |counters| counters.request_errors)
     }
 
     fn status_of(&self, slot: usize) -> u8 {
@@ -383,10 +392,10 @@ fn write_and_read_back(rig: &mut Rig, depth: usize) -> (u64, u64) {
 }
 
 #[test]
-fn copy_route_reads_the_headers_of_a_pass_in_one_copy_per_32() {
-    // Per request one data and one status copy; the headers of a pass one copy per 32,
-    // except a lone request's, which is its own read.
-    for (depth, calls) in [(1, 3), (2, 2 * 2 + 1), (32, 2 * 32 + 1), (64, 2 * 64 + 2)] {
+fn copy_route_moves_the_headers_and_statuses_of_a_pass_in_one_copy_per_32() {
+    // Per request one data copy; the headers of a pass one copy per 32, and so are their
+    // status bytes, except a lone request's, which are its own read and write.
+    for (depth, calls) in [(1, 3), (2, 2 + 1 + 1), (32, 32 + 1 + 1), (64, 64 + 2 + 2)] {
         let mut rig = Rig::copied(2 * depth);
         let (writes, reads) = write_and_read_back(&mut rig, depth);
         assert_eq!((writes, reads), (calls, calls), "QD {depth}");
@@ -419,8 +428,9 @@ fn a_header_across_a_page_boundary_is_read_ahead_as_two_pieces() {
             rig.place(T_IN, 8 * i as u64, DATA + 32 + i, 1, false);
         }
     }
+    // 32 data copies, two header copies, one status copy.
     let (calls, refused) = copy_calls(|| rig.raw.notify(0));
-    assert_eq!((calls, refused), (2 * 32 + 2, 0));
+    assert_eq!((calls, refused), (32 + 2 + 1, 0));
     for i in 0..32 {
         assert_eq!(rig.status_of(i), 0, "request {i}");
         assert_eq!(
@@ -477,13 +487,13 @@ fn a_header_xen_refuses_fails_only_its_request_in_a_batch() {
     write_and_read_back(&mut rig, 8);
     place_reads(&mut rig, Some(5));
     // The group copy is refused; each header is then read by its own request, the
-    // bad one refused again: 1 + 8 headers, 7 data, 8 status.
+    // bad one refused again: 1 + 8 headers, 7 data, the 8 statuses together.
     let (calls, refused) = copy_calls(|| rig.raw.notify(0));
-    assert_eq!((calls, refused), (1 + 8 + 7 + 8, 2));
+    assert_eq!((calls, refused), (1 + 8 + 7 + 1, 2));
     assert_reads(&mut rig, &[5]);
     // The next batch is served as usual.
     place_reads(&mut rig, None);
-    assert_eq!(copy_calls(|| rig.raw.notify(0)), (1 + 2 * 8, 0));
+    assert_eq!(copy_calls(|| rig.raw.notify(0)), (1 + 8 + 1, 0));
     assert_reads(&mut rig, &[]);
     scenario::assert_no_violations();
 }
@@ -498,15 +508,67 @@ fn a_failed_header_copy_falls_back_to_each_requests_own_read() {
     place_reads(&mut rig, None);
     fail_copy(0);
     let (calls, refused) = copy_calls(|| rig.raw.notify(0));
-    assert_eq!((calls, refused), (1 + 3 * 8, 1));
+    assert_eq!((calls, refused), (1 + 2 * 8 + 1, 1));
     assert_reads(&mut rig, &[]);
     // With request 5's header never granted the group fails; request 1's own header
-    // read (the pass's copy 1 + 3) is failed too: only those two fail.
+    // read (the pass's copy 1 + 2, after request 0's header and data) is failed too:
+    // only those two fail.
     place_reads(&mut rig, Some(5));
-    fail_copy(1 + 3);
+    fail_copy(1 + 2);
     let (calls, refused) = copy_calls(|| rig.raw.notify(0));
-    assert_eq!((calls, refused), (1 + 8 + 6 + 8, 3));
+    assert_eq!((calls, refused), (1 + 8 + 6 + 1, 3));
     assert_reads(&mut rig, &[1, 5]);
     assert_eq!(world::with(|w| w.faults.copy_countdown), None);
+    scenario::assert_no_violations();
+}
+
+#[test]
+fn a_failed_status_copy_falls_back_to_each_requests_own_write() {
+    let mut rig = Rig::copied(16);
+    write_and_read_back(&mut rig, 8);
+    // The pass's copies: the headers' (0), 8 data (1..=8), the statuses' (9), failed:
+    // each status is then written by itself.
+    place_reads(&mut rig, None);
+    fail_copy(1 + 8);
+    let (calls, refused) = copy_calls(|| rig.raw.notify(0));
+    assert_eq!((calls, refused), (1 + 8 + 1 + 8, 1));
+    assert_reads(&mut rig, &[]);
+    for n in 0..8 {
+        assert_eq!(
+            rig.queue.used(16 + n).1,
+            PAGE_SIZE as u32 + 1,
+            "request {n}"
+        );
+    }
+    scenario::assert_no_violations();
+}
+
+#[test]
+fn a_status_byte_xen_refuses_fails_only_its_request() {
+    let mut rig = Rig::copied(16);
+    write_and_read_back(&mut rig, 8);
+    let read_only = Granted::new(FRONTEND, 1, true);
+    let errors_before = rig.request_errors();
+    place_reads(&mut rig, None);
+    // Request 3's status descriptor (direct chains of three) names a page granted
+    // read-only: the statuses' group copy is refused, each status is then written by
+    // itself, and only request 3's is refused again.
+    rig.queue
+        .set_desc(3 * 3 + 2, read_only.dma(0), 1, DESC_F_WRITE, 0);
+    let (calls, refused) = copy_calls(|| rig.raw.notify(0));
+    assert_eq!((calls, refused), (1 + 8 + 1 + 8, 2));
+    for n in 0..8u16 {
+        let expected = if n == 3 { 0 } else { PAGE_SIZE as u32 + 1 };
+        assert_eq!(rig.queue.used(16 + n).1, expected, "request {n}");
+        if n != 3 {
+            assert_eq!(rig.status_of(usize::from(n)), 0, "request {n}");
+        }
+    }
+    assert_eq!(
+        read_only.read(0, 1),
+        vec![0],
+        "a read-only grant is never written"
+    );
+    assert_eq!(rig.request_errors() - errors_before, 1);
     scenario::assert_no_violations();
 }

@@ -13,6 +13,7 @@ use crate::device::{serve_pending, Io, ProcessOutcome, VirtioDevice};
 use crate::features::blk as f;
 use crate::memory::{slice_pieces, GuestMemory, Piece};
 use crate::queue::chain::{BufferError, Chain};
+use crate::queue::completion::{Completion, LastByte};
 use crate::queue::QUEUE_SIZE_LIMIT;
 use backend::{BlockBackend, StorageError, SECTOR_SIZE};
 pub use config::{BlkOptions, MAX_RANGE_SEGMENTS};
@@ -102,17 +103,18 @@ impl<B: BlockBackend> VirtioDevice for BlkDevice<B> {
 }
 
 impl<B: BlockBackend> BlkDevice<B> {
-    /// Answers one request; returns the used length (bytes written to the driver).
+    /// Answers one request: the used length (bytes written to the driver), and the status
+    /// byte, which the pass writes together with the other requests' statuses.
     fn handle<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &Chain,
         mem: &mut M,
         counters: &mut Counters,
-    ) -> u32 {
+    ) -> Completion {
         let Some(status_at) = chain.writable_len().checked_sub(1) else {
             // No status byte: the driver cannot be told anything; return the chain empty.
             counters.request_errors += 1;
-            return 0;
+            return Completion::written(0);
         };
         let (status, data_written) = match self.execute(chain, mem, counters) {
             Ok(written) => (STATUS_OK, written),
@@ -121,14 +123,14 @@ impl<B: BlockBackend> BlkDevice<B> {
         if status != STATUS_OK {
             counters.request_errors += 1;
         }
-        match chain.write(mem, status_at, &[status]) {
-            Ok(()) => (data_written + 1) as u32,
-            Err(_) => {
-                if status == STATUS_OK {
-                    counters.request_errors += 1;
-                }
-                0
-            }
+        Completion {
+            used_len: (data_written + 1) as u32,
+            last_byte: Some(LastByte {
+                at: status_at,
+                value: status,
+                // A failed request was counted above.
+                counts_if_lost: status == STATUS_OK,
+            }),
         }
     }
 

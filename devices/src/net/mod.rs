@@ -19,6 +19,7 @@ use crate::device::{serve_queue, Io, ProcessOutcome, QueueSlot, VirtioDevice, QU
 use crate::features::net as f;
 use crate::memory::GuestMemory;
 use crate::queue::chain::Chain;
+use crate::queue::completion::Completion;
 use crate::queue::serve::PassOutcome;
 use crate::queue::{QueueError, SplitQueue, QUEUE_SIZE_LIMIT};
 use frame::{Frame, Offload, ETH_HEADER, NET_HDR_SIZE};
@@ -323,7 +324,7 @@ impl VirtioDevice for NetDevice {
             // Tx headers are not read ahead (0): only blk does so far.
             let pass = serve_queue(tx, chain, mem, counters, 0, |chain, mem, counters| {
                 self.transmit(chain, mem, counters, switch);
-                0
+                Completion::written(0)
             });
             outcome.absorb(&pass);
         }

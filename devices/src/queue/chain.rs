@@ -711,6 +711,12 @@ impl Chain {
         Some(Piece { page, offset, len })
     }
 
+    /// The piece holding byte `at` of the selected chain's writable stream, when it lies
+    /// in its last segment (a status byte); `None` otherwise, or when it is unreachable.
+    pub fn byte_piece(&self, at: usize) -> Option<Piece> {
+        self.single_piece(true, at, 1)
+    }
+
     /// Reads the first `len` bytes of every chain's readable stream ahead of serving the
     /// batch, when `mem` moves the pieces of one read together: the pieces of several
     /// chains go in one read, up to [`PIECES_PER_ACCESS`], so the copy route reads a

@@ -6,6 +6,7 @@
 //! breaks the queue, which the transport reports with `NEEDS_RESET`.
 
 pub mod chain;
+pub mod completion;
 pub mod serve;
 
 use crate::counters::Counters;

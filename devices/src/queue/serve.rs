@@ -7,6 +7,7 @@
 //! in one batch, and only then pushes their used entries.
 
 use super::chain::{Chain, Collected, MAX_BATCH_CHAINS};
+use super::completion::{Completion, LastBytes};
 use super::{QueueError, SplitQueue};
 use crate::counters::Counters;
 use crate::memory::GuestMemory;
@@ -27,9 +28,9 @@ pub struct PassOutcome {
 
 /// Serves up to `quota` chains, in batches: collect (walk each chain), map the batch,
 /// read the first `prefetch` bytes of every chain together (the device's request header,
-/// 0 for none; see [`Chain::prefetch`]), `handle` each chain (it returns the number of
-/// bytes written for the used ring), unmap the batch, push the used entries. Then
-/// publish once and decide about the interrupt.
+/// 0 for none; see [`Chain::prefetch`]), `handle` each chain (it returns the used
+/// length, and maybe a last byte to write), write the batch's last bytes together, unmap
+/// the batch, push the used entries. Then publish once and decide about the interrupt.
 pub fn serve_pass<M: GuestMemory + ?Sized>(
     queue: &mut SplitQueue,
     chain: &mut Chain,
@@ -37,7 +38,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
     counters: &mut Counters,
     quota: usize,
     prefetch: usize,
-    mut handle: impl FnMut(&Chain, &mut M, &mut Counters) -> u32,
+    mut handle: impl FnMut(&Chain, &mut M, &mut Counters) -> Completion,
 ) -> PassOutcome {
     let mut outcome = PassOutcome::default();
     let result = (|| -> Result<(), QueueError> {
@@ -72,17 +73,23 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
             }
             chain.prefetch(mem, prefetch);
             let mut answers: Vec<(u16, u32), MAX_BATCH_CHAINS> = Vec::new();
+            let mut last_bytes = LastBytes::default();
             for index in 0..chain.batched() {
                 chain.select(index);
-                let used_len = if chain.unreachable().is_some() {
+                let completion = if chain.unreachable().is_some() {
                     counters.request_errors += 1;
-                    0
+                    Completion::written(0)
                 } else {
                     handle(chain, mem, counters)
                 };
                 // Capacity equals the batch's: cannot fail.
-                let _ = answers.push((chain.head(), used_len));
+                let _ = answers.push((chain.head(), completion.used_len));
+                if let Some(byte) = completion.last_byte {
+                    // Room for every chain of the batch: `keep` cannot refuse.
+                    let _ = last_bytes.keep(index, byte);
+                }
             }
+            last_bytes.write_all(chain, mem, &mut answers, counters);
             chain.release(mem, counters);
             queue.push_used_all(mem, &answers)?;
             counters.requests += answers.len() as u64;

@@ -1,0 +1,130 @@
+//! How a device answers a chain, and the last byte of each answer written for the whole
+//! batch at once.
+//!
+//! A virtio-blk request ends with a one-byte status. Written chain by chain, on the copy
+//! route that is one `GNTTABOP_copy` per request just for that byte; written together
+//! before the batch is unmapped, it is one per [`PIECES_PER_ACCESS`] requests.
+
+use super::chain::{Chain, MAX_BATCH_CHAINS};
+use crate::counters::Counters;
+use crate::memory::{GuestMemory, Piece, PIECES_PER_ACCESS};
+use heapless::Vec;
+
+/// A handler's answer for the selected chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// Bytes written to the driver, for the used ring (counting `last_byte`).
+    pub used_len: u32,
+    /// A byte still to write at the end of the answer (the blk status). The pass writes
+    /// those of all its chains together, before it unmaps them and pushes the used
+    /// entries; a chain whose byte cannot be written is answered with length 0.
+    pub last_byte: Option<LastByte>,
+}
+
+impl Completion {
+    /// An answer already written in full.
+    pub fn written(used_len: u32) -> Self {
+        Self {
+            used_len,
+            last_byte: None,
+        }
+    }
+}
+
+/// One byte to write at `at` of the chain's writable stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastByte {
+    pub at: usize,
+    pub value: u8,
+    /// Whether the request fails anew if the byte cannot be written (false when it
+    /// failed already and was counted then).
+    pub counts_if_lost: bool,
+}
+
+/// The last bytes the handlers of one batch left to write, by chain index in the batch.
+#[derive(Default)]
+pub struct LastBytes {
+    pending: Vec<(usize, LastByte), MAX_BATCH_CHAINS>,
+}
+
+impl LastBytes {
+    /// Keeps `byte` of chain `index` for [`Self::write_all`]; false if there is no room
+    /// (more chains than a batch holds), and the caller writes it at once.
+    pub fn keep(&mut self, index: usize, byte: LastByte) -> bool {
+        self.pending.push((index, byte)).is_ok()
+    }
+
+    /// Writes the bytes kept, while the batch is still mapped. When `mem` moves pieces
+    /// together, each group of up to [`PIECES_PER_ACCESS`] goes in one write; a group
+    /// whose write fails, and every byte otherwise, is written chain by chain, so a
+    /// failure stays with its chain: its used length in `answers` becomes 0.
+    pub fn write_all<M: GuestMemory + ?Sized>(
+        &mut self,
+        chain: &mut Chain,
+        mem: &mut M,
+        answers: &mut [(u16, u32)],
+        counters: &mut Counters,
+    ) {
+        let together = mem.moves_pieces_together();
+        let mut rest: &[(usize, LastByte)] = &self.pending;
+        while !rest.is_empty() {
+            let group = if together {
+                gather(chain, rest)
+            } else {
+                Gathered::default()
+            };
+            let written =
+                group.members > 1 && mem.write_pieces(&group.pieces, &group.values).is_ok();
+            let taken = group.members.max(1);
+            let (done, later) = (
+                rest.get(..taken).unwrap_or(rest),
+                rest.get(taken..).unwrap_or(&[]),
+            );
+            if !written {
+                for &(index, byte) in done {
+                    chain.select(index);
+                    if chain.write(mem, byte.at, &[byte.value]).is_err() {
+                        lose(index, byte, answers, counters);
+                    }
+                }
+            }
+            rest = later;
+        }
+        self.pending.clear();
+    }
+}
+
+/// Up to [`PIECES_PER_ACCESS`] leading bytes of `pending` whose pieces were found, in
+/// order; it stops at the first byte that has no single piece (that one is written by
+/// itself).
+#[derive(Default)]
+struct Gathered {
+    pieces: Vec<Piece, PIECES_PER_ACCESS>,
+    values: Vec<u8, PIECES_PER_ACCESS>,
+    members: usize,
+}
+
+fn gather(chain: &mut Chain, pending: &[(usize, LastByte)]) -> Gathered {
+    let mut group = Gathered::default();
+    for &(index, byte) in pending.iter().take(PIECES_PER_ACCESS) {
+        chain.select(index);
+        let Some(piece) = chain.byte_piece(byte.at) else {
+            break;
+        };
+        // Both have room: at most PIECES_PER_ACCESS members are taken.
+        let _ = group.pieces.push(piece);
+        let _ = group.values.push(byte.value);
+        group.members += 1;
+    }
+    group
+}
+
+/// A last byte that could not be written: the chain is answered with length 0.
+fn lose(index: usize, byte: LastByte, answers: &mut [(u16, u32)], counters: &mut Counters) {
+    if let Some(answer) = answers.get_mut(index) {
+        answer.1 = 0;
+    }
+    if byte.counts_if_lost {
+        counters.request_errors += 1;
+    }
+}
