@@ -41,6 +41,24 @@ pub struct LastByte {
     pub counts_if_lost: bool,
 }
 
+/// Writes the selected chain's last byte now; if it cannot be written, the chain is
+/// answered with length 0 (`used_len`). For a memory that does not move pieces
+/// together, where gathering the batch's bytes saves nothing.
+pub fn write_now<M: GuestMemory + ?Sized>(
+    chain: &Chain,
+    mem: &mut M,
+    byte: LastByte,
+    used_len: &mut u32,
+    counters: &mut Counters,
+) {
+    if chain.write(mem, byte.at, &[byte.value]).is_err() {
+        *used_len = 0;
+        if byte.counts_if_lost {
+            counters.request_errors += 1;
+        }
+    }
+}
+
 /// The last bytes the handlers of one batch left to write, by chain index in the batch.
 #[derive(Default)]
 pub struct LastBytes {
@@ -48,16 +66,17 @@ pub struct LastBytes {
 }
 
 impl LastBytes {
-    /// Keeps `byte` of chain `index` for [`Self::write_all`]; false if there is no room
-    /// (more chains than a batch holds), and the caller writes it at once.
+    /// Keeps `byte` of chain `index` for [`Self::write_all`] (for a memory that moves
+    /// pieces together); false if there is no room (more chains than a batch holds), and
+    /// the caller writes it at once ([`write_now`]).
     pub fn keep(&mut self, index: usize, byte: LastByte) -> bool {
         self.pending.push((index, byte)).is_ok()
     }
 
-    /// Writes the bytes kept, while the batch is still mapped. When `mem` moves pieces
-    /// together, each group of up to [`PIECES_PER_ACCESS`] goes in one write; a group
-    /// whose write fails, and every byte otherwise, is written chain by chain, so a
-    /// failure stays with its chain: its used length in `answers` becomes 0.
+    /// Writes the bytes kept, while the batch is still mapped: each group of up to
+    /// [`PIECES_PER_ACCESS`] in one write. A group whose
+    /// write fails is written chain by chain, so a failure stays with its chain: its used
+    /// length in `answers` becomes 0.
     pub fn write_all<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &mut Chain,
@@ -65,14 +84,9 @@ impl LastBytes {
         answers: &mut [(u16, u32)],
         counters: &mut Counters,
     ) {
-        let together = mem.moves_pieces_together();
         let mut rest: &[(usize, LastByte)] = &self.pending;
         while !rest.is_empty() {
-            let group = if together {
-                gather(chain, rest)
-            } else {
-                Gathered::default()
-            };
+            let group = gather(chain, rest);
             let written =
                 group.members > 1 && mem.write_pieces(&group.pieces, &group.values).is_ok();
             let taken = group.members.max(1);
@@ -83,8 +97,8 @@ impl LastBytes {
             if !written {
                 for &(index, byte) in done {
                     chain.select(index);
-                    if chain.write(mem, byte.at, &[byte.value]).is_err() {
-                        lose(index, byte, answers, counters);
+                    if let Some((_, used_len)) = answers.get_mut(index) {
+                        write_now(chain, mem, byte, used_len, counters);
                     }
                 }
             }
@@ -117,14 +131,4 @@ fn gather(chain: &mut Chain, pending: &[(usize, LastByte)]) -> Gathered {
         group.members += 1;
     }
     group
-}
-
-/// A last byte that could not be written: the chain is answered with length 0.
-fn lose(index: usize, byte: LastByte, answers: &mut [(u16, u32)], counters: &mut Counters) {
-    if let Some(answer) = answers.get_mut(index) {
-        answer.1 = 0;
-    }
-    if byte.counts_if_lost {
-        counters.request_errors += 1;
-    }
 }

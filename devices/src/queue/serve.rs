@@ -7,7 +7,7 @@
 //! in one batch, and only then pushes their used entries.
 
 use super::chain::{Chain, Collected, MAX_BATCH_CHAINS};
-use super::completion::{Completion, LastBytes};
+use super::completion::{write_now, Completion, LastBytes};
 use super::{QueueError, SplitQueue};
 use crate::counters::Counters;
 use crate::memory::GuestMemory;
@@ -74,6 +74,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
             chain.prefetch(mem, prefetch);
             let mut answers: Vec<(u16, u32), MAX_BATCH_CHAINS> = Vec::new();
             let mut last_bytes = LastBytes::default();
+            let together = mem.moves_pieces_together();
             for index in 0..chain.batched() {
                 chain.select(index);
                 let completion = if chain.unreachable().is_some() {
@@ -82,12 +83,15 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
                 } else {
                     handle(chain, mem, counters)
                 };
-                // Capacity equals the batch's: cannot fail.
-                let _ = answers.push((chain.head(), completion.used_len));
+                let mut used_len = completion.used_len;
                 if let Some(byte) = completion.last_byte {
-                    // Room for every chain of the batch: `keep` cannot refuse.
-                    let _ = last_bytes.keep(index, byte);
+                    // Room for every chain of the batch: `keep` refuses none.
+                    if !(together && last_bytes.keep(index, byte)) {
+                        write_now(chain, mem, byte, &mut used_len, counters);
+                    }
                 }
+                // Capacity equals the batch's: cannot fail.
+                let _ = answers.push((chain.head(), used_len));
             }
             last_bytes.write_all(chain, mem, &mut answers, counters);
             chain.release(mem, counters);
