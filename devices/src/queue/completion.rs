@@ -84,9 +84,13 @@ impl LastBytes {
         answers: &mut [(u16, u32)],
         counters: &mut Counters,
     ) {
+        if self.pending.is_empty() {
+            return;
+        }
         let mut rest: &[(usize, LastByte)] = &self.pending;
+        let mut group = Gathered::default();
         while !rest.is_empty() {
-            let group = gather(chain, rest);
+            gather(chain, rest, &mut group);
             let written =
                 group.members > 1 && mem.write_pieces(&group.pieces, &group.values).is_ok();
             let taken = group.members.max(1);
@@ -109,8 +113,8 @@ impl LastBytes {
 }
 
 /// Up to [`PIECES_PER_ACCESS`] leading bytes of `pending` whose pieces were found, in
-/// order; it stops at the first byte that has no single piece (that one is written by
-/// itself).
+/// order ([`gather`] stops at the first byte that has no single piece: that one is
+/// written by itself).
 #[derive(Default)]
 struct Gathered {
     pieces: Vec<Piece, PIECES_PER_ACCESS>,
@@ -118,8 +122,10 @@ struct Gathered {
     members: usize,
 }
 
-fn gather(chain: &mut Chain, pending: &[(usize, LastByte)]) -> Gathered {
-    let mut group = Gathered::default();
+fn gather(chain: &mut Chain, pending: &[(usize, LastByte)], group: &mut Gathered) {
+    group.pieces.clear();
+    group.values.clear();
+    group.members = 0;
     for &(index, byte) in pending.iter().take(PIECES_PER_ACCESS) {
         chain.select(index);
         let Some(piece) = chain.byte_piece(byte.at) else {
@@ -130,5 +136,4 @@ fn gather(chain: &mut Chain, pending: &[(usize, LastByte)]) -> Gathered {
         let _ = group.values.push(byte.value);
         group.members += 1;
     }
-    group
 }

@@ -74,7 +74,8 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
             chain.prefetch(mem, prefetch);
             let mut answers: Vec<(u16, u32), MAX_BATCH_CHAINS> = Vec::new();
             let mut last_bytes = LastBytes::default();
-            let together = mem.moves_pieces_together();
+            // A lone chain's byte is one write either way.
+            let together = mem.moves_pieces_together() && chain.batched() > 1;
             for index in 0..chain.batched() {
                 chain.select(index);
                 let completion = if chain.unreachable().is_some() {
