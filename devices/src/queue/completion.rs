@@ -74,9 +74,8 @@ impl LastBytes {
     }
 
     /// Writes the bytes kept, while the batch is still mapped: each group of up to
-    /// [`PIECES_PER_ACCESS`] in one write. A group whose
-    /// write fails is written chain by chain, so a failure stays with its chain: its used
-    /// length in `answers` becomes 0.
+    /// [`PIECES_PER_ACCESS`] in one write. A group whose write fails is written chain by
+    /// chain, so a failure stays with its chain: its used length in `answers` becomes 0.
     pub fn write_all<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &mut Chain,
@@ -91,9 +90,9 @@ impl LastBytes {
         let mut group = Gathered::default();
         while !rest.is_empty() {
             gather(chain, rest, &mut group);
-            let written =
-                group.members > 1 && mem.write_pieces(&group.pieces, &group.values).is_ok();
-            let taken = group.members.max(1);
+            let members = group.pieces.len();
+            let written = members > 1 && mem.write_pieces(&group.pieces, &group.values).is_ok();
+            let taken = members.max(1);
             let (done, later) = (
                 rest.get(..taken).unwrap_or(rest),
                 rest.get(taken..).unwrap_or(&[]),
@@ -119,13 +118,11 @@ impl LastBytes {
 struct Gathered {
     pieces: Vec<Piece, PIECES_PER_ACCESS>,
     values: Vec<u8, PIECES_PER_ACCESS>,
-    members: usize,
 }
 
 fn gather(chain: &mut Chain, pending: &[(usize, LastByte)], group: &mut Gathered) {
     group.pieces.clear();
     group.values.clear();
-    group.members = 0;
     for &(index, byte) in pending.iter().take(PIECES_PER_ACCESS) {
         chain.select(index);
         let Some(piece) = chain.byte_piece(byte.at) else {
@@ -134,6 +131,5 @@ fn gather(chain: &mut Chain, pending: &[(usize, LastByte)], group: &mut Gathered
         // Both have room: at most PIECES_PER_ACCESS members are taken.
         let _ = group.pieces.push(piece);
         let _ = group.values.push(byte.value);
-        group.members += 1;
     }
 }
