@@ -6,6 +6,9 @@
 //! data abort. The first read of the magic register is a fault-catching probe
 //! ([`crate::arch::probe`]) retried every [`RETRY_NS`] for at most [`READY_TIMEOUT_NS`].
 //!
+//! The backend's domid (whom the rings and buffers are granted to) is `backend=N` on the
+//! command line: 0 (dom0) by default, the driver domain's domid on the route with no dom0.
+//!
 //! Prints `STUBVIRT-FRONTEND result=pass|fail ...`.
 
 use crate::arch::probe;
@@ -112,7 +115,7 @@ pub fn run(boot: &BootInfo) {
     }
     r.check("backend answered the magic register", magic.is_some());
     if magic.is_some() {
-        negotiate(&mut r, magic, timer_port);
+        negotiate(&mut r, magic, timer_port, backend_domid(boot.cmdline));
     }
     let passed = r.failed == 0;
     // Details first (Xen wraps long domU lines), then the short result line.
@@ -127,7 +130,7 @@ pub fn run(boot: &BootInfo) {
     );
 }
 
-fn negotiate(r: &mut Result_, magic: Option<u32>, timer: Option<u32>) {
+fn negotiate(r: &mut Result_, magic: Option<u32>, timer: Option<u32>, backend: u16) {
     r.check("blk magic 0x74726976", magic == Some(0x7472_6976));
     let version = rd(BLK_BASE, VERSION);
     r.check("blk version 2", version == Some(2));
@@ -170,7 +173,7 @@ fn negotiate(r: &mut Result_, magic: Option<u32>, timer: Option<u32>) {
     let capacity = u64::from(rd(BLK_BASE, CONFIG + 4).unwrap_or(0)) << 32
         | u64::from(rd(BLK_BASE, CONFIG).unwrap_or(0));
     r.check("capacity > 0", capacity > 0);
-    let io = blk_io(r, timer);
+    let io = blk_io(r, timer, backend);
     // The second vcpu's ioreq slot: vcpu 1 reads the device id once.
     let vcpu1 = probe::read32_on_vcpu(1, BLK_BASE + DEVICE_ID, 200, || sleep(timer, 10_000_000));
     r.check(
@@ -200,7 +203,6 @@ const QUEUE_DESC_LOW: usize = 0x080;
 const QUEUE_DRIVER_LOW: usize = 0x090;
 const QUEUE_DEVICE_LOW: usize = 0x0a0;
 const DRIVER_OK: u32 = 4;
-const BACKEND: u16 = 0;
 const QSIZE: u32 = 16;
 /// Ring layout in one page: descriptors, then the avail ring, then the used ring.
 const AVAIL: usize = 0x400;
@@ -290,7 +292,14 @@ fn request(
 }
 
 /// Writes a pattern to 2 pages at sector 8 and reads it back, over grants to dom0.
-fn blk_io(r: &mut Result_, timer: Option<u32>) -> String {
+/// `backend=<domid>` from the command line; 0 (dom0) when absent or unreadable.
+fn backend_domid(cmdline: &str) -> u16 {
+    crate::cmdline::number(cmdline, "backend")
+        .and_then(|n| u16::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+fn blk_io(r: &mut Result_, timer: Option<u32>, backend: u16) -> String {
     let Ok(mut table) = GrantTable::init() else {
         r.check("grant table", false);
         return String::from("blk_io=fail");
@@ -304,10 +313,10 @@ fn blk_io(r: &mut Result_, timer: Option<u32>) -> String {
         return String::from("blk_io=fail");
     };
     let (ring, header, data) = (ring as usize, header as usize, data as usize);
-    let ring_gref = table.grant_access(BACKEND, ring as u64 >> 12, false);
-    let header_gref = table.grant_access(BACKEND, header as u64 >> 12, false);
-    let data0 = table.grant_access(BACKEND, data as u64 >> 12, false);
-    let data1 = table.grant_access(BACKEND, (data as u64 >> 12) + 1, false);
+    let ring_gref = table.grant_access(backend, ring as u64 >> 12, false);
+    let header_gref = table.grant_access(backend, header as u64 >> 12, false);
+    let data0 = table.grant_access(backend, data as u64 >> 12, false);
+    let data1 = table.grant_access(backend, (data as u64 >> 12) + 1, false);
     let (Some(ring_gref), Some(header_gref), Some(data_gref), Some(d1)) =
         (ring_gref, header_gref, data0, data1)
     else {

@@ -64,6 +64,7 @@ pub fn kernel_main(mut boot: BootInfo) -> ! {
         Err(why) => panic!("memory init failed: {why}"),
     }
     if boot.xen {
+        xen::domain::report();
         if let Some(config) = serve::requested(boot.cmdline) {
             serve::run(&boot, &config)
         }

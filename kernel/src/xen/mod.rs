@@ -7,6 +7,8 @@ pub mod console;
 #[cfg(feature = "image")]
 pub mod dm_op;
 #[cfg(feature = "image")]
+pub mod domain;
+#[cfg(feature = "image")]
 pub mod evtchn;
 #[cfg(feature = "image")]
 pub mod grant;

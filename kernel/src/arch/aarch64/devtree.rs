@@ -5,8 +5,9 @@
 //!
 //! Parsing uses the `fdt` crate (0.1.5, no_std, no dependencies).
 
-use super::{console, hypercall, power};
+use super::{console, power};
 use crate::arch::{BootInfo, HostMmio, RamRegion, GRANT_WINDOW_SLOTS, PAGE_SIZE};
+use crate::xen::domain;
 use fdt::node::FdtNode;
 use fdt::Fdt;
 
@@ -97,8 +98,8 @@ fn read_ram(fdt: &Fdt<'static>, info: &mut BootInfo) {
 
 /// Register windows of every enabled `virtio,mmio` node (QEMU's virt machine has 32).
 /// Windows beyond `BootInfo::host_virtio`'s capacity are left out. Kept only where
-/// guest-physical addresses are machine addresses (no Xen, or dom0: Xen maps Arm's dom0
-/// 1:1), since the devices DMA to the addresses we give them.
+/// guest-physical addresses are machine addresses (no Xen, or a domain Xen reports as
+/// direct-mapped), since the devices DMA to the addresses we give them.
 fn read_virtio_mmio(fdt: &Fdt<'static>, info: &mut BootInfo) {
     let enabled = |node: &FdtNode<'_, 'static>| {
         node.property("status")
@@ -149,14 +150,22 @@ fn read_xen(fdt: &Fdt<'static>, hypervisor: FdtNode<'_, 'static>, info: &mut Boo
         .find_compatible(&["arm,sbsa-uart"])
         .and_then(|node| node.reg()?.next())
         .map(|r| r.starting_address as usize);
-    let dom0 = hypercall::is_dom0();
+    let dom0 = domain::is_dom0();
     info.xen_console = dom0 || vpl011.is_none();
-    if !dom0 {
-        // A domU's guest-physical addresses are not machine addresses: a device it was
-        // given could not DMA into its memory without an IOMMU we do not program.
+    console::select(vpl011, true);
+    if !domain::is_direct_mapped() {
+        // Guest-physical addresses are not machine addresses here: a device passed
+        // through without an IOMMU would DMA to the wrong frames. Arm's dom0 and a
+        // dom0less domU with `direct-map` are mapped 1:1, and Xen says so.
+        if !info.host_virtio.is_empty() {
+            console::write(
+                b"stubvirt: virtio-mmio devices in the device tree left alone: this domain is \
+                  not direct-mapped, so their DMA would miss (give it `direct-map` and \
+                  `xen,static-mem`)\n",
+            );
+        }
         info.host_virtio.clear();
     }
-    console::select(vpl011, true);
 
     if let Some(reg) = hypervisor.reg() {
         // The first few regions are plenty to find 2 MiB (collecting more would panic).

@@ -4,13 +4,7 @@
 //! registers as inputs only, so the compiler may assume they survive: unsound, hence this
 //! wrapper, which marks all of them clobbered.
 
-use crate::xen::abi::op;
 use core::arch::asm;
-
-/// `XENVER_get_features` (`public/version.h`) and its `XENFEAT_dom0` bit
-/// (`public/features.h`): only the arm64 boot code needs them.
-const XENVER_GET_FEATURES: u64 = 6;
-const XENFEAT_DOM0: u32 = 11;
 
 /// Issues hypercall `op`.
 ///
@@ -34,26 +28,4 @@ pub unsafe fn hvc(op: u32, args: [u64; 5]) -> i64 {
         );
     }
     ret as i64
-}
-
-/// Whether Xen reports this domain as the hardware/control domain (XENFEAT_dom0).
-pub fn is_dom0() -> bool {
-    #[repr(C)]
-    struct FeatureInfo {
-        submap_idx: u32,
-        submap: u32,
-    }
-    let mut info = FeatureInfo {
-        submap_idx: 0,
-        submap: 0,
-    };
-    // SAFETY: only called once Xen was detected; `info` is a live `xen_feature_info`
-    // that Xen writes for the duration of the call.
-    let rc = unsafe {
-        hvc(
-            op::XEN_VERSION,
-            [XENVER_GET_FEATURES, &raw mut info as u64, 0, 0, 0],
-        )
-    };
-    rc == 0 && info.submap & (1 << XENFEAT_DOM0) != 0
 }

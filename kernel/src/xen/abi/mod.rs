@@ -6,6 +6,7 @@
 //! in [`layout::TABLE`], which a host test compares with Xen's C headers.
 
 pub mod dm_op;
+pub mod domctl;
 pub mod event_channel;
 pub mod grant_table;
 pub mod hvm;
@@ -31,6 +32,7 @@ pub mod op {
     pub const SCHED_OP: u32 = 29;
     pub const EVENT_CHANNEL_OP: u32 = 32;
     pub const HVM_OP: u32 = 34;
+    pub const DOMCTL: u32 = 36;
     pub const DM_OP: u32 = 41;
 }
 
