@@ -20,7 +20,7 @@ const VERSION: &str = "4.17.5+72-g01140da4e8-1";
 const CONFIG_FRAGMENT: &str = include_str!("../configs/xen-arm64-extra.config");
 /// Part of the cache key: bump when the build recipe below changes.
 const RECIPE: &str = "arm64_defconfig+fragment;olddefconfig;make -C xen";
-const BUILD_DEPS: &[&str] = &[
+pub const BUILD_DEPS: &[&str] = &[
     "gcc-aarch64-linux-gnu",
     "binutils-aarch64-linux-gnu",
     "make",
@@ -58,22 +58,11 @@ pub fn hypervisor() -> Result<PathBuf, String> {
     run(Command::new("dpkg-source").arg("-x").arg(&dsc).arg(&tree))?;
 
     step("building the Xen hypervisor for arm64 (IOREQ_SERVER, DEBUG)");
-    let make = |args: &[&str]| {
-        run(Command::new("make")
-            .arg("-C")
-            .arg(tree.join("xen"))
-            .args(["XEN_TARGET_ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"])
-            .args(args))
-    };
-    make(&["arm64_defconfig"])?;
-    let config = tree.join("xen/.config");
-    let mut text = std::fs::read_to_string(&config).map_err(|e| format!("{config:?}: {e}"))?;
-    text.push_str(CONFIG_FRAGMENT);
-    std::fs::write(&config, text).map_err(|e| format!("{config:?}: {e}"))?;
-    make(&["olddefconfig"])?;
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    make(&[&format!("-j{jobs}")])?;
-    check_config(&config)?;
+    build_in_tree(
+        &tree,
+        CONFIG_FRAGMENT,
+        &["CONFIG_IOREQ_SERVER=y", "CONFIG_DEBUG=y"],
+    )?;
 
     let partial = dir.join("xen.partial");
     std::fs::copy(tree.join("xen/xen"), &partial).map_err(|e| format!("copy xen: {e}"))?;
@@ -87,18 +76,34 @@ pub fn hypervisor() -> Result<PathBuf, String> {
     Ok(xen)
 }
 
-/// The options this project needs must have survived `olddefconfig`.
-fn check_config(config: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(config).map_err(|e| format!("{config:?}: {e}"))?;
-    for needed in ["CONFIG_IOREQ_SERVER=y", "CONFIG_DEBUG=y"] {
-        if !text.lines().any(|l| l == needed) {
+/// Configures and builds the hypervisor in `tree` (a Xen source tree: `xen/`, `config/`,
+/// `Config.mk`): `arm64_defconfig` plus `fragment`, `olddefconfig`, then `make`. Every
+/// line of `needed` must have survived `olddefconfig` (a Kconfig dependency can drop one).
+pub fn build_in_tree(tree: &Path, fragment: &str, needed: &[&str]) -> Result<(), String> {
+    let make = |args: &[&str]| {
+        run(Command::new("make")
+            .arg("-C")
+            .arg(tree.join("xen"))
+            .args(["XEN_TARGET_ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"])
+            .args(args))
+    };
+    make(&["arm64_defconfig"])?;
+    let config = tree.join("xen/.config");
+    let mut text = std::fs::read_to_string(&config).map_err(|e| format!("{config:?}: {e}"))?;
+    text.push_str(fragment);
+    std::fs::write(&config, text).map_err(|e| format!("{config:?}: {e}"))?;
+    make(&["olddefconfig"])?;
+    let text = std::fs::read_to_string(&config).map_err(|e| format!("{config:?}: {e}"))?;
+    for option in needed {
+        if !text.lines().any(|l| l == *option) {
             return Err(format!(
-                "Xen config lost {needed} (see {})",
+                "Xen config lost {option} (see {})",
                 config.display()
             ));
         }
     }
-    Ok(())
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    make(&[&format!("-j{jobs}")])
 }
 
 fn find_with_extension(dir: &Path, extension: &str) -> Result<PathBuf, String> {
