@@ -54,6 +54,15 @@ pub struct HostSide {
     /// The host's TCP sink the frontend uploads the same bytes back to.
     pub upload_port: u16,
     pub upload_received: Vec<Received>,
+    /// The domain stubvirt must turn out to be (`None`: no backend was booted).
+    pub backend: Option<ExpectedBackend>,
+}
+
+/// The backend domain a route boots: its domid, and whether it is dom0 (the hardware
+/// domain) or a control domU with no dom0 in the system.
+pub struct ExpectedBackend {
+    pub domid: u32,
+    pub dom0: bool,
 }
 
 /// The summary being written: check lines and whether all passed.
@@ -81,6 +90,9 @@ pub fn summary(t: &Transcript, header: &str, host: &HostSide) -> Result<String, 
         text: header.to_string(),
         ok: true,
     };
+    if let Some(expected) = &host.backend {
+        domain(&mut s, t, expected);
+    }
     let ready = t.find("STUBVIRT-READY ").map(|(time, l)| {
         let text = l.split("STUBVIRT-READY ").nth(1).unwrap_or_default();
         (text.to_string(), time.as_secs_f64())
@@ -108,6 +120,43 @@ pub fn summary(t: &Transcript, header: &str, host: &HostSide) -> Result<String, 
     } else {
         Err(s.text)
     }
+}
+
+/// stubvirt's `STUBVIRT-DOMAIN` line (what Xen reports about it) against the route: its
+/// domid; dom0 or not; on the route with no dom0, the control capability without the
+/// hardware one; direct-mapped wherever host devices are driven.
+fn domain(s: &mut Summary, t: &Transcript, expected: &ExpectedBackend) {
+    let Some((_, line)) = t.find("STUBVIRT-DOMAIN ") else {
+        s.check(false, "domain", "stubvirt printed no STUBVIRT-DOMAIN line");
+        return;
+    };
+    let text = line.split("STUBVIRT-DOMAIN ").nth(1).unwrap_or_default();
+    let domid = token(text, "domid");
+    let caps = token(text, "caps");
+    let has = |cap: &str| caps.split(',').any(|c| c == cap);
+    let caps_ok = if expected.dom0 {
+        // Xen 4.17 has no XEN_DOMCTL_get_domain_state: caps=unknown(...) there.
+        !has("none")
+    } else {
+        has("control") && !has("hardware")
+    };
+    let passed = domid == expected.domid.to_string()
+        && token(text, "dom0") == if expected.dom0 { "1" } else { "0" }
+        && token(text, "direct_mapped") == "1"
+        && caps_ok;
+    s.check(
+        passed,
+        "domain",
+        &format!(
+            "{text} (expected domid={} {})",
+            expected.domid,
+            if expected.dom0 {
+                "dom0=1"
+            } else {
+                "dom0=0, caps control without hardware"
+            }
+        ),
+    );
 }
 
 /// The readiness handshake and the probe; false when the run cannot be judged further.
@@ -565,13 +614,18 @@ mod tests {
                 sha256: Ok(SHA_TCP.to_string()),
                 error: None,
             }],
+            backend: Some(ExpectedBackend {
+                domid: 0,
+                dom0: true,
+            }),
         }
     }
 
     /// A run in which everything passed.
     fn passing() -> Vec<String> {
         let mut lines = vec![
-            "STUBVIRT-READY frontend=1 devices=blk@0x2000000,net@0x2000200,disk@0x2000400 uplink=52:54:00:12:34:56 uplink_irq=78".to_string(),
+            "STUBVIRT-DOMAIN domid=0 xen=4.17.5 caps=unknown(errno13) dom0=1 direct_mapped=1".to_string(),
+            "STUBVIRT-READY frontend=1 devices=blk@0x2000000,net@0x2000200,disk@0x2000400 uplink=52:54:00:12:34:56 uplink_irq=78".into(),
             "FRONTEND-RESULT stage=handshake backend=ready blk=ready net=ready disk=ready waited_s=0.03 tries=1".into(),
             "FRONTEND-RESULT stage=probe ramdisk=/dev/vda disk=/dev/vdb eth0=yes".into(),
             "FRONTEND-RESULT stage=probe serials=vda:stubvirt-ramdisk,vdb:stubvirt-disk".into(),
@@ -684,6 +738,41 @@ mod tests {
             text.contains(" uplink=in:3,out:3,seg:12,drop:0,csum:0,tx_err:0,irqs:2\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_backend_domain_must_be_what_the_route_boots() {
+        let text = run(&passing(), &host()).unwrap();
+        assert!(
+            text.contains("ok   domain     domid=0 xen=4.17.5"),
+            "{text}"
+        );
+        // The same transcript judged as the route with no dom0: wrong domid, and dom0.
+        let mut no_dom0 = host();
+        no_dom0.backend = Some(ExpectedBackend {
+            domid: 1,
+            dom0: false,
+        });
+        assert!(run(&passing(), &no_dom0)
+            .unwrap_err()
+            .contains("FAIL domain"));
+        let with = |line: &str| {
+            let mut lines = passing();
+            lines[0] = line.to_string();
+            run(&lines, &no_dom0)
+        };
+        let control = "STUBVIRT-DOMAIN domid=1 xen=4.22.0 caps=control dom0=0 direct_mapped=1";
+        assert!(with(control).is_ok());
+        // A hardware domain, or one whose DMA addresses are not machine addresses, fails.
+        let hardware = control.replace("caps=control", "caps=control,hardware");
+        assert!(with(&hardware).unwrap_err().contains("FAIL domain"));
+        let translated = control.replace("direct_mapped=1", "direct_mapped=0");
+        assert!(with(&translated).unwrap_err().contains("FAIL domain"));
+        let mut silent = passing();
+        silent.remove(0);
+        assert!(run(&silent, &host())
+            .unwrap_err()
+            .contains("printed no STUBVIRT-DOMAIN line"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Runs a guest (QEMU, with or without Xen inside) under a deadline and collects its
-//! console line by line, with the time each line arrived. The caller decides when it has
+//! console line by line, with the time each line arrived (a domU's long lines, which
+//! Xen's vpl011 prints in pieces, are joined back: `console_pieces`). The caller decides when it has
 //! seen enough; the guest is killed then, at the deadline, or reaped when it exits.
 
+use crate::console_pieces::Rejoin;
 use crate::process::workspace_root;
 use std::io::Read;
 use std::path::PathBuf;
@@ -93,6 +95,7 @@ pub fn watch(
 
     let mut lines = Vec::new();
     let mut partial = Vec::new();
+    let mut rejoin = Rejoin::default();
     let mut end = None;
     while end.is_none() {
         let left = deadline.saturating_sub(start.elapsed());
@@ -100,8 +103,12 @@ pub fn watch(
             Ok(chunk) => {
                 partial.extend_from_slice(&chunk);
                 while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
-                    let raw: Vec<u8> = partial.drain(..=pos).collect();
-                    let line = String::from_utf8_lossy(&raw).trim_end().to_string();
+                    let raw: Vec<u8> = partial.drain(..pos).collect();
+                    partial.drain(..1);
+                    let Some(line) = rejoin.push(&String::from_utf8_lossy(&raw)) else {
+                        continue;
+                    };
+                    let line = line.trim_end().to_string();
                     let hit = stop(&line);
                     lines.push((start.elapsed(), line));
                     if hit {
@@ -118,6 +125,9 @@ pub fn watch(
         }
     }
     // What arrived after the deciding line (same chunk) or without a final newline.
+    for rest in rejoin.flush() {
+        lines.push((start.elapsed(), rest));
+    }
     for rest in String::from_utf8_lossy(&partial).lines() {
         lines.push((start.elapsed(), rest.trim_end().to_string()));
     }

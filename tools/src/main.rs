@@ -11,8 +11,10 @@ mod bench;
 mod boot_arm64;
 mod boot_x86;
 mod build;
+mod console_pieces;
 mod demo;
 mod demo_host;
+mod demo_layout;
 mod demo_report;
 mod frontend_initramfs;
 mod frontend_kernel;
@@ -30,6 +32,7 @@ mod test;
 mod test_arm64;
 mod toolchain_arm64;
 mod xen_arm64;
+mod xen_source;
 mod xen_x86;
 
 use std::process::ExitCode;

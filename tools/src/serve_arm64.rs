@@ -16,6 +16,8 @@ use std::time::Duration;
 const DEADLINE: Duration = Duration::from_secs(120);
 pub const DOM0_ARGS: &str = "loglevel=info serve=1 ramdisk_mb=16";
 pub const DOMU_ARGS: &str = "loglevel=info frontend_test=1";
+/// The backend's command line with no dom0: it is domU1, its frontend domU2.
+const CONTROL_DOMU_ARGS: &str = "loglevel=info frontend=2 ramdisk_mb=16";
 const DOMU_VCPUS: u32 = 2;
 /// Lines after which nothing useful follows.
 const FAILURE_MARKS: [&str; 6] = [
@@ -76,10 +78,43 @@ fn copied_as_asked(line: &str, copy: bool) -> bool {
     }
 }
 
-fn boot(image: &Path, xen: &Path, name: &str, dom0_args: &str) -> Result<Transcript, String> {
+/// Who serves: stubvirt as dom0 (Xen 4.17+), or as control domU1 with no dom0 (Xen 4.21+).
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Dom0,
+    ControlDomU,
+}
+
+impl Backend {
+    fn frontend_domid(self) -> u32 {
+        match self {
+            Backend::Dom0 => 1,
+            Backend::ControlDomU => 2,
+        }
+    }
+}
+
+fn boot(
+    image: &Path,
+    xen: &Path,
+    name: &str,
+    backend: Backend,
+    backend_args: &str,
+) -> Result<Transcript, String> {
     let dir = workspace_root().join("target/arm64-boot").join(name);
-    let (dtb, loads) =
-        sysdt_arm64::build_dom0_and_domu(&dir, image, dom0_args, DOMU_ARGS, DOMU_VCPUS)?;
+    let (dtb, loads) = match backend {
+        Backend::Dom0 => {
+            sysdt_arm64::build_dom0_and_domu(&dir, image, backend_args, DOMU_ARGS, DOMU_VCPUS)?
+        }
+        Backend::ControlDomU => sysdt_arm64::build_control_and_frontend(
+            &dir,
+            image,
+            crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU),
+            backend_args,
+            &format!("{DOMU_ARGS} backend=1"),
+            DOMU_VCPUS,
+        )?,
+    };
     let mut command = sysdt_arm64::qemu_command(xen, &dtb, &loads);
     watch(name, &mut command, DEADLINE, until_done())
 }
@@ -88,20 +123,59 @@ fn boot(image: &Path, xen: &Path, name: &str, dom0_args: &str) -> Result<Transcr
 /// them mapped (`grant_route=map`); prints the three lines of each with their times.
 pub fn serve_test(image: &Path, xen: &Path) -> Result<(), String> {
     step("arm64 serve mode: stubvirt dom0 (serve=1) answering a stubvirt domU frontend (2 vcpus) over IOREQ, request buffers by GNTTABOP_copy (the default)");
-    serve_once(image, xen, "arm64-xen-serve", DOM0_ARGS, true)?;
+    serve_once(
+        image,
+        xen,
+        "arm64-xen-serve",
+        Backend::Dom0,
+        DOM0_ARGS,
+        true,
+    )?;
     step("the same with request buffers mapped (grant_route=map)");
     let args = format!("{DOM0_ARGS} grant_route=map");
-    serve_once(image, xen, "arm64-xen-serve-map", &args, false)
+    serve_once(
+        image,
+        xen,
+        "arm64-xen-serve-map",
+        Backend::Dom0,
+        &args,
+        false,
+    )
+}
+
+/// The serve test with no dom0 (Xen 4.21+ as `xen`): stubvirt as control domU1 serving
+/// the stubvirt frontend domU2, whose grants name backend 1; both buffer routes.
+pub fn serve_test_without_dom0(image: &Path, xen: &Path) -> Result<(), String> {
+    step("arm64 serve mode with no dom0: stubvirt control domU1 answering a stubvirt domU2 frontend (2 vcpus), buffers copied, then mapped");
+    serve_once(
+        image,
+        xen,
+        "arm64-xen-serve-nodom0",
+        Backend::ControlDomU,
+        CONTROL_DOMU_ARGS,
+        true,
+    )?;
+    let args = format!("{CONTROL_DOMU_ARGS} grant_route=map");
+    serve_once(
+        image,
+        xen,
+        "arm64-xen-serve-nodom0-map",
+        Backend::ControlDomU,
+        &args,
+        false,
+    )
 }
 
 fn serve_once(
     image: &Path,
     xen: &Path,
     name: &str,
-    dom0_args: &str,
+    backend: Backend,
+    backend_args: &str,
     copy: bool,
 ) -> Result<(), String> {
-    let transcript = boot(image, xen, name, dom0_args)?;
+    let transcript = boot(image, xen, name, backend, backend_args)?;
+    let expected_ready = format!("frontend={} vcpus=2", backend.frontend_domid());
     let found = |needle: &str| transcript.find(needle).cloned();
     let ready = found("STUBVIRT-READY ");
     let frontend = found("STUBVIRT-FRONTEND ");
@@ -111,7 +185,7 @@ fn serve_once(
     };
     // Two blk requests (a 2-page write, then its read-back), every grant unmapped again,
     // every ioreq and interrupt injection accepted.
-    let ok = matches!(&ready, Some((_, l)) if l.contains("frontend=1 vcpus=2"))
+    let ok = matches!(&ready, Some((_, l)) if l.contains(&expected_ready))
         && matches!(&frontend, Some((_, l)) if l.contains("result=pass") && l.contains("blk_io=pass"))
         && matches!(&counters, Some((_, l)) if l.contains("STUBVIRT-COUNTERS ")
             && l.contains(" ioreq_errors=0 send_errors=0 irq_errors=0 ")

@@ -40,6 +40,8 @@ pub enum Role {
     Dom0,
     /// A dom0less domU without any dom0: vpl011 console, Xen's generated device tree.
     DomU,
+    /// A dom0less domU with `capabilities = <1>` (control domain, Xen >= 4.21), no dom0.
+    ControlDomU,
 }
 
 /// A boot-module load: file and guest-physical address (for QEMU's `-device loader`).
@@ -87,13 +89,16 @@ pub fn chosen(role: Role, xen_args: &str, addr: u64, size: u64, bootargs: &str) 
     let _ = writeln!(out, "  xen,xen-bootargs = \"{xen_args}\";");
     match role {
         Role::Dom0 => push_indented(&mut out, &module, "  "),
-        Role::DomU => {
+        Role::DomU | Role::ControlDomU => {
             out.push_str("  domU1 {\n");
             out.push_str("   compatible = \"xen,domain\";\n");
             out.push_str("   #address-cells = <2>;\n   #size-cells = <2>;\n");
             out.push_str("   memory = <0 65536>;\n   cpus = <1>;\n   vpl011;\n");
             // Grant table and event channels (and the /hypervisor node), no xenstore.
             out.push_str("   xen,enhanced = \"no-xenstore\";\n");
+            if matches!(role, Role::ControlDomU) {
+                out.push_str("   capabilities = <1>;\n");
+            }
             push_indented(&mut out, &module, "   ");
             out.push_str("  };\n");
         }
@@ -229,6 +234,64 @@ pub fn build_dom0_and_domu(
     Ok((system_dtb, loads))
 }
 
+/// `/chosen` with no dom0: stubvirt as control domU1 (`backend_args`) and a second
+/// stubvirt as domU2 (`frontend_args`, `frontend_vcpus` vcpus): the serve-mode boot of the
+/// route with no dom0.
+pub fn chosen_control_and_frontend(
+    xen_args: &str,
+    size: u64,
+    backend_args: &str,
+    frontend_args: &str,
+    frontend_vcpus: u32,
+) -> String {
+    let backend = chosen(Role::ControlDomU, xen_args, MODULE_BASE, size, backend_args);
+    let frontend = chosen(Role::DomU, xen_args, DOMU_MODULE_BASE, size, frontend_args);
+    let start = frontend.find("  domU1 {").unwrap_or(frontend.len());
+    let end = frontend
+        .rfind(" };\n};")
+        .unwrap_or(frontend.len())
+        .max(start);
+    let node = frontend
+        .get(start..end)
+        .unwrap_or_default()
+        .replace("domU1 {", "domU2 {")
+        .replace("cpus = <1>;", &format!("cpus = <{frontend_vcpus}>;"));
+    let close = backend.rfind(" };\n};").unwrap_or(backend.len());
+    let mut out = backend.get(..close).unwrap_or_default().to_string();
+    out.push_str(&node);
+    out.push_str(" };\n};\n");
+    out
+}
+
+/// Writes `dir/system.dtb` for the serve-mode boot of the route with no dom0 (see
+/// [`chosen_control_and_frontend`]).
+pub fn build_control_and_frontend(
+    dir: &Path,
+    image: &Path,
+    xen_args: &str,
+    backend_args: &str,
+    frontend_args: &str,
+    frontend_vcpus: u32,
+) -> Result<(PathBuf, Vec<Load>), String> {
+    let mut dts = qemu_dts(dir)?;
+    let size = file_size(image)?;
+    dts.push_str(&chosen_control_and_frontend(
+        xen_args,
+        size,
+        backend_args,
+        frontend_args,
+        frontend_vcpus,
+    ));
+    let system_dtb = compile(dir, &dts)?;
+    let loads = [MODULE_BASE, DOMU_MODULE_BASE]
+        .map(|addr| Load {
+            file: image.to_path_buf(),
+            addr,
+        })
+        .into();
+    Ok((system_dtb, loads))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +337,21 @@ mod tests {
         assert!(text.contains("bootargs = \"frontend_test=1\";"));
         assert!(text.contains("cpus = <2>;"));
         assert!(text.ends_with(" };\n};\n"));
+    }
+
+    #[test]
+    fn control_domu_and_frontend_without_dom0() {
+        let text = chosen_control_and_frontend("x", 0x100, "frontend=2", "backend=1", 2);
+        assert_eq!(text.matches("chosen {").count(), 1);
+        assert_eq!(text.matches("capabilities = <1>;").count(), 1);
+        assert!(text.contains("domU1 {") && text.contains("domU2 {"));
+        assert!(text.contains("bootargs = \"frontend=2\";"));
+        assert!(text.contains("bootargs = \"backend=1\";"));
+        assert!(text.contains("module@51000000 {"));
+        assert!(text.contains("cpus = <2>;"));
+        // The capability sits in domU1, the backend's node, before domU2 starts.
+        let caps = text.find("capabilities").unwrap();
+        assert!(caps < text.find("domU2").unwrap());
     }
 
     #[test]

@@ -1,0 +1,465 @@
+//! The demo's boot layout, for both privilege routes: Xen's `/chosen` nodes (booting.txt
+//! in Xen's `docs/misc/arm/device-tree/`), the frontend's partial device tree and, on the
+//! route with no dom0, stubvirt's own partial device tree (the host devices passed through
+//! to it) and the marks on the host tree that keep Xen's hands off those devices. `cargo
+//! xtask config` prints these same nodes, and the demo and the tests boot them.
+
+use std::fmt::Write;
+
+/// Which domain runs the backend.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Route {
+    /// Backend as dom0 (Xen 4.17+): the hardware domain, mapped 1:1, with every privilege.
+    Dom0,
+    /// No dom0 at all (Xen >= 4.21): the backend is dom0less domU1 with `capabilities =
+    /// <1>` (control, not hardware), direct-mapped with static memory so that the host
+    /// devices passed through to it DMA right; the frontend is domU2.
+    ControlDomU,
+}
+
+impl Route {
+    pub fn backend_domid(self) -> u32 {
+        match self {
+            Route::Dom0 => 0,
+            Route::ControlDomU => 1,
+        }
+    }
+
+    pub fn frontend_domid(self) -> u32 {
+        self.backend_domid() + 1
+    }
+}
+
+/// stubvirt's command line: serve the frontend (2 vcpus) a 16 MiB RAM disk.
+pub fn backend_args(route: Route) -> String {
+    format!(
+        "loglevel=info frontend={} frontend_vcpus={FRONTEND_VCPUS} ramdisk_mb=16",
+        route.frontend_domid()
+    )
+}
+
+/// Xen's command line. Without dom0 there is no dom0 memory or vcpu count to give, and
+/// `conswitch=ax` keeps the serial input with Xen: the domain holding it gets its vpl011
+/// output printed a character at a time, which Xen cuts mid-line whenever the vcpu moves
+/// between physical CPUs; every other domain's lines come out whole (in 126-byte pieces,
+/// which `console_pieces` joins).
+pub fn xen_args(route: Route) -> &'static str {
+    match route {
+        Route::Dom0 => crate::sysdt_arm64::XEN_ARGS,
+        Route::ControlDomU => "console=dtuart conswitch=ax loglvl=all guest_loglvl=all noreboot",
+    }
+}
+
+/// The frontend's command line; `fe_wait` bounds the readiness handshake (seconds). The
+/// run adds `fe_tcp_port=N`, the port of the host's TCP source, and `fe_tcp_sink=N`, the
+/// port of the host's TCP sink the frontend uploads to.
+pub const FRONTEND_ARGS: &str = "console=ttyAMA0 rdinit=/init fe_wait=90";
+pub const FRONTEND_VCPUS: u32 = 2;
+/// Frontend memory in KiB.
+pub const FRONTEND_MEMORY_KB: u64 = 256 * 1024;
+/// The devices: (MMIO base, SPI number counted from 0 as the DT's `interrupts` cell, what
+/// it is). The frontend's init polls the same windows (`tools/frontend/init.sh`).
+pub const DEVICES: [(u64, u32, &str); 3] = [
+    (0x0200_0000, 1, "virtio-blk: RAM disk"),
+    (0x0200_0200, 2, "virtio-net"),
+    (0x0200_0400, 3, "virtio-blk: host disk"),
+];
+
+/// stubvirt's RAM on the route with no dom0: one static bank, mapped 1:1 (`direct-map`),
+/// above the boot modules and below where Xen relocates itself (the top of QEMU's RAM).
+pub const BACKEND_RAM: Module = Module {
+    addr: 0x6000_0000,
+    size: 128 << 20,
+};
+
+/// A host virtio-mmio device passed through to stubvirt: its node in QEMU's tree, its
+/// register window and its SPI (the `interrupts` cell, INTID 32 + spi).
+pub struct HostDevice {
+    pub node: &'static str,
+    pub base: u64,
+    pub spi: u32,
+}
+
+/// QEMU's `virt` machine puts the `-device virtio-*-device`s in its last virtio-mmio
+/// slots (0x0a000000 + 0x200 * slot, SPI 16 + slot): the demo's disk and NIC are slots
+/// 31 and 30. Both are passed through; stubvirt tells them apart by device id.
+pub const HOST_DEVICES: [HostDevice; 2] = [
+    HostDevice {
+        node: "/virtio_mmio@a003e00",
+        base: 0x0a00_3e00,
+        spi: 47,
+    },
+    HostDevice {
+        node: "/virtio_mmio@a003c00",
+        base: 0x0a00_3c00,
+        spi: 46,
+    },
+];
+
+/// A boot module: where it is loaded and how big it is.
+#[derive(Clone, Copy)]
+pub struct Module {
+    pub addr: u64,
+    pub size: u64,
+}
+
+/// The frontend's three modules.
+pub struct Frontend {
+    pub kernel: Module,
+    pub ramdisk: Module,
+    pub dtb: Module,
+}
+
+/// The backend's modules: its image and, on the route with no dom0, its partial device
+/// tree.
+pub struct Backend {
+    pub kernel: Module,
+    pub dtb: Option<Module>,
+}
+
+/// The partial device tree's opening: the `/passthrough` bus Xen copies into the guest.
+const PASSTHROUGH_BUS: &str = "    passthrough {\n        compatible = \"simple-bus\";\n        \
+     ranges;\n        #address-cells = <2>;\n        #size-cells = <2>;\n";
+
+/// The frontend's partial device tree (Xen copies the `/passthrough` nodes verbatim; the
+/// `gic` node's phandle stands for the guest's vGIC).
+pub fn frontend_dts(route: Route) -> String {
+    let mut out = String::from(
+        "/dts-v1/;\n\n/ {\n    #address-cells = <2>;\n    #size-cells = <2>;\n\n    \
+         gic: gic {                  /* placeholder: Xen substitutes the guest's vGIC */\n        \
+         #interrupt-cells = <3>;\n        interrupt-controller;\n    };\n\n",
+    );
+    out.push_str(PASSTHROUGH_BUS);
+    out.push_str(
+        "\n        xen_iommu: xen_iommu {\n            compatible = \"xen,grant-dma\";\n            \
+         #iommu-cells = <1>;\n        };\n",
+    );
+    let backend = route.backend_domid();
+    for (base, spi, what) in DEVICES {
+        let _ = write!(
+            out,
+            "\n        virtio@{base:x} {{           /* {what} */\n            \
+             compatible = \"virtio,mmio\";\n            \
+             reg = <0x0 0x{base:x} 0x0 0x200>;\n            \
+             interrupt-parent = <&gic>;\n            \
+             interrupts = <0 {spi} 1>;        /* SPI {spi} = INTID {}, edge rising */\n            \
+             dma-coherent;\n            \
+             iommus = <&xen_iommu {backend}>;  /* the backend's domid */\n        }};\n",
+            spi + 32
+        );
+    }
+    out.push_str("    };\n};\n");
+    out
+}
+
+/// stubvirt's partial device tree on the route with no dom0: QEMU's disk and NIC passed
+/// through. `xen,reg` maps the whole page holding their register windows (Xen maps whole
+/// pages only), `xen,path` names the host node whose interrupt Xen routes to us, and
+/// `xen,force-assign-without-iommu` is needed because QEMU's virtio-mmio sits behind no
+/// IOMMU: that is safe only because stubvirt's domain is direct-mapped, which stubvirt
+/// checks (XENFEAT_direct_mapped) before it drives them. 65000 is Xen's phandle for the
+/// guest's vGIC.
+pub fn backend_dts() -> String {
+    let mut out =
+        String::from("/dts-v1/;\n\n/ {\n    #address-cells = <2>;\n    #size-cells = <2>;\n\n");
+    out.push_str(PASSTHROUGH_BUS);
+    for device in &HOST_DEVICES {
+        let page = device.base & !0xfff;
+        let _ = write!(
+            out,
+            "\n        virtio_mmio@{base:x} {{\n            \
+             compatible = \"virtio,mmio\";\n            \
+             reg = <0x0 0x{base:x} 0x0 0x200>;\n            \
+             interrupt-parent = <65000>;\n            \
+             interrupts = <0 {spi} 1>;\n            \
+             dma-coherent;\n            \
+             xen,reg = <0x0 0x{page:x} 0x0 0x1000 0x0 0x{page:x}>;\n            \
+             xen,path = \"{node}\";\n            \
+             xen,force-assign-without-iommu;\n        }};\n",
+            base = device.base,
+            spi = device.spi,
+            node = device.node,
+        );
+    }
+    out.push_str("    };\n};\n");
+    out
+}
+
+/// What the host tree needs on the route with no dom0: Xen leaves the devices to the
+/// domain they are passed through to.
+pub fn host_passthrough_marks() -> String {
+    HOST_DEVICES
+        .iter()
+        .map(|d| format!("\n&{{{}}} {{\n xen,passthrough;\n}};\n", d.node))
+        .collect()
+}
+
+fn module_node(indent: &str, kind: &str, m: Module, bootargs: Option<&str>) -> String {
+    let mut out = format!(
+        "{indent}module@{:x} {{\n{indent}    compatible = \"multiboot,{kind}\", \"multiboot,module\";\n\
+         {indent}    reg = <0x{:x} 0x{:x} 0x{:x} 0x{:x}>;\n",
+        m.addr,
+        m.addr >> 32,
+        m.addr & 0xffff_ffff,
+        m.size >> 32,
+        m.size & 0xffff_ffff
+    );
+    if let Some(args) = bootargs {
+        let _ = writeln!(out, "{indent}    bootargs = \"{args}\";");
+    }
+    let _ = writeln!(out, "{indent}}};");
+    out
+}
+
+fn frontend_node(name: &str, fe: &Frontend, args: &str) -> String {
+    let mut out = format!(
+        "  {name} {{\n   compatible = \"xen,domain\";\n   #address-cells = <2>;\n   \
+         #size-cells = <2>;\n   memory = <0 {FRONTEND_MEMORY_KB}>;\n   cpus = <{FRONTEND_VCPUS}>;\n   \
+         vpl011;\n   xen,enhanced = \"no-xenstore\";\n"
+    );
+    out.push_str(&module_node("   ", "kernel", fe.kernel, Some(args)));
+    out.push_str(&module_node("   ", "ramdisk", fe.ramdisk, None));
+    out.push_str(&module_node("   ", "device-tree", fe.dtb, None));
+    out.push_str("  };\n");
+    out
+}
+
+/// stubvirt as dom0less domU1 with no dom0: a control domain (not the hardware domain),
+/// direct-mapped on static memory.
+fn control_domu_node(backend: &Backend, args: &str) -> String {
+    let ram = BACKEND_RAM;
+    let mut out = format!(
+        "  domU1 {{\n   compatible = \"xen,domain\";\n   #address-cells = <2>;\n   \
+         #size-cells = <2>;\n   memory = <0 {}>;\n   \
+         xen,static-mem = <0x{:x} 0x{:x} 0x{:x} 0x{:x}>;\n   \
+         direct-map;           /* guest-physical = machine: passed-through DMA is right */\n   \
+         cpus = <1>;\n   \
+         capabilities = <1>;   /* control: dm_op, ioreq pages of its frontends (Xen >= 4.21) */\n   \
+         vpl011;\n   xen,enhanced = \"no-xenstore\";\n",
+        ram.size / 1024,
+        ram.addr >> 32,
+        ram.addr & 0xffff_ffff,
+        ram.size >> 32,
+        ram.size & 0xffff_ffff
+    );
+    out.push_str(&module_node("   ", "kernel", backend.kernel, Some(args)));
+    if let Some(dtb) = backend.dtb {
+        out.push_str(&module_node("   ", "device-tree", dtb, None));
+    }
+    out.push_str("  };\n");
+    out
+}
+
+/// `/chosen` for `route`: Xen's command line, the backend (dom0 module or control domU1;
+/// `None`: no backend at all) and the frontend domU.
+pub fn chosen(
+    route: Route,
+    backend: Option<(&Backend, &str)>,
+    fe: &Frontend,
+    frontend_args: &str,
+) -> String {
+    let mut out = String::from("/ {\n chosen {\n  #address-cells = <2>;\n  #size-cells = <2>;\n");
+    let _ = writeln!(out, "  xen,xen-bootargs = \"{}\";", xen_args(route));
+    match route {
+        Route::Dom0 => {
+            if let Some((backend, args)) = backend {
+                out.push_str(&module_node("  ", "kernel", backend.kernel, Some(args)));
+            }
+            out.push_str(&frontend_node("domU1", fe, frontend_args));
+        }
+        Route::ControlDomU => {
+            if let Some((backend, args)) = backend {
+                out.push_str(&control_domu_node(backend, args));
+            }
+            out.push_str(&frontend_node("domU2", fe, frontend_args));
+        }
+    }
+    out.push_str(" };\n};\n");
+    out
+}
+
+fn align_up(value: u64, align: u64) -> u64 {
+    value.div_ceil(align) * align
+}
+
+/// Lays files out from `base`, each on a 2 MiB boundary. On the route with no dom0 they
+/// must stay below stubvirt's static RAM, which Xen hands to stubvirt whole.
+pub fn layout(base: u64, sizes: &[u64]) -> Result<Vec<Module>, String> {
+    let mut addr = base;
+    let modules: Vec<Module> = sizes
+        .iter()
+        .map(|&size| {
+            let m = Module { addr, size };
+            addr = align_up(addr + size, 0x20_0000);
+            m
+        })
+        .collect();
+    if addr > BACKEND_RAM.addr {
+        return Err(format!(
+            "the boot modules end at {addr:#x}, past the start of stubvirt's static RAM \
+             {:#x}: a smaller frontend kernel or initramfs is needed",
+            BACKEND_RAM.addr
+        ));
+    }
+    Ok(modules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysdt_arm64::MODULE_BASE;
+
+    fn fe() -> Frontend {
+        Frontend {
+            kernel: Module {
+                addr: 0x5020_0000,
+                size: 0x70_0000,
+            },
+            ramdisk: Module {
+                addr: 0x50a0_0000,
+                size: 0x1234,
+            },
+            dtb: Module {
+                addr: 0x50c0_0000,
+                size: 0x300,
+            },
+        }
+    }
+
+    fn backend(dtb: bool) -> Backend {
+        Backend {
+            kernel: Module {
+                addr: MODULE_BASE,
+                size: 0x14000,
+            },
+            dtb: dtb.then_some(Module {
+                addr: 0x50e0_0000,
+                size: 0x400,
+            }),
+        }
+    }
+
+    #[test]
+    fn partial_dt_names_the_backend_domid() {
+        let dom0 = frontend_dts(Route::Dom0);
+        assert!(dom0.contains("iommus = <&xen_iommu 0>;"));
+        assert!(dom0.contains("interrupts = <0 1 1>;"));
+        assert!(dom0.contains("interrupts = <0 2 1>;"));
+        assert!(dom0.contains("interrupts = <0 3 1>;        /* SPI 3 = INTID 35"));
+        assert!(dom0.contains("reg = <0x0 0x2000200 0x0 0x200>;"));
+        assert!(dom0.contains("virtio@2000400 {           /* virtio-blk: host disk */"));
+        assert!(dom0.contains("reg = <0x0 0x2000400 0x0 0x200>;"));
+        assert!(dom0.contains("compatible = \"xen,grant-dma\";"));
+        assert!(dom0.contains("#iommu-cells = <1>;"));
+        assert_eq!(dom0.matches("dma-coherent;").count(), 3);
+        assert_eq!(dom0.matches("compatible = \"virtio,mmio\";").count(), 3);
+        assert!(!dom0.contains("phandle"), "dtc assigns small phandles");
+        let domu = frontend_dts(Route::ControlDomU);
+        assert!(domu.contains("iommus = <&xen_iommu 1>;"));
+        assert!(!domu.contains("iommus = <&xen_iommu 0>;"));
+    }
+
+    #[test]
+    fn checked_in_partial_dts_match() {
+        assert_eq!(
+            include_str!("../frontend/frontend.dts"),
+            frontend_dts(Route::Dom0)
+        );
+        assert_eq!(
+            include_str!("../configs/nodom0-frontend.dts"),
+            frontend_dts(Route::ControlDomU)
+        );
+        assert_eq!(
+            include_str!("../configs/nodom0-stubvirt.dts"),
+            backend_dts()
+        );
+    }
+
+    #[test]
+    fn backend_partial_dt_passes_both_host_devices_through() {
+        let dts = backend_dts();
+        for device in &HOST_DEVICES {
+            assert!(dts.contains(&format!("xen,path = \"{}\";", device.node)));
+            assert!(dts.contains(&format!("interrupts = <0 {} 1>;", device.spi)));
+            assert!(dts.contains(&format!("reg = <0x0 0x{:x} 0x0 0x200>;", device.base)));
+        }
+        // Xen maps whole pages: every xen,reg is page aligned.
+        assert_eq!(
+            dts.matches("xen,reg = <0x0 0xa003000 0x0 0x1000 0x0 0xa003000>;")
+                .count(),
+            2
+        );
+        assert_eq!(dts.matches("xen,force-assign-without-iommu;").count(), 2);
+        let marks = host_passthrough_marks();
+        assert_eq!(marks.matches("xen,passthrough;").count(), 2);
+        assert!(marks.contains("&{/virtio_mmio@a003e00} {"));
+    }
+
+    #[test]
+    fn chosen_dom0_route() {
+        let text = chosen(
+            Route::Dom0,
+            Some((&backend(false), &backend_args(Route::Dom0))),
+            &fe(),
+            FRONTEND_ARGS,
+        );
+        assert_eq!(text.matches("domU").count(), 1);
+        assert!(text.contains("bootargs = \"loglevel=info frontend=1 frontend_vcpus=2"));
+        assert!(text.contains("reg = <0x0 0x50000000 0x0 0x14000>;"));
+        assert!(text.contains("cpus = <2>;"));
+        assert!(text.contains("memory = <0 262144>;"));
+        assert!(text.contains("xen,enhanced = \"no-xenstore\";"));
+        assert!(text.contains("\"multiboot,ramdisk\", \"multiboot,module\""));
+        assert!(text.contains("\"multiboot,device-tree\", \"multiboot,module\""));
+        assert!(text.contains("reg = <0x0 0x50a00000 0x0 0x1234>;"));
+        assert!(text.contains("dom0_mem=128M"));
+        assert!(!text.contains("capabilities"));
+    }
+
+    #[test]
+    fn chosen_without_dom0() {
+        let text = chosen(
+            Route::ControlDomU,
+            Some((&backend(true), &backend_args(Route::ControlDomU))),
+            &fe(),
+            FRONTEND_ARGS,
+        );
+        assert!(text.contains("domU1 {"));
+        assert!(text.contains("domU2 {"));
+        assert!(text.contains("capabilities = <1>;"));
+        assert!(text.contains("bootargs = \"loglevel=info frontend=2 "));
+        // No dom0 module: every kernel module sits inside a domU node.
+        assert_eq!(text.matches("multiboot,kernel").count(), 2);
+        assert!(!text.contains("dom0_mem"));
+        // The static bank and `memory` agree (Xen refuses a mismatch).
+        assert!(text.contains("memory = <0 131072>;"));
+        assert!(text.contains("xen,static-mem = <0x0 0x60000000 0x0 0x8000000>;"));
+        assert!(text.contains("direct-map;"));
+        assert!(text.contains("module@50e00000 {"));
+        assert!(text.contains("\"multiboot,device-tree\", \"multiboot,module\""));
+    }
+
+    #[test]
+    fn checked_in_example_matches_what_config_prints() {
+        let example = include_str!("../configs/nodom0-chosen.dts");
+        let (backend, fe) = crate::demo::example_modules(Route::ControlDomU);
+        let nodes = chosen(
+            Route::ControlDomU,
+            Some((&backend, &backend_args(Route::ControlDomU))),
+            &fe,
+            FRONTEND_ARGS,
+        );
+        assert!(example.ends_with(&nodes), "differs from:\n{nodes}");
+    }
+
+    #[test]
+    fn layout_is_aligned_disjoint_and_below_static_ram() {
+        let m = layout(MODULE_BASE, &[0x14000, 0x7f_0001, 0x10, 0x300]).unwrap();
+        assert_eq!(m[0].addr, MODULE_BASE);
+        assert_eq!(m[1].addr, MODULE_BASE + 0x20_0000);
+        assert_eq!(m[2].addr, MODULE_BASE + 0xa0_0000);
+        assert_eq!(m[3].addr, MODULE_BASE + 0xc0_0000);
+        let err = layout(MODULE_BASE, &[0x1000_0001]).err().unwrap();
+        assert!(err.contains("static RAM"), "{err}");
+    }
+}
