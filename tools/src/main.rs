@@ -42,10 +42,12 @@ usage: cargo xtask <command>
 
 commands:
   build    build the bootable images into target/images/
-  demo [--timeout SECONDS] [--no-backend]
-                  end to end: Xen in QEMU, stubvirt dom0 serving virtio-blk/net to a Linux
-                  frontend domU (builds Xen, the frontend kernel and initramfs when missing)
-  config   the dom0less /chosen nodes and frontend partial device tree, both routes
+  demo [--xen-source PATH] [--timeout SECONDS] [--no-backend] [--map-buffers]
+                  end to end: Xen in QEMU, stubvirt serving virtio-blk/net to a Linux frontend
+                  domU; with --xen-source (a Xen 4.21+ tree or archive) with no dom0 at all,
+                  stubvirt a control domU; without it as dom0 of Xen 4.17.5 (builds Xen, the
+                  frontend kernel and initramfs when missing)
+  config   the dom0less /chosen nodes, passthrough marks and partial device trees, both routes
   bench [--quick] [queue|datapath]
                   criterion benchmarks (vs rust-vmm virtio-queue, blk/net data paths,
                   hypercalls and exits per request, footprint) and their tables
