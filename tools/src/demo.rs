@@ -209,7 +209,12 @@ fn system(dir: &Path, parts: &Parts, options: &Options) -> Result<(PathBuf, Vec<
 fn until_done() -> impl FnMut(&str) -> bool {
     let mut done = false;
     let mut stalls = 0;
+    let mut fatal = false;
     move |line| {
+        // A fatal line's message is on the line after it.
+        if fatal {
+            return true;
+        }
         // A frontend vcpu that stopped taking interrupts: Linux reports an RCU stall every
         // ~60 s; the second report is enough (the first may be load).
         if line.contains(STALL_REPORT) {
@@ -220,7 +225,8 @@ fn until_done() -> impl FnMut(&str) -> bool {
             .iter()
             .any(|m| line.contains(m))
         {
-            return true;
+            fatal = true;
+            return false;
         }
         if line.contains("FRONTEND-RESULT done=1") {
             done = true;
@@ -587,9 +593,14 @@ mod tests {
         assert!(!stop("(XEN) DOM1: FRONTEND-RESULT done=1 uptime=9"));
         assert!(stop("(XEN) DOM1: [  9.2] reboot: Power down"));
         let mut stop = until_done();
-        assert!(stop("(XEN) Hardware Dom0 crashed: rebooting machine"));
+        assert!(!stop("(XEN) Hardware Dom0 crashed: rebooting machine"));
+        assert!(stop("(XEN) Reboot in five seconds..."));
         let mut stop = until_done();
-        assert!(stop("(XEN) DOM1: PANIC: panicked at kernel/src/serve.rs"));
+        assert!(!stop("(XEN) DOM1: PANIC: panicked at kernel/src/serve.rs"));
+        assert!(stop("(XEN) DOM1: no RAM for a 16 MiB RAM disk"));
+        let mut stop = until_done();
+        assert!(!stop("(XEN) Panic on CPU 0:"));
+        assert!(stop("(XEN) Could not set up domain domU1 (rc = -22)"));
         let mut stop = until_done();
         assert!(!stop(
             "DOM1: [ 55.2] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"

@@ -90,8 +90,15 @@ pub fn summary(t: &Transcript, header: &str, host: &HostSide) -> Result<String, 
         text: header.to_string(),
         ok: true,
     };
+    if let Some(why) = crate::boot_failure::xen_panic(t) {
+        s.check(false, "xen", &why);
+        return Err(s.text);
+    }
     if let Some(expected) = &host.backend {
         domain(&mut s, t, expected);
+    }
+    if let Some(why) = crate::boot_failure::devices_refused(t) {
+        s.check(false, "host devs", &why);
     }
     let ready = t.find("STUBVIRT-READY ").map(|(time, l)| {
         let text = l.split("STUBVIRT-READY ").nth(1).unwrap_or_default();

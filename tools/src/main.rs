@@ -9,6 +9,7 @@ mod apt_arm64;
 mod apt_source;
 mod bench;
 mod boot_arm64;
+mod boot_failure;
 mod boot_x86;
 mod build;
 mod console_pieces;

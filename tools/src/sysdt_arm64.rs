@@ -192,46 +192,7 @@ pub fn chosen_dom0_and_domu(
     domu_vcpus: u32,
 ) -> String {
     let dom0 = chosen(Role::Dom0, xen_args, MODULE_BASE, size, dom0_args);
-    let domu = chosen(Role::DomU, xen_args, DOMU_MODULE_BASE, size, domu_args);
-    // The domU node of the second, without its /chosen header and closing lines.
-    let start = domu.find("  domU1 {").unwrap_or(domu.len());
-    let end = domu.rfind(" };\n};").unwrap_or(domu.len()).max(start);
-    let node = domu
-        .get(start..end)
-        .unwrap_or_default()
-        .replace("cpus = <1>;", &format!("cpus = <{domu_vcpus}>;"));
-    let close = dom0.rfind(" };\n};").unwrap_or(dom0.len());
-    let mut out = dom0.get(..close).unwrap_or_default().to_string();
-    out.push_str(&node);
-    out.push_str(" };\n};\n");
-    out
-}
-
-/// Writes `dir/system.dtb` for stubvirt as dom0 and as domU1 (see [`chosen_dom0_and_domu`]).
-pub fn build_dom0_and_domu(
-    dir: &Path,
-    image: &Path,
-    dom0_args: &str,
-    domu_args: &str,
-    domu_vcpus: u32,
-) -> Result<(PathBuf, Vec<Load>), String> {
-    let mut dts = qemu_dts(dir)?;
-    let size = file_size(image)?;
-    dts.push_str(&chosen_dom0_and_domu(
-        XEN_ARGS, size, dom0_args, domu_args, domu_vcpus,
-    ));
-    let system_dtb = compile(dir, &dts)?;
-    let loads = vec![
-        Load {
-            file: image.to_path_buf(),
-            addr: MODULE_BASE,
-        },
-        Load {
-            file: image.to_path_buf(),
-            addr: DOMU_MODULE_BASE,
-        },
-    ];
-    Ok((system_dtb, loads))
+    with_frontend_domu(&dom0, xen_args, size, "domU1", domu_args, domu_vcpus)
 }
 
 /// `/chosen` with no dom0: stubvirt as control domU1 (`backend_args`) and a second
@@ -245,22 +206,72 @@ pub fn chosen_control_and_frontend(
     frontend_vcpus: u32,
 ) -> String {
     let backend = chosen(Role::ControlDomU, xen_args, MODULE_BASE, size, backend_args);
-    let frontend = chosen(Role::DomU, xen_args, DOMU_MODULE_BASE, size, frontend_args);
-    let start = frontend.find("  domU1 {").unwrap_or(frontend.len());
-    let end = frontend
-        .rfind(" };\n};")
-        .unwrap_or(frontend.len())
-        .max(start);
-    let node = frontend
+    with_frontend_domu(
+        &backend,
+        xen_args,
+        size,
+        "domU2",
+        frontend_args,
+        frontend_vcpus,
+    )
+}
+
+/// `backend` (a whole `/chosen` text) with a plain domU node `name` added inside it: the
+/// same image at [`DOMU_MODULE_BASE`] with command line `args` and `vcpus` vcpus.
+fn with_frontend_domu(
+    backend: &str,
+    xen_args: &str,
+    size: u64,
+    name: &str,
+    args: &str,
+    vcpus: u32,
+) -> String {
+    let domu = chosen(Role::DomU, xen_args, DOMU_MODULE_BASE, size, args);
+    // The domU node alone, without its /chosen header and closing lines.
+    let start = domu.find("  domU1 {").unwrap_or(domu.len());
+    let end = domu.rfind(" };\n};").unwrap_or(domu.len()).max(start);
+    let node = domu
         .get(start..end)
         .unwrap_or_default()
-        .replace("domU1 {", "domU2 {")
-        .replace("cpus = <1>;", &format!("cpus = <{frontend_vcpus}>;"));
+        .replace("domU1 {", &format!("{name} {{"))
+        .replace("cpus = <1>;", &format!("cpus = <{vcpus}>;"));
     let close = backend.rfind(" };\n};").unwrap_or(backend.len());
     let mut out = backend.get(..close).unwrap_or_default().to_string();
     out.push_str(&node);
     out.push_str(" };\n};\n");
     out
+}
+
+/// Writes `dir/system.dtb` for `chosen` (one of the two above) and loads the image at
+/// both module addresses.
+fn build_two_domains(
+    dir: &Path,
+    image: &Path,
+    chosen: &str,
+) -> Result<(PathBuf, Vec<Load>), String> {
+    let mut dts = qemu_dts(dir)?;
+    dts.push_str(chosen);
+    let system_dtb = compile(dir, &dts)?;
+    let loads = [MODULE_BASE, DOMU_MODULE_BASE]
+        .map(|addr| Load {
+            file: image.to_path_buf(),
+            addr,
+        })
+        .into();
+    Ok((system_dtb, loads))
+}
+
+/// Writes `dir/system.dtb` for stubvirt as dom0 and as domU1 (see [`chosen_dom0_and_domu`]).
+pub fn build_dom0_and_domu(
+    dir: &Path,
+    image: &Path,
+    dom0_args: &str,
+    domu_args: &str,
+    domu_vcpus: u32,
+) -> Result<(PathBuf, Vec<Load>), String> {
+    let size = file_size(image)?;
+    let text = chosen_dom0_and_domu(XEN_ARGS, size, dom0_args, domu_args, domu_vcpus);
+    build_two_domains(dir, image, &text)
 }
 
 /// Writes `dir/system.dtb` for the serve-mode boot of the route with no dom0 (see
@@ -273,23 +284,10 @@ pub fn build_control_and_frontend(
     frontend_args: &str,
     frontend_vcpus: u32,
 ) -> Result<(PathBuf, Vec<Load>), String> {
-    let mut dts = qemu_dts(dir)?;
     let size = file_size(image)?;
-    dts.push_str(&chosen_control_and_frontend(
-        xen_args,
-        size,
-        backend_args,
-        frontend_args,
-        frontend_vcpus,
-    ));
-    let system_dtb = compile(dir, &dts)?;
-    let loads = [MODULE_BASE, DOMU_MODULE_BASE]
-        .map(|addr| Load {
-            file: image.to_path_buf(),
-            addr,
-        })
-        .into();
-    Ok((system_dtb, loads))
+    let text =
+        chosen_control_and_frontend(xen_args, size, backend_args, frontend_args, frontend_vcpus);
+    build_two_domains(dir, image, &text)
 }
 
 #[cfg(test)]
