@@ -475,6 +475,9 @@ impl<D: VirtioDevice> MmioDevice<D> {
 
     /// Device reset (status 0): every mapping released, every register cleared.
     pub fn reset<M: GuestMemory + ?Sized>(&mut self, mem: &mut M) {
+        // Nothing is left in the scratch between passes; if something ever were, a reset
+        // is where it must go.
+        self.chain.release(mem, &mut self.counters);
         for slot in self.queues.iter_mut() {
             if let Some(queue) = slot.live.take() {
                 queue.release(mem, &mut self.counters);

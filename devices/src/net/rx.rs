@@ -72,7 +72,15 @@ impl RxWriter {
             let next = if extra.is_full() {
                 None
             } else {
-                queue.pop(mem)?
+                match queue.pop(mem) {
+                    Ok(next) => next,
+                    Err(e) => {
+                        // The ring broke under a half-merged frame: the first buffer
+                        // goes back unmapped, never left loaded in the shared scratch.
+                        chain.release(mem, counters);
+                        return Err(e);
+                    }
+                }
             };
             let Some(next_head) = next else {
                 outcome = Ok(if extra.is_full() {
@@ -82,9 +90,16 @@ impl RxWriter {
                 });
                 break;
             };
-            if !load_rx_buffer(queue, &mut self.merge_chain, next_head, mem, counters)? {
-                chain.release(mem, counters);
-                return Err(QueueError::UnusableBuffer);
+            match load_rx_buffer(queue, &mut self.merge_chain, next_head, mem, counters) {
+                Ok(true) => {}
+                Ok(false) => {
+                    chain.release(mem, counters);
+                    return Err(QueueError::UnusableBuffer);
+                }
+                Err(e) => {
+                    chain.release(mem, counters);
+                    return Err(e);
+                }
             }
             let part = (frame.len() - written).min(self.merge_chain.writable_len());
             let bytes = frame.bytes().get(written..written + part).unwrap_or(&[]);

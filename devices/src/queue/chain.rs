@@ -233,7 +233,8 @@ impl Chain {
         mem: &mut M,
         counters: &mut Counters,
     ) -> Result<(), ChainFault> {
-        self.clear();
+        // A load starts from an empty batch: anything still mapped is unmapped first.
+        self.release(mem, counters);
         // The first chain of a batch always has room: NoRoom cannot come back here.
         self.collect(queue, head, mem)?;
         let outcome = self.map_all(queue.size(), mem, counters);

@@ -41,6 +41,9 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
     mut handle: impl FnMut(&Chain, &mut M, &mut Counters) -> Completion,
 ) -> PassOutcome {
     let mut outcome = PassOutcome::default();
+    // A pass starts from an empty batch, whatever another path left: chains of another
+    // queue must never be served (and completed) on this one.
+    chain.release(mem, counters);
     let result = (|| -> Result<(), QueueError> {
         loop {
             if outcome.completed >= quota {
