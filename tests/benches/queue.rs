@@ -359,6 +359,7 @@ fn stubvirt_handle<M: GuestMemory + ?Sized>(
             value: 0,
             counts_if_lost: true,
         }),
+        deferred: false,
     }
 }
 

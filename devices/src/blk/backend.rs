@@ -37,7 +37,8 @@ pub trait BlockBackend {
     ) -> Result<(), StorageError>;
     /// Makes every completed write durable.
     fn flush(&mut self) -> Result<(), StorageError>;
-    /// Deallocates a range; afterwards it reads as zeroes here (stronger than the spec).
+    /// Deallocates a range: afterwards its contents are unspecified until written (virtio
+    /// 1.2 5.2.6.2), so doing nothing is a valid discard. The RAM disk zeroes it.
     fn discard(&mut self, offset: u64, len: u64) -> Result<(), StorageError>;
     fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), StorageError>;
     /// Up to 20 bytes of identity for `VIRTIO_BLK_T_GET_ID`.

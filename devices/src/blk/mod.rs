@@ -27,15 +27,55 @@ const ID_BYTES: usize = 20;
 // A whole request header is read ahead (`serve_pending`).
 const _: () = assert!(request::HEADER_SIZE <= crate::queue::chain::MAX_PREFETCH);
 
+/// Bytes one pass over the device's queues (one `process` call) may move or clear; the
+/// requests after that wait for the next pass, so one notification never makes the
+/// backend write gigabytes while every ioreq waits. The first request of a pass always
+/// runs (each is bounded by itself: its chain's pages, or `max_*_sectors` for the range
+/// requests). 64 MiB is 64 of Linux's largest (1 MiB) requests: a full data pass.
+pub const PASS_BYTES: u64 = 64 << 20;
+
+/// What the current pass has spent.
+#[derive(Default)]
+struct PassBudget {
+    bytes: u64,
+    requests: u32,
+}
+
+impl PassBudget {
+    /// Charges a request of `bytes`; false when it must wait for the next pass.
+    fn charge(&mut self, bytes: u64) -> bool {
+        let total = self.bytes.saturating_add(bytes);
+        if self.requests > 0 && total > PASS_BYTES {
+            return false;
+        }
+        self.bytes = total;
+        self.requests += 1;
+        true
+    }
+}
+
+/// How a request went: done (data bytes written to the driver), failed with a status,
+/// or left for the next pass.
+enum Answer {
+    Done(usize),
+    Failed(u8),
+    Deferred,
+}
+
 /// A virtio-blk device over a backing store.
 pub struct BlkDevice<B: BlockBackend> {
     backend: B,
     options: BlkOptions,
+    pass: PassBudget,
 }
 
 impl<B: BlockBackend> BlkDevice<B> {
     pub fn new(backend: B, options: BlkOptions) -> Self {
-        Self { backend, options }
+        Self {
+            backend,
+            options,
+            pass: PassBudget::default(),
+        }
     }
 
     pub fn backend(&self) -> &B {
@@ -95,6 +135,7 @@ impl<B: BlockBackend> VirtioDevice for BlkDevice<B> {
         io: Io<'_, M>,
         _context: &mut (),
     ) -> ProcessOutcome {
+        self.pass = PassBudget::default();
         // The headers of a pass are read together: one grant copy per 32 on the copy route.
         serve_pending(io, request::HEADER_SIZE, |_queue, chain, mem, counters| {
             self.handle(chain, mem, counters)
@@ -117,8 +158,9 @@ impl<B: BlockBackend> BlkDevice<B> {
             return Completion::written(0);
         };
         let (status, data_written) = match self.execute(chain, mem, counters) {
-            Ok(written) => (STATUS_OK, written),
-            Err(status) => (status, 0),
+            Answer::Done(written) => (STATUS_OK, written),
+            Answer::Failed(status) => (status, 0),
+            Answer::Deferred => return Completion::deferred(),
         };
         if status != STATUS_OK {
             counters.request_errors += 1;
@@ -131,16 +173,29 @@ impl<B: BlockBackend> BlkDevice<B> {
                 // A failed request was counted above.
                 counts_if_lost: status == STATUS_OK,
             }),
+            deferred: false,
         }
     }
 
-    /// Performs the request; returns the data bytes written to the driver, or the status.
+    /// Performs the request (unless the pass's budget is spent: then nothing happens).
     fn execute<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &Chain,
         mem: &mut M,
         counters: &mut Counters,
-    ) -> Result<usize, u8> {
+    ) -> Answer {
+        match self.try_execute(chain, mem, counters) {
+            Ok(answer) => answer,
+            Err(status) => Answer::Failed(status),
+        }
+    }
+
+    fn try_execute<M: GuestMemory + ?Sized>(
+        &mut self,
+        chain: &Chain,
+        mem: &mut M,
+        counters: &mut Counters,
+    ) -> Result<Answer, u8> {
         let mut header = [0u8; request::HEADER_SIZE];
         chain.read(mem, 0, &mut header).map_err(|_| STATUS_IOERR)?;
         let header = RequestHeader::parse(&header);
@@ -153,24 +208,33 @@ impl<B: BlockBackend> BlkDevice<B> {
         match header.kind {
             RequestType::In => {
                 let offset = self.checked_range(header.sector, writable_data as u64)?;
+                if !self.pass.charge(writable_data as u64) {
+                    return Ok(Answer::Deferred);
+                }
                 self.copy_to_guest(chain, mem, offset, writable_data)
                     .map_err(|e| storage_status(e, counters))?;
                 counters.bytes_to_guest += writable_data as u64;
-                Ok(writable_data)
+                Ok(Answer::Done(writable_data))
             }
             RequestType::Out => {
                 self.refuse_if_read_only()?;
                 let offset = self.checked_range(header.sector, readable_data as u64)?;
+                if !self.pass.charge(readable_data as u64) {
+                    return Ok(Answer::Deferred);
+                }
                 self.copy_from_guest(chain, mem, offset, readable_data)
                     .map_err(|e| storage_status(e, counters))?;
                 counters.bytes_from_guest += readable_data as u64;
-                Ok(0)
+                Ok(Answer::Done(0))
             }
             RequestType::Flush => {
+                if !self.pass.charge(0) {
+                    return Ok(Answer::Deferred);
+                }
                 self.backend
                     .flush()
                     .map_err(|e| storage_status(e, counters))?;
-                Ok(0)
+                Ok(Answer::Done(0))
             }
             RequestType::GetId => {
                 let serial = self.backend.serial();
@@ -178,19 +242,20 @@ impl<B: BlockBackend> BlkDevice<B> {
                 let id = serial.get(..len).ok_or(STATUS_IOERR)?;
                 chain.write(mem, 0, id).map_err(|_| STATUS_IOERR)?;
                 counters.bytes_to_guest += len as u64;
-                Ok(len)
+                Ok(Answer::Done(len))
             }
             RequestType::Discard | RequestType::WriteZeroes => {
                 self.refuse_if_read_only()?;
-                self.ranges(chain, mem, header.kind, readable_data, counters)?;
-                Ok(0)
+                self.ranges(chain, mem, header.kind, readable_data, counters)
             }
             RequestType::Unsupported(_) => Err(STATUS_UNSUPP),
         }
     }
 
     /// DISCARD / WRITE_ZEROES: the segments are read from the guest once (no double
-    /// fetch), all checked, then applied.
+    /// fetch), all checked (in the disk, no two overlapping, together no more sectors
+    /// than the device's limit: Linux keeps to it per request), charged to the pass,
+    /// then applied.
     fn ranges<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &Chain,
@@ -198,7 +263,7 @@ impl<B: BlockBackend> BlkDevice<B> {
         kind: RequestType,
         payload: usize,
         counters: &mut Counters,
-    ) -> Result<(), u8> {
+    ) -> Result<Answer, u8> {
         let (max_segments, max_sectors) = match kind {
             RequestType::Discard => (
                 self.options.max_discard_segments,
@@ -223,6 +288,7 @@ impl<B: BlockBackend> BlkDevice<B> {
             0
         };
         let mut ranges: heapless::Vec<(u64, u64), MAX_RANGE_SEGMENTS> = heapless::Vec::new();
+        let mut sectors = 0u64;
         for index in 0..count {
             let mut bytes = [0u8; RANGE_SEGMENT_SIZE];
             chain
@@ -236,9 +302,22 @@ impl<B: BlockBackend> BlkDevice<B> {
             if segment.num_sectors > max_sectors || segment.flags & !allowed_flags != 0 {
                 return Err(STATUS_UNSUPP);
             }
+            sectors += u64::from(segment.num_sectors);
+            if sectors > u64::from(max_sectors) {
+                return Err(STATUS_IOERR);
+            }
             let len = u64::from(segment.num_sectors) * SECTOR_SIZE;
             let offset = self.checked_range(segment.sector, len)?;
+            let overlaps = ranges
+                .iter()
+                .any(|&(start, n)| offset < start + n && start < offset + len);
+            if overlaps {
+                return Err(STATUS_IOERR);
+            }
             ranges.push((offset, len)).map_err(|_| STATUS_IOERR)?;
+        }
+        if !self.pass.charge(sectors * SECTOR_SIZE) {
+            return Ok(Answer::Deferred);
         }
         for (offset, len) in ranges {
             let result = match kind {
@@ -247,7 +326,7 @@ impl<B: BlockBackend> BlkDevice<B> {
             };
             result.map_err(|e| storage_status(e, counters))?;
         }
-        Ok(())
+        Ok(Answer::Done(0))
     }
 
     /// The byte offset of `len` bytes at `sector`, if whole sectors inside the disk.

@@ -19,6 +19,9 @@ pub struct Completion {
     /// those of all its chains together, before it unmaps them and pushes the used
     /// entries; a chain whose byte cannot be written is answered with length 0.
     pub last_byte: Option<LastByte>,
+    /// Not served now: the pass's byte budget is spent. The chain and the rest of the
+    /// batch go back on the ring for the next pass, untouched.
+    pub deferred: bool,
 }
 
 impl Completion {
@@ -27,6 +30,16 @@ impl Completion {
         Self {
             used_len,
             last_byte: None,
+            deferred: false,
+        }
+    }
+
+    /// The chain waits for the next pass (see [`Self::deferred`]).
+    pub fn deferred() -> Self {
+        Self {
+            used_len: 0,
+            last_byte: None,
+            deferred: true,
         }
     }
 }

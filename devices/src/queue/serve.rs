@@ -77,6 +77,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
             chain.prefetch(mem, prefetch);
             let mut answers: Vec<(u16, u32), MAX_BATCH_CHAINS> = Vec::new();
             let mut last_bytes = LastBytes::default();
+            let mut deferred = false;
             // A lone chain's byte is one write either way.
             let together = mem.moves_pieces_together() && chain.batched() > 1;
             for index in 0..chain.batched() {
@@ -87,6 +88,14 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
                 } else {
                     handle(chain, mem, counters)
                 };
+                if completion.deferred {
+                    // This chain and the ones after it were popped last: they go back on
+                    // the ring in order, for the next pass.
+                    let rest = chain.batched() - index;
+                    queue.unpop(u16::try_from(rest).unwrap_or(0));
+                    deferred = true;
+                    break;
+                }
                 let mut used_len = completion.used_len;
                 if let Some(byte) = completion.last_byte {
                     // Room for every chain of the batch: `keep` refuses none.
@@ -104,6 +113,10 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
             outcome.completed += answers.len();
             if let Some(e) = broken {
                 return Err(e);
+            }
+            if deferred {
+                outcome.more = true;
+                return Ok(());
             }
         }
     })();
