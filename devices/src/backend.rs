@@ -155,8 +155,9 @@ impl Backend {
         if options.max_frame() > self.switch.frame_capacity() {
             return None;
         }
+        let mac = options.mac;
         let model = Model::Net(MmioDevice::new(NetDevice::new(port, options)));
-        self.switch.attach(port);
+        self.switch.attach(port, Some(mac));
         Some(self.register(frontend, base, irq, model))
     }
 
@@ -175,7 +176,7 @@ impl Backend {
     pub fn add_uplink(&mut self) -> Option<UplinkIndex> {
         let port = self.free_port()?;
         let max_frame = self.switch.frame_capacity();
-        self.switch.attach(port);
+        self.switch.attach(port, None);
         self.uplinks.push(Uplink::new(port, max_frame));
         Some(self.uplinks.len() - 1)
     }

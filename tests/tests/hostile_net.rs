@@ -3,7 +3,7 @@
 
 use devices::features::net as nf;
 use stubvirt_tests::net_fixture::{RawNet, MAC_A, MAC_B};
-use stubvirt_tests::scenario;
+use stubvirt_tests::scenario::{self, FRONTEND, OTHER_FRONTEND};
 
 fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
     let mut f = vec![0u8; len];
@@ -62,5 +62,89 @@ fn a_failed_merge_releases_its_first_buffer_and_tx_never_completes_it() {
     assert_eq!(b.tx.used_idx(), 1);
     assert_eq!(b.tx.used(0), (0, 0), "tx used ring holds the tx head only");
     assert_eq!(a.used_rx(), vec![(0, 12 + 100)]);
+    scenario::assert_no_violations();
+}
+
+const MAC_C: [u8; 6] = [0x02, 0, 0, 0, 1, 0xc];
+
+/// Frontends A, B, C (domains 1, 2, 3) on the switch, plus the uplink.
+fn three_and_wire() -> (scenario::Shared, RawNet, RawNet, RawNet, usize) {
+    let machine = scenario::machine(&[FRONTEND, OTHER_FRONTEND, 3]);
+    for (domain, mac) in [(FRONTEND, MAC_A), (OTHER_FRONTEND, MAC_B), (3, MAC_C)] {
+        scenario::add_net(&machine, domain, 0, mac);
+    }
+    let uplink = machine.borrow_mut().backend.add_uplink().unwrap();
+    let a = RawNet::new(&machine, FRONTEND, 0);
+    let b = RawNet::new(&machine, OTHER_FRONTEND, 0);
+    let c = RawNet::new(&machine, 3, 0);
+    (machine, a, b, c, uplink)
+}
+
+fn post(net: &mut RawNet) {
+    for i in 0..4 {
+        net.post_rx(i * 2048, 1600);
+    }
+}
+
+fn wire_frames(machine: &scenario::Shared, uplink: usize) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    machine
+        .borrow_mut()
+        .backend
+        .uplink_transmit(uplink, &mut |bytes| {
+            sent.push(bytes.to_vec());
+            true
+        });
+    sent
+}
+
+/// A frontend sending with another frontend's MAC as its source: dropped and counted;
+/// the address stays where it belongs, so traffic for B still reaches B.
+#[test]
+fn a_spoofed_source_is_dropped_and_cannot_steal_another_guests_traffic() {
+    let (machine, mut a, mut b, mut c, uplink) = three_and_wire();
+    for net in [&mut a, &mut b, &mut c] {
+        post(net);
+    }
+    a.send([0; 12], &frame([0xff; 6], MAC_B, 100));
+    assert!(b.used_rx().is_empty() && c.used_rx().is_empty());
+    assert!(wire_frames(&machine, uplink).is_empty());
+    let stats = machine.borrow().backend.port_stats(0).unwrap();
+    assert_eq!(stats.dropped_spoofed, 1);
+    let for_b = frame(MAC_B, MAC_C, 120);
+    c.send([0; 12], &for_b);
+    assert_eq!(b.used_rx(), vec![(0, 12 + 120)], "B's unicast reaches B");
+    assert!(a.used_rx().is_empty(), "and never the spoofer");
+    scenario::assert_no_violations();
+}
+
+/// A wire host claiming a frontend's MAC, and a wire flooding the MAC table with random
+/// sources: frontend-to-frontend unicast still goes straight to its port, and unicast to
+/// an address the switch does not know reaches the wire only, no other frontend.
+#[test]
+fn the_wire_cannot_claim_a_guest_address_or_turn_unicast_into_floods() {
+    let (machine, mut a, mut b, mut c, uplink) = three_and_wire();
+    for net in [&mut a, &mut b, &mut c] {
+        post(net);
+    }
+    let backend = |bytes: &[u8]| machine.borrow_mut().backend.uplink_receive(uplink, bytes);
+    assert!(backend(&frame(MAC_C, MAC_A, 80)));
+    for n in 0..300u32 {
+        let mut source = [0x02, 0xee, 0, 0, 0, 0];
+        source[2..].copy_from_slice(&n.to_be_bytes());
+        assert!(backend(&frame(MAC_C, source, 60)));
+    }
+    machine.borrow_mut().run_until_idle();
+    let c_before = c.used_rx().len();
+    let for_a = frame(MAC_A, MAC_B, 90);
+    b.send([0; 12], &for_a);
+    assert_eq!(a.used_rx(), vec![(0, 12 + 90)], "A's unicast reaches A");
+    assert!(wire_frames(&machine, uplink).is_empty(), "not the wire");
+    assert_eq!(c.used_rx().len(), c_before, "and not C");
+    // An address nobody announced: the wire only.
+    b.send([0; 12], &frame([0x02, 0, 0, 0, 9, 9], MAC_B, 70));
+    assert_eq!(wire_frames(&machine, uplink).len(), 1);
+    assert_eq!(a.used_rx().len(), 1);
+    assert_eq!(c.used_rx().len(), c_before);
     scenario::assert_no_violations();
 }

@@ -407,8 +407,8 @@ fn dropped_no_pool(machine: &scenario::Shared, device: usize) -> u64 {
 fn a_flooded_gso_frame_reaches_each_port_as_it_can_take_it() {
     let tso = nf::GUEST_CSUM | nf::GUEST_TSO4 | nf::MRG_RXBUF;
     let (machine, mut a, mut b, mut c) = three_frontends(tso);
-    // An unknown destination: flooded to B and C (not to the switch's unused port).
-    let gso = max_frame(Ip::V4, [0x02, 0, 0, 0, 1, 0xd], MAC_A);
+    // A broadcast: flooded to B and C (not to the switch's unused port).
+    let gso = max_frame(Ip::V4, [0xff; 6], MAC_A);
     a.send(gso.header, &gso.frame);
     let whole = b.drain_frames(8192, true);
     assert_eq!(whole.len(), 1);

@@ -1,6 +1,13 @@
-//! An L2 learning switch inside the backend: frontends' virtio-net ports (and later an
-//! uplink) exchange frames by MAC address. Memory is fixed when it is built: a pool of
-//! frame buffers (see [`FramePool`]), a bounded backlog per port, a bounded MAC table.
+//! An L2 switch inside the backend: frontends' virtio-net ports and the uplink exchange
+//! frames by MAC address. Memory is fixed when it is built: a pool of frame buffers (see
+//! [`FramePool`]), a bounded backlog per port, a bounded MAC table.
+//!
+//! A frontend's port is pinned to the MAC its device was configured with: a frame from it
+//! with any other source is dropped and counted (no spoofing another guest's or a wire
+//! host's address), and its MAC is never learned elsewhere. Only unpinned ports (the
+//! uplink) learn addresses, never a pinned one. Unicast to an unknown address goes to the
+//! learning ports only: every frontend's address is known, so an unknown one is on the
+//! wire, and no other frontend sees the frame.
 
 use super::frame::Frame;
 use super::pool::{FramePool, GSO_FRAMES};
@@ -27,6 +34,8 @@ pub struct PortStats {
     pub dropped_backlog_full: u64,
     /// Frames from this port dropped because no frame buffer was free.
     pub dropped_no_pool: u64,
+    /// Frames from this (pinned) port dropped because their source was not its MAC.
+    pub dropped_spoofed: u64,
 }
 
 struct Port {
@@ -34,6 +43,8 @@ struct Port {
     stats: PortStats,
     /// A device or uplink is on this port: only such ports get flooded frames.
     attached: bool,
+    /// The one source MAC a frontend's port may send from; `None`: a learning port.
+    pinned: Option<[u8; 6]>,
 }
 
 pub struct Switch {
@@ -56,6 +67,7 @@ impl Switch {
                 backlog: VecDeque::with_capacity(BACKLOG),
                 stats: PortStats::default(),
                 attached: false,
+                pinned: None,
             });
         }
         Self {
@@ -66,10 +78,17 @@ impl Switch {
         }
     }
 
-    /// A device or uplink now uses `port`.
-    pub fn attach(&mut self, port: PortId) {
+    /// A device or uplink now uses `port`: a frontend's device pinned to its `mac`, the
+    /// uplink learning (`None`).
+    pub fn attach(&mut self, port: PortId, mac: Option<[u8; 6]>) {
         if let Some(p) = self.ports.get_mut(port) {
             p.attached = true;
+            p.pinned = mac;
+        }
+        if let Some(mac) = mac {
+            // A wire host may have been learned with this address before: it is the
+            // frontend's now.
+            self.macs.retain(|(m, _)| *m != mac);
         }
     }
 
@@ -102,33 +121,56 @@ impl Switch {
         self.pool.give_back(frame);
     }
 
-    /// Switches a frame a port sent: learn its source, deliver it to the port that owns
-    /// the destination, or to every other port when unknown, broadcast or multicast.
+    /// Switches a frame a port sent: check (pinned port) or learn (learning port) its
+    /// source, deliver it to the port that owns the destination, to the learning ports
+    /// when that is unknown, or to every other port when broadcast or multicast.
     pub fn forward(&mut self, from: PortId, frame: Frame) {
-        if let Some(p) = self.ports.get_mut(from) {
-            p.stats.frames_in += 1;
-        }
+        let Some(port) = self.ports.get_mut(from) else {
+            self.recycle(frame);
+            return;
+        };
+        port.stats.frames_in += 1;
         let source = frame.source();
-        if source[0] & 1 == 0 {
-            self.learn(source, from);
+        match port.pinned {
+            Some(mac) if mac != source => {
+                port.stats.dropped_spoofed += 1;
+                self.recycle(frame);
+                return;
+            }
+            Some(_) => {}
+            None if source[0] & 1 == 0 => self.learn(source, from),
+            None => {}
         }
         let destination = frame.destination();
-        let known = if destination[0] & 1 == 0 {
-            self.macs
-                .iter()
-                .find(|(mac, _)| *mac == destination)
-                .map(|(_, port)| *port)
-        } else {
-            None
-        };
-        match known {
+        if destination[0] & 1 != 0 {
+            self.flood(from, frame, |_| true);
+            return;
+        }
+        match self.owner(destination) {
             Some(port) if port == from => self.recycle(frame),
             Some(port) => self.enqueue(port, frame),
-            None => self.flood(from, frame),
+            None => self.flood(from, frame, |p| p.pinned.is_none()),
         }
     }
 
+    /// The port a unicast address belongs to: a pinned port's own, else a learned one.
+    fn owner(&self, mac: [u8; 6]) -> Option<PortId> {
+        self.ports
+            .iter()
+            .position(|p| p.attached && p.pinned == Some(mac))
+            .or_else(|| {
+                self.macs
+                    .iter()
+                    .find(|(m, _)| *m == mac)
+                    .map(|(_, port)| *port)
+            })
+    }
+
+    /// Learns `mac` on a learning port, unless a frontend's port is pinned to it.
     fn learn(&mut self, mac: [u8; 6], port: PortId) {
+        if self.ports.iter().any(|p| p.pinned == Some(mac)) {
+            return;
+        }
         if let Some(entry) = self.macs.iter_mut().find(|(m, _)| *m == mac) {
             entry.1 = port;
             return;
@@ -139,14 +181,22 @@ impl Switch {
         self.macs.push_back((mac, port));
     }
 
-    fn flood(&mut self, from: PortId, frame: Frame) {
+    /// Copies `frame` to every attached port but `from` that `wanted` accepts.
+    fn flood(&mut self, from: PortId, frame: Frame, wanted: impl Fn(&Port) -> bool) {
+        let floods_to = |switch: &Self, port: PortId| {
+            port != from
+                && switch
+                    .ports
+                    .get(port)
+                    .is_some_and(|p| p.attached && wanted(p))
+        };
         let targets = 0..self.ports.len();
-        let Some(last) = targets.rev().find(|&p| self.floods_to(p, from)) else {
+        let Some(last) = targets.rev().find(|&p| floods_to(self, p)) else {
             self.recycle(frame);
             return;
         };
         for port in 0..last {
-            if !self.floods_to(port, from) {
+            if !floods_to(self, port) {
                 continue;
             }
             // Checked before the copy: a full port must not cost a 64 KiB memcpy.
@@ -162,11 +212,6 @@ impl Switch {
             }
         }
         self.enqueue(last, frame);
-    }
-
-    /// Whether a frame `from` a port with an unknown destination goes to `port`.
-    fn floods_to(&self, port: PortId, from: PortId) -> bool {
-        port != from && self.ports.get(port).is_some_and(|p| p.attached)
     }
 
     /// Whether `port`'s backlog takes `frame`: fewer than [`BACKLOG`] frames waiting, and

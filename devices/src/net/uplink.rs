@@ -140,11 +140,13 @@ mod tests {
     use crate::net::frame::{Frame, HDR_F_NEEDS_CSUM};
 
     const WIRE: PortId = 1;
+    /// The frontend's MAC on port 0.
+    const GUEST: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
     fn two_port_switch() -> Switch {
         let mut switch = Switch::new(2, 1518);
-        switch.attach(0);
-        switch.attach(WIRE);
+        switch.attach(0, Some(GUEST));
+        switch.attach(WIRE, None);
         switch
     }
 
@@ -159,9 +161,9 @@ mod tests {
     fn frames_cross_in_both_directions_and_runts_drop() {
         let mut switch = two_port_switch();
         let mut uplink = Uplink::new(WIRE, 1518);
-        let guest = [2, 0, 0, 0, 0, 1];
+        let guest = GUEST;
         let gateway = [2, 0, 0, 0, 0, 2];
-        // The wire's frame floods to port 0 (the only other port).
+        // The wire's frame reaches port 0, whose MAC it names.
         assert!(uplink.receive(&mut switch, &frame(guest, gateway, 60)));
         let delivered = switch.next_for(0).map(|f| f.bytes().to_vec());
         assert_eq!(delivered, Some(frame(guest, gateway, 60)));
