@@ -25,8 +25,13 @@ pub struct Offload {
 }
 
 impl Offload {
+    /// A sending driver's header. Of its flags only NEEDS_CSUM means anything from a
+    /// driver; DATA_VALID and RSC_INFO are the device's to set, so they are dropped here
+    /// and never reach a receiver (virtio 1.2 5.1.6.4.2: flags 0 for a driver without
+    /// GUEST_CSUM).
     pub fn parse(bytes: &[u8; NET_HDR_SIZE]) -> Self {
         let [flags, gso_type, h0, h1, g0, g1, s0, s1, o0, o1, _, _] = *bytes;
+        let flags = flags & HDR_F_NEEDS_CSUM;
         // hdr_len and gso_size mean nothing without GSO: they are not passed on.
         let gso = gso_type != GSO_NONE;
         let if_gso = |value: u16| if gso { value } else { 0 };
