@@ -148,3 +148,22 @@ fn the_wire_cannot_claim_a_guest_address_or_turn_unicast_into_floods() {
     assert_eq!(c.used_rx().len(), c_before);
     scenario::assert_no_violations();
 }
+
+/// Flags only the device may set (DATA_VALID, RSC_INFO) in a sender's header never reach
+/// a receiver: a driver without GUEST_CSUM must see flags 0 (virtio 1.2 5.1.6.4.2), one
+/// with it only NEEDS_CSUM.
+#[test]
+fn header_flags_only_a_device_may_set_are_not_passed_on() {
+    const DATA_VALID: u8 = 2;
+    const RSC_INFO: u8 = 4;
+    for guest_csum in [0, nf::GUEST_CSUM] {
+        let (_machine, mut a, mut b) = RawNet::pair(nf::CSUM, guest_csum);
+        b.post_rx(0, 1600);
+        let mut header = [0u8; 12];
+        header[0] = DATA_VALID | RSC_INFO;
+        a.send(header, &frame(MAC_B, MAC_A, 200));
+        assert_eq!(b.used_rx(), vec![(0, 12 + 200)]);
+        assert_eq!(b.received(0, 1)[0], 0, "flags with GUEST_CSUM={guest_csum}");
+        scenario::assert_no_violations();
+    }
+}

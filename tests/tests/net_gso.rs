@@ -260,6 +260,20 @@ fn refused_one_by_one(
     }
 }
 
+/// The smallest gso_size taken, 64: a 1000-byte payload arrives as 16 segments.
+#[test]
+fn the_smallest_gso_size_is_still_segmented() {
+    let (machine, mut a, mut b) = RawNet::pair_with(HOST_TSO, 0, NetLayout::GSO);
+    assert_eq!(devices::net::gso::MIN_GSO_SIZE, 64);
+    let gso = GsoFrame::new(Ip::V4, MAC_B, MAC_A, &payload(1000, 3), 64);
+    assert_eq!(gso.segment_count(), 16);
+    a.send(gso.header, &gso.frame);
+    gso.check_segments(&segments(b.drain_frames(2048, false)));
+    assert_eq!(counters(&machine, 1).gso_segments, 16);
+    assert_eq!(counters(&machine, 0).request_errors, 0);
+    scenario::assert_no_violations();
+}
+
 #[test]
 fn malformed_gso_headers_are_dropped_and_counted_and_the_queue_goes_on() {
     let (machine, mut a, mut b) = RawNet::pair_with(nf::CSUM | nf::HOST_TSO4, 0, NetLayout::GSO);
@@ -271,6 +285,10 @@ fn malformed_gso_headers_are_dropped_and_counted_and_the_queue_goes_on() {
         ("TCPV6 without HOST_TSO6", |h, _| h[1] = 4),
         ("no NEEDS_CSUM", |h, _| h[0] = 0),
         ("gso_size 0", |h, _| set_le16(h, 4, 0)),
+        ("gso_size 1: a segment per payload byte", |h, _| {
+            set_le16(h, 4, 1)
+        }),
+        ("gso_size 63", |h, _| set_le16(h, 4, 63)),
         ("segments beyond the MTU", |h, f| {
             set_le16(h, 4, 1467);
             f.resize(f.len() + 1000, 0);

@@ -19,6 +19,14 @@ pub const GSO_ECN: u8 = 0x80;
 /// packet. A driver with GUEST_TSO4/6 and without MRG_RXBUF posts rx buffers of 65562
 /// bytes (5.1.6.3.1): exactly this and the virtio header.
 pub const MAX_GSO_FRAME: usize = ETH_HEADER + 65536;
+/// The smallest gso_size taken. Each segment costs its own copies per receiver and for
+/// the wire: a gso_size of 1 would make a 64 KiB frame some 65,000 segments. Linux never
+/// sends a TSO frame with an MSS below 48 bytes of payload plus options (tcp_min_snd_mss)
+/// and real paths are far above this.
+pub const MIN_GSO_SIZE: u16 = 64;
+/// The most segments one frame may be cut into (implied by the two bounds above, and
+/// checked so that it stays so).
+pub const MAX_GSO_SEGMENTS: usize = 1024;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -59,7 +67,10 @@ pub enum GsoError {
     UnsupportedType,
     /// The spec requires NEEDS_CSUM on every GSO frame.
     NoNeedsCsum,
-    ZeroGsoSize,
+    /// gso_size below [`MIN_GSO_SIZE`] (0 included).
+    SmallGsoSize,
+    /// More than [`MAX_GSO_SEGMENTS`] segments.
+    TooManySegments,
     /// hdr_len beyond the frame.
     HeaderLength,
     /// csum_start/csum_offset do not name the TCP checksum.
@@ -96,8 +107,8 @@ impl GsoLayout {
         if !offload.needs_csum() {
             return Err(GsoError::NoNeedsCsum);
         }
-        if offload.gso_size == 0 {
-            return Err(GsoError::ZeroGsoSize);
+        if offload.gso_size < MIN_GSO_SIZE {
+            return Err(GsoError::SmallGsoSize);
         }
         if usize::from(offload.hdr_len) > frame.len() {
             return Err(GsoError::HeaderLength);
@@ -123,14 +134,18 @@ impl GsoLayout {
         if usize::from(offload.csum_start) != l4 || checksum_at != l4 + TCP_CHECKSUM_AT {
             return Err(GsoError::ChecksumField);
         }
-        Ok(Self {
+        let layout = Self {
             ip,
             l3,
             l4,
             headers,
             end,
             mss: usize::from(offload.gso_size),
-        })
+        };
+        if layout.segments() > MAX_GSO_SEGMENTS {
+            return Err(GsoError::TooManySegments);
+        }
+        Ok(layout)
     }
 
     pub fn ip(&self) -> IpVersion {

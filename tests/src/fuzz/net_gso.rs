@@ -3,7 +3,8 @@
 //! without GUEST_TSO4/6, GUEST_CSUM and MRG_RXBUF. Oracle: an unspoiled frame is taken
 //! and arrives whole with its header, or in segments that pass the reference check of
 //! [`crate::tcp_packets`]; a spoiled one is taken or refused and counted, its tx chain
-//! completed either way, and whatever arrives fits a 64 KiB GSO frame.
+//! completed either way, and whatever arrives fits a 64 KiB GSO frame; one whose
+//! gso_size is below [`MIN_GSO_SIZE`] is refused.
 
 use crate::net_fixture::{NetLayout, RawNet, MAC_A, MAC_B};
 use crate::scenario::{self, Rng};
@@ -11,7 +12,7 @@ use crate::tcp_packets::{complete_partial, GsoFrame, Ip};
 use arbitrary::Unstructured;
 use devices::features::net as nf;
 use devices::net::frame::NET_HDR_SIZE;
-use devices::net::gso::MAX_GSO_FRAME;
+use devices::net::gso::{MAX_GSO_FRAME, MIN_GSO_SIZE};
 
 /// Segments one frame may be cut into here: keeps an input's work bounded.
 const MAX_SEGMENTS: usize = 48;
@@ -50,9 +51,14 @@ pub fn round(u: &mut Unstructured, data: &[u8]) {
     };
     let len = u.int_in_range(1..=max_payload).unwrap_or(1000);
     let least_mss = len.div_ceil(MAX_SEGMENTS).min(usize::from(max_mss)) as u16;
-    let mss = u
-        .int_in_range(least_mss.max(1)..=max_mss)
-        .unwrap_or(max_mss);
+    // One frame in eight asks for segments smaller than the device takes: refused.
+    let tiny = u.ratio(1, 8).unwrap_or(false);
+    let mss = if tiny {
+        u.int_in_range(1..=MIN_GSO_SIZE - 1).unwrap_or(1)
+    } else {
+        u.int_in_range(least_mss.max(MIN_GSO_SIZE)..=max_mss)
+            .unwrap_or(max_mss)
+    };
     let mut payload = vec![0; len];
     Rng::new(u.arbitrary().unwrap_or(1)).fill(&mut payload);
     let gso = GsoFrame::new(ip, MAC_B, MAC_A, &payload, mss);
@@ -72,7 +78,10 @@ pub fn round(u: &mut Unstructured, data: &[u8]) {
     assert_eq!(a.tx.used_idx(), 1, "the tx chain is completed");
     let taken = counters(0).frames_tx == 1;
     assert_eq!(counters(0).request_errors, u64::from(!taken));
-    assert!(taken || spoiled, "a well-formed GSO frame is taken");
+    if tiny && !spoiled {
+        assert!(!taken, "gso_size {mss} is refused");
+    }
+    assert!(taken || spoiled || tiny, "a well-formed GSO frame is taken");
     let whole = match ip {
         Ip::V4 => receiver & nf::GUEST_TSO4 != 0,
         Ip::V6 => receiver & nf::GUEST_TSO6 != 0,
@@ -83,7 +92,7 @@ pub fn round(u: &mut Unstructured, data: &[u8]) {
     for got in &received {
         assert!(got.len() <= NET_HDR_SIZE + MAX_GSO_FRAME, "frame too long");
     }
-    if spoiled {
+    if spoiled || tiny {
         assert!(taken || received.is_empty(), "a refused frame goes nowhere");
     } else if whole {
         assert_eq!(received.len(), 1, "one frame");
