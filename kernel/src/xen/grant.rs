@@ -183,6 +183,7 @@ pub fn map_batch(
             flags: GNTMAP_HOST_MAP | if request.readonly { GNTMAP_READONLY } else { 0 },
             ref_: request.gref,
             dom: request.dom,
+            status: NOT_PROCESSED,
             ..Default::default()
         });
         placed.push((index, slot));
@@ -190,26 +191,28 @@ pub fn map_batch(
     if ops.is_empty() {
         return;
     }
+    // Each entry is judged by its own status (`entry_outcome`): after a call that failed
+    // part-way, the entries Xen mapped before it are live and keep their slots.
     // SAFETY: every host_addr is a window slot we own (not RAM), so Xen placing a page
     // there cannot clobber memory in use.
-    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_MAP_GRANT_REF, ops) };
+    let _ = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_MAP_GRANT_REF, ops) };
     for (op, &(index, slot)) in ops.iter().zip(placed.iter()) {
         let readonly = op.flags & GNTMAP_READONLY != 0;
-        let outcome = if call.is_ok() && op.status == status::OKAY {
-            // SAFETY: Xen has placed the granted page at window::gpa(slot); the slot was free.
-            unsafe { Current::map_window_page(slot, window::gpa(slot), !readonly) };
-            Ok(Mapping {
-                slot,
-                handle: op.handle,
-                readonly,
-            })
-        } else {
-            window::free(slot);
-            Err(if call.is_ok() {
-                op.status
-            } else {
-                status::GENERAL_ERROR
-            })
+        let outcome = match entry_outcome(op.status) {
+            Ok(()) => {
+                // SAFETY: Xen has placed the granted page at window::gpa(slot); the slot
+                // was free.
+                unsafe { Current::map_window_page(slot, window::gpa(slot), !readonly) };
+                Ok(Mapping {
+                    slot,
+                    handle: op.handle,
+                    readonly,
+                })
+            }
+            Err(error) => {
+                window::free(slot);
+                Err(error)
+            }
         };
         if let Some(result) = results.get_mut(index) {
             *result = outcome;
@@ -233,13 +236,15 @@ pub fn unmap_batch(scratch: &mut BatchScratch, mappings: &[Mapping]) -> usize {
     ops.extend(mappings.iter().map(|m| GnttabUnmapGrantRef {
         host_addr: window::gpa(m.slot),
         handle: m.handle,
+        status: NOT_PROCESSED,
         ..Default::default()
     }));
-    // SAFETY: each entry names a window slot and the handle Xen returned for it.
-    let call = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_UNMAP_GRANT_REF, ops) };
+    // SAFETY: each entry names a window slot and the handle Xen returned for it. Each
+    // entry is judged by its own status, as in `map_batch`.
+    let _ = unsafe { with_array(op::GRANT_TABLE_OP, GNTTABOP_UNMAP_GRANT_REF, ops) };
     let mut refused = 0;
     for (op, m) in ops.iter().zip(mappings) {
-        if call.is_ok() && op.status == status::OKAY {
+        if entry_outcome(op.status).is_ok() {
             window::free(m.slot);
         } else {
             refused += 1;

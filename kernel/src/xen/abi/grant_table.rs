@@ -40,6 +40,24 @@ pub mod status {
     pub const EAGAIN: i16 = -12;
 }
 
+/// A status Xen never writes (its `GNTST_*` are 0 and negatives): put in every entry of a
+/// batch before the call, so an entry Xen did not reach is not taken for one that
+/// succeeded (0).
+pub const NOT_PROCESSED: i16 = i16::MAX;
+
+/// What one entry of a batched map or unmap came to, read from its own status only. Xen
+/// goes through a batch entry by entry and writes each status back, so when the call
+/// fails part-way the entries before the failure did take effect: a page it mapped
+/// stays mapped, and its window slot must not be handed out again. The call's own
+/// result is deliberately not an input.
+pub fn entry_outcome(status: i16) -> Result<(), i16> {
+    match status {
+        status::OKAY => Ok(()),
+        NOT_PROCESSED => Err(status::GENERAL_ERROR),
+        other => Err(other),
+    }
+}
+
 /// Entries per 4 KiB grant-table frame in the v1 format.
 pub const V1_ENTRIES_PER_FRAME: usize = 4096 / core::mem::size_of::<GrantEntryV1>();
 
@@ -124,3 +142,20 @@ pub struct GnttabCopy {
 
 pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
 pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_counts_by_its_own_status_whatever_the_call_returned() {
+        // Mapped before the call failed on a later entry: kept (its slot is live).
+        assert_eq!(entry_outcome(status::OKAY), Ok(()));
+        // Never reached: an error, and its slot is free again.
+        assert_eq!(entry_outcome(NOT_PROCESSED), Err(status::GENERAL_ERROR));
+        for error in [status::BAD_GNTREF, status::NO_DEVICE_SPACE, status::EAGAIN] {
+            assert_eq!(entry_outcome(error), Err(error));
+        }
+        assert!(NOT_PROCESSED > 0, "no GNTST_* value is positive");
+    }
+}
