@@ -167,3 +167,28 @@ fn header_flags_only_a_device_may_set_are_not_passed_on() {
         scenario::assert_no_violations();
     }
 }
+
+/// A merged frame waiting for its second rx buffer (the first was popped and put back):
+/// with EVENT_IDX, avail_event must name the next buffer the driver adds, or the driver
+/// (which kicks only when avail.idx passes avail_event) never kicks, and the frame
+/// waits for the backend's idle poll.
+#[test]
+fn a_waiting_merged_frame_asks_for_a_kick_at_the_next_buffer() {
+    let (_machine, mut a, mut b) = RawNet::pair(0, nf::MRG_RXBUF | devices::features::EVENT_IDX);
+    b.post_rx(0, 512);
+    a.send([0; 12], &frame(MAC_B, MAC_A, 1000));
+    assert!(
+        b.used_rx().is_empty(),
+        "1012 bytes wait for a second buffer"
+    );
+    // Linux's vring_need_event(avail_event, new, old) as the driver adds buffer 2.
+    let event = b.rx.avail_event();
+    let (old, new) = (1u16, 2u16);
+    assert!(
+        new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old),
+        "avail_event {event}: adding the next buffer would not kick the device"
+    );
+    b.post_rx(1024, 512);
+    assert_eq!(b.used_rx(), vec![(0, 512), (1, 500)]);
+    scenario::assert_no_violations();
+}

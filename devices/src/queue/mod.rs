@@ -366,9 +366,13 @@ impl SplitQueue {
         Ok(())
     }
 
-    /// Asks the driver to notify again once it adds chains (EVENT_IDX: avail_event =
-    /// what the device consumed), then re-checks so a chain added meanwhile is not missed.
-    /// Returns whether chains are available.
+    /// Asks the driver to notify again once it adds chains, then re-checks so a chain
+    /// added meanwhile is not missed. Returns whether chains are available.
+    ///
+    /// With EVENT_IDX, avail_event is the driver's avail.idx as last seen, not what the
+    /// device consumed: the two differ when chains were put back (a merged frame waiting
+    /// for more rx buffers), and the driver kicks only when avail.idx passes avail_event,
+    /// so the next chain it adds must be the one named (as vhost does).
     pub fn arm_notifications<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -376,7 +380,7 @@ impl SplitQueue {
         let rings = mem.rings_mut();
         if self.event_idx {
             let at = 4 + 8 * usize::from(self.size);
-            self.used.write_u16(rings, at, self.next_avail)?;
+            self.used.write_u16(rings, at, self.seen_avail)?;
             rings.barrier(Barrier::Full);
         }
         self.has_available(rings)
