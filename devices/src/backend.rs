@@ -314,6 +314,11 @@ impl Backend {
         })
     }
 
+    /// The switch between the net devices and the uplink (read only: for its figures).
+    pub fn switch(&self) -> &Switch {
+        &self.switch
+    }
+
     pub fn port_stats(&self, index: DeviceIndex) -> Option<PortStats> {
         match &self.devices.get(index)?.model {
             Model::Net(m) => Some(self.switch.stats(m.device().port())),

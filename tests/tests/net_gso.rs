@@ -465,7 +465,7 @@ fn a_receiver_that_takes_nothing_holds_only_part_of_the_gso_buffers() {
         a.send(to_b.header, &to_b.frame);
     }
     let stats = machine.borrow().backend.port_stats(1).unwrap();
-    let kept = devices::net::switch::GSO_BACKLOG as u64;
+    let kept = machine.borrow().backend.switch().gso_share() as u64;
     let sent = devices::net::pool::GSO_FRAMES as u64;
     assert_eq!(
         stats.dropped_backlog_full,
@@ -483,5 +483,42 @@ fn a_receiver_that_takes_nothing_holds_only_part_of_the_gso_buffers() {
     for frame in got[1..].chunks(to_b.segment_count()) {
         to_b.check_segments(&segments(frame.to_vec()));
     }
+    scenario::assert_no_violations();
+}
+
+const MAC_D: [u8; 6] = [0x02, 0, 0, 0, 1, 0xd];
+
+/// Two receivers that take nothing, each sent more 64 KiB frames than it may keep: the
+/// large buffers they hold together leave enough for the others, so a third receiver
+/// still gets A's TSO frames and A never runs out of a buffer to send from.
+#[test]
+fn two_stalled_receivers_cannot_starve_the_others_of_gso_buffers() {
+    let machine = scenario::machine(&[FRONTEND, OTHER_FRONTEND, 3, 4]);
+    let macs = [
+        (FRONTEND, MAC_A),
+        (OTHER_FRONTEND, MAC_B),
+        (3, MAC_C),
+        (4, MAC_D),
+    ];
+    for (domain, mac) in macs {
+        scenario::add_net(&machine, domain, 0, mac);
+    }
+    let layout = NetLayout::GSO;
+    let mut a = RawNet::with_layout(&machine, FRONTEND, HOST_TSO, layout);
+    let _b = RawNet::with_layout(&machine, OTHER_FRONTEND, 0, layout);
+    let _c = RawNet::with_layout(&machine, 3, 0, layout);
+    let mut d = RawNet::with_layout(&machine, 4, 0, layout);
+    for stalled in [MAC_B, MAC_C] {
+        let gso = max_frame(Ip::V4, stalled, MAC_A);
+        for _ in 0..devices::net::pool::GSO_FRAMES {
+            a.send(gso.header, &gso.frame);
+        }
+    }
+    let to_d = max_frame(Ip::V6, MAC_D, MAC_A);
+    for _ in 0..devices::net::pool::GSO_FRAMES {
+        a.send(to_d.header, &to_d.frame);
+        to_d.check_segments(&segments(d.drain_frames(2048, false)));
+    }
+    assert_eq!(dropped_no_pool(&machine, 0), 0, "A always had a buffer");
     scenario::assert_no_violations();
 }

@@ -19,9 +19,6 @@ pub type PortId = usize;
 
 /// Frames waiting per port for the driver to post rx buffers; beyond this they drop.
 pub const BACKLOG: usize = 64;
-/// Of those, 64 KiB GSO frames: a port whose driver takes nothing holds at most half of
-/// the [`GSO_FRAMES`] large buffers.
-pub const GSO_BACKLOG: usize = GSO_FRAMES / 2;
 /// Learned MAC addresses; the oldest is forgotten first.
 pub const MAC_TABLE_SIZE: usize = 256;
 
@@ -50,6 +47,10 @@ struct Port {
 pub struct Switch {
     ports: Vec<Port>,
     pool: FramePool,
+    /// The 64 KiB GSO frames one port's backlog may hold: an equal share of the
+    /// [`GSO_FRAMES`] large buffers per port, so however many other ports stop taking
+    /// frames, the buffers they hold leave every other port its share.
+    gso_share: usize,
     macs: VecDeque<([u8; 6], PortId)>,
     /// Frames ever queued to a port: lets the host see that a round switched something.
     enqueued: u64,
@@ -73,6 +74,7 @@ impl Switch {
         Self {
             ports,
             pool,
+            gso_share: (GSO_FRAMES / max_ports.max(1)).max(1),
             macs: VecDeque::with_capacity(MAC_TABLE_SIZE),
             enqueued: 0,
         }
@@ -214,14 +216,19 @@ impl Switch {
         self.enqueue(last, frame);
     }
 
+    /// The 64 KiB GSO frames one port's backlog may hold (see the field).
+    pub fn gso_share(&self) -> usize {
+        self.gso_share
+    }
+
     /// Whether `port`'s backlog takes `frame`: fewer than [`BACKLOG`] frames waiting, and
-    /// fewer than [`GSO_BACKLOG`] large ones if it is large.
+    /// fewer large ones than its share if it is large.
     fn has_room(&self, port: PortId, frame: &Frame) -> bool {
         let small = self.pool.small_capacity();
         self.ports.get(port).is_some_and(|p| {
             p.backlog.len() < BACKLOG
                 && (frame.capacity() <= small
-                    || p.backlog.iter().filter(|f| f.capacity() > small).count() < GSO_BACKLOG)
+                    || p.backlog.iter().filter(|f| f.capacity() > small).count() < self.gso_share)
         })
     }
 
