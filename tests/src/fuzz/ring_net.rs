@@ -1,6 +1,8 @@
 //! Target 2 (net): fuzzer-built tx and rx rings behind doorbells. Oracle: no access
-//! outside the grants; a frame that arrives is exactly a frame that was sent; nothing is
-//! used twice; a well-formed frame afterwards passes (after a reset if a queue broke).
+//! outside the grants; a frame that arrives is exactly a frame that was sent; a used
+//! entry names only a head made available on that same ring, never more often than
+//! offered; once the devices are reset nothing at all is mapped; a well-formed frame
+//! afterwards passes.
 
 use super::address;
 use crate::net_fixture::{RawNet, MAC_A, MAC_B, QUEUE_SIZE};
@@ -20,6 +22,8 @@ pub fn run(data: &[u8]) {
             0
         };
     let (machine, mut a, mut b) = RawNet::pair(extra, extra);
+    // Heads offered on b's rx ring ([0]) and a's tx ring ([1]); nothing else is offered.
+    let mut offered = [[0u32; QUEUE_SIZE as usize + 1]; 2];
     super::pick_route(
         &machine,
         &[scenario::FRONTEND, scenario::OTHER_FRONTEND],
@@ -45,19 +49,30 @@ pub fn run(data: &[u8]) {
         let heads = u.int_in_range(0..=QUEUE_SIZE).unwrap_or(0);
         let ring = if queue == 0 { &mut net.rx } else { &mut net.tx };
         for _ in 0..heads {
-            ring.push(u.int_in_range(0..=QUEUE_SIZE).unwrap_or(0));
+            let head = u.int_in_range(0..=QUEUE_SIZE).unwrap_or(0);
+            offered[usize::from(queue == 1)][usize::from(head)] += 1;
+            ring.push(head);
         }
     }
     b.raw.notify(0);
     a.raw.notify(1);
-    for (net, d) in [(&a, 0usize), (&b, 1usize)] {
-        for ring in [&net.rx, &net.tx] {
-            for n in 0..ring.used_idx() {
-                assert!(
-                    ring.used(n).0 < u32::from(QUEUE_SIZE),
-                    "device {d}: used id valid"
-                );
-            }
+    let none = [0u32; QUEUE_SIZE as usize + 1];
+    let rings = [
+        (&a.rx, &none, "a rx"),
+        (&a.tx, &offered[1], "a tx"),
+        (&b.rx, &offered[0], "b rx"),
+        (&b.tx, &none, "b tx"),
+    ];
+    for (ring, offered, name) in rings {
+        let mut used = [0u32; QUEUE_SIZE as usize + 1];
+        for n in 0..ring.used_idx() {
+            let id = ring.used(n).0;
+            assert!(id < u32::from(QUEUE_SIZE), "{name}: used id {id} valid");
+            used[id as usize] += 1;
+            assert!(
+                used[id as usize] <= offered[id as usize],
+                "{name}: head {id} used more often than made available on this ring"
+            );
         }
     }
     let held: u64 = (0..2)
@@ -72,8 +87,16 @@ pub fn run(data: &[u8]) {
         .sum();
     assert_eq!(held, world::with(|w| w.live_mappings()) as u64);
     scenario::assert_no_violations();
-    // Recovery: the drivers reset (as they must after NEEDS_RESET, and may anyway) and a
-    // good frame passes.
+    // Recovery: the drivers reset (as they must after NEEDS_RESET, and may anyway):
+    // nothing stays mapped, no scratch holds a chain; then a good frame passes.
+    for net in [&a, &b] {
+        net.raw.write(devices::mmio::reg::STATUS, 0);
+    }
+    assert_eq!(
+        world::with(|w| w.live_mappings()),
+        0,
+        "nothing mapped after reset"
+    );
     for net in [&mut a, &mut b] {
         net.restart(extra);
         assert_eq!(net.raw.status() & status::NEEDS_RESET, 0);
