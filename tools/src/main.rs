@@ -53,7 +53,7 @@ commands:
                   criterion benchmarks (vs rust-vmm virtio-queue, blk/net data paths,
                   hypercalls and exits per request, footprint) and their tables
   test     run every test the project has (what CI runs)
-  fuzz [--seconds N] [--save-corpus] [TARGET...]
+  fuzz [--seconds N] [--save-corpus] [--no-sanitizer] [TARGET...]
                   run the libFuzzer targets N seconds each (default 60) and print executions
   test-x86        only the x86_64 image tests (image lints, QEMU boots, Xen self-test)
   test-arm64      only the arm64 image tests (image lints, QEMU boots, Xen dom0/domU tests)
