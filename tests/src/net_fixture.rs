@@ -189,6 +189,32 @@ impl RawNet {
     }
 }
 
+/// An Ethernet frame of `len` bytes from `src` to `dst` (EtherType 0x88b5, the local
+/// experimental one) with a patterned payload.
+pub fn ethernet_frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    for (i, b) in f[14..].iter_mut().enumerate() {
+        *b = (i * 13 % 256) as u8;
+    }
+    f
+}
+
+/// Everything the uplink hands the host's NIC now (the NIC takes every frame).
+pub fn wire_frames(machine: &Shared, uplink: usize) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    machine
+        .borrow_mut()
+        .backend
+        .uplink_transmit(uplink, &mut |bytes| {
+            sent.push(bytes.to_vec());
+            true
+        });
+    sent
+}
+
 impl Drop for RawNet {
     /// Resets the device first so its rings are unmapped before their pages are freed.
     fn drop(&mut self) {

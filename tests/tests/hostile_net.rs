@@ -1,20 +1,10 @@
-//! virtio-net against a hostile frontend: error paths that must release what they loaded
-//! and leave nothing behind for the next pass or the next reset.
+//! virtio-net against a hostile frontend or wire: error paths that must release what they
+//! loaded, spoofed source MACs, flags only a device may set, and an EVENT_IDX frontend
+//! waiting on a merged frame.
 
 use devices::features::net as nf;
-use stubvirt_tests::net_fixture::{RawNet, MAC_A, MAC_B};
+use stubvirt_tests::net_fixture::{ethernet_frame as frame, wire_frames, RawNet, MAC_A, MAC_B};
 use stubvirt_tests::scenario::{self, FRONTEND, OTHER_FRONTEND};
-
-fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
-    let mut f = vec![0u8; len];
-    f[..6].copy_from_slice(&dst);
-    f[6..12].copy_from_slice(&src);
-    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
-    for (i, b) in f[14..].iter_mut().enumerate() {
-        *b = (i * 7 % 256) as u8;
-    }
-    f
-}
 
 fn pages_held(machine: &scenario::Shared, device: usize) -> u64 {
     machine
@@ -84,18 +74,6 @@ fn post(net: &mut RawNet) {
     for i in 0..4 {
         net.post_rx(i * 2048, 1600);
     }
-}
-
-fn wire_frames(machine: &scenario::Shared, uplink: usize) -> Vec<Vec<u8>> {
-    let mut sent = Vec::new();
-    machine
-        .borrow_mut()
-        .backend
-        .uplink_transmit(uplink, &mut |bytes| {
-            sent.push(bytes.to_vec());
-            true
-        });
-    sent
 }
 
 /// A frontend sending with another frontend's MAC as its source: dropped and counted;

@@ -4,20 +4,9 @@
 use devices::features::net as nf;
 use devices::net::frame::{fold, ones_complement_sum};
 use devices::queue::DESC_F_WRITE;
-use stubvirt_tests::net_fixture::{RawNet, MAC_A, MAC_B, RX_AREA};
+use stubvirt_tests::net_fixture::{ethernet_frame as frame, RawNet, MAC_A, MAC_B, RX_AREA};
 use stubvirt_tests::rings::Granted;
 use stubvirt_tests::scenario::{self, FRONTEND, OTHER_FRONTEND};
-
-fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
-    let mut f = vec![0u8; len];
-    f[..6].copy_from_slice(&dst);
-    f[6..12].copy_from_slice(&src);
-    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
-    for (i, b) in f[14..].iter_mut().enumerate() {
-        *b = (i * 13 % 256) as u8;
-    }
-    f
-}
 
 fn pair(extra_a: u64, extra_b: u64) -> (scenario::Shared, RawNet, RawNet) {
     RawNet::pair(extra_a, extra_b)

@@ -5,7 +5,7 @@
 use devices::features::net as nf;
 use devices::net::frame::{fold, ones_complement_sum};
 use stubvirt_tests::hal::GrantDmaHal;
-use stubvirt_tests::net_fixture::{RawNet, MAC_A, RX_AREA};
+use stubvirt_tests::net_fixture::{wire_frames, RawNet, MAC_A, RX_AREA};
 use stubvirt_tests::scenario::{self, Rng, FRONTEND};
 use stubvirt_tests::transport::XenMmioTransport;
 use virtio_drivers::device::net::VirtIONet;
@@ -39,14 +39,7 @@ fn a_virtio_drivers_frontend_talks_to_the_wire_both_ways() {
         let mut tx = net.new_tx_buffer(len);
         tx.packet_mut().copy_from_slice(&out);
         net.send(tx).unwrap();
-        let mut sent = Vec::new();
-        machine
-            .borrow_mut()
-            .backend
-            .uplink_transmit(uplink, &mut |bytes| {
-                sent.push(bytes.to_vec());
-                true
-            });
+        let sent = wire_frames(&machine, uplink);
         assert_eq!(sent, [out], "frame of {len} bytes reached the wire intact");
         wire_got += 1;
         // Wire -> frontend: the gateway answers; the guest's MAC was learned.
