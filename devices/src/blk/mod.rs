@@ -54,11 +54,10 @@ impl PassBudget {
     }
 }
 
-/// How a request went: done (data bytes written to the driver), failed with a status,
-/// or left for the next pass.
+/// A request that did not fail: done (data bytes written to the driver), or left for the
+/// next pass. A failure is its status byte (`Err`).
 enum Answer {
     Done(usize),
-    Failed(u8),
     Deferred,
 }
 
@@ -158,9 +157,9 @@ impl<B: BlockBackend> BlkDevice<B> {
             return Completion::written(0);
         };
         let (status, data_written) = match self.execute(chain, mem, counters) {
-            Answer::Done(written) => (STATUS_OK, written),
-            Answer::Failed(status) => (status, 0),
-            Answer::Deferred => return Completion::deferred(),
+            Ok(Answer::Done(written)) => (STATUS_OK, written),
+            Ok(Answer::Deferred) => return Completion::deferred(),
+            Err(status) => (status, 0),
         };
         if status != STATUS_OK {
             counters.request_errors += 1;
@@ -177,20 +176,9 @@ impl<B: BlockBackend> BlkDevice<B> {
         }
     }
 
-    /// Performs the request (unless the pass's budget is spent: then nothing happens).
+    /// Performs the request (unless the pass's budget is spent: then nothing happens), or
+    /// fails with its status byte.
     fn execute<M: GuestMemory + ?Sized>(
-        &mut self,
-        chain: &Chain,
-        mem: &mut M,
-        counters: &mut Counters,
-    ) -> Answer {
-        match self.try_execute(chain, mem, counters) {
-            Ok(answer) => answer,
-            Err(status) => Answer::Failed(status),
-        }
-    }
-
-    fn try_execute<M: GuestMemory + ?Sized>(
         &mut self,
         chain: &Chain,
         mem: &mut M,
