@@ -10,6 +10,7 @@ pub mod grant_table;
 pub mod hal;
 pub mod host_pages;
 pub mod machine;
+pub mod metered_disk;
 pub mod net_fixture;
 pub mod rings;
 pub mod scenario;

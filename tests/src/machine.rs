@@ -13,6 +13,11 @@ use std::collections::BTreeMap;
 /// Rounds of the backend loop after which a test machine gives up (a livelock).
 const MAX_ROUNDS: usize = 10_000;
 
+/// The most one device may move or touch in one round: its pass budget, plus the one
+/// request a pass always runs, at most a range request of the default
+/// `max_discard_sectors` (32 MiB); a data request is at most 1 MiB.
+pub const ROUND_BYTES_PER_DEVICE: u64 = devices::blk::PASS_BYTES + (32 << 20);
+
 pub struct Machine {
     pub backend: Backend,
     pub frontends: SimFrontends,
@@ -184,11 +189,16 @@ impl Machine {
     }
 
     /// One round of the backend's loop; returns whether it has more work.
+    /// Checks that the round stayed within every device's byte budget, in guest bytes
+    /// and in bytes the disks touched.
     pub fn run_once(&mut self) -> bool {
         self.rounds += 1;
+        let guest_before = self.guest_bytes();
+        let storage_before = crate::world::with(|w| w.storage_bytes.clone());
         let interrupts = &mut self.interrupts;
         let refusals = &mut self.irq_refusals;
-        self.backend
+        let more = self
+            .backend
             .run(&mut self.frontends, &mut |irq: Interrupt| {
                 if *refusals > 0 {
                     *refusals -= 1;
@@ -196,7 +206,31 @@ impl Machine {
                 }
                 *interrupts.entry((irq.frontend, irq.irq)).or_insert(0) += 1;
                 true
-            })
+            });
+        let storage_after = crate::world::with(|w| w.storage_bytes.clone());
+        for (disk, (after, before)) in storage_after.iter().zip(storage_before).enumerate() {
+            let touched = after.saturating_sub(before);
+            assert!(
+                touched <= ROUND_BYTES_PER_DEVICE,
+                "disk {disk}: one round touched {touched} bytes"
+            );
+        }
+        for (device, (after, before)) in self.guest_bytes().iter().zip(guest_before).enumerate() {
+            let moved = after.saturating_sub(before);
+            assert!(
+                moved <= ROUND_BYTES_PER_DEVICE,
+                "device {device}: one round moved {moved} guest bytes"
+            );
+        }
+        more
+    }
+
+    /// Bytes each device moved to and from its frontend so far.
+    fn guest_bytes(&self) -> Vec<u64> {
+        (0..self.backend.device_count())
+            .filter_map(|d| self.backend.counters(d))
+            .map(|c| c.bytes_from_guest + c.bytes_to_guest)
+            .collect()
     }
 
     pub fn interrupts_for(&self, domain: DomainId, irq: u32) -> u64 {

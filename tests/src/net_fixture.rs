@@ -47,6 +47,9 @@ pub struct RawNet {
     pages: usize,
     /// Used rx entries [`Self::drain_frames`] has returned already.
     drained: u16,
+    /// EVENT_IDX negotiated: rx buffers are posted with a kick only when the device
+    /// asked for one, as Linux does, so a device that forgets to ask is stuck.
+    event_idx: bool,
 }
 
 impl RawNet {
@@ -68,6 +71,7 @@ impl RawNet {
             queue_size: layout.queue_size,
             pages: layout.pages,
             drained: 0,
+            event_idx: extra & features::EVENT_IDX != 0,
         }
     }
 
@@ -79,6 +83,7 @@ impl RawNet {
         self.tx = tx;
         self.posted = 0;
         self.drained = 0;
+        self.event_idx = extra & features::EVENT_IDX != 0;
     }
 
     /// A fresh machine with A (dom1, port 0) and B (dom2, port 1).
@@ -100,17 +105,21 @@ impl RawNet {
         self.posted % self.queue_size
     }
 
-    /// Posts one single-descriptor rx buffer of `len` bytes at `offset`; notifies.
+    /// Posts one single-descriptor rx buffer of `len` bytes at `offset`; notifies (with
+    /// EVENT_IDX, only if the device asked).
     pub fn post_rx(&mut self, offset: usize, len: u32) -> u16 {
         let index = self.next_rx_desc();
         self.rx
             .set_desc(index, self.mem.dma(RX_AREA + offset), len, DESC_F_WRITE, 0);
+        let old = self.rx.avail_idx();
         self.rx.push(index);
         self.posted = self.posted.wrapping_add(1);
         if let Some(slot) = self.rx_offsets.get_mut(usize::from(index)) {
             *slot = offset;
         }
-        self.raw.notify(0);
+        if !self.event_idx || self.rx.needs_kick_since(old) {
+            self.raw.notify(0);
+        }
         index
     }
 

@@ -142,6 +142,17 @@ impl RawQueue {
         self.avail.write(2, &self.avail_idx.to_le_bytes());
     }
 
+    /// Whether a driver that negotiated EVENT_IDX kicks after making avail.idx `old` to
+    /// the current one: Linux's `vring_need_event(avail_event, new, old)`.
+    pub fn needs_kick_since(&self, old: u16) -> bool {
+        let new = self.avail_idx;
+        new.wrapping_sub(self.avail_event()).wrapping_sub(1) < new.wrapping_sub(old)
+    }
+
+    pub fn avail_idx(&self) -> u16 {
+        self.avail_idx
+    }
+
     /// Writes avail.idx directly (hostile: claim more than was added).
     pub fn set_avail_idx(&mut self, idx: u16) {
         self.avail_idx = idx;

@@ -56,10 +56,13 @@ pub fn add_disk(
     options: BlkOptions,
 ) -> DeviceIndex {
     let (base, irq) = window(n);
-    machine
-        .borrow_mut()
-        .backend
-        .add_blk(domain, base, irq, disk, options)
+    machine.borrow_mut().backend.add_blk(
+        domain,
+        base,
+        irq,
+        Box::new(crate::metered_disk::MeteredDisk::new(disk)),
+        options,
+    )
 }
 
 pub fn add_net(machine: &Shared, domain: DomainId, n: u64, mac: [u8; 6]) -> DeviceIndex {

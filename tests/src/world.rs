@@ -75,6 +75,9 @@ pub struct World {
     /// Every access the simulated Xen refused or found wrong, in words.
     pub violations: Vec<String>,
     pub faults: Faults,
+    /// Bytes each of the backend's disks touched, in the order they were added (every
+    /// disk is a `MeteredDisk`).
+    pub storage_bytes: Vec<u64>,
 }
 
 thread_local! {

@@ -2,6 +2,8 @@
 //! buffer sizes and MRG_RXBUF on or off. Oracle: every legal frame is delivered
 //! byte-exact with its offload fields, or waits for buffers and then arrives whole, or
 //! is dropped and counted; never truncated. Illegal frames are refused at tx and counted.
+//! A port receives only what is addressed to it (its MAC, broadcast, multicast), and only
+//! from a sender using its own MAC.
 //! One round in four is a GSO frame instead ([`super::net_gso`]).
 
 use crate::net_fixture::{RawNet, MAC_A, MAC_B};
@@ -21,7 +23,14 @@ pub fn run(data: &[u8]) {
         } else {
             0
         };
-        let (machine, mut a, mut b) = RawNet::pair(nf::CSUM, nf::GUEST_CSUM | merge);
+        // With EVENT_IDX, b kicks only when the device asked: a frame left waiting must
+        // have asked for the next buffer, or it is never delivered here.
+        let event_idx = if u.arbitrary().unwrap_or(false) {
+            devices::features::EVENT_IDX
+        } else {
+            0
+        };
+        let (machine, mut a, mut b) = RawNet::pair(nf::CSUM, nf::GUEST_CSUM | merge | event_idx);
         super::pick_route(
             &machine,
             &[scenario::FRONTEND, scenario::OTHER_FRONTEND],
@@ -34,9 +43,10 @@ pub fn run(data: &[u8]) {
         }
         let len = u.int_in_range(0..=1600usize).unwrap_or(60);
         let mut frame: Vec<u8> = (0..len).map(|_| u.arbitrary().unwrap_or(0)).collect();
+        let (destination, source) = addresses(&mut u);
         if frame.len() >= 12 {
-            frame[..6].copy_from_slice(&MAC_B);
-            frame[6..12].copy_from_slice(&MAC_A);
+            frame[..6].copy_from_slice(&destination);
+            frame[6..12].copy_from_slice(&source);
         }
         // Any flags, DATA_VALID and RSC_INFO included: only NEEDS_CSUM may pass on.
         let mut header: [u8; 12] = u.arbitrary().unwrap_or([0; 12]);
@@ -46,6 +56,7 @@ pub fn run(data: &[u8]) {
         a.send(header, &frame);
         let counters = |d| machine.borrow().backend.counters(d).expect("device");
         let legal = (14..=1518).contains(&frame.len());
+        let for_b = legal && source == MAC_A && (destination == MAC_B || destination[0] & 1 != 0);
         assert_eq!(
             counters(0).frames_tx,
             u64::from(legal),
@@ -53,14 +64,24 @@ pub fn run(data: &[u8]) {
             frame.len()
         );
         assert_eq!(counters(0).request_errors, u64::from(!legal));
-        if legal && b.rx.used_idx() == 0 && counters(1).rx_dropped_too_big == 0 {
+        let spoofed = machine
+            .borrow()
+            .backend
+            .port_stats(0)
+            .map(|s| s.dropped_spoofed);
+        assert_eq!(
+            spoofed,
+            Some(u64::from(legal && source != MAC_A)),
+            "a frame from another source MAC is dropped and counted"
+        );
+        if for_b && b.rx.used_idx() == 0 && counters(1).rx_dropped_too_big == 0 {
             // Waiting for buffers: two big ones let it through, whole.
             assert_ne!(merge, 0, "only a merged frame waits with buffers posted");
             b.post_rx(8 * 2048, 2048);
             b.post_rx(9 * 2048, 2048);
         }
         let delivered = b.rx.used_idx();
-        if legal && counters(1).rx_dropped_too_big == 0 {
+        if for_b && counters(1).rx_dropped_too_big == 0 {
             assert!(delivered >= 1, "a legal frame is delivered or counted");
             let received = b.received(0, delivered);
             assert_eq!(
@@ -86,8 +107,27 @@ pub fn run(data: &[u8]) {
                 "num_buffers counts the buffers used"
             );
         } else {
-            assert_eq!(delivered, 0, "nothing partial was delivered");
+            assert_eq!(delivered, 0, "nothing partial, nothing addressed elsewhere");
         }
         scenario::assert_no_violations();
     }
+}
+
+/// Destination and source MACs: mostly A to B; sometimes broadcast, multicast, an unknown
+/// unicast address (no learning port here: dropped), A itself, or a spoofed source.
+fn addresses(u: &mut Unstructured) -> ([u8; 6], [u8; 6]) {
+    let unknown = [0x02, 0, 0, 0, 9, 9];
+    let destination = match u.int_in_range(0..=7u8).unwrap_or(0) {
+        0 => [0xff; 6],
+        1 => [0x01, 0x00, 0x5e, 0, 0, 1],
+        2 => unknown,
+        3 => MAC_A,
+        _ => MAC_B,
+    };
+    let source = match u.int_in_range(0..=7u8).unwrap_or(0) {
+        0 => MAC_B,
+        1 => unknown,
+        _ => MAC_A,
+    };
+    (destination, source)
 }
