@@ -23,3 +23,4 @@ pub mod memory;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+pub mod topology;
