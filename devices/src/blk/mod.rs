@@ -7,6 +7,7 @@
 pub mod backend;
 mod config;
 mod request;
+pub mod shared;
 
 use crate::counters::Counters;
 use crate::device::{serve_pending, Io, ProcessOutcome, VirtioDevice};
