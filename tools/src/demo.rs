@@ -579,8 +579,8 @@ mod tests {
 
     #[test]
     fn init_polls_every_device_window() {
-        for (base, _, _) in demo_layout::DEVICES {
-            let window = format!(":0x{base:x}");
+        for device in demo_layout::demo_devices(Route::ControlDomU) {
+            let window = format!(":0x{:x}", device.window.base);
             assert!(frontend_initramfs::INIT.contains(&window), "{window}");
         }
     }

@@ -4,6 +4,7 @@
 //! to it) and the marks on the host tree that keep Xen's hands off those devices. `cargo
 //! xtask config` prints these same nodes, and the demo and the tests boot them.
 
+use devices::topology::{Backing, Device, DeviceKind, Topology};
 use std::fmt::Write;
 
 /// Which domain runs the backend.
@@ -57,13 +58,17 @@ pub const FRONTEND_ARGS: &str = "console=ttyAMA0 rdinit=/init fe_wait=90";
 pub const FRONTEND_VCPUS: u32 = 2;
 /// Frontend memory in KiB.
 pub const FRONTEND_MEMORY_KB: u64 = 256 * 1024;
-/// The devices: (MMIO base, SPI number counted from 0 as the DT's `interrupts` cell, what
-/// it is). The frontend's init polls the same windows (`tools/frontend/init.sh`).
-pub const DEVICES: [(u64, u32, &str); 3] = [
-    (0x0200_0000, 1, "virtio-blk: RAM disk"),
-    (0x0200_0200, 2, "virtio-net"),
-    (0x0200_0400, 3, "virtio-blk: host disk"),
-];
+/// The demo's devices: a RAM disk, a NIC and the host's disk, in windows 0..=2 of Xen's
+/// layout (stubvirt's default topology). The frontend's init polls the same windows
+/// (`tools/frontend/init.sh`).
+pub fn demo_devices(route: Route) -> Vec<Device> {
+    let domid = route.frontend_domid() as u16;
+    Topology::single(domid, FRONTEND_VCPUS, 16, true)
+        .frontends
+        .into_iter()
+        .flat_map(|f| f.devices)
+        .collect()
+}
 
 /// stubvirt's RAM on the route with no dom0: one static bank, mapped 1:1 (`direct-map`),
 /// above the boot modules and below where Xen relocates itself (the top of QEMU's RAM).
@@ -121,9 +126,30 @@ pub struct Backend {
 const PASSTHROUGH_BUS: &str = "    passthrough {\n        compatible = \"simple-bus\";\n        \
      ranges;\n        #address-cells = <2>;\n        #size-cells = <2>;\n";
 
-/// The frontend's partial device tree (Xen copies the `/passthrough` nodes verbatim; the
-/// `gic` node's phandle stands for the guest's vGIC).
+/// The demo frontend's partial device tree.
 pub fn frontend_dts(route: Route) -> String {
+    frontend_partial_dts(&demo_devices(route), route.backend_domid())
+}
+
+/// What a device is, for the comment beside its node.
+fn describe(device: &Device) -> &'static str {
+    match device.kind {
+        DeviceKind::Disk {
+            backing: Backing::RamDisk { .. },
+            ..
+        } => "virtio-blk: RAM disk",
+        DeviceKind::Disk {
+            read_only: true, ..
+        } => "virtio-blk: host disk, read-only",
+        DeviceKind::Disk { .. } => "virtio-blk: host disk",
+        DeviceKind::Nic { .. } => "virtio-net",
+    }
+}
+
+/// A frontend's partial device tree (Xen copies the `/passthrough` nodes verbatim; the
+/// `gic` node's phandle stands for the guest's vGIC): the grant-DMA IOMMU naming the
+/// backend's domid, and one `virtio,mmio` node per device.
+pub fn frontend_partial_dts(devices: &[Device], backend_domid: u32) -> String {
     let mut out = String::from(
         "/dts-v1/;\n\n/ {\n    #address-cells = <2>;\n    #size-cells = <2>;\n\n    \
          gic: gic {                  /* placeholder: Xen substitutes the guest's vGIC */\n        \
@@ -134,18 +160,20 @@ pub fn frontend_dts(route: Route) -> String {
         "\n        xen_iommu: xen_iommu {\n            compatible = \"xen,grant-dma\";\n            \
          #iommu-cells = <1>;\n        };\n",
     );
-    let backend = route.backend_domid();
-    for (base, spi, what) in DEVICES {
+    for device in devices {
+        let base = device.window.base;
+        let cell = device.window.dt_interrupt();
         let _ = write!(
             out,
             "\n        virtio@{base:x} {{           /* {what} */\n            \
              compatible = \"virtio,mmio\";\n            \
              reg = <0x0 0x{base:x} 0x0 0x200>;\n            \
              interrupt-parent = <&gic>;\n            \
-             interrupts = <0 {spi} 1>;        /* SPI {spi} = INTID {}, edge rising */\n            \
+             interrupts = <0 {cell} 1>;        /* SPI {cell} = INTID {spi}, edge rising */\n            \
              dma-coherent;\n            \
-             iommus = <&xen_iommu {backend}>;  /* the backend's domid */\n        }};\n",
-            spi + 32
+             iommus = <&xen_iommu {backend_domid}>;  /* the backend's domid */\n        }};\n",
+            what = describe(device),
+            spi = device.window.spi,
         );
     }
     out.push_str("    };\n};\n");
@@ -160,6 +188,11 @@ pub fn frontend_dts(route: Route) -> String {
 /// checks (XENFEAT_direct_mapped) before it drives them. 65000 is Xen's phandle for the
 /// guest's vGIC.
 pub fn backend_dts() -> String {
+    backend_partial_dts(None)
+}
+
+/// [`backend_dts`], with the topology node stubvirt reads at boot when there is one.
+pub fn backend_partial_dts(topology: Option<&Topology>) -> String {
     let mut out =
         String::from("/dts-v1/;\n\n/ {\n    #address-cells = <2>;\n    #size-cells = <2>;\n\n");
     out.push_str(PASSTHROUGH_BUS);
@@ -181,6 +214,10 @@ pub fn backend_dts() -> String {
             node = device.node,
         );
     }
+    if let Some(topology) = topology {
+        out.push('\n');
+        out.push_str(&devices::topology::device_tree::write(topology, "        "));
+    }
     out.push_str("    };\n};\n");
     out
 }
@@ -194,7 +231,7 @@ pub fn host_passthrough_marks() -> String {
         .collect()
 }
 
-fn module_node(indent: &str, kind: &str, m: Module, bootargs: Option<&str>) -> String {
+pub fn module_node(indent: &str, kind: &str, m: Module, bootargs: Option<&str>) -> String {
     let mut out = format!(
         "{indent}module@{:x} {{\n{indent}    compatible = \"multiboot,{kind}\", \"multiboot,module\";\n\
          {indent}    reg = <0x{:x} 0x{:x} 0x{:x} 0x{:x}>;\n",

@@ -12,6 +12,7 @@ mod boot_arm64;
 mod boot_failure;
 mod boot_x86;
 mod build;
+mod config_file;
 mod console_pieces;
 mod demo;
 mod demo_host;
@@ -32,6 +33,7 @@ mod sysdt_arm64;
 mod test;
 mod test_arm64;
 mod toolchain_arm64;
+mod topology_file;
 mod xen_arm64;
 mod xen_source;
 mod xen_x86;
@@ -48,7 +50,9 @@ commands:
                   domU; with --xen-source (a Xen 4.21+ tree or archive) with no dom0 at all,
                   stubvirt a control domU; without it as dom0 of Xen 4.17.5 (builds Xen, the
                   frontend kernel and initramfs when missing)
-  config   the dom0less /chosen nodes, passthrough marks and partial device trees, both routes
+  config [FILE]  without FILE: the demo's dom0less nodes, both routes; with a system
+           description (tools/configs/two-frontends.toml): /chosen, stubvirt's and every
+           frontend's partial device tree, and an ImageBuilder configuration
   bench [--quick] [queue|datapath]
                   criterion benchmarks (vs rust-vmm virtio-queue, blk/net data paths,
                   hypercalls and exits per request, footprint) and their tables
@@ -71,7 +75,10 @@ fn main() -> ExitCode {
     let result = match command {
         "build" => build::run(rest),
         "demo" => demo::run_demo(rest),
-        "config" => demo::config(rest),
+        "config" => match rest.first() {
+            Some(file) => config_file::command(file),
+            None => demo::config(rest),
+        },
         "bench" => bench::run(rest),
         "test" => test::run(rest),
         "fuzz" => fuzz::run(rest),

@@ -15,6 +15,10 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         "warnings",
     ]))?;
     crate::abi_headers::ensure()?;
+    crate::apt::ensure_installed(
+        &["device-tree-compiler"],
+        "dtc, for the host test that reads back the topology node",
+    )?;
     step("host tests: device models, simulated Xen, virtio-drivers frontends, kernel ABI layouts");
     run_command(cargo().args(["test", "--workspace"]))?;
     step("fuzz smoke: every libFuzzer target for a few seconds");

@@ -9,6 +9,7 @@
 //! `0x0200_0000 + 0x200 * n` and raises SPI `33 + n`.
 
 mod check;
+pub mod device_tree;
 
 pub use check::{Facts, TopologyError};
 
