@@ -20,8 +20,8 @@ use crate::xen::{evtchn, window};
 use alloc::string::String;
 use core::fmt::Write;
 
-const BLK_BASE: usize = 0x0200_0000;
-const NET_BASE: usize = 0x0200_0200;
+const BLK_BASE: usize = devices::topology::Window::nth(0).base as usize;
+const NET_BASE: usize = devices::topology::Window::nth(1).base as usize;
 const RETRY_NS: u64 = 50_000_000;
 const READY_TIMEOUT_NS: u64 = 60_000_000_000;
 

@@ -35,18 +35,13 @@ use devices::buffer_route::BufferRoute;
 use devices::copy_route::{CopyRoute, CopyStats};
 use devices::ioreq_loop::{self, IoreqStats, Vcpu};
 use devices::net::NetOptions;
+use devices::topology::{Window, WINDOW_SIZE};
 
-/// virtio-blk window and SPI (the addresses of the frontend's partial device tree).
-pub const BLK_BASE: u64 = 0x0200_0000;
-pub const BLK_SPI: u32 = 33;
-/// virtio-net window and SPI.
-pub const NET_BASE: u64 = 0x0200_0200;
-pub const NET_SPI: u32 = 34;
-/// The host's own disk (when dom0 has one), served as a second virtio-blk device.
-pub const DISK_BASE: u64 = 0x0200_0400;
-pub const DISK_SPI: u32 = 35;
-/// Size of one virtio-mmio register window.
-const WINDOW: u64 = 0x200;
+/// The RAM disk, the NIC and the host's own disk (when there is one) sit in windows 0, 1
+/// and 2 of Xen's virtio-mmio layout (the frontend's partial device tree).
+const BLK: Window = Window::nth(0);
+const NET: Window = Window::nth(1);
+const DISK: Window = Window::nth(2);
 /// Longest block without work: the counters are checked at least this often.
 const POLL_NS: u64 = 1_000_000_000;
 /// Poll timeout while a notification is owed (a failed `EVTCHNOP_send` is retried).
@@ -55,8 +50,8 @@ const RETRY_NS: u64 = 1_000_000;
 const COUNTERS_EVERY_NS: u64 = 2_000_000_000;
 const DEFAULT_RAMDISK_MB: u64 = 16;
 const MAX_RAMDISK_MB: u64 = 1024;
-const DEFAULT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x57, 0x56, 0x01];
-const DEFAULT_MTU: u16 = 1500;
+const DEFAULT_MAC: [u8; 6] = devices::topology::DEFAULT_MAC;
+const DEFAULT_MTU: u16 = devices::topology::MAX_MTU;
 const NET_PORTS: usize = 4;
 
 /// What the command line asked for.
@@ -150,14 +145,19 @@ fn register(
     let page =
         IoreqPage::acquire(fe, id).map_err(|e| fail("XENMEM_acquire_resource(ioreq page 0)", e))?;
     for &(base, what) in windows {
-        dm_op::map_io_range(fe, id, XEN_DMOP_IO_RANGE_MEMORY, base, base + WINDOW - 1).map_err(
-            |e| {
-                fail(
-                    &alloc::format!("XEN_DMOP_map_io_range_to_ioreq_server({what})"),
-                    e,
-                )
-            },
-        )?;
+        dm_op::map_io_range(
+            fe,
+            id,
+            XEN_DMOP_IO_RANGE_MEMORY,
+            base,
+            base + WINDOW_SIZE - 1,
+        )
+        .map_err(|e| {
+            fail(
+                &alloc::format!("XEN_DMOP_map_io_range_to_ioreq_server({what})"),
+                e,
+            )
+        })?;
     }
     dm_op::set_ioreq_server_state(fe, id, true)
         .map_err(|e| fail("XEN_DMOP_set_ioreq_server_state", e))?;
@@ -199,28 +199,28 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     let sectors = ramdisk.capacity_bytes() / SECTOR_SIZE;
     let blk = backend.add_blk(
         fe,
-        BLK_BASE,
-        BLK_SPI,
+        BLK.base,
+        BLK.spi,
         Box::new(ramdisk),
         BlkOptions::default(),
     );
     let net = backend.add_net(
         fe,
-        NET_BASE,
-        NET_SPI,
+        NET.base,
+        NET.spi,
         NetOptions {
             mac: DEFAULT_MAC,
             mtu: DEFAULT_MTU,
         },
     );
-    let mut windows = alloc::vec![(BLK_BASE, "blk"), (NET_BASE, "net")];
+    let mut windows = alloc::vec![(BLK.base, "blk"), (NET.base, "net")];
     let host = hostdev::probe(boot);
     let disk = host.disk.map(|disk| {
-        windows.push((DISK_BASE, "disk"));
+        windows.push((DISK.base, "disk"));
         backend.add_blk(
             fe,
-            DISK_BASE,
-            DISK_SPI,
+            DISK.base,
+            DISK.spi,
             Box::new(disk),
             BlkOptions::default(),
         )

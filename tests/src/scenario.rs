@@ -10,18 +10,16 @@ use devices::net::NetOptions;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Window of the first device and its SPI, as in Xen's guest map (`GUEST_VIRTIO_MMIO_BASE`).
-pub const FIRST_WINDOW: u64 = 0x0200_0000;
-pub const FIRST_SPI: u32 = 33;
 pub const FRONTEND: DomainId = 1;
 pub const OTHER_FRONTEND: DomainId = 2;
 /// Room in the switch for this many ports of MTU 1500 (+ VLAN-tagged Ethernet header).
 pub const NET_PORTS: usize = 4;
-pub const MAX_FRAME: usize = 1500 + 18;
+pub const MAX_FRAME: usize = devices::topology::MAX_FRAME;
 
-/// Where device `n` of a frontend sits: windows every 0x200, SPIs upwards.
+/// Where device `n` of a frontend sits: window `n` of Xen's layout.
 pub fn window(n: u64) -> (u64, u32) {
-    (FIRST_WINDOW + 0x200 * n, FIRST_SPI + n as u32)
+    let window = devices::topology::Window::nth(n as u32);
+    (window.base, window.spi)
 }
 
 pub type Shared = Rc<RefCell<Machine>>;

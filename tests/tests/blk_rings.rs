@@ -8,7 +8,7 @@ use devices::mmio::{reg, INT_USED_BUFFER};
 use devices::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use stubvirt_tests::blk_fixture::*;
 use stubvirt_tests::rings::Granted;
-use stubvirt_tests::scenario::{self, FRONTEND};
+use stubvirt_tests::scenario::FRONTEND;
 
 fn descriptor(addr: u64, len: u32, flags: u16, next: u16) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(16);
@@ -22,7 +22,7 @@ fn descriptor(addr: u64, len: u32, flags: u16, next: u16) -> Vec<u8> {
 fn interrupts(f: &BlkFixture) -> u64 {
     f.machine
         .borrow()
-        .interrupts_for(FRONTEND, scenario::FIRST_SPI)
+        .interrupts_for(FRONTEND, devices::topology::FIRST_SPI)
 }
 
 #[test]

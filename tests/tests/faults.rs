@@ -107,7 +107,7 @@ fn refused_unmaps_are_counted_and_the_request_still_completes() {
 #[test]
 fn failed_interrupt_injection_is_retried() {
     let mut f = BlkFixture::new(0);
-    let spi = scenario::FIRST_SPI;
+    let spi = devices::topology::FIRST_SPI;
     let before = f.machine.borrow().interrupts_for(FRONTEND, spi);
     f.machine.borrow_mut().irq_refusals = 1;
     f.request(0, T_FLUSH, 0, (f.mem.dma(DATA), 0), false);

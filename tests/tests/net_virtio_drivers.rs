@@ -76,8 +76,8 @@ fn frames_of_every_size_cross_the_switch_intact() {
     assert_eq!(ca.frames_rx + cb.frames_rx, sent);
     assert_eq!(ca.request_errors + cb.request_errors, 0);
     assert_eq!(ca.rx_dropped_too_big + cb.rx_dropped_too_big, 0);
-    assert!(m.interrupts_for(FRONTEND, scenario::FIRST_SPI) > 0);
-    assert!(m.interrupts_for(OTHER_FRONTEND, scenario::FIRST_SPI) > 0);
+    assert!(m.interrupts_for(FRONTEND, devices::topology::FIRST_SPI) > 0);
+    assert!(m.interrupts_for(OTHER_FRONTEND, devices::topology::FIRST_SPI) > 0);
     scenario::assert_no_violations();
     println!(
         "net A: {ca:?}\nnet B: {cb:?}\nhypercalls: {:?}",
