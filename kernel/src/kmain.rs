@@ -65,7 +65,7 @@ pub fn kernel_main(mut boot: BootInfo) -> ! {
     }
     if boot.xen {
         xen::domain::report();
-        if let Some(config) = serve::requested(boot.cmdline) {
+        if let Some(config) = serve::requested(&boot) {
             serve::run(&boot, &config)
         }
         #[cfg(target_arch = "aarch64")]

@@ -31,12 +31,22 @@ impl Route {
     }
 }
 
-/// stubvirt's command line: serve the frontend (2 vcpus) a 16 MiB RAM disk.
+/// stubvirt's command line. As dom0 it is told to serve the frontend (2 vcpus) a 16 MiB
+/// RAM disk; with no dom0 the same topology comes from the `stubvirt,backend` node of
+/// its partial device tree ([`backend_dts`]).
 pub fn backend_args(route: Route) -> String {
-    format!(
-        "loglevel=info frontend={} frontend_vcpus={FRONTEND_VCPUS} ramdisk_mb=16",
-        route.frontend_domid()
-    )
+    match route {
+        Route::Dom0 => format!(
+            "loglevel=info frontend={} frontend_vcpus={FRONTEND_VCPUS} ramdisk_mb=16",
+            route.frontend_domid()
+        ),
+        Route::ControlDomU => "loglevel=info".to_string(),
+    }
+}
+
+/// The demo's topology: one frontend with a RAM disk, a NIC and the host's disk.
+pub fn demo_topology(route: Route) -> Topology {
+    Topology::single(route.frontend_domid() as u16, FRONTEND_VCPUS, 16, true)
 }
 
 /// Xen's command line. Without dom0 there is no dom0 memory or vcpu count to give, and
@@ -62,8 +72,7 @@ pub const FRONTEND_MEMORY_KB: u64 = 256 * 1024;
 /// layout (stubvirt's default topology). The frontend's init polls the same windows
 /// (`tools/frontend/init.sh`).
 pub fn demo_devices(route: Route) -> Vec<Device> {
-    let domid = route.frontend_domid() as u16;
-    Topology::single(domid, FRONTEND_VCPUS, 16, true)
+    demo_topology(route)
         .frontends
         .into_iter()
         .flat_map(|f| f.devices)
@@ -186,9 +195,9 @@ pub fn frontend_partial_dts(devices: &[Device], backend_domid: u32) -> String {
 /// `xen,force-assign-without-iommu` is needed because QEMU's virtio-mmio sits behind no
 /// IOMMU: that is safe only because stubvirt's domain is direct-mapped, which stubvirt
 /// checks (XENFEAT_direct_mapped) before it drives them. 65000 is Xen's phandle for the
-/// guest's vGIC.
+/// guest's vGIC. The `stubvirt,backend` node says what to serve.
 pub fn backend_dts() -> String {
-    backend_partial_dts(None)
+    backend_partial_dts(Some(&demo_topology(Route::ControlDomU)))
 }
 
 /// [`backend_dts`], with the topology node stubvirt reads at boot when there is one.
@@ -464,7 +473,9 @@ mod tests {
         assert!(text.contains("domU1 {"));
         assert!(text.contains("domU2 {"));
         assert!(text.contains("capabilities = <1>;"));
-        assert!(text.contains("bootargs = \"loglevel=info frontend=2 "));
+        // What to serve is in stubvirt's partial device tree, not on its command line.
+        assert!(text.contains("bootargs = \"loglevel=info\";"));
+        assert!(backend_dts().contains("frontend-2 {"));
         // No dom0 module: every kernel module sits inside a domU node.
         assert_eq!(text.matches("multiboot,kernel").count(), 2);
         assert!(!text.contains("dom0_mem"));

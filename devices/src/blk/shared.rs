@@ -17,15 +17,26 @@ pub struct DiskSlice {
     offset: u64,
     length: u64,
     read_only: bool,
+    /// The disk's own serial: a guest finds its slice as it would find the disk.
+    serial: [u8; 20],
+    serial_len: usize,
 }
 
 impl DiskSlice {
     /// The range, cut to the disk's end (`length: None`: up to the end). A read-only
     /// disk makes every slice read-only.
     pub fn new(disk: SharedDisk, offset: u64, length: Option<u64>, read_only: bool) -> Self {
+        let mut serial = [0u8; 20];
+        let mut serial_len = 0;
         let (capacity, disk_read_only) = disk
             .try_borrow()
-            .map(|d| (d.capacity_bytes(), d.read_only()))
+            .map(|d| {
+                for (slot, byte) in serial.iter_mut().zip(d.serial()) {
+                    *slot = *byte;
+                    serial_len += 1;
+                }
+                (d.capacity_bytes(), d.read_only())
+            })
             .unwrap_or((0, true));
         let offset = offset.min(capacity);
         let room = capacity - offset;
@@ -34,6 +45,8 @@ impl DiskSlice {
             offset,
             length: length.map_or(room, |l| l.min(room)),
             read_only: read_only || disk_read_only,
+            serial,
+            serial_len,
         }
     }
 
@@ -110,8 +123,7 @@ impl BlockBackend for DiskSlice {
     }
 
     fn serial(&self) -> &[u8] {
-        // The serial borrows the disk; a slice names itself instead.
-        b"stubvirt-slice"
+        self.serial.get(..self.serial_len).unwrap_or(&[])
     }
 }
 
@@ -141,6 +153,7 @@ mod tests {
         let mut a = DiskSlice::new(shared.clone(), 0, Some(4 * 512), false);
         let mut b = DiskSlice::new(shared.clone(), 4 * 512, None, false);
         assert_eq!(a.capacity_bytes(), 2048);
+        assert_eq!(a.serial(), shared.borrow().serial(), "the disk's serial");
         assert_eq!(b.capacity_bytes(), 2048);
         assert_eq!(
             read(&mut b, 0, 512).unwrap()[0],

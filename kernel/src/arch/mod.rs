@@ -87,6 +87,9 @@ pub struct BootInfo {
     pub host_virtio: heapless::Vec<HostMmio, 32>,
     /// The interrupt controller's distributor (arm64: the `arm,gic-v3` node), 0 if none.
     pub gic_distributor: u64,
+    /// The device tree blob (arm64), read again by serve mode for its topology node;
+    /// empty on x86.
+    pub dtb: &'static [u8],
 }
 
 /// A device register window of the host and the interrupt it raises.

@@ -34,6 +34,7 @@ pub fn boot_info(dtb: usize, load_base: usize) -> BootInfo {
         grant_window_gpa: 0,
         host_virtio: heapless::Vec::new(),
         gic_distributor: 0,
+        dtb: &[],
     };
     reserve(&mut info, load_base as u64, image_len as u64);
 
@@ -48,6 +49,9 @@ pub fn boot_info(dtb: usize, load_base: usize) -> BootInfo {
         }
     };
     reserve(&mut info, dtb as u64, fdt.total_size() as u64);
+    // SAFETY: `from_ptr` checked the header; the blob's total_size bytes from `dtb` are
+    // reserved RAM (just above) that nothing writes, identity-mapped for the whole run.
+    info.dtb = unsafe { core::slice::from_raw_parts(dtb as *const u8, fdt.total_size()) };
     for rsv in fdt.memory_reservations() {
         reserve(&mut info, rsv.address() as u64, rsv.size() as u64);
     }

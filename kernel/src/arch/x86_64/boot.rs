@@ -41,6 +41,7 @@ extern "C" fn x86_64_rust_entry(start_info_paddr: u64) -> ! {
         grant_window_gpa: paging::WINDOW_BASE,
         host_virtio: heapless::Vec::new(),
         gic_distributor: 0,
+        dtb: &[],
     };
     // Taking the address of a linker symbol reads nothing.
     let image_start = core::ptr::addr_of!(__image_start) as u64;

@@ -1,0 +1,274 @@
+//! Serve mode: stubvirt as the device model of its frontends. What it serves is the
+//! topology of its device tree (a `stubvirt,backend` node, written by `cargo xtask config
+//! FILE`), else one frontend from the command line (`frontend=<domid>`, or `serve=1` for
+//! domain 1) with a RAM disk, a NIC and the host's disk. The topology is checked first;
+//! then one IOREQ server per frontend (its ioreq page, one MMIO window per device, every
+//! vcpu's event channel bound), then one loop answers trapped register accesses and
+//! serves the queues of every frontend, forever.
+//!
+//! Hypercall sequence per frontend (the same as `../shared/reference/ioreq-backend-standin.c`,
+//! done with our own hypercalls): `XEN_DMOP_create_ioreq_server` (no buffered ioreqs),
+//! `XENMEM_acquire_resource` of ioreq page 0 into a grant-window frame,
+//! `XEN_DMOP_map_io_range_to_ioreq_server` per device, `XEN_DMOP_set_ioreq_server_state`,
+//! `XEN_DMOP_nr_vcpus`, `EVTCHNOP_bind_interdomain` per vcpu slot; then `SCHEDOP_poll`,
+//! `EVTCHNOP_send` after each answer and `XEN_DMOP_set_irq_level` for interrupts.
+
+mod report;
+mod setup;
+
+use crate::arch::BootInfo;
+use crate::cmdline;
+use crate::hostdev;
+use crate::mem;
+use crate::uplink::Uplink;
+use crate::xen::abi::event_channel::Port;
+use crate::xen::abi::DomId;
+use crate::xen::grant_copier::XenCopier;
+use crate::xen::guest_memory::GrantMemory;
+use crate::xen::{dm_op, evtchn, sched};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use devices::backend::{Backend, DomainId, Frontends, Interrupt};
+use devices::blk::backend::BlockBackend;
+use devices::buffer_route::BufferRoute;
+use devices::copy_route::{CopyRoute, CopyStats};
+use devices::ioreq_loop::{self, IoreqStats};
+use devices::topology::{self, Facts, Topology};
+use setup::FrontendServer;
+
+/// Longest block without work: the counters are checked at least this often.
+const POLL_NS: u64 = 1_000_000_000;
+/// Poll timeout while a notification is owed (a failed `EVTCHNOP_send` is retried).
+const RETRY_NS: u64 = 1_000_000;
+/// Minimum time between two counter lines.
+const COUNTERS_EVERY_NS: u64 = 2_000_000_000;
+const DEFAULT_RAMDISK_MB: u64 = 16;
+/// Switch ports: one per frontend NIC, one for the uplink.
+const NET_PORTS: usize = 4;
+
+/// What the command line asked for.
+pub struct Config {
+    /// `frontend=`/`serve=1`: the one frontend served when no topology is described.
+    pub frontend: Option<DomId>,
+    /// `frontend_vcpus=`: used when `XEN_DMOP_nr_vcpus` fails.
+    pub vcpus: Option<u32>,
+    pub ramdisk_mb: u64,
+    /// Request buffers by `GNTTABOP_copy` (the default) or mapped (`grant_route=map`).
+    /// `cargo xtask grant-bench` measured copying 8-30x faster than map + copy + unmap on
+    /// Xen 4.17 at every size from 64 B to 64 KiB (a map changes our physmap and makes Xen
+    /// flush TLBs; a copy maps nothing).
+    pub copy_buffers: bool,
+    /// Whether the uplink NIC's interrupt ends the poll (`uplink_irq=off`: poll it).
+    pub uplink_irq: bool,
+}
+
+/// The serve-mode configuration, if the command line or the device tree asks for it.
+pub fn requested(boot: &BootInfo) -> Option<Config> {
+    let cmdline = boot.cmdline;
+    let frontend = cmdline::serve_frontend(cmdline);
+    if frontend.is_none() && !described(boot) {
+        return None;
+    }
+    Some(Config {
+        frontend,
+        vcpus: cmdline::number(cmdline, "frontend_vcpus").and_then(|n| u32::try_from(n).ok()),
+        ramdisk_mb: cmdline::number(cmdline, "ramdisk_mb").unwrap_or(DEFAULT_RAMDISK_MB),
+        copy_buffers: cmdline::value_of(cmdline, "grant_route") != Some("map"),
+        uplink_irq: cmdline::value_of(cmdline, "uplink_irq") != Some("off"),
+    })
+}
+
+/// Whether the device tree has a `stubvirt,backend` node.
+fn described(boot: &BootInfo) -> bool {
+    fdt::Fdt::new(boot.dtb)
+        .ok()
+        .and_then(|fdt| {
+            fdt.find_compatible(&[topology::device_tree::COMPATIBLE])
+                .map(|_| ())
+        })
+        .is_some()
+}
+
+/// The topology to serve: the device tree's, else the command line's one frontend.
+fn topology(boot: &BootInfo, cfg: &Config, host_disk: bool) -> Result<Topology, String> {
+    if let Ok(fdt) = fdt::Fdt::new(boot.dtb) {
+        if let Some(t) = topology::device_tree::read(&fdt).map_err(|e| alloc::format!("{e}"))? {
+            return Ok(t);
+        }
+    }
+    let frontend = cfg
+        .frontend
+        .ok_or("no frontend= and no stubvirt,backend node")?;
+    let mib = u32::try_from(cfg.ramdisk_mb).unwrap_or(u32::MAX);
+    Ok(Topology::single(
+        frontend,
+        cfg.vcpus.unwrap_or(1),
+        mib,
+        host_disk,
+    ))
+}
+
+/// Every frontend's memory, reached through its grants: everything mapped, or request
+/// buffers copied (the default; `grant_route=map` maps them).
+struct Memories(Vec<(DomId, BufferRoute<GrantMemory, XenCopier>)>);
+
+impl Memories {
+    fn new(domids: impl Iterator<Item = DomId>, copy_buffers: bool) -> Self {
+        Self(
+            domids
+                .map(|domid| {
+                    let mapped = GrantMemory::new(domid);
+                    let memory = if copy_buffers {
+                        BufferRoute::Copied(CopyRoute::new(mapped, XenCopier { frontend: domid }))
+                    } else {
+                        BufferRoute::Mapped(mapped)
+                    };
+                    (domid, memory)
+                })
+                .collect(),
+        )
+    }
+
+    /// Grant copies made and refused, over every frontend (copy route only).
+    fn copy_stats(&self) -> Option<CopyStats> {
+        let mut total: Option<CopyStats> = None;
+        for (_, memory) in &self.0 {
+            if let Some(s) = memory.copy_route().map(|route| route.stats()) {
+                let t = total.get_or_insert_with(CopyStats::default);
+                t.copies += s.copies;
+                t.refused += s.refused;
+            }
+        }
+        total
+    }
+}
+
+impl Frontends for Memories {
+    type Memory = BufferRoute<GrantMemory, XenCopier>;
+
+    fn memory(&mut self, domain: DomainId) -> Option<&mut Self::Memory> {
+        self.0
+            .iter_mut()
+            .find(|(domid, _)| *domid == domain)
+            .map(|(_, memory)| memory)
+    }
+}
+
+/// Stops serve mode before anything is served, with one line saying why.
+fn refuse(tag: &str, why: &str) -> ! {
+    let _ = writeln!(crate::console::Writer, "{tag} {why}");
+    panic!("serve mode: {why}");
+}
+
+/// Runs serve mode; never returns.
+pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
+    let host = hostdev::probe(boot);
+    let host_disk_bytes = host.disk.as_ref().map(|d| d.capacity_bytes());
+    let topology = topology(boot, cfg, host.disk.is_some())
+        .unwrap_or_else(|why| refuse("STUBVIRT-CONFIG-REFUSED", &why));
+    let facts = Facts {
+        backend_domid: evtchn::own_domid().unwrap_or(0),
+        host_disk_bytes,
+        host_disk: host_disk_bytes.is_some(),
+        nic_ports: NET_PORTS - 1,
+    };
+    if let Err(why) = topology.check(&facts) {
+        refuse("STUBVIRT-CONFIG-REFUSED", &alloc::format!("{why}"));
+    }
+    let mut backend = Backend::new(NET_PORTS, topology::MAX_FRAME);
+    let host_disk = host.disk.map(setup::share);
+    let mut servers: Vec<FrontendServer> = Vec::new();
+    let result = setup::init_xen(boot).and_then(|()| {
+        for frontend in &topology.frontends {
+            let devices = setup::add_devices(&mut backend, frontend, host_disk.as_ref())?;
+            let server = setup::register(frontend.domid, frontend.vcpus, devices)
+                .map_err(|why| alloc::format!("frontend={} {why}", frontend.domid))?;
+            servers.push(server);
+        }
+        Ok(())
+    });
+    if let Err(why) = result {
+        refuse("STUBVIRT-SERVE-FAILED", &why);
+    }
+    let mut uplink = if topology.uplink {
+        host.nic
+            .and_then(|nic| Uplink::new(&mut backend, nic, boot, cfg.uplink_irq))
+    } else {
+        None
+    };
+    for server in &servers {
+        let mut ready = report::ready(server, cfg.copy_buffers);
+        if let Some(uplink) = &uplink {
+            uplink.describe(&mut ready);
+        }
+        let _ = writeln!(crate::console::Writer, "{ready}");
+    }
+    let mut memories = Memories::new(servers.iter().map(|s| s.domid), cfg.copy_buffers);
+    let mut ports: Vec<Port> = servers
+        .iter()
+        .flat_map(|s| s.vcpus.iter().map(|v| v.channel.port))
+        .collect();
+    let mut stats: Vec<IoreqStats> = servers.iter().map(|_| IoreqStats::default()).collect();
+    let mut irq_errors = 0u64;
+    let mut errors_logged = 0u32;
+    let mut last_line = String::new();
+    let mut last_print = 0u64;
+    loop {
+        // Bounded per frontend: each vcpu's slot is answered at most once per pass, and
+        // each device serves at most its quota of chains and bytes.
+        let mut served = 0;
+        for (server, stats) in servers.iter_mut().zip(stats.iter_mut()) {
+            served += ioreq_loop::serve_pass(
+                &mut backend,
+                &mut memories,
+                server.domid,
+                &mut server.vcpus,
+                stats,
+                &mut |req, e| {
+                    if errors_logged < 8 {
+                        errors_logged += 1;
+                        log::warn!("serve: ioreq {req:?}: {e:?}");
+                    }
+                },
+            );
+        }
+        let mut more = backend.run(&mut memories, &mut |irq: Interrupt| {
+            let raised = dm_op::set_irq_level(irq.frontend, irq.irq, true).is_ok();
+            // Edge SPI: lower it again at once.
+            let lowered = dm_op::set_irq_level(irq.frontend, irq.irq, false).is_ok();
+            irq_errors += u64::from(!raised) + u64::from(!lowered);
+            raised
+        });
+        let now = evtchn::system_time_ns();
+        if let Some(uplink) = uplink.as_mut() {
+            more |= uplink.service(&mut backend, now);
+        }
+        if now.saturating_sub(last_print) >= COUNTERS_EVERY_NS {
+            let mut line = report::counters(&servers, &stats, irq_errors, &backend);
+            if let Some(uplink) = &uplink {
+                uplink.counters(&backend, &mut line);
+            }
+            if let Some(c) = memories.copy_stats() {
+                let _ = write!(line, " copies={} copy_refused={}", c.copies, c.refused);
+            }
+            let _ = write!(line, " heap_used={}/{}", mem::heap_used(), mem::HEAP_BYTES);
+            if line != last_line {
+                let _ = writeln!(crate::console::Writer, "{line}");
+                last_line = line;
+            }
+            last_print = now;
+        }
+        if served == 0 && !more {
+            let owed = servers.iter().any(|s| ioreq_loop::notify_owed(&s.vcpus));
+            let timeout = if owed {
+                RETRY_NS
+            } else {
+                uplink.as_ref().map_or(POLL_NS, |u| u.poll_timeout(now))
+            };
+            if let Err(e) = sched::poll(&mut ports, now.saturating_add(timeout)) {
+                log::error!("serve: SCHEDOP_poll: {e}");
+            }
+        }
+    }
+}
