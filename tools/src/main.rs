@@ -29,6 +29,7 @@ mod image_x86;
 mod process;
 mod qemu_arm64;
 mod serve_arm64;
+mod serve_frontends_arm64;
 mod sysdt_arm64;
 mod test;
 mod test_arm64;

@@ -226,7 +226,20 @@ fn with_frontend_domu(
     args: &str,
     vcpus: u32,
 ) -> String {
-    let domu = chosen(Role::DomU, xen_args, DOMU_MODULE_BASE, size, args);
+    with_domu_at(backend, xen_args, DOMU_MODULE_BASE, size, name, args, vcpus)
+}
+
+/// [`with_frontend_domu`] with the domU's image at `addr`.
+fn with_domu_at(
+    backend: &str,
+    xen_args: &str,
+    addr: u64,
+    size: u64,
+    name: &str,
+    args: &str,
+    vcpus: u32,
+) -> String {
+    let domu = chosen(Role::DomU, xen_args, addr, size, args);
     // The domU node alone, without its /chosen header and closing lines.
     let start = domu.find("  domU1 {").unwrap_or(domu.len());
     let end = domu.rfind(" };\n};").unwrap_or(domu.len()).max(start);
@@ -259,6 +272,53 @@ fn build_two_domains(
         })
         .into();
     Ok((system_dtb, loads))
+}
+
+/// Where the backend's partial device tree goes in the several-frontend boot.
+const BACKEND_DTB_BASE: u64 = MODULE_BASE + 0x80_0000;
+
+/// No dom0: stubvirt as control domU1 (`backend_args`) with its partial device tree
+/// `backend_dtb`, and one stubvirt frontend domU per `(args, vcpus)`, domU2 onwards, each
+/// with its own copy of the image. Writes `dir/system.dtb`; returns it and the loads.
+pub fn build_control_and_frontends(
+    dir: &Path,
+    image: &Path,
+    backend_args: &str,
+    backend_dtb: &Path,
+    frontends: &[(String, u32)],
+) -> Result<(PathBuf, Vec<Load>), String> {
+    let size = file_size(image)?;
+    let xen_args = crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU);
+    let mut text = chosen(Role::ControlDomU, xen_args, MODULE_BASE, size, backend_args);
+    let dtb_node = format!(
+        "   module@{BACKEND_DTB_BASE:x} {{\n    compatible = \"multiboot,device-tree\", \
+         \"multiboot,module\";\n    reg = <0x0 0x{BACKEND_DTB_BASE:x} 0x0 0x{:x}>;\n   }};\n",
+        file_size(backend_dtb)?
+    );
+    let end_of_domu1 = text.rfind("  };\n };\n};").unwrap_or(text.len());
+    text.insert_str(end_of_domu1, &dtb_node);
+    let mut loads = vec![
+        Load {
+            file: image.to_path_buf(),
+            addr: MODULE_BASE,
+        },
+        Load {
+            file: backend_dtb.to_path_buf(),
+            addr: BACKEND_DTB_BASE,
+        },
+    ];
+    for (n, (args, vcpus)) in frontends.iter().enumerate() {
+        let addr = DOMU_MODULE_BASE + 0x100_0000 * n as u64;
+        let name = format!("domU{}", n + 2);
+        text = with_domu_at(&text, xen_args, addr, size, &name, args, *vcpus);
+        loads.push(Load {
+            file: image.to_path_buf(),
+            addr,
+        });
+    }
+    let mut dts = qemu_dts(dir)?;
+    dts.push_str(&text);
+    Ok((compile(dir, &dts)?, loads))
 }
 
 /// Writes `dir/system.dtb` for stubvirt as dom0 and as domU1 (see [`chosen_dom0_and_domu`]).

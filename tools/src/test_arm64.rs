@@ -30,5 +30,6 @@ pub fn tests() -> Result<(), String> {
     let (fields, seconds, _) =
         crate::boot_arm64::selftest_once(&image, &xen, Role::ControlDomU, 1)?;
     println!("    STUBVIRT-SELFTEST {fields}  ({seconds:.2} s after QEMU start)");
-    crate::serve_arm64::serve_test_without_dom0(&image, &xen)
+    crate::serve_arm64::serve_test_without_dom0(&image, &xen)?;
+    crate::serve_frontends_arm64::test(&image, &xen)
 }

@@ -172,7 +172,7 @@ pub fn parse(text: &str) -> Result<Description, String> {
         backend_domid: file.backend_domid,
         host_disk_bytes: None,
         host_disk: true,
-        nic_ports: devices::topology::MAX_FRONTENDS,
+        nic_ports: devices::topology::NIC_PORTS,
     };
     topology.check(&facts).map_err(|e| e.to_string())?;
     Ok(Description {

@@ -44,8 +44,8 @@ const RETRY_NS: u64 = 1_000_000;
 /// Minimum time between two counter lines.
 const COUNTERS_EVERY_NS: u64 = 2_000_000_000;
 const DEFAULT_RAMDISK_MB: u64 = 16;
-/// Switch ports: one per frontend NIC, one for the uplink.
-const NET_PORTS: usize = 4;
+/// Switch ports: the frontends' NICs and the uplink.
+const NET_PORTS: usize = topology::NIC_PORTS + 1;
 
 /// What the command line asked for.
 pub struct Config {
@@ -171,7 +171,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
         backend_domid: evtchn::own_domid().unwrap_or(0),
         host_disk_bytes,
         host_disk: host_disk_bytes.is_some(),
-        nic_ports: NET_PORTS - 1,
+        nic_ports: topology::NIC_PORTS,
     };
     if let Err(why) = topology.check(&facts) {
         refuse("STUBVIRT-CONFIG-REFUSED", &alloc::format!("{why}"));
