@@ -17,7 +17,8 @@
 # merges them). `FRONTEND-RESULT done=1` at the end.
 # Kernel command line parameters (passed as environment by Linux): fe_wait (seconds to
 # wait for the backend, default 60), fe_ip, fe_gw, fe_tcp_port (the host's TCP source),
-# fe_tcp_sink (the host's TCP sink),
+# fe_tcp_sink (the host's TCP sink), fe_peer (IP:PORT of another frontend to ping and
+# send the host's bytes to), fe_peer_listen (PORT to take one such stream on),
 # fe_blk_limit, fe_disk_limit, fe_net_limit (stage bounds, s), fe_io_s (s per figure).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
 # --install finds busybox through /proc/self/exe.
@@ -35,6 +36,8 @@ IP=${fe_ip:-10.0.2.15}
 GW=${fe_gw:-10.0.2.2}
 TCP_PORT=${fe_tcp_port:-}
 TCP_SINK=${fe_tcp_sink:-}
+PEER=${fe_peer:-}
+LISTEN=${fe_peer_listen:-}
 # name:base of each device window (tools/src/demo.rs DEVICES); disk is the optional one.
 WINDOWS="blk:0x2000000 net:0x2000200 disk:0x2000400"
 # Seconds the other windows get once one answered (stubvirt registers them in turn).
@@ -331,7 +334,8 @@ tcp_test() {
     result "stage=tcp sha256=$(sha </tmp/tcp.bin)"
     [ $rc = 0 ] || notes_of /tmp/tcp.err
     tcp_upload_test
-    rm -f /tmp/tcp.bin
+    # Kept for another frontend when there is one to send to.
+    if [ -n "$PEER" ]; then mv /tmp/tcp.bin /tmp/peer_out.bin; else rm -f /tmp/tcp.bin; fi
 }
 # The same bytes back to the host's TCP sink, which closes once it has them all (busybox
 # nc then ends): the frontend's TSO frames cut by stubvirt for the wire.
@@ -366,6 +370,42 @@ net_stage() {
     result "stage=net ip=$IP gw=$GW ping_gw=$ping_ok ping_avg_ms=${rtt:-none} tx_packets=$tx rx_packets=$rx"
     tcp_test
 }
+# Another frontend's stream, from now on (bound to every address: eth0 comes up later).
+# busybox nc half-closes when its stdin ends, and the sender then stops sending: this
+# stdin stays open, and nc ends when the sender has sent everything and closed.
+if [ -n "$LISTEN" ]; then
+    sleep 600 | nc -l -p "$LISTEN" >/tmp/peer_in.bin 2>/tmp/peer_in.err &
+    LISTENER=$!
+fi
 bounded net net_stage "${fe_net_limit:-90}"
+
+# --- 4. frontend to frontend (several frontends on stubvirt's switch) -----------------
+# The sender pings the other frontend, then sends it the 4 MiB the host sent (retrying
+# while the other one is still busy with its own checks); the receiver reports what came.
+peer_send() {
+    ip=${PEER%:*} port=${PEER#*:}
+    ping_ok=0
+    ping -c 3 -W 2 "$ip" >/tmp/peer_ping 2>&1 && ping_ok=1
+    [ -s /tmp/peer_out.bin ] || { result "stage=peer_send ok=0 reason=nothing-to-send"; return; }
+    t=$(now) tries=0 rc=1
+    while [ $tries -lt 40 ]; do
+        tries=$((tries + 1))
+        timeout 60 nc -w 5 "$ip" "$port" </tmp/peer_out.bin >/dev/null 2>/tmp/peer.err && {
+            rc=0
+            break
+        }
+        sleep 2
+    done
+    result "stage=peer_send ip=$ip ping=$ping_ok rc=$rc tries=$tries s=$(since "$t")"
+    result "stage=peer_send bytes=$(stat -c %s /tmp/peer_out.bin) sha256=$(sha </tmp/peer_out.bin)"
+}
+peer_receive() {
+    t=$(now)
+    while kill -0 "$LISTENER" 2>/dev/null; do sleep 1; done
+    result "stage=peer_recv bytes=$(stat -c %s /tmp/peer_in.bin) waited_s=$(since "$t")"
+    result "stage=peer_recv sha256=$(sha </tmp/peer_in.bin)"
+}
+[ -n "$PEER" ] && bounded peer_send peer_send "${fe_peer_limit:-150}"
+[ -n "$LISTEN" ] && bounded peer_recv peer_receive "${fe_peer_limit:-150}"
 
 finish

@@ -14,6 +14,7 @@
 //! Also `cargo xtask config`: the `/chosen` nodes and partial device trees for both
 //! privilege routes, for a user's own Xen system.
 
+use crate::demo_frontends;
 use crate::demo_host::{self, TcpSink, TcpSource};
 use crate::demo_layout::{
     self, backend_args, Backend, Frontend, Module, Route, FRONTEND_ARGS, FRONTEND_MEMORY_KB,
@@ -56,7 +57,8 @@ struct Parts {
     backend_dtb: Option<PathBuf>,
     kernel: PathBuf,
     initramfs: PathBuf,
-    dtb: PathBuf,
+    /// Each frontend's partial device tree.
+    dtbs: Vec<PathBuf>,
     kernel_version: String,
     kernel_built_seconds: Option<u64>,
 }
@@ -78,7 +80,9 @@ fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
                 source.version
             ));
             let xen = source.hypervisor()?;
-            let dtb = compile_dts(dir, "stubvirt", &demo_layout::backend_dts())?;
+            let topology = demo_layout::demo_topology_for(Route::ControlDomU, options.frontends);
+            let text = demo_layout::backend_partial_dts(Some(&topology));
+            let dtb = compile_dts(dir, "stubvirt", &text)?;
             (xen, source.version.clone(), Some(dtb))
         }
     };
@@ -96,11 +100,20 @@ fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
     step("[4/5] frontend initramfs (busybox-static, e2fsprogs, fe_io, init.sh, virtio modules)");
     let initramfs = dir.join("initramfs.cpio.gz");
     frontend_initramfs::build(&initramfs, &initramfs_files(&kernel.modules)?)?;
-    let dtb = compile_dts(dir, "frontend", &demo_layout::frontend_dts(options.route()))?;
+    let route = options.route();
+    let mut dtbs = Vec::new();
+    for frontend in demo_layout::demo_topology_for(route, options.frontends).frontends {
+        let name = match options.frontends {
+            1 => "frontend".to_string(),
+            _ => format!("frontend-{}", frontend.domid),
+        };
+        let text = demo_layout::frontend_partial_dts(&frontend.devices, route.backend_domid());
+        dtbs.push(compile_dts(dir, &name, &text)?);
+    }
     println!(
         "    initramfs {} KiB, frontend.dtb {} bytes, frontend Image {} KiB",
         size_of(&initramfs)? / 1024,
-        size_of(&dtb)?,
+        dtbs.first().map_or(Ok(0), |d| size_of(d))?,
         size_of(&kernel.image)? / 1024
     );
     Ok(Parts {
@@ -110,7 +123,7 @@ fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
         backend_dtb,
         kernel: kernel.image,
         initramfs,
-        dtb,
+        dtbs,
         kernel_version: kernel.version,
         kernel_built_seconds: kernel.built_seconds,
     })
@@ -157,24 +170,30 @@ fn system(dir: &Path, parts: &Parts, options: &Options) -> Result<(PathBuf, Vec<
         files.push(&parts.backend);
         files.extend(parts.backend_dtb.as_deref());
     }
-    files.extend([
-        parts.kernel.as_path(),
-        parts.initramfs.as_path(),
-        parts.dtb.as_path(),
-    ]);
+    // Each frontend its own copy of the kernel and initramfs, and its own tree.
+    for dtb in &parts.dtbs {
+        files.extend([
+            parts.kernel.as_path(),
+            parts.initramfs.as_path(),
+            dtb.as_path(),
+        ]);
+    }
     let sizes = files
         .iter()
         .map(|f| size_of(f))
         .collect::<Result<Vec<_>, _>>()?;
     let m = demo_layout::layout(MODULE_BASE, &sizes)?;
-    let [.., kernel, ramdisk, dtb] = m[..] else {
-        return Err("module layout".into());
-    };
-    let fe = Frontend {
-        kernel,
-        ramdisk,
-        dtb,
-    };
+    let first = m.len().saturating_sub(3 * parts.dtbs.len());
+    let frontends: Vec<Frontend> = m
+        .get(first..)
+        .unwrap_or_default()
+        .chunks_exact(3)
+        .map(|c| Frontend {
+            kernel: c[0],
+            ramdisk: c[1],
+            dtb: c[2],
+        })
+        .collect();
     let backend = Backend {
         kernel: m[0],
         dtb: parts.backend_dtb.as_ref().map(|_| m[1]),
@@ -186,12 +205,16 @@ fn system(dir: &Path, parts: &Parts, options: &Options) -> Result<(PathBuf, Vec<
     let backend = options
         .backend
         .then_some((&backend, options.backend_args.as_str()));
-    dts.push_str(&demo_layout::chosen(
-        route,
-        backend,
-        &fe,
-        &options.frontend_args,
-    ));
+    let count = frontends.len();
+    let args: Vec<String> = (0..count)
+        .map(|n| demo_frontends::frontend_args(&options.frontend_args, n, count))
+        .collect();
+    let listed: Vec<(&Frontend, &str)> = frontends
+        .iter()
+        .zip(&args)
+        .map(|(fe, args)| (fe, args.as_str()))
+        .collect();
+    dts.push_str(&demo_layout::chosen_frontends(route, backend, &listed));
     let system_dtb = sysdt_arm64::compile(dir, &dts)?;
     let loads = files
         .iter()
@@ -204,9 +227,10 @@ fn system(dir: &Path, parts: &Parts, options: &Options) -> Result<(PathBuf, Vec<
     Ok((system_dtb, loads))
 }
 
-/// Stops once the frontend is done and then powered off (or stubvirt printed counters
-/// after it), or at a fatal line.
-fn until_done() -> impl FnMut(&str) -> bool {
+/// Stops once every frontend is done and then one powered off (or stubvirt printed
+/// counters after it), or at a fatal line.
+fn until_done(frontends: u16) -> impl FnMut(&str) -> bool {
+    let mut finished = 0;
     let mut done = false;
     let mut stalls = 0;
     let mut fatal = false;
@@ -229,7 +253,8 @@ fn until_done() -> impl FnMut(&str) -> bool {
             return false;
         }
         if line.contains("FRONTEND-RESULT done=1") {
-            done = true;
+            finished += 1;
+            done = finished >= frontends;
             return false;
         }
         done && (line.contains("reboot: Power down") || line.contains("STUBVIRT-COUNTERS "))
@@ -246,6 +271,8 @@ struct Options {
     frontend_args: String,
     /// The Xen 4.21+ source of the route with no dom0; `None`: the dom0 route on 4.17.5.
     xen_source: Option<XenSource>,
+    /// Linux frontends (more than one on the route with no dom0 only).
+    frontends: u16,
 }
 
 impl Options {
@@ -257,8 +284,8 @@ impl Options {
     }
 }
 
-const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH] [--timeout SECONDS] \
-                          [--no-backend] [--map-buffers]";
+const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontends N]] \
+                          [--timeout SECONDS] [--no-backend] [--map-buffers]";
 
 /// `--xen-source PATH` (a Xen 4.21+ tree or archive) runs the route with no dom0;
 /// `--timeout SECONDS` (default 600); `--no-backend` boots the frontend alone with
@@ -271,6 +298,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         backend_args: String::new(),
         frontend_args: FRONTEND_ARGS.to_string(),
         xen_source: None,
+        frontends: 1,
     };
     let mut map_buffers = false;
     let mut args = args.iter();
@@ -292,8 +320,24 @@ fn options(args: &[String]) -> Result<Options, String> {
                 o.frontend_args = FRONTEND_ARGS.replace("fe_wait=90", "fe_wait=20");
             }
             "--map-buffers" => map_buffers = true,
+            "--frontends" => {
+                let n = args.next().ok_or(DEMO_USAGE)?;
+                o.frontends = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=devices::topology::MAX_FRONTENDS as u16).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "--frontends takes 1..={}, not `{n}`",
+                            devices::topology::MAX_FRONTENDS
+                        )
+                    })?;
+            }
             _ => return Err(DEMO_USAGE.into()),
         }
+    }
+    if o.frontends > 1 && o.route() == Route::Dom0 {
+        return Err("--frontends N > 1 needs the route with no dom0 (--xen-source)".into());
     }
     o.backend_args = backend_args(o.route());
     if map_buffers {
@@ -336,6 +380,9 @@ pub fn run_test() -> Result<(), String> {
             let mut o = options(&[])?;
             o.xen_source = Some(XenSource::open(&path)?);
             o.backend_args = backend_args(Route::ControlDomU);
+            // Two Linux frontends: everything the one-frontend run checks, for each, and
+            // the traffic between them through stubvirt's switch.
+            o.frontends = 2;
             run_once(o).map_err(|failure| failure.message)?;
         }
         None if std::env::var_os("CI").is_some_and(|v| v == "true") => {
@@ -371,7 +418,7 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
     });
     let parts = prepare(&dir, &options)?;
     let image = dir.join("disk.img");
-    demo_host::fresh_disk_image(&image)?;
+    demo_host::fresh_disk_image(&image, options.frontends)?;
     let payload = Arc::new(demo_host::tcp_payload());
     let source = TcpSource::start(payload.clone())?;
     let sink = TcpSink::start(payload.len())?;
@@ -403,6 +450,7 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
         &mut command,
         options.deadline,
         &format!("demo-{}", route_name(route)),
+        options.frontends,
     )?;
     let wall = started.elapsed();
     // QEMU has ended (watch kills and reaps it): the image holds all it wrote.
@@ -422,7 +470,11 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
     drop(source);
     drop(sink);
     let header = header(&parts, &options, wall, &transcript.log);
-    let text = summary(&transcript, &header, &host);
+    let text = if options.frontends > 1 {
+        summaries(&transcript, &header, &host, &image, &options)
+    } else {
+        summary(&transcript, &header, &host)
+    };
     step("summary");
     match text {
         Ok(text) => {
@@ -439,6 +491,50 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
     }
 }
 
+/// One summary per frontend, each from its own view of the run and its share of the
+/// disk, then the frontend-to-frontend transfer.
+fn summaries(
+    t: &Transcript,
+    header: &str,
+    host: &HostSide,
+    image: &Path,
+    options: &Options,
+) -> Result<String, String> {
+    let first = options.route().frontend_domid();
+    let domids: Vec<u32> = (0..u32::from(options.frontends))
+        .map(|n| first + n)
+        .collect();
+    let mut text = header.to_string();
+    let mut ok = true;
+    let mut views = Vec::new();
+    for (n, &domid) in domids.iter().enumerate() {
+        let view = demo_frontends::view(t, domid, &domids);
+        let own = HostSide {
+            image_sha256: demo_frontends::share_sha256(image, n),
+            ..host.clone()
+        };
+        let part = summary(&view, &format!("frontend domU{domid}:\n"), &own);
+        ok &= part.is_ok();
+        text.push_str(&part.unwrap_or_else(|e| e));
+        views.push(view);
+    }
+    if let [sender, receiver, ..] = &views[..] {
+        let (passed, detail) = demo_frontends::peer(sender, receiver, &host.tcp_sha256);
+        ok &= passed;
+        let mark = if passed { "ok  " } else { "FAIL" };
+        let _ = writeln!(
+            text,
+            "frontend to frontend:\n  {mark} {:<10} {detail}",
+            "peer tcp"
+        );
+    }
+    if ok {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
 fn route_name(route: Route) -> &'static str {
     match route {
         Route::Dom0 => "dom0",
@@ -448,9 +544,14 @@ fn route_name(route: Route) -> &'static str {
 
 /// Runs QEMU until the frontend is done (or `limit`), echoing the frontend's and
 /// stubvirt's lines.
-fn boot(command: &mut Command, limit: Duration, name: &str) -> Result<Transcript, String> {
+fn boot(
+    command: &mut Command,
+    limit: Duration,
+    name: &str,
+    frontends: u16,
+) -> Result<Transcript, String> {
     let started = Instant::now();
-    let mut stop = until_done();
+    let mut stop = until_done(frontends);
     // stubvirt prints its counters every second or so: echo them at most every 10 s.
     let mut counters_shown: Option<Instant> = None;
     watch(name, command, limit, |line| {
@@ -476,8 +577,8 @@ fn boot(command: &mut Command, limit: Duration, name: &str) -> Result<Transcript
 fn header(parts: &Parts, options: &Options, wall: Duration, log: &Path) -> String {
     let route = options.route();
     let mut s = format!(
-        "demo: route {}: Xen {} (IOREQ) in QEMU TCG; {}; Linux {} frontend domU{} \
-         ({FRONTEND_VCPUS} vcpus, {} MiB); {:.1} s wall; log {}\n",
+        "demo: route {}: Xen {} (IOREQ) in QEMU TCG; {}; Linux {} frontend {} \
+         ({FRONTEND_VCPUS} vcpus, {} MiB each); {:.1} s wall; log {}\n",
         match route {
             Route::Dom0 => "dom0 (stubvirt is dom0: hardware + control domain)",
             Route::ControlDomU => "NO DOM0 (stubvirt is a control domU; no hardware domain exists)",
@@ -489,7 +590,10 @@ fn header(parts: &Parts, options: &Options, wall: Duration, log: &Path) -> Strin
             "no backend (--no-backend)".to_string()
         },
         parts.kernel_version,
-        route.frontend_domid(),
+        (0..u32::from(options.frontends))
+            .map(|n| format!("domU{}", route.frontend_domid() + n))
+            .collect::<Vec<_>>()
+            .join(" and "),
         FRONTEND_MEMORY_KB / 1024,
         wall.as_secs_f64(),
         log.display()
@@ -587,21 +691,21 @@ mod tests {
 
     #[test]
     fn stops_after_done_and_power_down() {
-        let mut stop = until_done();
+        let mut stop = until_done(1);
         assert!(!stop("(XEN) DOM1: FRONTEND-RESULT stage=blk size_bytes=1"));
         assert!(!stop("(XEN) DOM1: [  3.1] reboot: Power down"));
         assert!(!stop("(XEN) DOM1: FRONTEND-RESULT done=1 uptime=9"));
         assert!(stop("(XEN) DOM1: [  9.2] reboot: Power down"));
-        let mut stop = until_done();
+        let mut stop = until_done(1);
         assert!(!stop("(XEN) Hardware Dom0 crashed: rebooting machine"));
         assert!(stop("(XEN) Reboot in five seconds..."));
-        let mut stop = until_done();
+        let mut stop = until_done(1);
         assert!(!stop("(XEN) DOM1: PANIC: panicked at kernel/src/serve.rs"));
         assert!(stop("(XEN) DOM1: no RAM for a 16 MiB RAM disk"));
-        let mut stop = until_done();
+        let mut stop = until_done(1);
         assert!(!stop("(XEN) Panic on CPU 0:"));
         assert!(stop("(XEN) Could not set up domain domU1 (rc = -22)"));
-        let mut stop = until_done();
+        let mut stop = until_done(1);
         assert!(!stop(
             "DOM1: [ 55.2] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"
         ));

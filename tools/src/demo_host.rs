@@ -22,11 +22,16 @@ const TCP_SEED: u64 = 0x7e57_da7a_5eed_0001;
 /// A client that takes no data for this long is given up (the thread must end).
 const TCP_STALL: Duration = Duration::from_secs(30);
 
-/// Replaces `path` with a zero-filled (sparse) raw image of [`DISK_BYTES`].
-pub fn fresh_disk_image(path: &Path) -> Result<(), String> {
+/// Replaces `path` with a zero-filled (sparse) raw image: [`DISK_BYTES`] for one
+/// frontend, a [`crate::demo_layout::SHARE_BYTES`] share each for several.
+pub fn fresh_disk_image(path: &Path, frontends: u16) -> Result<(), String> {
     let _ = std::fs::remove_file(path);
+    let bytes = match frontends {
+        0 | 1 => DISK_BYTES,
+        n => crate::demo_layout::SHARE_BYTES * u64::from(n),
+    };
     std::fs::File::create(path)
-        .and_then(|file| file.set_len(DISK_BYTES))
+        .and_then(|file| file.set_len(bytes))
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -306,7 +311,7 @@ mod tests {
     fn disk_image_is_fresh_and_zero() {
         let path = std::env::temp_dir().join(format!("demo-host-disk-{}", std::process::id()));
         std::fs::write(&path, b"old contents").unwrap();
-        fresh_disk_image(&path).unwrap();
+        fresh_disk_image(&path, 1).unwrap();
         let data = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(data.len() as u64, DISK_BYTES);

@@ -49,6 +49,41 @@ pub fn demo_topology(route: Route) -> Topology {
     Topology::single(route.frontend_domid() as u16, FRONTEND_VCPUS, 16, true)
 }
 
+/// The host disk's share of each frontend when there are several.
+pub const SHARE_BYTES: u64 = 32 << 20;
+
+/// `count` frontends from the route's first domid: each with a RAM disk, a NIC of its own
+/// MAC (..:01, ..:02, ...) and its own [`SHARE_BYTES`] of the host disk (one frontend:
+/// the whole disk, as [`demo_topology`]).
+pub fn demo_topology_for(route: Route, count: u16) -> Topology {
+    let mut topology = demo_topology(route);
+    if count <= 1 {
+        return topology;
+    }
+    let first = topology.frontends.remove(0);
+    topology.frontends = (0..count)
+        .map(|n| {
+            let mut frontend = first.clone();
+            frontend.domid += n;
+            for device in &mut frontend.devices {
+                match &mut device.kind {
+                    DeviceKind::Nic { mac, .. } => mac[5] = mac[5].wrapping_add(n as u8),
+                    DeviceKind::Disk {
+                        backing: Backing::HostDisk { offset, length },
+                        ..
+                    } => {
+                        *offset = u64::from(n) * SHARE_BYTES;
+                        *length = Some(SHARE_BYTES);
+                    }
+                    DeviceKind::Disk { .. } => {}
+                }
+            }
+            frontend
+        })
+        .collect();
+    topology
+}
+
 /// Xen's command line. Without dom0 there is no dom0 memory or vcpu count to give, and
 /// `conswitch=ax` keeps the serial input with Xen: the domain holding it gets its vpl011
 /// output printed a character at a time, which Xen cuts mid-line whenever the vcpu moves
@@ -304,6 +339,16 @@ pub fn chosen(
     fe: &Frontend,
     frontend_args: &str,
 ) -> String {
+    chosen_frontends(route, backend, &[(fe, frontend_args)])
+}
+
+/// [`chosen`] with several frontends, domU<domid> from the route's first frontend domid on
+/// (dom0less numbers domains in this order).
+pub fn chosen_frontends(
+    route: Route,
+    backend: Option<(&Backend, &str)>,
+    frontends: &[(&Frontend, &str)],
+) -> String {
     let mut out = String::from("/ {\n chosen {\n  #address-cells = <2>;\n  #size-cells = <2>;\n");
     let _ = writeln!(out, "  xen,xen-bootargs = \"{}\";", xen_args(route));
     match route {
@@ -311,14 +356,16 @@ pub fn chosen(
             if let Some((backend, args)) = backend {
                 out.push_str(&module_node("  ", "kernel", backend.kernel, Some(args)));
             }
-            out.push_str(&frontend_node("domU1", fe, frontend_args));
         }
         Route::ControlDomU => {
             if let Some((backend, args)) = backend {
                 out.push_str(&control_domu_node(backend, args));
             }
-            out.push_str(&frontend_node("domU2", fe, frontend_args));
         }
+    }
+    for (n, (fe, args)) in frontends.iter().enumerate() {
+        let name = format!("domU{}", route.frontend_domid() as usize + n);
+        out.push_str(&frontend_node(&name, fe, args));
     }
     out.push_str(" };\n};\n");
     out

@@ -43,6 +43,7 @@ pub fn get<'a>(r: &'a Results, stage: &str, key: &str) -> &'a str {
 }
 
 /// What the host knows, to check the frontend's reports against.
+#[derive(Clone)]
 pub struct HostSide {
     /// sha256 of the raw disk image after QEMU ended, or why it could not be read.
     pub image_sha256: Result<String, String>,
@@ -60,6 +61,7 @@ pub struct HostSide {
 
 /// The backend domain a route boots: its domid, and whether it is dom0 (the hardware
 /// domain) or a control domU with no dom0 in the system.
+#[derive(Clone)]
 pub struct ExpectedBackend {
     pub domid: u32,
     pub dom0: bool,

@@ -15,6 +15,7 @@ mod build;
 mod config_file;
 mod console_pieces;
 mod demo;
+mod demo_frontends;
 mod demo_host;
 mod demo_layout;
 mod demo_report;

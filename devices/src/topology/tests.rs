@@ -108,6 +108,11 @@ fn frontends_must_be_distinct_known_and_not_the_backend() {
     let mut t = two();
     t.frontends[1].devices.clear();
     assert_eq!(refused(&t), "frontend 3 has no device");
+    let mut t = two();
+    let mut third = t.frontends[1].clone();
+    third.domid = 4;
+    t.frontends.push(third);
+    assert_eq!(refused(&t), "3 frontends: at most 2");
 }
 
 #[test]
