@@ -28,7 +28,7 @@ fn the_example_describes_two_frontends() {
     assert_eq!(
         second.devices[1].kind,
         DeviceKind::Nic {
-            mac: [2, 0, 0, 0, 3, 1],
+            mac: [0x52, 0x54, 0, 0x57, 0x56, 2],
             mtu: 1500
         }
     );
@@ -36,13 +36,27 @@ fn the_example_describes_two_frontends() {
 }
 
 #[test]
+fn the_example_is_what_the_two_frontend_demo_boots() {
+    use crate::demo_layout::{demo_topology_for, Route, FRONTEND_MEMORY_KB};
+    let d = parse(EXAMPLE).unwrap();
+    assert_eq!(d.topology, demo_topology_for(Route::ControlDomU, 2));
+    assert!(d
+        .frontends
+        .iter()
+        .all(|f| f.memory_mib * 1024 == FRONTEND_MEMORY_KB));
+}
+
+#[test]
 fn mistakes_are_named_in_one_line() {
     let typo = EXAMPLE.replace("ramdisk_mib = 16", "ramdisk_mb = 16");
     let err = parse(&typo).unwrap_err();
-    assert!(
-        err.starts_with("line 15: unknown field `ramdisk_mb`"),
-        "{err}"
-    );
+    // toml names the table the field is in: the first disk's.
+    let table = 1 + EXAMPLE
+        .lines()
+        .position(|l| l == "[[frontend.disk]]")
+        .unwrap();
+    let expected = format!("line {table}: unknown field `ramdisk_mb`");
+    assert!(err.starts_with(&expected), "{err}");
     let overlap = EXAMPLE.replace("host_disk_offset_mib = 32", "host_disk_offset_mib = 16");
     assert_eq!(
         parse(&overlap).unwrap_err(),
@@ -57,10 +71,10 @@ fn mistakes_are_named_in_one_line() {
         parse(&shared_read_only).is_ok(),
         "read-only sharing is allowed"
     );
-    let mac = EXAMPLE.replace("02:00:00:00:03:01", "02:00:00:00:03");
+    let mac = EXAMPLE.replace("52:54:00:57:56:02", "52:54:00:57:56");
     assert_eq!(
         parse(&mac).unwrap_err(),
-        "frontend 3: mac `02:00:00:00:03` is not aa:bb:cc:dd:ee:ff"
+        "frontend 3: mac `52:54:00:57:56` is not aa:bb:cc:dd:ee:ff"
     );
     let window = EXAMPLE.replace("window = 2", "window = 11");
     assert!(parse(&window).unwrap_err().contains("windows 0..=10"));
