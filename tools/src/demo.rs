@@ -285,12 +285,15 @@ impl Options {
 }
 
 const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontends N]] \
-                          [--timeout SECONDS] [--no-backend] [--map-buffers]";
+                          [--timeout SECONDS] [--no-backend] [--map-buffers] \
+                          [--blk-queues N]";
 
 /// `--xen-source PATH` (a Xen 4.21+ tree or archive) runs the route with no dom0;
 /// `--timeout SECONDS` (default 600); `--no-backend` boots the frontend alone with
 /// `fe_wait=20`, to show the readiness handshake giving up; `--map-buffers` has stubvirt
-/// map request buffers instead of copying them (`grant_route=map`), to compare the two.
+/// map request buffers instead of copying them (`grant_route=map`), to compare the two;
+/// `--frontends N` boots N Linux frontends (route with no dom0); `--blk-queues N` offers
+/// every disk N request queues (`blk_queues=N`, VIRTIO_BLK_F_MQ) instead of one.
 fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         deadline: DEFAULT_DEADLINE,
@@ -301,6 +304,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         frontends: 1,
     };
     let mut map_buffers = false;
+    let mut blk_queues = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -320,6 +324,13 @@ fn options(args: &[String]) -> Result<Options, String> {
                 o.frontend_args = FRONTEND_ARGS.replace("fe_wait=90", "fe_wait=20");
             }
             "--map-buffers" => map_buffers = true,
+            "--blk-queues" => {
+                let n = args.next().ok_or(DEMO_USAGE)?;
+                blk_queues = Some(
+                    n.parse::<u16>()
+                        .map_err(|_| format!("--blk-queues takes a number, not `{n}`"))?,
+                );
+            }
             "--frontends" => {
                 let n = args.next().ok_or(DEMO_USAGE)?;
                 o.frontends = n
@@ -342,6 +353,9 @@ fn options(args: &[String]) -> Result<Options, String> {
     o.backend_args = backend_args(o.route());
     if map_buffers {
         o.backend_args.push_str(" grant_route=map");
+    }
+    if let Some(n) = blk_queues {
+        let _ = write!(o.backend_args, " blk_queues={n}");
     }
     Ok(o)
 }

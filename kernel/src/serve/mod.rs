@@ -61,6 +61,8 @@ pub struct Config {
     pub copy_buffers: bool,
     /// Whether the uplink NIC's interrupt ends the poll (`uplink_irq=off`: poll it).
     pub uplink_irq: bool,
+    /// `blk_queues=N`: request queues per disk (default 1; at most the frontend's vcpus).
+    pub blk_queues: Option<u16>,
 }
 
 /// The serve-mode configuration, if the command line or the device tree asks for it.
@@ -76,6 +78,7 @@ pub fn requested(boot: &BootInfo) -> Option<Config> {
         ramdisk_mb: cmdline::number(cmdline, "ramdisk_mb").unwrap_or(DEFAULT_RAMDISK_MB),
         copy_buffers: cmdline::value_of(cmdline, "grant_route") != Some("map"),
         uplink_irq: cmdline::value_of(cmdline, "uplink_irq") != Some("off"),
+        blk_queues: cmdline::number(cmdline, "blk_queues").and_then(|n| u16::try_from(n).ok()),
     })
 }
 
@@ -181,7 +184,8 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     let mut servers: Vec<FrontendServer> = Vec::new();
     let result = setup::init_xen(boot).and_then(|()| {
         for frontend in &topology.frontends {
-            let devices = setup::add_devices(&mut backend, frontend, host_disk.as_ref())?;
+            let devices =
+                setup::add_devices(&mut backend, frontend, host_disk.as_ref(), cfg.blk_queues)?;
             let server = setup::register(frontend.domid, frontend.vcpus, devices)
                 .map_err(|why| alloc::format!("frontend={} {why}", frontend.domid))?;
             servers.push(server);

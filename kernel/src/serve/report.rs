@@ -8,10 +8,12 @@ use core::fmt::Write;
 use devices::backend::Backend;
 use devices::ioreq_loop::IoreqStats;
 
-/// `STUBVIRT-READY frontend=N vcpus=V devices=blk@0x...,... ramdisk_sectors=S buffers=...`
+/// `STUBVIRT-READY frontend=N vcpus=V devices=blk@0x...,... ramdisk_sectors=S
+/// blk_queues=Q buffers=...`
 pub fn ready(server: &FrontendServer, copy_buffers: bool) -> String {
     let mut devices = String::new();
     let mut sectors = 0;
+    let mut queues = 0;
     for (i, device) in server.devices.iter().enumerate() {
         let _ = write!(
             devices,
@@ -22,10 +24,11 @@ pub fn ready(server: &FrontendServer, copy_buffers: bool) -> String {
         );
         if device.name == "blk" && sectors == 0 {
             sectors = device.sectors;
+            queues = device.queues;
         }
     }
     alloc::format!(
-        "STUBVIRT-READY frontend={} vcpus={} devices={devices} ramdisk_sectors={sectors} buffers={}",
+        "STUBVIRT-READY frontend={} vcpus={} devices={devices} ramdisk_sectors={sectors} blk_queues={queues} buffers={}",
         server.domid,
         server.vcpus.len(),
         if copy_buffers { "copied" } else { "mapped" }

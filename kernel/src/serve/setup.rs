@@ -20,6 +20,7 @@ use devices::backend::{Backend, DeviceIndex};
 use devices::blk::backend::{BlockBackend, RamDisk, SECTOR_SIZE};
 use devices::blk::shared::{DiskSlice, SharedDisk};
 use devices::blk::BlkOptions;
+use devices::device::MAX_QUEUES;
 use devices::ioreq_loop::Vcpu;
 use devices::net::NetOptions;
 use devices::topology::{Backing, DeviceKind, Frontend, WINDOW_SIZE};
@@ -31,6 +32,8 @@ pub struct Served {
     pub base: u64,
     /// A disk's size in sectors (0 for a NIC).
     pub sectors: u64,
+    /// A disk's request queues (0 for a NIC).
+    pub queues: u16,
 }
 
 /// One frontend's IOREQ server: a slot and event channel per vcpu, and its devices.
@@ -56,12 +59,24 @@ pub fn add_devices(
     backend: &mut Backend,
     frontend: &Frontend,
     host_disk: Option<&SharedDisk>,
+    blk_queues: Option<u16>,
 ) -> Result<Vec<Served>, String> {
     let domid = frontend.domid;
+    // `blk_queues=N` offers N request queues per disk (VIRTIO_BLK_F_MQ), at most one per
+    // frontend vcpu. One by default: with two, `fe_io`'s QD32 figures on the RAM disk
+    // came out about half as high (4459 -> 2003 and 4148 -> 2746 read IOPS, two runs).
+    let queues = blk_queues
+        .unwrap_or(1)
+        .clamp(1, MAX_QUEUES as u16)
+        .min(u16::try_from(frontend.vcpus).unwrap_or(u16::MAX).max(1));
+    let options = BlkOptions {
+        queues,
+        ..BlkOptions::default()
+    };
     let mut served = Vec::new();
     for device in &frontend.devices {
         let (base, spi) = (device.window.base, device.window.spi);
-        let (index, name, sectors) = match device.kind {
+        let (index, name, sectors, queues) = match device.kind {
             DeviceKind::Disk { backing, read_only } => {
                 let (disk, name): (Box<dyn BlockBackend>, _) = match backing {
                     Backing::RamDisk { mib } => {
@@ -83,9 +98,10 @@ pub fn add_devices(
                 };
                 let sectors = disk.capacity_bytes() / SECTOR_SIZE;
                 (
-                    backend.add_blk(domid, base, spi, disk, BlkOptions::default()),
+                    backend.add_blk(domid, base, spi, disk, options),
                     name,
                     sectors,
+                    queues,
                 )
             }
             DeviceKind::Nic { mac, mtu } => {
@@ -94,7 +110,7 @@ pub fn add_devices(
                     .ok_or_else(|| {
                         alloc::format!("frontend {domid} nic {base:#x}: no switch port left")
                     })?;
-                (index, "net", 0)
+                (index, "net", 0, 0)
             }
         };
         served.push(Served {
@@ -102,6 +118,7 @@ pub fn add_devices(
             name,
             base,
             sectors,
+            queues,
         });
     }
     Ok(served)
