@@ -97,7 +97,7 @@ fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
     step("[3/5] frontend Linux (linux-source-6.12, XEN_VIRTIO)");
     let kernel = frontend_kernel::ensure()?;
     frontend_kernel::check_modules(&kernel.modules)?;
-    step("[4/5] frontend initramfs (busybox-static, e2fsprogs, fe_io, init.sh, virtio modules)");
+    step("[4/5] frontend initramfs (busybox-static, e2fsprogs, fe_io, fe_flood, init.sh, virtio modules)");
     let initramfs = dir.join("initramfs.cpio.gz");
     frontend_initramfs::build(&initramfs, &initramfs_files(&kernel.modules)?)?;
     let route = options.route();
@@ -151,6 +151,7 @@ fn initramfs_files(module_dir: &Path) -> Result<Vec<HostFile>, String> {
     let mut files = vec![
         file("bin/busybox", frontend_initramfs::busybox()?, 0o755),
         file("usr/bin/fe_io", frontend_programs::fe_io()?, 0o755),
+        file("usr/bin/fe_flood", frontend_programs::fe_flood()?, 0o755),
     ];
     files.extend(frontend_programs::e2fsprogs()?);
     for module in frontend_kernel::MODULES {
@@ -207,7 +208,13 @@ fn system(dir: &Path, parts: &Parts, options: &Options) -> Result<(PathBuf, Vec<
         .then_some((&backend, options.backend_args.as_str()));
     let count = frontends.len();
     let args: Vec<String> = (0..count)
-        .map(|n| demo_frontends::frontend_args(&options.frontend_args, n, count))
+        .map(|n| {
+            let mut args = demo_frontends::frontend_args(&options.frontend_args, n, count);
+            if let (1, Some(seconds)) = (n, options.flood) {
+                let _ = write!(args, " fe_flood={seconds}");
+            }
+            args
+        })
         .collect();
     let listed: Vec<(&Frontend, &str)> = frontends
         .iter()
@@ -273,6 +280,8 @@ struct Options {
     xen_source: Option<XenSource>,
     /// Linux frontends (more than one on the route with no dom0 only).
     frontends: u16,
+    /// Seconds the second frontend floods its disk's doorbell before its checks.
+    flood: Option<u32>,
 }
 
 impl Options {
@@ -284,16 +293,17 @@ impl Options {
     }
 }
 
-const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontends N]] \
-                          [--timeout SECONDS] [--no-backend] [--map-buffers] \
-                          [--blk-queues N]";
+const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontends N \
+                          [--flood SECONDS]] [--timeout SECONDS] [--no-backend] \
+                          [--map-buffers] [--blk-queues N]";
 
 /// `--xen-source PATH` (a Xen 4.21+ tree or archive) runs the route with no dom0;
 /// `--timeout SECONDS` (default 600); `--no-backend` boots the frontend alone with
 /// `fe_wait=20`, to show the readiness handshake giving up; `--map-buffers` has stubvirt
 /// map request buffers instead of copying them (`grant_route=map`), to compare the two;
 /// `--frontends N` boots N Linux frontends (route with no dom0); `--blk-queues N` offers
-/// every disk N request queues (`blk_queues=N`, VIRTIO_BLK_F_MQ) instead of one.
+/// every disk N request queues (`blk_queues=N`, VIRTIO_BLK_F_MQ) instead of one;
+/// `--flood SECONDS` has the second frontend ring its disk's doorbell that long first.
 fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         deadline: DEFAULT_DEADLINE,
@@ -302,6 +312,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         frontend_args: FRONTEND_ARGS.to_string(),
         xen_source: None,
         frontends: 1,
+        flood: None,
     };
     let mut map_buffers = false;
     let mut blk_queues = None;
@@ -324,6 +335,13 @@ fn options(args: &[String]) -> Result<Options, String> {
                 o.frontend_args = FRONTEND_ARGS.replace("fe_wait=90", "fe_wait=20");
             }
             "--map-buffers" => map_buffers = true,
+            "--flood" => {
+                let n = args.next().ok_or(DEMO_USAGE)?;
+                o.flood = Some(
+                    n.parse()
+                        .map_err(|_| format!("--flood takes seconds, not `{n}`"))?,
+                );
+            }
             "--blk-queues" => {
                 let n = args.next().ok_or(DEMO_USAGE)?;
                 blk_queues = Some(
@@ -346,6 +364,9 @@ fn options(args: &[String]) -> Result<Options, String> {
             }
             _ => return Err(DEMO_USAGE.into()),
         }
+    }
+    if o.flood.is_some() && o.frontends < 2 {
+        return Err("--flood SECONDS needs --frontends 2: the second one floods".into());
     }
     if o.frontends > 1 && o.route() == Route::Dom0 {
         return Err("--frontends N > 1 needs the route with no dom0 (--xen-source)".into());

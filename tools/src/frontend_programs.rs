@@ -140,20 +140,35 @@ fn parse_linkage(text: &str) -> Linkage {
 
 /// The static arm64 `fe_io`, compiled when its source or flags changed.
 pub fn fe_io() -> Result<PathBuf, String> {
-    let mut key_parts = vec![FE_IO_SOURCE, CC];
+    compile_static("fe_io", FE_IO_SOURCE)
+}
+
+/// The static arm64 `fe_flood` (`tools/frontend/fe_flood.c`).
+pub fn fe_flood() -> Result<PathBuf, String> {
+    compile_static("fe_flood", include_str!("../frontend/fe_flood.c"))
+}
+
+/// A one-file C program for the frontend, static arm64, cached by source and flags.
+fn compile_static(name: &str, source_text: &str) -> Result<PathBuf, String> {
+    let mut key_parts = vec![source_text, CC];
     key_parts.extend(CFLAGS);
-    let dir = cache_root().join(format!("fe_io-{:016x}", fnv1a64(&key_parts)));
-    let binary = dir.join("fe_io");
+    let dir = cache_root().join(format!("{name}-{:016x}", fnv1a64(&key_parts)));
+    let binary = dir.join(name);
     if binary.exists() {
         return Ok(binary);
     }
-    apt::ensure_installed(CROSS_PACKAGES, "cross-compiling fe_io (static, arm64)")?;
-    step("compiling fe_io (tools/frontend/fe_io.c, static arm64)");
+    apt::ensure_installed(
+        CROSS_PACKAGES,
+        "cross-compiling the frontend's programs (static, arm64)",
+    )?;
+    step(&format!(
+        "compiling {name} (tools/frontend/{name}.c, static arm64)"
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let source = dir.join("fe_io.c");
-    std::fs::write(&source, FE_IO_SOURCE).map_err(|e| format!("{}: {e}", source.display()))?;
-    // Compiled under another name first: an interrupted build leaves no `fe_io`.
-    let partial = dir.join("fe_io.partial");
+    let source = dir.join(format!("{name}.c"));
+    std::fs::write(&source, source_text).map_err(|e| format!("{}: {e}", source.display()))?;
+    // Compiled under another name first: an interrupted build leaves no binary.
+    let partial = dir.join(format!("{name}.partial"));
     run(Command::new(CC)
         .args(CFLAGS)
         .arg("-o")
