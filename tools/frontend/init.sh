@@ -19,7 +19,8 @@
 # wait for the backend, default 60), fe_ip, fe_gw, fe_tcp_port (the host's TCP source),
 # fe_tcp_sink (the host's TCP sink), fe_peer (IP:PORT of another frontend to ping and
 # send the host's bytes to), fe_peer_listen (PORT to take one such stream on), fe_flood
-# (seconds of ringing a doorbell as fast as possible before the checks),
+# (seconds of ringing a doorbell as fast as possible before the checks), fe_rebind
+# (rounds of unbinding and binding the virtio drivers during I/O, after the checks),
 # fe_blk_limit, fe_disk_limit, fe_net_limit (stage bounds, s), fe_io_s (s per figure).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
 # --install finds busybox through /proc/self/exe.
@@ -415,5 +416,65 @@ peer_receive() {
 }
 [ -n "$PEER" ] && bounded peer_send peer_send "${fe_peer_limit:-150}"
 [ -n "$LISTEN" ] && bounded peer_recv peer_receive "${fe_peer_limit:-150}"
+
+# --- 5. driver resets during I/O (fe_rebind=ROUNDS) ------------------------------------
+# Each round writes one acknowledged MiB to the RAM disk, starts reads of the disk and a
+# TCP download, unbinds both virtio drivers (Linux resets the devices with requests in
+# flight), binds them again, reads back every MiB acknowledged so far, and brings eth0
+# back up. Then one more download from the host, checked by sha256.
+virtio_of() { basename "$(readlink -f "$1")"; }
+rebind_round() {
+    i=$1 dev=$(by_serial stubvirt-ramdisk)
+    [ -n "$dev" ] || return 1
+    n=$((i % 15 + 1))
+    head -c $MIB /dev/urandom >/tmp/mib
+    if dd if=/tmp/mib of=$dev bs=$MIB seek=$n count=1 oflag=direct conv=notrunc 2>/dev/null; then
+        grep -v "^$n " /tmp/acked >/tmp/acked.new
+        echo "$n $(sha </tmp/mib)" >>/tmp/acked.new
+        mv /tmp/acked.new /tmp/acked
+    fi
+    (while :; do dd if=$dev of=/dev/null bs=65536 count=64 iflag=direct 2>/dev/null; done) &
+    reader=$!
+    [ -n "$TCP_PORT" ] && { timeout 20 nc -w 5 $GW $TCP_PORT </dev/null >/dev/null 2>&1 & }
+    sleep 0.3
+    echo $BLK_VIRTIO >/sys/bus/virtio/drivers/virtio_blk/unbind
+    echo $NET_VIRTIO >/sys/bus/virtio/drivers/virtio_net/unbind
+    kill $reader 2>/dev/null
+    wait $reader 2>/dev/null
+    echo $BLK_VIRTIO >/sys/bus/virtio/drivers/virtio_blk/bind
+    echo $NET_VIRTIO >/sys/bus/virtio/drivers/virtio_net/bind
+    for t in $(seq 1 40); do
+        dev=$(by_serial stubvirt-ramdisk)
+        [ -n "$dev" ] && break
+        sleep 0.25
+    done
+    ok=1
+    while read -r n want; do
+        got=$(dd if=$dev bs=$MIB skip=$n count=1 iflag=direct 2>/dev/null | sha)
+        [ "$got" = "$want" ] || ok=0
+    done </tmp/acked
+    [ $ok = 1 ] && readback=$((readback + 1))
+    ip link set eth0 up 2>/dev/null
+    ip addr add $IP/24 dev eth0 2>/dev/null
+    ping -c 2 -W 2 $GW >/dev/null 2>&1 && pings=$((pings + 1))
+    return 0
+}
+rebind_stage() {
+    rounds=$fe_rebind readback=0 pings=0 done_rounds=0
+    BLK_VIRTIO=$(virtio_of /sys/block/${RAM#/dev/}/device)
+    NET_VIRTIO=$(virtio_of /sys/class/net/eth0/device)
+    : >/tmp/acked
+    for i in $(seq 1 $rounds); do
+        rebind_round $i || break
+        done_rounds=$i
+    done
+    errors=$(dmesg | grep -c -e "still in use" -e "is not a head")
+    result "stage=rebind rounds=$done_rounds of=$rounds readback_ok=$readback pings=$pings kernel_errors=$errors"
+    if [ -n "$TCP_PORT" ]; then
+        timeout 60 nc -w 10 $GW $TCP_PORT </dev/null >/tmp/after.bin 2>/dev/null
+        result "stage=rebind tcp_bytes=$(stat -c %s /tmp/after.bin) tcp_sha256=$(sha </tmp/after.bin)"
+    fi
+}
+[ -n "${fe_rebind:-}" ] && [ -n "$RAM" ] && bounded rebind rebind_stage "${fe_rebind_limit:-240}"
 
 finish

@@ -121,6 +121,17 @@ pub fn summary(t: &Transcript, header: &str, host: &HostSide) -> Result<String, 
     net(&mut s, &r);
     tcp(&mut s, &r, host);
     upload(&mut s, &r, t, host);
+    let last_counters = t
+        .lines
+        .iter()
+        .rev()
+        .find_map(|(_, l)| l.split("STUBVIRT-COUNTERS ").nth(1))
+        .unwrap_or_default();
+    if let Some((passed, detail)) =
+        crate::demo_lifecycle::rebind(&r, &host.tcp_sha256, last_counters)
+    {
+        s.check(passed, "rebind", &detail);
+    }
     counters(&mut s, t);
     uplink_interrupts(&mut s, t, ready.as_ref().map(|(text, _)| text.as_str()));
     ends(&mut s, &r, t);

@@ -18,6 +18,7 @@ mod demo;
 mod demo_frontends;
 mod demo_host;
 mod demo_layout;
+mod demo_lifecycle;
 mod demo_report;
 mod frontend_initramfs;
 mod frontend_kernel;
