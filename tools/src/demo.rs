@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the end-to-end run. Xen in `qemu-system-aarch64` (TCG), stubvirt's
-//! arm64 image in serve mode, and one Linux frontend domU (Debian's linux-source-6.12 with
-//! XEN_VIRTIO, 2 vcpus, a busybox initramfs whose init runs the tests). The frontend's
+//! arm64 image in serve mode, and one Linux frontend domU, or two (`--frontends 2`)
+//! (Debian's linux-source-6.12 with XEN_VIRTIO, 2 vcpus, a busybox initramfs whose init
+//! runs the tests). Options in `demo_options`, boot pieces in `demo_parts`. The frontend's
 //! partial device tree gives it three `virtio,mmio` nodes (RAM disk, net, and the disk
 //! stubvirt backs with QEMU's own virtio-blk) behind a `xen,grant-dma` IOMMU naming
 //! stubvirt's domid. QEMU also gets a virtio-net on its user network, stubvirt's uplink;
@@ -21,17 +22,15 @@ use crate::demo_layout::{
     FRONTEND_VCPUS,
 };
 use crate::demo_lifecycle;
+use crate::demo_options::{options, Options};
+use crate::demo_parts::{prepare, system, Parts};
 use crate::demo_report::{summary, ExpectedBackend, HostSide};
-use crate::frontend_initramfs::{self, HostFile};
-use crate::frontend_kernel;
-use crate::frontend_programs;
 use crate::guest_console::{watch, Transcript};
-use crate::process::{run, step, workspace_root};
-use crate::sysdt_arm64::{self, Load, MODULE_BASE};
+use crate::process::{step, workspace_root};
+use crate::sysdt_arm64::{self, MODULE_BASE};
 use crate::xen_source::{self, XenSource};
-use crate::{apt, xen_arm64};
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,201 +38,6 @@ use std::time::{Duration, Instant};
 /// What Linux prints when a vcpu stopped reporting to RCU (in these runs: it stopped
 /// taking timer interrupts).
 pub const STALL_REPORT: &str = "rcu_sched detected stalls";
-/// The frontend's stages are bounded to 200 (RAM disk) + 300 (disk) + 90 (net) s.
-const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
-
-fn size_of(path: &Path) -> Result<u64, String> {
-    Ok(std::fs::metadata(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .len())
-}
-
-/// Everything the boot needs, built or taken from the caches.
-struct Parts {
-    xen: PathBuf,
-    /// e.g. `4.22.0`, as the source says (the run also prints what Xen itself reports).
-    xen_version: String,
-    backend: PathBuf,
-    /// stubvirt's partial device tree (route with no dom0 only).
-    backend_dtb: Option<PathBuf>,
-    kernel: PathBuf,
-    initramfs: PathBuf,
-    /// Each frontend's partial device tree.
-    dtbs: Vec<PathBuf>,
-    kernel_version: String,
-    kernel_built_seconds: Option<u64>,
-}
-
-fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
-    apt::ensure_installed(
-        &["qemu-system-arm", "device-tree-compiler", "gzip"],
-        "booting Xen for arm64 in QEMU",
-    )?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let (xen, xen_version, backend_dtb) = match &options.xen_source {
-        None => {
-            step("[1/5] Xen 4.17.5 with IOREQ for arm64");
-            (xen_arm64::hypervisor()?, "4.17.5".to_string(), None)
-        }
-        Some(source) => {
-            step(&format!(
-                "[1/5] Xen {} with IOREQ and static memory for arm64 (route with no dom0)",
-                source.version
-            ));
-            let xen = source.hypervisor()?;
-            let topology = demo_layout::demo_topology_for(Route::ControlDomU, options.frontends);
-            let text = demo_layout::backend_partial_dts(Some(&topology));
-            let dtb = compile_dts(dir, "stubvirt", &text)?;
-            (xen, source.version.clone(), Some(dtb))
-        }
-    };
-    step(&format!(
-        "[2/5] stubvirt arm64 image (the backend, {})",
-        match options.route() {
-            Route::Dom0 => "dom0",
-            Route::ControlDomU => "control domU1",
-        }
-    ));
-    let backend = crate::image_arm64::build()?;
-    step("[3/5] frontend Linux (linux-source-6.12, XEN_VIRTIO)");
-    let kernel = frontend_kernel::ensure()?;
-    frontend_kernel::check_modules(&kernel.modules)?;
-    step("[4/5] frontend initramfs (busybox-static, e2fsprogs, fe_io, fe_flood, init.sh, virtio modules)");
-    let initramfs = dir.join("initramfs.cpio.gz");
-    frontend_initramfs::build(&initramfs, &initramfs_files(&kernel.modules)?)?;
-    let route = options.route();
-    let mut dtbs = Vec::new();
-    for frontend in demo_layout::demo_topology_for(route, options.frontends).frontends {
-        let name = match options.frontends {
-            1 => "frontend".to_string(),
-            _ => format!("frontend-{}", frontend.domid),
-        };
-        let text = demo_layout::frontend_partial_dts(&frontend.devices, route.backend_domid());
-        dtbs.push(compile_dts(dir, &name, &text)?);
-    }
-    println!(
-        "    initramfs {} KiB, frontend.dtb {} bytes, frontend Image {} KiB",
-        size_of(&initramfs)? / 1024,
-        dtbs.first().map_or(Ok(0), |d| size_of(d))?,
-        size_of(&kernel.image)? / 1024
-    );
-    Ok(Parts {
-        xen,
-        xen_version,
-        backend,
-        backend_dtb,
-        kernel: kernel.image,
-        initramfs,
-        dtbs,
-        kernel_version: kernel.version,
-        kernel_built_seconds: kernel.built_seconds,
-    })
-}
-
-/// Writes `dir/NAME.dts` and compiles it to `dir/NAME.dtb`.
-fn compile_dts(dir: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
-    let dts = dir.join(format!("{name}.dts"));
-    std::fs::write(&dts, text).map_err(|e| format!("{}: {e}", dts.display()))?;
-    let dtb = dir.join(format!("{name}.dtb"));
-    run(Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(&dtb)
-        .arg(&dts))?;
-    Ok(dtb)
-}
-
-/// Everything in the initramfs besides `/init`.
-fn initramfs_files(module_dir: &Path) -> Result<Vec<HostFile>, String> {
-    let file = |path: &str, source: PathBuf, mode| HostFile {
-        path: path.to_string(),
-        source,
-        mode,
-    };
-    let mut files = vec![
-        file("bin/busybox", frontend_initramfs::busybox()?, 0o755),
-        file("usr/bin/fe_io", frontend_programs::fe_io()?, 0o755),
-        file("usr/bin/fe_flood", frontend_programs::fe_flood()?, 0o755),
-    ];
-    files.extend(frontend_programs::e2fsprogs()?);
-    for module in frontend_kernel::MODULES {
-        let path = format!("lib/modules/{module}");
-        files.push(file(&path, module_dir.join(module), 0o644));
-    }
-    Ok(files)
-}
-
-/// The system device tree and module loads: QEMU's tree (with the passthrough marks on
-/// the route with no dom0) plus `/chosen`, and every module where its node says.
-fn system(dir: &Path, parts: &Parts, options: &Options) -> Result<(PathBuf, Vec<Load>), String> {
-    let route = options.route();
-    // Loaded in this order; the backend's files are left out with --no-backend.
-    let mut files: Vec<&Path> = Vec::new();
-    if options.backend {
-        files.push(&parts.backend);
-        files.extend(parts.backend_dtb.as_deref());
-    }
-    // Each frontend its own copy of the kernel and initramfs, and its own tree.
-    for dtb in &parts.dtbs {
-        files.extend([
-            parts.kernel.as_path(),
-            parts.initramfs.as_path(),
-            dtb.as_path(),
-        ]);
-    }
-    let sizes = files
-        .iter()
-        .map(|f| size_of(f))
-        .collect::<Result<Vec<_>, _>>()?;
-    let m = demo_layout::layout(MODULE_BASE, &sizes)?;
-    let first = m.len().saturating_sub(3 * parts.dtbs.len());
-    let frontends: Vec<Frontend> = m
-        .get(first..)
-        .unwrap_or_default()
-        .chunks_exact(3)
-        .map(|c| Frontend {
-            kernel: c[0],
-            ramdisk: c[1],
-            dtb: c[2],
-        })
-        .collect();
-    let backend = Backend {
-        kernel: m[0],
-        dtb: parts.backend_dtb.as_ref().map(|_| m[1]),
-    };
-    let mut dts = sysdt_arm64::qemu_dts(dir)?;
-    if route == Route::ControlDomU {
-        dts.push_str(&demo_layout::host_passthrough_marks());
-    }
-    let backend = options
-        .backend
-        .then_some((&backend, options.backend_args.as_str()));
-    let count = frontends.len();
-    let args: Vec<String> = (0..count)
-        .map(|n| {
-            let mut args = demo_frontends::frontend_args(&options.frontend_args, n, count);
-            if let (1, Some(seconds)) = (n, options.flood) {
-                let _ = write!(args, " fe_flood={seconds}");
-            }
-            args
-        })
-        .collect();
-    let listed: Vec<(&Frontend, &str)> = frontends
-        .iter()
-        .zip(&args)
-        .map(|(fe, args)| (fe, args.as_str()))
-        .collect();
-    dts.push_str(&demo_layout::chosen_frontends(route, backend, &listed));
-    let system_dtb = sysdt_arm64::compile(dir, &dts)?;
-    let loads = files
-        .iter()
-        .zip(&m)
-        .map(|(f, m)| Load {
-            file: f.to_path_buf(),
-            addr: m.addr,
-        })
-        .collect();
-    Ok((system_dtb, loads))
-}
 
 /// Stops once every frontend is done and then one powered off (or stubvirt printed
 /// counters after it), or at a fatal line.
@@ -267,128 +71,6 @@ fn until_done(frontends: u16) -> impl FnMut(&str) -> bool {
         }
         done && (line.contains("reboot: Power down") || line.contains("STUBVIRT-COUNTERS "))
     }
-}
-
-/// What `cargo xtask demo` was asked for.
-struct Options {
-    deadline: Duration,
-    /// Whether stubvirt boots at all.
-    backend: bool,
-    /// stubvirt's command line.
-    backend_args: String,
-    frontend_args: String,
-    /// The Xen 4.21+ source of the route with no dom0; `None`: the dom0 route on 4.17.5.
-    xen_source: Option<XenSource>,
-    /// Linux frontends (more than one on the route with no dom0 only).
-    frontends: u16,
-    /// Seconds the second frontend floods its disk's doorbell before its checks.
-    flood: Option<u32>,
-}
-
-impl Options {
-    fn route(&self) -> Route {
-        match self.xen_source {
-            Some(_) => Route::ControlDomU,
-            None => Route::Dom0,
-        }
-    }
-}
-
-const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontends N \
-                          [--flood SECONDS]] [--timeout SECONDS] [--no-backend] \
-                          [--map-buffers] [--blk-queues N] [--rebind ROUNDS]";
-
-/// `--xen-source PATH` (a Xen 4.21+ tree or archive) runs the route with no dom0;
-/// `--timeout SECONDS` (default 600); `--no-backend` boots the frontend alone with
-/// `fe_wait=20`, to show the readiness handshake giving up; `--map-buffers` has stubvirt
-/// map request buffers instead of copying them (`grant_route=map`), to compare the two;
-/// `--frontends N` boots N Linux frontends (route with no dom0); `--blk-queues N` offers
-/// every disk N request queues (`blk_queues=N`, VIRTIO_BLK_F_MQ) instead of one;
-/// `--flood SECONDS` has the second frontend ring its disk's doorbell that long first;
-/// `--rebind ROUNDS` has the frontend unbind and bind its virtio drivers with I/O in
-/// flight that many times after its checks (`demo_lifecycle`).
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        deadline: DEFAULT_DEADLINE,
-        backend: true,
-        backend_args: String::new(),
-        frontend_args: FRONTEND_ARGS.to_string(),
-        xen_source: None,
-        frontends: 1,
-        flood: None,
-    };
-    let mut map_buffers = false;
-    let mut blk_queues = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--timeout" => {
-                let n = args.next().ok_or(DEMO_USAGE)?;
-                o.deadline = n
-                    .parse()
-                    .map(Duration::from_secs)
-                    .map_err(|_| format!("--timeout takes seconds, not `{n}`"))?;
-            }
-            "--xen-source" => {
-                let path = args.next().ok_or(DEMO_USAGE)?;
-                o.xen_source = Some(XenSource::open(Path::new(path))?);
-            }
-            "--no-backend" => {
-                o.backend = false;
-                o.frontend_args = FRONTEND_ARGS.replace("fe_wait=90", "fe_wait=20");
-            }
-            "--map-buffers" => map_buffers = true,
-            "--flood" => {
-                let n = args.next().ok_or(DEMO_USAGE)?;
-                o.flood = Some(
-                    n.parse()
-                        .map_err(|_| format!("--flood takes seconds, not `{n}`"))?,
-                );
-            }
-            "--rebind" => {
-                let n = args.next().ok_or(DEMO_USAGE)?;
-                let rounds: u32 = n
-                    .parse()
-                    .map_err(|_| format!("--rebind takes a number of rounds, not `{n}`"))?;
-                let _ = write!(o.frontend_args, " fe_rebind={rounds}");
-            }
-            "--blk-queues" => {
-                let n = args.next().ok_or(DEMO_USAGE)?;
-                blk_queues = Some(
-                    n.parse::<u16>()
-                        .map_err(|_| format!("--blk-queues takes a number, not `{n}`"))?,
-                );
-            }
-            "--frontends" => {
-                let n = args.next().ok_or(DEMO_USAGE)?;
-                o.frontends = n
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=devices::topology::MAX_FRONTENDS as u16).contains(n))
-                    .ok_or_else(|| {
-                        format!(
-                            "--frontends takes 1..={}, not `{n}`",
-                            devices::topology::MAX_FRONTENDS
-                        )
-                    })?;
-            }
-            _ => return Err(DEMO_USAGE.into()),
-        }
-    }
-    if o.flood.is_some() && o.frontends < 2 {
-        return Err("--flood SECONDS needs --frontends 2: the second one floods".into());
-    }
-    if o.frontends > 1 && o.route() == Route::Dom0 {
-        return Err("--frontends N > 1 needs the route with no dom0 (--xen-source)".into());
-    }
-    o.backend_args = backend_args(o.route());
-    if map_buffers {
-        o.backend_args.push_str(" grant_route=map");
-    }
-    if let Some(n) = blk_queues {
-        let _ = write!(o.backend_args, " blk_queues={n}");
-    }
-    Ok(o)
 }
 
 /// `cargo xtask demo [--xen-source PATH] [--timeout SECONDS] [--no-backend] [--map-buffers]`.
@@ -732,7 +414,10 @@ mod tests {
     fn init_polls_every_device_window() {
         for device in demo_layout::demo_devices(Route::ControlDomU) {
             let window = format!(":0x{:x}", device.window.base);
-            assert!(frontend_initramfs::INIT.contains(&window), "{window}");
+            assert!(
+                crate::frontend_initramfs::INIT.contains(&window),
+                "{window}"
+            );
         }
     }
 
@@ -759,21 +444,5 @@ mod tests {
         assert!(stop(
             "DOM1: [ 118.2] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"
         ));
-    }
-
-    #[test]
-    fn options_pick_the_route_and_its_command_line() {
-        let o = options(&["--map-buffers".to_string()]).unwrap();
-        assert_eq!(o.route(), Route::Dom0);
-        assert!(o.backend_args.contains("frontend=1"));
-        assert!(o.backend_args.ends_with(" grant_route=map"));
-        let err = options(&["--xen-source".to_string(), "/nonexistent/xen".to_string()])
-            .err()
-            .unwrap();
-        assert!(
-            err.contains("/nonexistent/xen") && err.contains("--xen-source"),
-            "{err}"
-        );
-        assert!(options(&["--bogus".to_string()]).is_err());
     }
 }

@@ -19,6 +19,8 @@ mod demo_frontends;
 mod demo_host;
 mod demo_layout;
 mod demo_lifecycle;
+mod demo_options;
+mod demo_parts;
 mod demo_report;
 mod frontend_initramfs;
 mod frontend_kernel;
