@@ -3,7 +3,7 @@
 
 use crate::counters::Counters;
 use crate::memory::GuestMemory;
-use crate::queue::chain::Chain;
+use crate::queue::chain::ChainBatch;
 use crate::queue::completion::Completion;
 use crate::queue::serve::{serve_pass, PassOutcome};
 use crate::queue::{QueueConfig, QueueError, SplitQueue};
@@ -49,7 +49,7 @@ pub struct Io<'a, M: GuestMemory + ?Sized> {
     pub queues: &'a mut [QueueSlot],
     pub mem: &'a mut M,
     pub counters: &'a mut Counters,
-    pub chain: &'a mut Chain,
+    pub chain: &'a mut ChainBatch,
 }
 
 /// A virtio device type, driven by [`crate::mmio::MmioDevice`].
@@ -85,7 +85,7 @@ pub trait VirtioDevice {
 pub fn serve_pending<M: GuestMemory + ?Sized>(
     io: Io<'_, M>,
     prefetch: usize,
-    mut handle: impl FnMut(usize, &Chain, &mut M, &mut Counters) -> Completion,
+    mut handle: impl FnMut(usize, &ChainBatch, &mut M, &mut Counters) -> Completion,
 ) -> ProcessOutcome {
     let mut outcome = ProcessOutcome::default();
     for (index, slot) in io.queues.iter_mut().enumerate() {
@@ -106,11 +106,11 @@ pub fn serve_pending<M: GuestMemory + ?Sized>(
 /// at once and stays stopped until the driver resets it.
 pub fn serve_queue<M: GuestMemory + ?Sized>(
     slot: &mut QueueSlot,
-    chain: &mut Chain,
+    chain: &mut ChainBatch,
     mem: &mut M,
     counters: &mut Counters,
     prefetch: usize,
-    handle: impl FnMut(&Chain, &mut M, &mut Counters) -> Completion,
+    handle: impl FnMut(&ChainBatch, &mut M, &mut Counters) -> Completion,
 ) -> PassOutcome {
     let Some(queue) = slot.live.as_mut() else {
         slot.pending = false;

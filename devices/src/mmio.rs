@@ -8,7 +8,7 @@ use crate::counters::Counters;
 use crate::device::{Io, ProcessOutcome, QueueSlot, VirtioDevice, MAX_QUEUES};
 use crate::features;
 use crate::memory::GuestMemory;
-use crate::queue::chain::Chain;
+use crate::queue::chain::ChainBatch;
 use crate::queue::SplitQueue;
 use alloc::boxed::Box;
 use heapless::Vec;
@@ -98,7 +98,7 @@ pub struct MmioDevice<D: VirtioDevice> {
     /// An interrupt became due that the host has not injected yet.
     interrupt_due: bool,
     // Boxed: the per-chain scratch is ~40 KB, too big for the kernel's boot stack.
-    chain: Box<Chain>,
+    chain: Box<ChainBatch>,
     counters: Counters,
 }
 
@@ -119,7 +119,7 @@ impl<D: VirtioDevice> MmioDevice<D> {
             interrupt_status: 0,
             config_generation: 0,
             interrupt_due: false,
-            chain: Box::new(Chain::new()),
+            chain: Box::new(ChainBatch::new()),
             counters: Counters::default(),
         }
     }

@@ -13,7 +13,7 @@ use crate::counters::Counters;
 use crate::device::{serve_pending, Io, ProcessOutcome, VirtioDevice};
 use crate::features::blk as f;
 use crate::memory::{slice_pieces, GuestMemory, Piece};
-use crate::queue::chain::{BufferError, Chain};
+use crate::queue::chain::{BufferError, ChainBatch};
 use crate::queue::completion::{Completion, LastByte};
 use crate::queue::QUEUE_SIZE_LIMIT;
 use backend::{BlockBackend, StorageError, SECTOR_SIZE};
@@ -148,7 +148,7 @@ impl<B: BlockBackend> BlkDevice<B> {
     /// byte, which the pass writes together with the other requests' statuses.
     fn handle<M: GuestMemory + ?Sized>(
         &mut self,
-        chain: &Chain,
+        chain: &ChainBatch,
         mem: &mut M,
         counters: &mut Counters,
     ) -> Completion {
@@ -181,7 +181,7 @@ impl<B: BlockBackend> BlkDevice<B> {
     /// fails with its status byte.
     fn execute<M: GuestMemory + ?Sized>(
         &mut self,
-        chain: &Chain,
+        chain: &ChainBatch,
         mem: &mut M,
         counters: &mut Counters,
     ) -> Result<Answer, u8> {
@@ -247,7 +247,7 @@ impl<B: BlockBackend> BlkDevice<B> {
     /// then applied.
     fn ranges<M: GuestMemory + ?Sized>(
         &mut self,
-        chain: &Chain,
+        chain: &ChainBatch,
         mem: &M,
         kind: RequestType,
         payload: usize,
@@ -343,7 +343,7 @@ impl<B: BlockBackend> BlkDevice<B> {
     /// intermediate buffer.
     fn copy_to_guest<M: GuestMemory + ?Sized>(
         &mut self,
-        chain: &Chain,
+        chain: &ChainBatch,
         mem: &mut M,
         offset: u64,
         len: usize,
@@ -369,7 +369,7 @@ impl<B: BlockBackend> BlkDevice<B> {
     /// The readable stream after the header onto the disk at `offset`.
     fn copy_from_guest<M: GuestMemory + ?Sized>(
         &mut self,
-        chain: &Chain,
+        chain: &ChainBatch,
         mem: &M,
         offset: u64,
         len: usize,

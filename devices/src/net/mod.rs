@@ -18,7 +18,7 @@ use crate::counters::Counters;
 use crate::device::{serve_queue, Io, ProcessOutcome, QueueSlot, VirtioDevice, QUOTA_PER_PASS};
 use crate::features::net as f;
 use crate::memory::GuestMemory;
-use crate::queue::chain::Chain;
+use crate::queue::chain::ChainBatch;
 use crate::queue::completion::Completion;
 use crate::queue::serve::PassOutcome;
 use crate::queue::{QueueError, SplitQueue, QUEUE_SIZE_LIMIT};
@@ -108,7 +108,7 @@ impl NetDevice {
 
     fn transmit<M: GuestMemory + ?Sized>(
         &self,
-        chain: &Chain,
+        chain: &ChainBatch,
         mem: &M,
         counters: &mut Counters,
         switch: &mut Switch,
@@ -149,7 +149,7 @@ impl NetDevice {
     fn receive<M: GuestMemory + ?Sized>(
         &mut self,
         slot: &mut QueueSlot,
-        chain: &mut Chain,
+        chain: &mut ChainBatch,
         mem: &mut M,
         counters: &mut Counters,
         switch: &mut Switch,
@@ -218,7 +218,7 @@ impl NetDevice {
     fn deliver<M: GuestMemory + ?Sized>(
         &mut self,
         queue: &mut SplitQueue,
-        chain: &mut Chain,
+        chain: &mut ChainBatch,
         frame: &mut Frame,
         mem: &mut M,
         counters: &mut Counters,

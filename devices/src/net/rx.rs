@@ -4,7 +4,7 @@
 use super::frame::{Frame, NET_HDR_SIZE};
 use crate::counters::Counters;
 use crate::memory::GuestMemory;
-use crate::queue::chain::{Chain, ChainFault};
+use crate::queue::chain::{ChainBatch, ChainFault};
 use crate::queue::{QueueError, SplitQueue};
 use alloc::boxed::Box;
 
@@ -27,13 +27,13 @@ pub enum Delivery {
 
 /// The rx side's scratch: a second chain for the further buffers of a merged frame.
 pub struct RxWriter {
-    merge_chain: Box<Chain>,
+    merge_chain: Box<ChainBatch>,
 }
 
 impl RxWriter {
     pub fn new() -> Self {
         Self {
-            merge_chain: Box::new(Chain::new()),
+            merge_chain: Box::new(ChainBatch::new()),
         }
     }
 
@@ -43,7 +43,7 @@ impl RxWriter {
         &mut self,
         merge: bool,
         queue: &mut SplitQueue,
-        chain: &mut Chain,
+        chain: &mut ChainBatch,
         frame: &Frame,
         mem: &mut M,
         counters: &mut Counters,
@@ -141,7 +141,7 @@ impl RxWriter {
 /// grants that do not map writable, or room for less than a header.
 fn load_rx_buffer<M: GuestMemory + ?Sized>(
     queue: &SplitQueue,
-    chain: &mut Chain,
+    chain: &mut ChainBatch,
     head: u16,
     mem: &mut M,
     counters: &mut Counters,

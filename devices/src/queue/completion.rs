@@ -5,7 +5,7 @@
 //! route that is one `GNTTABOP_copy` per request just for that byte; written together
 //! before the batch is unmapped, it is one per [`PIECES_PER_ACCESS`] requests.
 
-use super::chain::{Chain, MAX_BATCH_CHAINS};
+use super::chain::{ChainBatch, MAX_BATCH_CHAINS};
 use crate::counters::Counters;
 use crate::memory::{GuestMemory, Piece, PIECES_PER_ACCESS};
 use heapless::Vec;
@@ -58,7 +58,7 @@ pub struct LastByte {
 /// answered with length 0 (`used_len`). For a memory that does not move pieces
 /// together, where gathering the batch's bytes saves nothing.
 pub fn write_now<M: GuestMemory + ?Sized>(
-    chain: &Chain,
+    chain: &ChainBatch,
     mem: &mut M,
     byte: LastByte,
     used_len: &mut u32,
@@ -91,7 +91,7 @@ impl LastBytes {
     /// chain, so a failure stays with its chain: its used length in `answers` becomes 0.
     pub fn write_all<M: GuestMemory + ?Sized>(
         &mut self,
-        chain: &mut Chain,
+        chain: &mut ChainBatch,
         mem: &mut M,
         answers: &mut [(u16, u32)],
         counters: &mut Counters,
@@ -133,7 +133,7 @@ struct Gathered {
     values: Vec<u8, PIECES_PER_ACCESS>,
 }
 
-fn gather(chain: &mut Chain, pending: &[(usize, LastByte)], group: &mut Gathered) {
+fn gather(chain: &mut ChainBatch, pending: &[(usize, LastByte)], group: &mut Gathered) {
     group.pieces.clear();
     group.values.clear();
     for &(index, byte) in pending.iter().take(PIECES_PER_ACCESS) {

@@ -6,7 +6,7 @@
 //! pages in one batch (one more when some use indirect tables), serves them, unmaps all
 //! in one batch, and only then pushes their used entries.
 
-use super::chain::{Chain, Collected, MAX_BATCH_CHAINS};
+use super::chain::{ChainBatch, Collected, MAX_BATCH_CHAINS};
 use super::completion::{write_now, Completion, LastBytes};
 use super::{QueueError, SplitQueue};
 use crate::counters::Counters;
@@ -28,17 +28,17 @@ pub struct PassOutcome {
 
 /// Serves up to `quota` chains, in batches: collect (walk each chain), map the batch,
 /// read the first `prefetch` bytes of every chain together (the device's request header,
-/// 0 for none; see [`Chain::prefetch`]), `handle` each chain (it returns the used
+/// 0 for none; see [`ChainBatch::prefetch`]), `handle` each chain (it returns the used
 /// length, and maybe a last byte to write), write the batch's last bytes together, unmap
 /// the batch, push the used entries. Then publish once and decide about the interrupt.
 pub fn serve_pass<M: GuestMemory + ?Sized>(
     queue: &mut SplitQueue,
-    chain: &mut Chain,
+    chain: &mut ChainBatch,
     mem: &mut M,
     counters: &mut Counters,
     quota: usize,
     prefetch: usize,
-    mut handle: impl FnMut(&Chain, &mut M, &mut Counters) -> Completion,
+    mut handle: impl FnMut(&ChainBatch, &mut M, &mut Counters) -> Completion,
 ) -> PassOutcome {
     let mut outcome = PassOutcome::default();
     // A pass starts from an empty batch, whatever another path left: chains of another
@@ -140,7 +140,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
 /// the collection, if one did; the chains collected before it are still served.
 fn collect_batch<M: GuestMemory + ?Sized>(
     queue: &mut SplitQueue,
-    chain: &mut Chain,
+    chain: &mut ChainBatch,
     mem: &mut M,
     room: usize,
 ) -> Option<QueueError> {

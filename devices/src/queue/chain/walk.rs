@@ -1,0 +1,272 @@
+//! Walking a chain's descriptors, direct and indirect, with hard limits: each segment's
+//! pages are queued for the batch's one map as its descriptor is read.
+
+use super::*;
+
+impl ChainBatch {
+    /// Walks the queue's own descriptors, queueing their pages and an indirect table's;
+    /// returns the pages the chain will map (for an indirect chain: its direct segments',
+    /// its table's and one per table entry, the pages the table is expected to name).
+    pub(super) fn walk<M: GuestMemory + ?Sized>(
+        &mut self,
+        queue: &SplitQueue,
+        loaded: &mut Loaded,
+        mem: &M,
+    ) -> Result<usize, QueueError> {
+        let size = queue.size();
+        let rings = mem.rings();
+        let mut index = loaded.head;
+        let mut visited: u32 = 0;
+        let mut pages = 0;
+        loop {
+            let desc = queue.descriptor(rings, index)?;
+            visited += 1;
+            if visited > u32::from(size) {
+                return Err(QueueError::ChainLoop);
+            }
+            if desc.has(DESC_F_INDIRECT) {
+                if !queue.indirect_allowed() {
+                    return Err(QueueError::IndirectNotNegotiated);
+                }
+                if desc.has(DESC_F_NEXT) {
+                    return Err(QueueError::BadIndirect);
+                }
+                let entries = desc.len / 16;
+                if desc.len == 0 || !desc.len.is_multiple_of(16) || entries > u32::from(size) {
+                    return Err(QueueError::BadIndirectLength(desc.len));
+                }
+                match GrantSpan::new(desc.addr, desc.len) {
+                    Ok(span) => {
+                        match self.pages.add_span(&span, Access::ReadOnly, PageUse::Table) {
+                            Ok(first) => loaded.table = Some((span, first)),
+                            Err(BatchError::Full) => {
+                                loaded.unreachable = Some(SegmentFault::TooManyPages);
+                            }
+                        }
+                        // Reserving the pages the table will name keeps chains from
+                        // being dropped after their tables are mapped.
+                        loaded.expected_table_pages = entries as usize;
+                        return Ok(span.page_count() as usize + pages + entries as usize);
+                    }
+                    Err(e) => {
+                        loaded.unreachable = Some(SegmentFault::Address(e));
+                        return Ok(pages);
+                    }
+                }
+            }
+            pages += self.add_segment(loaded, &desc)?;
+            if !desc.has(DESC_F_NEXT) {
+                return Ok(pages);
+            }
+            index = desc.next;
+        }
+    }
+
+    /// Walks each mapped indirect table in chain order. A chain whose table turned out
+    /// to name more pages than the batch has left is dropped with every chain after it
+    /// (unless it is the first); a malformed table ends the batch before its chain.
+    pub(super) fn walk_tables<M: GuestMemory + ?Sized>(
+        &mut self,
+        queue_size: u16,
+        mem: &M,
+    ) -> MapOutcome {
+        let mut outcome = MapOutcome {
+            dropped: 0,
+            broken: None,
+        };
+        // Pages the unwalked tables are expected to name, as reserved at collection.
+        let mut expected: usize = self.chains.iter().map(|c| c.expected_table_pages).sum();
+        let mut index = 0;
+        while let Some(mut loaded) = self.chains.get(index).copied() {
+            if let Some((span, first)) = loaded.table {
+                expected = expected.saturating_sub(loaded.expected_table_pages);
+                loaded.expected_table_pages = 0;
+                let (segments_before, pages_before) = (self.segments.len(), self.pages.len());
+                let pages = span.page_count() as usize;
+                if let Some(error) = (first..first + pages).find_map(|i| self.pages.error(i)) {
+                    loaded.unreachable = Some(SegmentFault::Map(error));
+                } else {
+                    let walked = self.move_to_end(&mut loaded).and_then(|()| {
+                        self.walk_indirect(&span, first, queue_size, &mut loaded, mem)
+                    });
+                    loaded.end_segment = self.segments.len();
+                    let left_out = match walked {
+                        Err(QueueError::ChainTooLong) if index > 0 => true,
+                        Err(e) => {
+                            outcome.broken = Some(e);
+                            true
+                        }
+                        // The estimate made at collection becomes the real figure.
+                        Ok(table_pages) => {
+                            index > 0 && pages_before + table_pages + expected > MAX_CHAIN_PAGES
+                        }
+                    };
+                    if left_out {
+                        self.forget_from(segments_before, pages_before);
+                        self.leave_out_from(index, &mut outcome);
+                        return outcome;
+                    }
+                }
+            }
+            if let Some(slot) = self.chains.get_mut(index) {
+                *slot = loaded;
+            }
+            index += 1;
+        }
+        outcome
+    }
+
+    /// Copies a chain's direct segments (those before its indirect descriptor) to the
+    /// end of the pool, so the table's segments follow them contiguously.
+    pub(super) fn move_to_end(&mut self, loaded: &mut Loaded) -> Result<(), QueueError> {
+        let (start, end) = (loaded.first_segment, loaded.end_segment);
+        loaded.first_segment = self.segments.len();
+        for index in start..end {
+            if let Some(segment) = self.segments.get(index).copied() {
+                self.segments
+                    .push(segment)
+                    .map_err(|_| QueueError::ChainTooLong)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the descriptors of a mapped indirect table; returns the pages they name.
+    pub(super) fn walk_indirect<M: GuestMemory + ?Sized>(
+        &mut self,
+        span: &GrantSpan,
+        first: usize,
+        queue_size: u16,
+        loaded: &mut Loaded,
+        mem: &M,
+    ) -> Result<usize, QueueError> {
+        let entries = (span.len / 16).min(u32::from(queue_size));
+        // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
+        // looked up once, not per descriptor.
+        let table_pages = [self.pages.page(first), self.pages.page(first + 1)];
+        let rings = mem.rings();
+        let mut index: u32 = 0;
+        let mut visited: u32 = 0;
+        let mut pages = 0;
+        loop {
+            let at = usize::from(span.offset) + 16 * index as usize;
+            let (page, offset) = (table_pages.get(at / PAGE_SIZE), at % PAGE_SIZE);
+            let words = match page {
+                Some(&Some(page)) if offset <= PAGE_SIZE - 16 => {
+                    rings.read_descriptor(page, offset)
+                }
+                // Across the page boundary (a table not 16-aligned), or not mapped.
+                _ => read_descriptor_bytewise(&self.pages, first, at, rings),
+            }
+            .map_err(QueueError::Ring)?;
+            let desc = Descriptor::from_words(words);
+            visited += 1;
+            if visited > entries {
+                return Err(QueueError::ChainLoop);
+            }
+            if desc.has(DESC_F_INDIRECT) {
+                return Err(QueueError::BadIndirect);
+            }
+            pages += self.add_segment(loaded, &desc)?;
+            if !desc.has(DESC_F_NEXT) {
+                return Ok(pages);
+            }
+            if u32::from(desc.next) >= entries {
+                return Err(QueueError::IndexOutOfRange(desc.next));
+            }
+            index = u32::from(desc.next);
+        }
+    }
+
+    /// Adds one descriptor's buffer and queues its pages; returns the pages it needs.
+    #[inline]
+    pub(super) fn add_segment(
+        &mut self,
+        loaded: &mut Loaded,
+        desc: &Descriptor,
+    ) -> Result<usize, QueueError> {
+        let writable = desc.has(DESC_F_WRITE);
+        if !writable && loaded.writable_len > 0 {
+            return Err(QueueError::ReadableAfterWritable);
+        }
+        if desc.len == 0 {
+            return Ok(0);
+        }
+        // The spec bounds one chain by the queue size, whatever room the batch has.
+        if self.segments.len() - loaded.first_segment >= MAX_SEGMENTS || self.segments.is_full() {
+            return Err(QueueError::ChainTooLong);
+        }
+        let access = if writable {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
+        let (offset, pages, queued) = match GrantSpan::new(desc.addr, desc.len) {
+            Ok(span) => {
+                let queued = self
+                    .pages
+                    .add_span(&span, access, PageUse::Buffer)
+                    .ok()
+                    .and_then(|first| u16::try_from(first).ok())
+                    .ok_or(SegmentFault::TooManyPages);
+                (span.offset, span.page_count() as usize, queued)
+            }
+            Err(e) => (0, 0, Err(SegmentFault::Address(e))),
+        };
+        let segment = Segment {
+            len: desc.len,
+            first_page: queued.unwrap_or(0),
+            offset,
+            writable,
+            fault: queued.err(),
+        };
+        self.segments
+            .push(segment)
+            .map_err(|_| QueueError::ChainTooLong)?;
+        let len = desc.len as usize;
+        if writable {
+            loaded.writable_len = loaded.writable_len.saturating_add(len);
+        } else {
+            loaded.readable_len = loaded.readable_len.saturating_add(len);
+        }
+        Ok(pages)
+    }
+}
+
+/// The descriptor at byte `at` of a table mapped on consecutive batch pages from
+/// `first`, read bytewise: the walk's fallback when it does not lie in one mapped page.
+pub(super) fn read_descriptor_bytewise<const N: usize, M: GuestMemory + ?Sized>(
+    pages: &PageBatch<N>,
+    first: usize,
+    at: usize,
+    mem: &M,
+) -> Result<DescriptorWords, AccessError> {
+    let mut bytes = [0u8; 16];
+    read_pages(pages, first, at, &mut bytes, mem)?;
+    Ok(descriptor_words(&bytes))
+}
+
+/// Reads bytes at `at` from consecutive batch pages starting at `first`.
+pub(super) fn read_pages<const N: usize, M: GuestMemory + ?Sized>(
+    pages: &PageBatch<N>,
+    first: usize,
+    at: usize,
+    dst: &mut [u8],
+    mem: &M,
+) -> Result<(), AccessError> {
+    let mut done = 0;
+    while done < dst.len() {
+        let absolute = at + done;
+        let page = pages
+            .page(first + absolute / PAGE_SIZE)
+            .ok_or(AccessError::NotMapped)?;
+        let offset = absolute % PAGE_SIZE;
+        let chunk = (dst.len() - done).min(PAGE_SIZE - offset);
+        let part = dst
+            .get_mut(done..done + chunk)
+            .ok_or(AccessError::OutOfPage)?;
+        mem.read(page, offset, part)?;
+        done += chunk;
+    }
+    Ok(())
+}
