@@ -866,8 +866,12 @@ fn footprint() {
             format!("{}", after_net - after_blk),
         ],
         vec![
-            "size_of::<Chain>() (per-device batch scratch, inside the device heap above)".into(),
-            format!("{}", std::mem::size_of::<devices::queue::chain::Chain>()),
+            "size_of::<ChainBatch>() (per-device batch scratch, inside the device heap above)"
+                .into(),
+            format!(
+                "{}",
+                std::mem::size_of::<devices::queue::chain::ChainBatch>()
+            ),
         ],
         vec![
             "size_of::<Backend>()".into(),

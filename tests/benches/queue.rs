@@ -26,7 +26,7 @@ use devices::grant::{GrantAddress, GrantRef, PAGE_SIZE};
 use devices::memory::{
     Access, AccessError, Barrier, DescriptorWords, GuestMemory, MapError, MapRequest, MappedPage,
 };
-use devices::queue::chain::Chain;
+use devices::queue::chain::ChainBatch;
 use devices::queue::completion::{Completion, LastByte};
 use devices::queue::serve::serve_pass;
 use devices::queue::{QueueConfig, SplitQueue, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
@@ -342,7 +342,7 @@ impl DriverView for MmapDriver<'_> {
 
 /// stubvirt's handler for the bench: header read, status byte left to the pass.
 fn stubvirt_handle<M: GuestMemory + ?Sized>(
-    chain: &Chain,
+    chain: &ChainBatch,
     mem: &mut M,
     _: &mut Counters,
 ) -> Completion {
@@ -376,7 +376,7 @@ fn stubvirt_config(view: &dyn DriverView) -> QueueConfig {
 fn stubvirt_rounds<M: GuestMemory + DriverLike>(
     mem: &mut M,
     queue: &mut SplitQueue,
-    chain: &mut Chain,
+    chain: &mut ChainBatch,
     heads: &[u16],
     avail_idx: &mut u16,
     rounds: u64,
@@ -408,7 +408,7 @@ fn bench_stubvirt<M: GuestMemory + DriverLike>(
     (shape, id): (&str, &str),
     mem: &mut M,
     queue: &mut SplitQueue,
-    chain: &mut Chain,
+    chain: &mut ChainBatch,
     heads: &[u16],
     avail_idx: &mut u16,
 ) {
@@ -559,7 +559,7 @@ fn main() {
         let mut queue =
             SplitQueue::activate(&mut fast, &config, QUEUE_SIZE, true, true, &mut counters)
                 .expect("rings map");
-        let mut chain = Box::new(Chain::new());
+        let mut chain = Box::new(ChainBatch::new());
         let mut avail_idx = 0u16;
         bench_stubvirt(
             &mut group,

@@ -150,13 +150,12 @@ pub struct MapOutcome {
     pub broken: Option<QueueError>,
 }
 
-/// The chains of one pass and a cursor on one of them ([`Self::select`]): scratch reused for
-/// every pass (no allocation on the I/O
-/// path). Chains are collected (each page queued as its descriptor is walked), then all
-/// their pages are mapped in one batch (two when some use indirect tables: the tables and
-/// direct buffers first, then the pages the tables name), served one by one through
-/// [`Self::select`], and unmapped in one batch. With one chain ([`Self::load`]) it is
-/// the plain per-chain path.
+/// The chains of one pass and a cursor on one of them: scratch reused for every pass (no
+/// allocation on the I/O path). Chains are collected (each page queued as its descriptor
+/// is walked), then all their pages are mapped in one batch (two when some use indirect
+/// tables: the tables and direct buffers first, then the pages the tables name), served
+/// one by one through [`Self::select`], and unmapped in one batch. With one chain
+/// ([`Self::load`]) it is the plain per-chain path.
 pub struct ChainBatch {
     chains: Vec<Loaded, MAX_BATCH_CHAINS>,
     /// The chain that `head`, the lengths and the streams refer to.
