@@ -3,6 +3,10 @@
 //! Host-testable parts (the Xen ABI and its layout table, the command-line parser) build
 //! everywhere; the rest needs the `image` feature and a bare-metal link (see Cargo.toml).
 #![cfg_attr(not(test), no_std)]
+// `unsafe` is allowed only in the modules that touch hardware, memory or Xen directly,
+// each named below with `#[allow(unsafe_code)]`; every block there has a `// SAFETY:`
+// comment (workspace lints).
+#![deny(unsafe_code)]
 
 pub mod cmdline;
 pub mod memmap;
@@ -12,14 +16,17 @@ pub mod xen;
 extern crate alloc;
 
 #[cfg(feature = "image")]
+#[allow(unsafe_code)]
 pub mod arch;
 #[cfg(feature = "image")]
 mod console;
 #[cfg(feature = "image")]
+#[allow(unsafe_code)]
 mod dma;
 #[cfg(feature = "image")]
 mod kmain;
 #[cfg(feature = "image")]
+#[allow(unsafe_code)]
 mod mem;
 #[cfg(feature = "image")]
 mod panic;
@@ -32,8 +39,10 @@ mod grant_bench;
 #[cfg(feature = "image")]
 mod hostdev;
 #[cfg(feature = "image")]
+#[allow(unsafe_code)]
 mod nic_queues;
 #[cfg(all(feature = "image", target_arch = "x86_64"))]
+#[allow(unsafe_code)]
 mod rt;
 #[cfg(feature = "image")]
 mod selftest;

@@ -50,11 +50,13 @@ usage: cargo xtask <command>
 
 commands:
   build    build the bootable images into target/images/
-  demo [--xen-source PATH] [--timeout SECONDS] [--no-backend] [--map-buffers]
+  demo [--xen-source PATH [--frontends N [--flood SECONDS]]] [--timeout SECONDS]
+       [--no-backend] [--map-buffers] [--blk-queues N] [--rebind ROUNDS]
                   end to end: Xen in QEMU, stubvirt serving virtio-blk/net to a Linux frontend
                   domU; with --xen-source (a Xen 4.21+ tree or archive) with no dom0 at all,
-                  stubvirt a control domU; without it as dom0 of Xen 4.17.5 (builds Xen, the
-                  frontend kernel and initramfs when missing)
+                  stubvirt a control domU (two Linux frontends with --frontends 2); without
+                  it as dom0 of Xen 4.17.5 (builds Xen, the frontend kernel and initramfs
+                  when missing)
   config [FILE]  without FILE: the demo's dom0less nodes, both routes; with a system
            description (tools/configs/two-frontends.toml): /chosen, stubvirt's and every
            frontend's partial device tree, and an ImageBuilder configuration
@@ -62,6 +64,7 @@ commands:
                   criterion benchmarks (vs rust-vmm virtio-queue, blk/net data paths,
                   hypercalls and exits per request, footprint) and their tables
   test     run every test the project has (what CI runs)
+  check    the fast tier: fmt, every lint (host and both images), host tests; no QEMU
   fuzz [--seconds N] [--save-corpus] [--no-sanitizer] [TARGET...]
                   run the libFuzzer targets N seconds each (default 60) and print executions
   test-x86        only the x86_64 image tests (image lints, QEMU boots, Xen self-test)
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         },
         "bench" => bench::run(rest),
         "test" => test::run(rest),
+        "check" => test::check(rest),
         "fuzz" => fuzz::run(rest),
         "test-x86" => boot_x86::tests(),
         "test-arm64" => test_arm64::tests(),

@@ -29,3 +29,28 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     crate::demo::run_test()?;
     Ok(())
 }
+
+/// `cargo xtask check`: the fast tier for everyday work: formatting, every lint (host
+/// workspace and both image configurations) and the host tests, no QEMU.
+pub fn check(_args: &[String]) -> Result<(), String> {
+    step("format check (cargo fmt --check)");
+    run_command(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step("lints (cargo clippy -D warnings)");
+    run_command(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    crate::image_x86::clippy()?;
+    crate::image_arm64::clippy()?;
+    crate::abi_headers::ensure()?;
+    crate::apt::ensure_installed(
+        &["device-tree-compiler"],
+        "dtc, for the host test that reads back the topology node",
+    )?;
+    step("host tests");
+    run_command(cargo().args(["test", "--workspace"]))
+}
