@@ -18,26 +18,21 @@
 use crate::demo_frontends;
 use crate::demo_host::{self, TcpSink, TcpSource};
 use crate::demo_layout::{
-    self, backend_args, Backend, Frontend, Module, Route, FRONTEND_ARGS, FRONTEND_MEMORY_KB,
-    FRONTEND_VCPUS,
+    self, backend_args, Route, FRONTEND_ARGS, FRONTEND_MEMORY_KB, FRONTEND_VCPUS,
 };
 use crate::demo_lifecycle;
 use crate::demo_options::{options, Options};
 use crate::demo_parts::{prepare, system, Parts};
-use crate::demo_report::{summary, ExpectedBackend, HostSide};
+use crate::demo_report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
 use crate::guest_console::{watch, Transcript};
 use crate::process::{step, workspace_root};
-use crate::sysdt_arm64::{self, MODULE_BASE};
+use crate::sysdt_arm64;
 use crate::xen_source::{self, XenSource};
 use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What Linux prints when a vcpu stopped reporting to RCU (in these runs: it stopped
-/// taking timer interrupts).
-pub const STALL_REPORT: &str = "rcu_sched detected stalls";
 
 /// Stops once every frontend is done and then one powered off (or stubvirt printed
 /// counters after it), or at a fatal line.
@@ -333,30 +328,6 @@ fn header(parts: &Parts, options: &Options, wall: Duration, log: &Path) -> Strin
     s
 }
 
-/// Example module addresses and sizes for `cargo xtask config` (replace them with where
-/// your boot loader puts the files): the same order and alignment as the demo's layout.
-pub fn example_modules(route: Route) -> (Backend, Frontend) {
-    let mut sizes = vec![0x4_0000]; // the 256 KiB image budget
-    if route == Route::ControlDomU {
-        sizes.push(0x1000); // stubvirt's partial device tree
-    }
-    sizes.extend([0x80_0000, 0x40_0000, 0x1000]); // frontend Image, initramfs, tree
-    let m = demo_layout::layout(MODULE_BASE, &sizes).unwrap_or_default();
-    let at = |i: usize| m.get(i).copied().unwrap_or(Module { addr: 0, size: 0 });
-    let skip = usize::from(route == Route::ControlDomU);
-    (
-        Backend {
-            kernel: at(0),
-            dtb: (route == Route::ControlDomU).then(|| at(1)),
-        },
-        Frontend {
-            kernel: at(1 + skip),
-            ramdisk: at(2 + skip),
-            dtb: at(3 + skip),
-        },
-    )
-}
-
 /// `cargo xtask config`: the nodes for a user's own system, both routes: exactly what the
 /// demo and the tests boot, with example module addresses.
 pub fn config(_args: &[String]) -> Result<(), String> {
@@ -375,7 +346,7 @@ pub fn config(_args: &[String]) -> Result<(), String> {
              domain and holds every privilege; the frontend names domid 0 in `iommus`.",
         ),
     ] {
-        let (backend, fe) = example_modules(route);
+        let (backend, fe) = demo_layout::example_modules(route);
         println!("==== {title}\n");
         if route == Route::ControlDomU {
             println!("---- host device tree additions (the devices Xen passes through)");

@@ -397,6 +397,30 @@ pub fn layout(base: u64, sizes: &[u64]) -> Result<Vec<Module>, String> {
     Ok(modules)
 }
 
+/// Example module addresses and sizes for `cargo xtask config` (replace them with where
+/// your boot loader puts the files): the same order and alignment as the demo's layout.
+pub fn example_modules(route: Route) -> (Backend, Frontend) {
+    let mut sizes = vec![0x4_0000]; // the 256 KiB image budget
+    if route == Route::ControlDomU {
+        sizes.push(0x1000); // stubvirt's partial device tree
+    }
+    sizes.extend([0x80_0000, 0x40_0000, 0x1000]); // frontend Image, initramfs, tree
+    let m = layout(crate::sysdt_arm64::MODULE_BASE, &sizes).unwrap_or_default();
+    let at = |i: usize| m.get(i).copied().unwrap_or(Module { addr: 0, size: 0 });
+    let skip = usize::from(route == Route::ControlDomU);
+    (
+        Backend {
+            kernel: at(0),
+            dtb: (route == Route::ControlDomU).then(|| at(1)),
+        },
+        Frontend {
+            kernel: at(1 + skip),
+            ramdisk: at(2 + skip),
+            dtb: at(3 + skip),
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,7 +561,7 @@ mod tests {
     #[test]
     fn checked_in_example_matches_what_config_prints() {
         let example = include_str!("../configs/nodom0-chosen.dts");
-        let (backend, fe) = crate::demo::example_modules(Route::ControlDomU);
+        let (backend, fe) = example_modules(Route::ControlDomU);
         let nodes = chosen(
             Route::ControlDomU,
             Some((&backend, &backend_args(Route::ControlDomU))),

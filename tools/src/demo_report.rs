@@ -10,6 +10,10 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// Fields by stage.
+/// What Linux prints when a vcpu stopped reporting to RCU (in these runs: it stopped
+/// taking timer interrupts).
+pub const STALL_REPORT: &str = "rcu_sched detected stalls";
+
 pub type Results = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The frontend's `FRONTEND-RESULT` lines, by stage (`done` for the last one); the fields
@@ -443,7 +447,7 @@ fn ends(s: &mut Summary, r: &Results, t: &Transcript) {
             s.check(false, "stage", &format!("{stage}: {reason}"));
         }
     }
-    if let Some((time, _)) = t.find(crate::demo::STALL_REPORT) {
+    if let Some((time, _)) = t.find(STALL_REPORT) {
         let which = t
             .find("Possible timer handling issue")
             .and_then(|(_, l)| l.split("rcu: ").nth(1))
