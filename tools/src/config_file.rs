@@ -243,6 +243,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_prints_the_trees_the_two_frontend_demo_boots() {
+        use crate::demo_layout::{demo_topology_for, frontend_partial_dts, Route};
+        let text = render(&example_description()).unwrap();
+        let booted = demo_topology_for(Route::ControlDomU, 2);
+        assert!(text.contains(&demo_layout::backend_partial_dts(Some(&booted))));
+        for frontend in &booted.frontends {
+            assert!(text.contains(&frontend_partial_dts(&frontend.devices, 1)));
+        }
+    }
+
+    #[test]
     fn frontends_must_follow_dom0less_numbering() {
         let mut d = example_description();
         d.frontends.swap(0, 1);
