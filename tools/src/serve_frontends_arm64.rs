@@ -150,16 +150,40 @@ pub fn test(image: &Path, xen: &Path) -> Result<(), String> {
         let text = line.split("STUBVIRT-").nth(1).unwrap_or(&line);
         println!("    {:6.2} s  STUBVIRT-{text}", time.as_secs_f64());
     }
-    step("the same with two NICs given one MAC: refused before anything is registered");
-    let t = boot(
-        image,
-        xen,
-        "arm64-xen-serve-refused",
-        &two_frontends([2, 0, 0, 0, 2, 1]),
-        |line| fatal(line) || line.contains("STUBVIRT-CONFIG-REFUSED"),
-    )?;
+    step("the same with two NICs given one MAC, then with a domain that does not exist: each refused before anything is registered");
+    let mut unknown = two_frontends([2, 0, 0, 0, 3, 1]);
+    unknown.frontends[1].domid = 4;
+    let cases = [
+        (
+            "arm64-xen-serve-refused",
+            two_frontends([2, 0, 0, 0, 2, 1]),
+            "frontend 2 nic 0x2000200 and frontend 3 nic 0x2000200 have the same MAC",
+        ),
+        (
+            "arm64-xen-serve-unknown-domain",
+            unknown,
+            "frontend 4: no such domain",
+        ),
+    ];
+    for (name, topology, expected) in cases {
+        refused(image, xen, name, &topology, expected)?;
+    }
+    Ok(())
+}
+
+/// Boots `topology` and checks that stubvirt refuses it with `expected`, registering
+/// nothing.
+fn refused(
+    image: &Path,
+    xen: &Path,
+    name: &str,
+    topology: &Topology,
+    expected: &str,
+) -> Result<(), String> {
+    let t = boot(image, xen, name, topology, |line| {
+        fatal(line) || line.contains("STUBVIRT-CONFIG-REFUSED")
+    })?;
     let refused = t.find("STUBVIRT-CONFIG-REFUSED ").cloned();
-    let expected = "frontend 2 nic 0x2000200 and frontend 3 nic 0x2000200 have the same MAC";
     let ok = refused.as_ref().is_some_and(|(_, l)| l.contains(expected))
         && t.find("ioreq server").is_none()
         && t.find("STUBVIRT-READY").is_none();

@@ -179,6 +179,16 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     if let Err(why) = topology.check(&facts) {
         refuse("STUBVIRT-CONFIG-REFUSED", &alloc::format!("{why}"));
     }
+    // Dom0less builds every domain before it starts any, so a frontend missing now is a
+    // domid the description got wrong.
+    if let Some(missing) = topology
+        .frontends
+        .iter()
+        .find(|f| crate::xen::domain::exists(f.domid) == Some(false))
+    {
+        let why = alloc::format!("frontend {}: no such domain", missing.domid);
+        refuse("STUBVIRT-CONFIG-REFUSED", &why);
+    }
     let mut backend = Backend::new(NET_PORTS, topology::MAX_FRAME);
     let host_disk = host.disk.map(setup::share);
     let mut servers: Vec<FrontendServer> = Vec::new();

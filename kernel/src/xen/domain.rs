@@ -104,6 +104,18 @@ pub fn capabilities(domid: u16) -> Result<u16, XenError> {
     Ok(arg.get_domain_state.caps)
 }
 
+/// Whether domain `domid` exists, as `XEN_DOMCTL_get_domain_state` says; `None` when Xen
+/// cannot say (before 4.20, or not allowed).
+pub fn exists(domid: u16) -> Option<bool> {
+    const ENOENT: i64 = 2;
+    const ESRCH: i64 = 3;
+    match capabilities(domid) {
+        Ok(_) => Some(true),
+        Err(XenError(ENOENT | ESRCH)) => Some(false),
+        Err(_) => None,
+    }
+}
+
 /// Names of the capability bits, `,`-separated (`none` for none).
 fn cap_names(caps: u16, out: &mut impl Write) -> core::fmt::Result {
     let names = [
