@@ -86,7 +86,7 @@ pub fn xen_version() -> XenVersion {
 }
 
 /// `XEN_DOMCTL_get_domain_state` of `domid`: its capability bits (`GETDOMSTATE_CAP_*`).
-/// Xen before 4.20 has no such op (it refuses the stable interface version).
+/// Xen before 4.21 has no such op (it refuses the stable interface version).
 pub fn capabilities(domid: u16) -> Result<u16, XenError> {
     let mut arg = Domctl {
         cmd: XEN_DOMCTL_GET_DOMAIN_STATE,
@@ -105,7 +105,7 @@ pub fn capabilities(domid: u16) -> Result<u16, XenError> {
 }
 
 /// Whether domain `domid` exists, as `XEN_DOMCTL_get_domain_state` says; `None` when Xen
-/// cannot say (before 4.20, or not allowed).
+/// cannot say (before 4.21, or not allowed).
 pub fn exists(domid: u16) -> Option<bool> {
     const ENOENT: i64 = 2;
     const ESRCH: i64 = 3;

@@ -1,5 +1,5 @@
 //! The one domain-control op stubvirt issues (`domctl.h`): `XEN_DOMCTL_get_domain_state`,
-//! Xen 4.20's stable op that reports a domain's capabilities. Not in Xen 4.17's headers,
+//! Xen 4.21's stable op that reports a domain's capabilities. Not in Xen 4.17's headers,
 //! which the layout test reads, so its layout is pinned here by size and offset asserts.
 
 use core::mem::{offset_of, size_of};
