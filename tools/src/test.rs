@@ -1,26 +1,10 @@
-//! `cargo xtask test`: every test the project has, fastest first.
+//! `cargo xtask test`: every test the project has, fastest first; and `cargo xtask check`,
+//! its fast tier.
 
 use crate::process::{cargo, run as run_command, step};
 
 pub fn run(_args: &[String]) -> Result<(), String> {
-    step("format check (cargo fmt --check)");
-    run_command(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    step("lints (cargo clippy -D warnings)");
-    run_command(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    crate::abi_headers::ensure()?;
-    crate::apt::ensure_installed(
-        &["device-tree-compiler"],
-        "dtc, for the host test that reads back the topology node",
-    )?;
-    step("host tests: device models, simulated Xen, virtio-drivers frontends, kernel ABI layouts");
-    run_command(cargo().args(["test", "--workspace"]))?;
+    check(&[])?;
     step("fuzz smoke: every libFuzzer target for a few seconds");
     crate::fuzz::smoke()?;
     crate::boot_x86::tests()?;
@@ -51,6 +35,6 @@ pub fn check(_args: &[String]) -> Result<(), String> {
         &["device-tree-compiler"],
         "dtc, for the host test that reads back the topology node",
     )?;
-    step("host tests");
+    step("host tests: device models, simulated Xen, virtio-drivers frontends, kernel ABI layouts");
     run_command(cargo().args(["test", "--workspace"]))
 }
