@@ -84,13 +84,10 @@ pub fn requested(boot: &BootInfo) -> Option<Config> {
 
 /// Whether the device tree has a `stubvirt,backend` node.
 fn described(boot: &BootInfo) -> bool {
-    fdt::Fdt::new(boot.dtb)
-        .ok()
-        .and_then(|fdt| {
-            fdt.find_compatible(&[topology::device_tree::COMPATIBLE])
-                .map(|_| ())
-        })
-        .is_some()
+    fdt::Fdt::new(boot.dtb).is_ok_and(|fdt| {
+        fdt.find_compatible(&[topology::device_tree::COMPATIBLE])
+            .is_some()
+    })
 }
 
 /// The topology to serve: the device tree's, else the command line's one frontend.
