@@ -66,6 +66,19 @@ struct Registered {
     base: u64,
     irq: u32,
     model: Model,
+    /// The frontend is gone: the device answers no access and serves nothing; it stays
+    /// registered so its index and counters still name it in reports.
+    detached: bool,
+}
+
+/// What [`Backend::detach_frontend`] released.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Detached {
+    /// Devices of the frontend that were still attached.
+    pub devices: usize,
+    /// Guest pages the devices still held after the release (0 unless an unmap was
+    /// refused by an invalid token, which the memory counts as released anyway).
+    pub pages_held: u64,
 }
 
 /// An interrupt to inject into a frontend: `XEN_DMOP_set_irq_level` on `irq`.
@@ -219,6 +232,7 @@ impl Backend {
             base,
             irq,
             model,
+            detached: false,
         });
         self.devices.len() - 1
     }
@@ -230,7 +244,8 @@ impl Backend {
         frontends: &mut F,
     ) -> Result<u64, BackendError> {
         let found = self.devices.iter_mut().find(|d| {
-            d.frontend == request.frontend
+            !d.detached
+                && d.frontend == request.frontend
                 && request.addr >= d.base
                 && request.addr - d.base < WINDOW_SIZE
         });
@@ -269,7 +284,7 @@ impl Backend {
     ) -> bool {
         let mut more = false;
         let enqueued_before = self.switch.enqueued();
-        for device in self.devices.iter_mut() {
+        for device in self.devices.iter_mut().filter(|d| !d.detached) {
             let Some(mem) = frontends.memory(device.frontend) else {
                 continue;
             };
@@ -297,6 +312,45 @@ impl Backend {
         }
         // Frames switched this round may be for ports served before they arrived.
         more || self.switch.enqueued() != enqueued_before
+    }
+
+    /// Stops serving `frontend` for good (its domain shut down, crashed or is gone):
+    /// each of its devices is reset, which releases through `memory` every page its
+    /// queues held; its switch ports drop the frames waiting for them and get no more;
+    /// its windows answer no more accesses and it raises no more interrupts. The other
+    /// frontends' devices are untouched.
+    pub fn detach_frontend<M: GuestMemory + ?Sized>(
+        &mut self,
+        frontend: DomainId,
+        memory: &mut M,
+    ) -> Detached {
+        let mut detached = Detached::default();
+        for device in self
+            .devices
+            .iter_mut()
+            .filter(|d| d.frontend == frontend && !d.detached)
+        {
+            let counters = match &mut device.model {
+                Model::Blk(d) => {
+                    d.reset(memory);
+                    *d.counters()
+                }
+                Model::Net(d) => {
+                    d.reset(memory);
+                    self.switch.detach(d.device().port());
+                    *d.counters()
+                }
+            };
+            device.detached = true;
+            detached.devices += 1;
+            detached.pages_held += counters.pages_held();
+        }
+        detached
+    }
+
+    /// Whether the device still serves its frontend.
+    pub fn is_attached(&self, index: DeviceIndex) -> bool {
+        self.devices.get(index).is_some_and(|d| !d.detached)
     }
 
     pub fn counters(&self, index: DeviceIndex) -> Option<Counters> {

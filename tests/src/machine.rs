@@ -2,7 +2,7 @@
 //! interrupt injection, and the backend's event loop, run synchronously.
 
 use crate::world::SimFrontends;
-use devices::backend::{Backend, DomainId, Interrupt};
+use devices::backend::{Backend, Detached, DomainId, Frontends, Interrupt};
 use devices::ioreq::{
     self, Ioreq, IoreqError, IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_WRITE, STATE_IOREQ_READY,
     STATE_IORESP_READY,
@@ -54,6 +54,17 @@ impl Machine {
         self.frontends.add(domain);
         let vcpus = (0..vcpus).map(|_| Vcpu::new(SimVcpu::default())).collect();
         self.vcpus.insert(domain, vcpus);
+    }
+
+    /// The frontend's domain is gone (crashed, shut down): the backend detaches its
+    /// devices, releasing what they held through its memory, then forgets its memory and
+    /// ioreq slots, as the kernel does before it destroys the ioreq server.
+    pub fn detach_frontend(&mut self, domain: DomainId) -> Option<Detached> {
+        let memory = self.frontends.memory(domain)?;
+        let detached = self.backend.detach_frontend(domain, memory);
+        self.frontends.remove(domain);
+        self.vcpus.remove(&domain);
+        Some(detached)
     }
 
     /// A frontend vcpu touches the register window: Xen fills that vcpu's slot, signals

@@ -103,6 +103,15 @@ impl World {
         self.live
     }
 
+    /// Live mappings of pages `grantor` granted.
+    pub fn live_mappings_of(&self, grantor: DomainId) -> usize {
+        self.mappings
+            .iter()
+            .flatten()
+            .filter(|m| m.grantor == grantor)
+            .count()
+    }
+
     fn mapping(&self, token: u64) -> Option<&Mapping> {
         let slot = self.mappings.get((token & u64::from(u32::MAX)) as usize)?;
         slot.as_ref().filter(|m| m.token == token)
@@ -403,6 +412,11 @@ impl SimFrontends {
     pub fn copy_buffers(&mut self, frontend: DomainId) {
         let route = CopyRoute::new(GrantedMemory { frontend }, SimCopier { frontend });
         self.memories.insert(frontend, Route::Copied(route));
+    }
+
+    /// Forgets `frontend`'s memory (its domain is gone).
+    pub fn remove(&mut self, frontend: DomainId) {
+        self.memories.remove(&frontend);
     }
 
     /// Buffer pages the copy route of `frontend` holds (handed out, not yet released).

@@ -94,6 +94,19 @@ impl Switch {
         }
     }
 
+    /// The device on `port` is gone: the frames waiting for it go back to the pool and
+    /// it is flooded no more. It stays pinned, so no one else may claim its address.
+    pub fn detach(&mut self, port: PortId) {
+        let Self { ports, pool, .. } = self;
+        let Some(p) = ports.get_mut(port) else {
+            return;
+        };
+        p.attached = false;
+        while let Some(frame) = p.backlog.pop_front() {
+            pool.give_back(frame);
+        }
+    }
+
     pub fn port_count(&self) -> usize {
         self.ports.len()
     }
@@ -155,11 +168,12 @@ impl Switch {
         }
     }
 
-    /// The port a unicast address belongs to: a pinned port's own, else a learned one.
+    /// The port a unicast address belongs to: a pinned port's own (attached or not),
+    /// else a learned one.
     fn owner(&self, mac: [u8; 6]) -> Option<PortId> {
         self.ports
             .iter()
-            .position(|p| p.attached && p.pinned == Some(mac))
+            .position(|p| p.pinned == Some(mac))
             .or_else(|| {
                 self.macs
                     .iter()
@@ -238,6 +252,11 @@ impl Switch {
             self.pool.give_back(frame);
             return;
         };
+        // A detached port's address stays its own: frames for it end here.
+        if !p.attached {
+            self.pool.give_back(frame);
+            return;
+        }
         if !room {
             p.stats.dropped_backlog_full += 1;
             self.pool.give_back(frame);
