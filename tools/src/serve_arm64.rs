@@ -3,7 +3,8 @@
 //! The domU's register accesses of 0x02000000 / 0x02000200 trap to Xen and reach the dom0
 //! backend as ioreqs. Passes when dom0 printed `STUBVIRT-READY`, the domU printed
 //! `STUBVIRT-FRONTEND result=pass` and dom0 then printed a `STUBVIRT-COUNTERS` line with
-//! ioreqs answered. The domU also writes two pages to the RAM disk and reads them back
+//! ioreqs answered. The frontend then powers off: stubvirt must report it gone with
+//! everything released, destroy it and see Xen free it. The domU also writes two pages to the RAM disk and reads them back
 //! through a hand-built virtqueue whose rings and buffers it grants to dom0, and starts its
 //! second vcpu for one register read, so both vcpus' ioreq slots are exercised.
 
@@ -14,10 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
-pub const DOM0_ARGS: &str = "loglevel=info serve=1 ramdisk_mb=16";
+pub const DOM0_ARGS: &str = "loglevel=info serve=1 ramdisk_mb=16 frontend_exit=destroy";
 pub const DOMU_ARGS: &str = "loglevel=info frontend_test=1";
 /// The backend's command line with no dom0: it is domU1, its frontend domU2.
-const CONTROL_DOMU_ARGS: &str = "loglevel=info frontend=2 ramdisk_mb=16";
+const CONTROL_DOMU_ARGS: &str = "loglevel=info frontend=2 ramdisk_mb=16 frontend_exit=destroy";
 const DOMU_VCPUS: u32 = 2;
 /// Lines after which nothing useful follows.
 const FAILURE_MARKS: [&str; 6] = [
@@ -52,9 +53,11 @@ fn every_vcpu_served(line: &str, vcpus: u32) -> bool {
     counts.len() == vcpus as usize && counts.iter().all(|&n| n > 0)
 }
 
-/// Stops at a failure, or once the frontend passed and a later counter line shows ioreqs.
+/// Stops at a failure, or once the frontend passed, stubvirt destroyed it after it powered
+/// off, and a later counter line shows ioreqs.
 fn until_done() -> impl FnMut(&str) -> bool {
     let mut frontend_done = false;
+    let mut destroyed = false;
     move |line| {
         if FAILURE_MARKS.iter().any(|m| line.contains(m)) {
             return true;
@@ -62,7 +65,11 @@ fn until_done() -> impl FnMut(&str) -> bool {
         if line.contains("STUBVIRT-FRONTEND result=pass") {
             frontend_done = true;
         }
+        if line.contains("STUBVIRT-FRONTEND-DESTROYED ") {
+            destroyed = true;
+        }
         frontend_done
+            && destroyed
             && line.contains("STUBVIRT-COUNTERS ")
             && field(line, "ioreqs").is_some_and(|n| n > 0)
     }
@@ -179,6 +186,9 @@ fn serve_once(
     let found = |needle: &str| transcript.find(needle).cloned();
     let ready = found("STUBVIRT-READY ");
     let frontend = found("STUBVIRT-FRONTEND ");
+    let gone = found("STUBVIRT-FRONTEND-GONE ");
+    let destroyed = found("STUBVIRT-FRONTEND-DESTROYED ");
+    let frontend_domid = format!("frontend={} ", backend.frontend_domid());
     let counters = match transcript.end {
         End::Stopped(i) => transcript.lines.get(i).cloned(),
         _ => None,
@@ -192,7 +202,12 @@ fn serve_once(
             && l.contains(" blk=req:2,in:8192,out:8192,")
             && l.contains(",held:0,")
             && every_vcpu_served(l, DOMU_VCPUS)
-            && copied_as_asked(l, copy));
+            && copied_as_asked(l, copy))
+        && matches!(&gone, Some((_, l)) if l.contains(&frontend_domid)
+            && l.contains(" state=shutdown ")
+            && l.contains(" pages_held=0 ioreq_server=released channels=2/2"))
+        && matches!(&destroyed, Some((_, l)) if l.contains(&frontend_domid)
+            && l.contains(" result=freed "));
     if !ok {
         return Err(format!(
             "serve test did not pass ({}); log {}; last lines:\n{}",
@@ -205,7 +220,10 @@ fn serve_once(
             transcript.tail(40)
         ));
     }
-    for (time, line) in [ready, frontend, counters].into_iter().flatten() {
+    for (time, line) in [ready, frontend, gone, destroyed, counters]
+        .into_iter()
+        .flatten()
+    {
         let text = line.split("STUBVIRT-").nth(1).unwrap_or(&line);
         println!("    {:6.2} s  STUBVIRT-{text}", time.as_secs_f64());
     }
@@ -237,6 +255,10 @@ mod tests {
             "(XEN) DOM1: STUBVIRT-FRONTEND result=pass checks=3 failed=0"
         ));
         assert!(!stop("STUBVIRT-COUNTERS ioreqs=0 ioreq_errors=0"));
+        assert!(!stop("STUBVIRT-COUNTERS ioreqs=40 ioreq_errors=0"));
+        assert!(!stop(
+            "STUBVIRT-FRONTEND-DESTROYED frontend=1 result=freed ms=3"
+        ));
         assert!(stop("STUBVIRT-COUNTERS ioreqs=40 ioreq_errors=0"));
         let mut stop = until_done();
         assert!(stop(

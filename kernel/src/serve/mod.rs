@@ -13,6 +13,8 @@
 //! `XEN_DMOP_nr_vcpus`, `EVTCHNOP_bind_interdomain` per vcpu slot; then `SCHEDOP_poll`,
 //! `EVTCHNOP_send` after each answer and `XEN_DMOP_set_irq_level` for interrupts.
 
+mod lifecycle;
+mod memories;
 mod report;
 mod setup;
 
@@ -23,18 +25,15 @@ use crate::mem;
 use crate::uplink::Uplink;
 use crate::xen::abi::event_channel::Port;
 use crate::xen::abi::DomId;
-use crate::xen::grant_copier::XenCopier;
-use crate::xen::guest_memory::GrantMemory;
 use crate::xen::{dm_op, evtchn, sched};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use devices::backend::{Backend, DomainId, Frontends, Interrupt};
+use devices::backend::{Backend, Frontends, Interrupt};
 use devices::blk::backend::BlockBackend;
-use devices::buffer_route::BufferRoute;
-use devices::copy_route::{CopyRoute, CopyStats};
 use devices::ioreq_loop::{self, IoreqStats};
 use devices::topology::{self, Facts, Topology};
+use memories::Memories;
 use setup::FrontendServer;
 
 /// Longest block without work: the counters are checked at least this often.
@@ -63,6 +62,9 @@ pub struct Config {
     pub uplink_irq: bool,
     /// `blk_queues=N`: request queues per disk (default 1; at most the frontend's vcpus).
     pub blk_queues: Option<u16>,
+    /// `frontend_exit=destroy`: destroy a frontend that shut down or crashed once it is
+    /// released (needs control-domain rights); by default it is left to its owner.
+    pub destroy_exited: bool,
 }
 
 /// The serve-mode configuration, if the command line or the device tree asks for it.
@@ -79,6 +81,7 @@ pub fn requested(boot: &BootInfo) -> Option<Config> {
         copy_buffers: cmdline::value_of(cmdline, "grant_route") != Some("map"),
         uplink_irq: cmdline::value_of(cmdline, "uplink_irq") != Some("off"),
         blk_queues: cmdline::number(cmdline, "blk_queues").and_then(|n| u16::try_from(n).ok()),
+        destroy_exited: cmdline::value_of(cmdline, "frontend_exit") == Some("destroy"),
     })
 }
 
@@ -109,50 +112,13 @@ fn topology(boot: &BootInfo, cfg: &Config, host_disk: bool) -> Result<Topology, 
     ))
 }
 
-/// Every frontend's memory, reached through its grants: everything mapped, or request
-/// buffers copied (the default; `grant_route=map` maps them).
-struct Memories(Vec<(DomId, BufferRoute<GrantMemory, XenCopier>)>);
-
-impl Memories {
-    fn new(domids: impl Iterator<Item = DomId>, copy_buffers: bool) -> Self {
-        Self(
-            domids
-                .map(|domid| {
-                    let mapped = GrantMemory::new(domid);
-                    let memory = if copy_buffers {
-                        BufferRoute::Copied(CopyRoute::new(mapped, XenCopier { frontend: domid }))
-                    } else {
-                        BufferRoute::Mapped(mapped)
-                    };
-                    (domid, memory)
-                })
-                .collect(),
-        )
-    }
-
-    /// Grant copies made and refused, over every frontend (copy route only).
-    fn copy_stats(&self) -> Option<CopyStats> {
-        let mut total: Option<CopyStats> = None;
-        for (_, memory) in &self.0 {
-            if let Some(s) = memory.copy_route().map(|route| route.stats()) {
-                let t = total.get_or_insert_with(CopyStats::default);
-                t.copies += s.copies;
-                t.refused += s.refused;
-            }
-        }
-        total
-    }
-}
-
-impl Frontends for Memories {
-    type Memory = BufferRoute<GrantMemory, XenCopier>;
-
-    fn memory(&mut self, domain: DomainId) -> Option<&mut Self::Memory> {
-        self.0
-            .iter_mut()
-            .find(|(domid, _)| *domid == domain)
-            .map(|(_, memory)| memory)
-    }
+/// The ports the idle loop waits on: every vcpu's ioreq channel, and the exception virq.
+fn poll_set(servers: &[FrontendServer], watch: &lifecycle::Watch) -> Vec<Port> {
+    servers
+        .iter()
+        .flat_map(|s| s.vcpus.iter().map(|v| v.channel.port))
+        .chain(watch.port())
+        .collect()
 }
 
 /// Stops serve mode before anything is served, with one line saying why.
@@ -215,11 +181,10 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
         }
         let _ = writeln!(crate::console::Writer, "{ready}");
     }
+    let mut watch = lifecycle::Watch::start(facts.backend_domid);
+    let _ = writeln!(crate::console::Writer, "{}", watch.describe());
     let mut memories = Memories::new(servers.iter().map(|s| s.domid), cfg.copy_buffers);
-    let mut ports: Vec<Port> = servers
-        .iter()
-        .flat_map(|s| s.vcpus.iter().map(|v| v.channel.port))
-        .collect();
+    let mut ports = poll_set(&servers, &watch);
     let mut stats: Vec<IoreqStats> = servers.iter().map(|_| IoreqStats::default()).collect();
     let mut irq_errors = 0u64;
     let mut errors_logged = 0u32;
@@ -252,6 +217,29 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             raised
         });
         let now = evtchn::system_time_ns();
+        let live = servers
+            .iter()
+            .filter(|s| s.departed.is_none())
+            .map(|s| s.domid);
+        let gone = watch.check(now, live);
+        for gone in &gone {
+            let Some(server) = servers.iter_mut().find(|s| s.domid == gone.domid) else {
+                continue;
+            };
+            let detached = memories
+                .memory(gone.domid)
+                .map(|memory| backend.detach_frontend(gone.domid, memory))
+                .unwrap_or_default();
+            memories.remove(gone.domid);
+            let released = lifecycle::release(server);
+            lifecycle::report_gone(gone, detached, &released);
+            if cfg.destroy_exited {
+                lifecycle::destroy(gone.domid);
+            }
+        }
+        if !gone.is_empty() {
+            ports = poll_set(&servers, &watch);
+        }
         if let Some(uplink) = uplink.as_mut() {
             more |= uplink.service(&mut backend, now);
         }

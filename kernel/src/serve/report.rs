@@ -4,6 +4,7 @@
 
 use super::setup::FrontendServer;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt::Write;
 use devices::backend::Backend;
 use devices::ioreq_loop::IoreqStats;
@@ -35,7 +36,7 @@ pub fn ready(server: &FrontendServer, copy_buffers: bool) -> String {
     )
 }
 
-/// The counters line.
+/// The counters line. A frontend that went away keeps its place with its final counts.
 pub fn counters(
     servers: &[FrontendServer],
     stats: &[IoreqStats],
@@ -54,8 +55,16 @@ pub fn counters(
         if several {
             let _ = write!(out, "{}{}:", if n == 0 { "" } else { "," }, server.domid);
         }
-        for (i, vcpu) in server.vcpus.iter().enumerate() {
-            let _ = write!(out, "{}{}", if i == 0 { "" } else { "/" }, vcpu.served);
+        let live: Vec<u64>;
+        let served = match &server.departed {
+            Some(last) => last,
+            None => {
+                live = server.vcpus.iter().map(|v| v.served).collect();
+                &live
+            }
+        };
+        for (i, count) in served.iter().enumerate() {
+            let _ = write!(out, "{}{count}", if i == 0 { "" } else { "/" });
         }
     }
     let _ = write!(

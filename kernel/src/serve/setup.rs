@@ -5,7 +5,7 @@
 use crate::arch::{BootInfo, PAGE_SIZE};
 use crate::hostdev::HostDisk;
 use crate::mem;
-use crate::xen::abi::dm_op::XEN_DMOP_IO_RANGE_MEMORY;
+use crate::xen::abi::dm_op::{IoServId, XEN_DMOP_IO_RANGE_MEMORY};
 use crate::xen::abi::DomId;
 use crate::xen::hypercall::XenError;
 use crate::xen::ioreq_page::{IoreqPage, MAX_VCPUS};
@@ -39,8 +39,13 @@ pub struct Served {
 /// One frontend's IOREQ server: a slot and event channel per vcpu, and its devices.
 pub struct FrontendServer {
     pub domid: DomId,
+    /// Xen's id of the ioreq server.
+    pub id: IoServId,
     pub vcpus: Vec<Vcpu<EventSlot>>,
     pub devices: Vec<Served>,
+    /// Once the frontend went away (its vcpus' slots and channels released, its devices
+    /// detached): the accesses each of its vcpus had, for the reports.
+    pub departed: Option<Vec<u64>>,
 }
 
 fn fail(what: &str, e: XenError) -> String {
@@ -181,8 +186,10 @@ pub fn register(domid: DomId, vcpus: u32, devices: Vec<Served>) -> Result<Fronte
     }
     Ok(FrontendServer {
         domid,
+        id,
         vcpus: slots,
         devices,
+        departed: None,
     })
 }
 

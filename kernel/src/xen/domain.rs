@@ -88,20 +88,8 @@ pub fn xen_version() -> XenVersion {
 /// `XEN_DOMCTL_get_domain_state` of `domid`: its capability bits (`GETDOMSTATE_CAP_*`).
 /// Xen before 4.21 has no such op (it refuses the stable interface version).
 pub fn capabilities(domid: u16) -> Result<u16, XenError> {
-    let mut arg = Domctl {
-        cmd: XEN_DOMCTL_GET_DOMAIN_STATE,
-        interface_version: STABLE_INTERFACE_VERSION,
-        domain: domid,
-        ..Domctl::default()
-    };
-    let ptr = core::ptr::from_mut(&mut arg) as u64;
-    // SAFETY: `arg` is a live `struct xen_domctl` of the full union size, holding no
-    // addresses; Xen reads and writes only it.
-    let ret = unsafe { Current::hypercall(op::DOMCTL, [ptr, 0, 0, 0, 0]) };
-    if ret < 0 {
-        return Err(XenError(-ret));
-    }
-    Ok(arg.get_domain_state.caps)
+    let done = super::domain_control::get_domain_state(domid)?;
+    Ok(done.u16_at(GETDOMSTATE_CAPS))
 }
 
 /// Whether domain `domid` exists, as `XEN_DOMCTL_get_domain_state` says; `None` when Xen

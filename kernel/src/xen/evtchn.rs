@@ -115,6 +115,18 @@ pub fn bind_interdomain(remote: DomId, remote_port: Port) -> Result<Port, XenErr
     Ok(arg.local_port)
 }
 
+/// Binds a new local port to `virq` (delivered to `vcpu`).
+pub fn bind_virq(virq: u32, vcpu: u32) -> Result<Port, XenError> {
+    let mut arg = EvtchnBindVirq {
+        virq,
+        vcpu,
+        port: 0,
+    };
+    // SAFETY: evtchn_bind_virq holds no addresses.
+    unsafe { with_arg(op::EVENT_CHANNEL_OP, EVTCHNOP_BIND_VIRQ, &mut arg) }?;
+    Ok(arg.port)
+}
+
 /// Notifies the other end of `port`.
 pub fn send(port: Port) -> Result<(), XenError> {
     let mut arg = EvtchnSend { port };

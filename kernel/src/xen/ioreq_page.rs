@@ -9,6 +9,7 @@ use super::abi::DomId;
 use super::hypercall::XenError;
 use super::{memory, window};
 use crate::arch::{Arch, Current, PAGE_SIZE};
+use alloc::rc::Rc;
 use core::sync::atomic::{fence, Ordering};
 use devices::ioreq::{Ioreq, STATE_IOREQ_READY};
 
@@ -34,9 +35,32 @@ const _: () = {
     assert!(offset_of!(Raw, bits) == BITS && offset_of!(Raw, type_) == TYPE);
 };
 
-/// Ioreq page 0 of a server, mapped for the rest of the run (never unmapped).
+/// Ioreq page 0 of a server, mapped in a window slot for as long as the page or any of
+/// its [`IoreqSlot`]s lives: the last one dropped unmaps it and gives the frame back to
+/// Xen (the page belongs to the frontend: our physmap entry keeps it from being freed).
 pub struct IoreqPage {
+    mapping: Rc<WindowMapping>,
+}
+
+/// The page's place in our window: dropped, it is unmapped and removed from our physmap.
+struct WindowMapping {
+    slot: usize,
     va: usize,
+}
+
+impl Drop for WindowMapping {
+    fn drop(&mut self) {
+        // SAFETY: every reference into the page is an `IoreqSlot` holding this mapping;
+        // the last one is gone, so nothing reads or writes the page any more.
+        unsafe { Current::unmap_window_pages(core::iter::once(self.slot)) };
+        let gfn = window::gpa(self.slot) / PAGE_SIZE as u64;
+        // SAFETY: the page is no longer mapped by our page tables (just above).
+        match unsafe { memory::remove_from_physmap(gfn) } {
+            Ok(()) => window::free(self.slot),
+            // Xen still has something at the frame: the slot is not reused.
+            Err(e) => log::error!("ioreq page: XENMEM_remove_from_physmap({gfn:#x}): {e}"),
+        }
+    }
 }
 
 impl IoreqPage {
@@ -64,27 +88,33 @@ impl IoreqPage {
         // SAFETY: Xen has placed the ioreq page at `gpa`; the slot is ours and unmapped.
         unsafe { Current::map_window_page(slot, gpa, true) };
         Ok(Self {
-            va: Current::window_va(slot),
+            mapping: Rc::new(WindowMapping {
+                slot,
+                va: Current::window_va(slot),
+            }),
         })
     }
 
     /// Vcpu `vcpu`'s slot (`None` past the page).
     pub fn slot(&self, vcpu: usize) -> Option<IoreqSlot> {
         (vcpu < MAX_VCPUS).then(|| IoreqSlot {
-            va: self.va + vcpu * SLOT_BYTES,
+            va: self.mapping.va + vcpu * SLOT_BYTES,
+            _page: self.mapping.clone(),
         })
     }
 }
 
-/// One vcpu's `struct ioreq` in a mapped [`IoreqPage`].
+/// One vcpu's `struct ioreq` in a mapped [`IoreqPage`], which stays mapped while this
+/// lives.
 pub struct IoreqSlot {
     va: usize,
+    _page: Rc<WindowMapping>,
 }
 
 impl IoreqSlot {
     fn byte(&self, offset: usize) -> u8 {
-        // SAFETY: the page stays mapped for the rest of the run; offset < SLOT_BYTES
-        // keeps the access inside this vcpu's slot.
+        // SAFETY: the page is mapped while `_page` lives; offset < SLOT_BYTES keeps the
+        // access inside this vcpu's slot.
         unsafe { core::ptr::read_volatile((self.va + offset % SLOT_BYTES) as *const u8) }
     }
 

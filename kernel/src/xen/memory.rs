@@ -32,6 +32,20 @@ pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), XenE
     unsafe { with_arg(op::MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut arg) }.map(|_| ())
 }
 
+/// Removes whatever Xen placed at our frame `gpfn` (a foreign or resource page), which
+/// drops the reference our physmap held on it.
+///
+/// # Safety
+/// Nothing may still reach the page through our own page tables.
+pub unsafe fn remove_from_physmap(gpfn: u64) -> Result<(), XenError> {
+    let mut arg = XenRemoveFromPhysmap {
+        domid: DOMID_SELF,
+        gpfn,
+    };
+    // SAFETY: the caller guarantees the frame is no longer used through our mappings.
+    unsafe { with_arg(op::MEMORY_OP, XENMEM_REMOVE_FROM_PHYSMAP, &mut arg) }.map(|_| ())
+}
+
 /// Maps `gfns.len()` frames of a resource of `domid` (`XENMEM_resource_*` `kind`, e.g. an
 /// ioreq server's pages: `id` = server id, frame 1 + n = ioreq page n) at our frames `gfns`.
 ///

@@ -13,6 +13,9 @@ pub mod dm_op;
 pub mod domain;
 #[cfg(feature = "image")]
 #[allow(unsafe_code)]
+pub mod domain_control;
+#[cfg(feature = "image")]
+#[allow(unsafe_code)]
 pub mod evtchn;
 #[cfg(feature = "image")]
 #[allow(unsafe_code)]

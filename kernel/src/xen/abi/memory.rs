@@ -4,6 +4,7 @@ use super::DomId;
 
 pub const XENMEM_ADD_TO_PHYSMAP: u32 = 7;
 pub const XENMEM_MEMORY_MAP: u32 = 9;
+pub const XENMEM_REMOVE_FROM_PHYSMAP: u32 = 15;
 pub const XENMEM_ACQUIRE_RESOURCE: u32 = 28;
 
 pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
@@ -20,6 +21,14 @@ pub struct XenAddToPhysmap {
     pub size: u16,
     pub space: u32,
     pub idx: u64,
+    pub gpfn: u64,
+}
+
+/// `struct xen_remove_from_physmap`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XenRemoveFromPhysmap {
+    pub domid: DomId,
     pub gpfn: u64,
 }
 

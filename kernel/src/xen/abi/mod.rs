@@ -43,6 +43,8 @@ pub const CONSOLEIO_WRITE: u32 = 0;
 pub mod errno {
     pub const EPERM: i64 = 1;
     pub const ENOENT: i64 = 2;
+    pub const ESRCH: i64 = 3;
+    pub const EACCES: i64 = 13;
     pub const EFAULT: i64 = 14;
     pub const EINVAL: i64 = 22;
     pub const ENOSYS: i64 = 38;

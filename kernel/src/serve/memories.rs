@@ -1,0 +1,77 @@
+//! Every frontend's guest memory as the devices reach it, and the grant-copy totals,
+//! which keep counting frontends that went away.
+
+use crate::xen::abi::DomId;
+use crate::xen::grant_copier::XenCopier;
+use crate::xen::guest_memory::GrantMemory;
+use alloc::vec::Vec;
+use devices::backend::{DomainId, Frontends};
+use devices::buffer_route::BufferRoute;
+use devices::copy_route::{CopyRoute, CopyStats};
+
+/// Every frontend's memory, reached through its grants: everything mapped, or request
+/// buffers copied (the default; `grant_route=map` maps them).
+pub struct Memories {
+    live: Vec<(DomId, BufferRoute<GrantMemory, XenCopier>)>,
+    /// The copies made for frontends that went away, still counted in the totals.
+    departed: Option<CopyStats>,
+}
+
+impl Memories {
+    pub fn new(domids: impl Iterator<Item = DomId>, copy_buffers: bool) -> Self {
+        let live = domids
+            .map(|domid| {
+                let mapped = GrantMemory::new(domid);
+                let memory = if copy_buffers {
+                    BufferRoute::Copied(CopyRoute::new(mapped, XenCopier { frontend: domid }))
+                } else {
+                    BufferRoute::Mapped(mapped)
+                };
+                (domid, memory)
+            })
+            .collect();
+        Self {
+            live,
+            departed: None,
+        }
+    }
+
+    /// Grant copies made and refused, over every frontend (copy route only).
+    pub fn copy_stats(&self) -> Option<CopyStats> {
+        let mut total = self.departed;
+        for (_, memory) in &self.live {
+            if let Some(s) = memory.copy_route().map(|route| route.stats()) {
+                add(total.get_or_insert_with(CopyStats::default), s);
+            }
+        }
+        total
+    }
+
+    /// Forgets a frontend's memory (its devices are detached); its copies stay counted.
+    pub fn remove(&mut self, domain: DomainId) {
+        let Some(at) = self.live.iter().position(|(domid, _)| *domid == domain) else {
+            return;
+        };
+        let (_, memory) = self.live.remove(at);
+        if let Some(s) = memory.copy_route().map(|route| route.stats()) {
+            add(self.departed.get_or_insert_with(CopyStats::default), s);
+        }
+    }
+}
+
+fn add(total: &mut CopyStats, more: CopyStats) {
+    total.copies += more.copies;
+    total.refused += more.refused;
+    total.bytes += more.bytes;
+}
+
+impl Frontends for Memories {
+    type Memory = BufferRoute<GrantMemory, XenCopier>;
+
+    fn memory(&mut self, domain: DomainId) -> Option<&mut Self::Memory> {
+        self.live
+            .iter_mut()
+            .find(|(domid, _)| *domid == domain)
+            .map(|(_, memory)| memory)
+    }
+}
