@@ -21,6 +21,8 @@
 # send the host's bytes to), fe_peer_listen (PORT to take one such stream on), fe_flood
 # (seconds of ringing a doorbell as fast as possible before the checks), fe_rebind
 # (rounds of unbinding and binding the virtio drivers during I/O, after the checks),
+# fe_crash_on (PORT: once done, wait for a word on it, then crash the kernel), fe_survive
+# (IP:PORT: run I/O, tell that frontend to crash, check I/O during and after),
 # fe_blk_limit, fe_disk_limit, fe_net_limit (stage bounds, s), fe_io_s (s per figure).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
 # --install finds busybox through /proc/self/exe.
@@ -68,7 +70,16 @@ finish() {
     result "done=1 uptime=$(now)"
     # A stuck device would block sync too.
     [ -z "$stuck" ] && sync
+    [ -n "${fe_crash_on:-}" ] && crash_when_told
     poweroff -f
+}
+# The frontend that crashes (fe_crash_on=PORT; its kernel has panic=-1, so the panic ends
+# in a reboot request Xen sees): waits, bounded, for the other frontend's word, then
+# `echo c` to sysrq, with that frontend's I/O in flight on stubvirt.
+crash_when_told() {
+    timeout 300 nc -l -p "$fe_crash_on" </dev/null >/dev/null 2>&1
+    result "stage=crash uptime=$(now)"
+    echo c >/proc/sysrq-trigger
 }
 # devmem in a subshell: a data abort kills only the subshell.
 magic_at() { (devmem "$1" 32) 2>/dev/null | tr 'A-F' 'a-f'; }
@@ -476,5 +487,43 @@ rebind_stage() {
     fi
 }
 [ -n "${fe_rebind:-}" ] && [ -n "$RAM" ] && bounded rebind rebind_stage "${fe_rebind_limit:-240}"
+
+# --- 6. the other frontend crashes (fe_survive=IP:PORT) --------------------------------
+# fe_io on the RAM disk and a download from the host run while this frontend tells the
+# other one to crash; then both once more. stubvirt must release the crashed frontend
+# and serve this one throughout: every request succeeds, the bytes are the host's.
+survive_stage() {
+    ip=${fe_survive%:*} port=${fe_survive#*:}
+    fe_io $RAM "${fe_survive_io_s:-3}" >/tmp/during.out 2>/tmp/during.err &
+    io=$!
+    timeout 90 nc -w 10 $GW $TCP_PORT </dev/null >/tmp/during.bin 2>/dev/null &
+    download=$!
+    sleep 1
+    tries=1
+    until echo crash | timeout 5 nc -w 2 "$ip" "$port" >/dev/null 2>&1; do
+        [ $tries -ge 60 ] && break
+        tries=$((tries + 1))
+        sleep 0.5
+    done
+    result "stage=survive told_after_tries=$tries uptime=$(now)"
+    wait $io
+    io_rc=$?
+    wait $download
+    while read -r line; do result "stage=survive_during $line"; done </tmp/during.out
+    [ $io_rc = 0 ] || notes_of /tmp/during.err
+    result "stage=survive io_rc=$io_rc"
+    result "stage=survive tcp_sha256=$(sha </tmp/during.bin)"
+    peer_ping=0
+    ping -c 1 -W 2 "$ip" >/dev/null 2>&1 && peer_ping=1
+    fe_io $RAM 1 >/tmp/after.out 2>/tmp/after.err
+    after_rc=$?
+    while read -r line; do result "stage=survive_after $line"; done </tmp/after.out
+    [ $after_rc = 0 ] || notes_of /tmp/after.err
+    timeout 60 nc -w 10 $GW $TCP_PORT </dev/null >/tmp/after.bin 2>/dev/null
+    result "stage=survive after_io_rc=$after_rc peer_ping=$peer_ping"
+    result "stage=survive tcp2_sha256=$(sha </tmp/after.bin)"
+}
+[ -n "${fe_survive:-}" ] && [ -n "$RAM" ] && [ -n "$TCP_PORT" ] &&
+    bounded survive survive_stage "${fe_survive_limit:-180}"
 
 finish

@@ -27,7 +27,7 @@ use crate::demo_report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
 use crate::guest_console::{watch, Transcript};
 use crate::process::{step, workspace_root};
 use crate::sysdt_arm64;
-use crate::xen_source::{self, XenSource};
+use crate::xen_source;
 use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
@@ -99,13 +99,17 @@ pub fn run_test() -> Result<(), String> {
     step("end to end, route with no dom0: stubvirt as a control domU of Xen 4.21+");
     match xen_source::default_path() {
         Some(path) => {
-            let mut o = options(&[])?;
-            o.xen_source = Some(XenSource::open(&path)?);
-            o.backend_args = backend_args(Route::ControlDomU);
-            // Two Linux frontends: everything the one-frontend run checks, for each, and
-            // the traffic between them through stubvirt's switch.
-            o.frontends = 2;
-            run_once(o).map_err(|failure| failure.message)?;
+            // Two Linux frontends: everything the one-frontend run checks, for each, the
+            // traffic between them through stubvirt's switch, then the second crashes
+            // while the first runs I/O.
+            let args = [
+                "--xen-source".to_string(),
+                path.display().to_string(),
+                "--frontends".into(),
+                "2".into(),
+                "--crash".into(),
+            ];
+            run_once(options(&args)?).map_err(|failure| failure.message)?;
         }
         None if std::env::var_os("CI").is_some_and(|v| v == "true") => {
             return Err(format!(
@@ -251,6 +255,15 @@ fn summaries(
             "frontend to frontend:\n  {mark} {:<10} {detail}",
             "peer tcp"
         );
+    }
+    if let (true, [survivor, ..]) = (options.crash, &views[..]) {
+        let crashed = domids.get(1).copied().unwrap_or(0);
+        for (passed, what, detail) in demo_lifecycle::crash(t, survivor, crashed, &host.tcp_sha256)
+        {
+            ok &= passed;
+            let mark = if passed { "ok  " } else { "FAIL" };
+            let _ = writeln!(text, "  {mark} {what:<10} {detail}");
+        }
     }
     if ok {
         Ok(text)

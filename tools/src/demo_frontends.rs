@@ -11,6 +11,8 @@ use std::path::Path;
 
 /// Port the second frontend takes the first one's stream on.
 const PEER_PORT: u16 = 5001;
+/// Port the second frontend waits on for the word to crash (`--crash`).
+const CRASH_PORT: u16 = 5002;
 
 /// Frontend `n`'s (0-based) command line: its own address (10.0.2.15 + n); with several,
 /// the first sends to the second and the second listens.
@@ -25,6 +27,17 @@ pub fn frontend_args(base: &str, n: usize, count: usize) -> String {
         }
     }
     args
+}
+
+/// Frontend `n`'s extra command line with `--crash`: the second one crashes when the
+/// first tells it (its panic ends in a reboot request, which Xen sees), the first runs
+/// I/O meanwhile.
+pub fn crash_args(n: usize) -> String {
+    match n {
+        0 => format!(" fe_survive=10.0.2.16:{CRASH_PORT}"),
+        1 => format!(" fe_crash_on={CRASH_PORT} panic=-1"),
+        _ => String::new(),
+    }
 }
 
 /// The transcript as frontend `domid` alone would have produced it: other frontends'

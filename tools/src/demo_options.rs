@@ -24,6 +24,9 @@ pub struct Options {
     pub frontends: u16,
     /// Seconds the second frontend floods its disk's doorbell before its checks.
     pub flood: Option<u32>,
+    /// The second frontend crashes (sysrq c) while the first runs I/O; stubvirt releases
+    /// and destroys it (`demo_lifecycle::crash`).
+    pub crash: bool,
 }
 
 impl Options {
@@ -36,7 +39,7 @@ impl Options {
 }
 
 const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontends N \
-                          [--flood SECONDS]] [--timeout SECONDS] [--no-backend] \
+                          [--flood SECONDS] [--crash]] [--timeout SECONDS] [--no-backend] \
                           [--map-buffers] [--blk-queues N] [--rebind ROUNDS]";
 
 /// `--xen-source PATH` (a Xen 4.21+ tree or archive) runs the route with no dom0;
@@ -46,6 +49,7 @@ const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontend
 /// `--frontends N` boots N Linux frontends (route with no dom0); `--blk-queues N` offers
 /// every disk N request queues (`blk_queues=N`, VIRTIO_BLK_F_MQ) instead of one;
 /// `--flood SECONDS` has the second frontend ring its disk's doorbell that long first;
+/// `--crash` has the second frontend crash once done, during the first one's I/O;
 /// `--rebind ROUNDS` has the frontend unbind and bind its virtio drivers with I/O in
 /// flight that many times after its checks (`demo_lifecycle`).
 pub fn options(args: &[String]) -> Result<Options, String> {
@@ -57,6 +61,7 @@ pub fn options(args: &[String]) -> Result<Options, String> {
         xen_source: None,
         frontends: 1,
         flood: None,
+        crash: false,
     };
     let mut map_buffers = false;
     let mut blk_queues = None;
@@ -79,6 +84,7 @@ pub fn options(args: &[String]) -> Result<Options, String> {
                 o.frontend_args = FRONTEND_ARGS.replace("fe_wait=90", "fe_wait=20");
             }
             "--map-buffers" => map_buffers = true,
+            "--crash" => o.crash = true,
             "--flood" => {
                 let n = args.next().ok_or(DEMO_USAGE)?;
                 o.flood = Some(
@@ -119,6 +125,9 @@ pub fn options(args: &[String]) -> Result<Options, String> {
     if o.flood.is_some() && o.frontends < 2 {
         return Err("--flood SECONDS needs --frontends 2: the second one floods".into());
     }
+    if o.crash && o.frontends < 2 {
+        return Err("--crash needs --frontends 2: the second one crashes".into());
+    }
     if o.frontends > 1 && o.route() == Route::Dom0 {
         return Err("--frontends N > 1 needs the route with no dom0 (--xen-source)".into());
     }
@@ -128,6 +137,9 @@ pub fn options(args: &[String]) -> Result<Options, String> {
     }
     if let Some(n) = blk_queues {
         let _ = write!(o.backend_args, " blk_queues={n}");
+    }
+    if o.crash {
+        o.backend_args.push_str(" frontend_exit=destroy");
     }
     Ok(o)
 }

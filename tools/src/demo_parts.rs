@@ -188,6 +188,9 @@ pub fn system(
             if let (1, Some(seconds)) = (n, options.flood) {
                 let _ = write!(args, " fe_flood={seconds}");
             }
+            if options.crash {
+                args.push_str(&demo_frontends::crash_args(n));
+            }
             args
         })
         .collect();
