@@ -15,6 +15,7 @@
 
 mod lifecycle;
 mod memories;
+mod privilege;
 mod report;
 mod setup;
 
@@ -65,6 +66,8 @@ pub struct Config {
     /// `frontend_exit=destroy`: destroy a frontend that shut down or crashed once it is
     /// released (needs control-domain rights); by default it is left to its owner.
     pub destroy_exited: bool,
+    /// `privilege_test=1`: try what a backend must not be able to do, before serving.
+    pub privilege_test: bool,
 }
 
 /// The serve-mode configuration, if the command line or the device tree asks for it.
@@ -82,6 +85,7 @@ pub fn requested(boot: &BootInfo) -> Option<Config> {
         uplink_irq: cmdline::value_of(cmdline, "uplink_irq") != Some("off"),
         blk_queues: cmdline::number(cmdline, "blk_queues").and_then(|n| u16::try_from(n).ok()),
         destroy_exited: cmdline::value_of(cmdline, "frontend_exit") == Some("destroy"),
+        privilege_test: cmdline::value_of(cmdline, "privilege_test") == Some("1"),
     })
 }
 
@@ -180,6 +184,9 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             uplink.describe(&mut ready);
         }
         let _ = writeln!(crate::console::Writer, "{ready}");
+    }
+    if let (true, Some(first)) = (cfg.privilege_test, servers.first()) {
+        privilege::run(facts.backend_domid, first.domid);
     }
     let mut watch = lifecycle::Watch::start(facts.backend_domid);
     let _ = writeln!(crate::console::Writer, "{}", watch.describe());

@@ -116,6 +116,16 @@ pub fn handle_virq(own_domid: u16, virq: u32) -> Result<(), XenError> {
     .map(|_| ())
 }
 
+/// Pauses `domid` (`XEN_DOMCTL_pausedomain`).
+pub fn pause(domid: u16) -> Result<(), XenError> {
+    issue_unstable(XEN_DOMCTL_PAUSEDOMAIN, domid, |_| {}).map(|_| ())
+}
+
+/// Lets a paused `domid` run again (`XEN_DOMCTL_unpausedomain`).
+pub fn unpause(domid: u16) -> Result<(), XenError> {
+    issue_unstable(XEN_DOMCTL_UNPAUSEDOMAIN, domid, |_| {}).map(|_| ())
+}
+
 /// Destroys `domid` (`XEN_DOMCTL_destroydomain`; Xen restarts the call itself until its
 /// resources are released, except pages others still map, which keep it dying).
 pub fn destroy(domid: u16) -> Result<(), XenError> {

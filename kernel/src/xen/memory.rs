@@ -1,8 +1,11 @@
 //! Memory ops: the domain's memory map, and placing Xen-owned pages in our physmap.
 
+use super::abi::errno::EFAULT;
 use super::abi::memory::*;
-use super::abi::{op, DOMID_SELF};
+use super::abi::{op, DomId, DOMID_SELF};
 use super::hypercall::{with_arg, XenError};
+use super::window;
+use crate::arch::PAGE_SIZE;
 
 /// Fills `entries` with our e820 map (`XENMEM_memory_map`); returns how many were stored.
 pub fn memory_map(entries: &mut [E820Entry]) -> Result<usize, XenError> {
@@ -30,6 +33,50 @@ pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), XenE
     };
     // SAFETY: the caller guarantees gpfn is free for Xen to populate.
     unsafe { with_arg(op::MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut arg) }.map(|_| ())
+}
+
+/// Tries to map page `gfn` of `foreign` by foreign mapping (`XENMEM_add_to_physmap_batch`,
+/// `XENMAPSPACE_gmfn_foreign`) at a free window frame, and removes it again at once:
+/// whether Xen lets this domain reach another's memory without its grant. Nothing reads
+/// the page.
+pub fn try_foreign_mapping(foreign: DomId, gfn: u64) -> Result<(), XenError> {
+    let slot = window::alloc().ok_or(XenError(EFAULT))?;
+    let mut idxs = [gfn];
+    let mut gpfns = [window::gpa(slot) / PAGE_SIZE as u64];
+    let mut errs = [0i32];
+    let mut arg = XenAddToPhysmapBatch {
+        domid: DOMID_SELF,
+        space: XENMAPSPACE_GMFN_FOREIGN,
+        size: 1,
+        foreign_domid: foreign,
+        idxs: idxs.as_mut_ptr() as u64,
+        gpfns: gpfns.as_mut_ptr() as u64,
+        errs: errs.as_mut_ptr() as u64,
+    };
+    // SAFETY: the three arrays of one entry live across the call; the gpfn is a window
+    // frame just reserved (not RAM), and our page tables never map it.
+    let called = unsafe { with_arg(op::MEMORY_OP, XENMEM_ADD_TO_PHYSMAP_BATCH, &mut arg) };
+    let result = called.and_then(|_| match errs[0] {
+        0 => Ok(()),
+        e => Err(XenError(-i64::from(e))),
+    });
+    if result.is_ok() {
+        // SAFETY: the frame was never mapped by our page tables.
+        if let Err(e) = unsafe { remove_from_physmap(gpfns[0]) } {
+            log::error!("foreign mapping not removed from gfn {:#x}: {e}", gpfns[0]);
+            return result;
+        }
+    }
+    window::free(slot);
+    result
+}
+
+/// The pages `domid` holds (`XENMEM_current_reservation`).
+pub fn current_reservation(domid: DomId) -> Result<u64, XenError> {
+    let mut target = domid;
+    // SAFETY: the argument is one domid_t, read by Xen.
+    unsafe { with_arg(op::MEMORY_OP, XENMEM_CURRENT_RESERVATION, &mut target) }
+        .map(|pages| pages as u64)
 }
 
 /// Removes whatever Xen placed at our frame `gpfn` (a foreign or resource page), which

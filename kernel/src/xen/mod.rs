@@ -40,6 +40,9 @@ pub mod sched;
 #[allow(unsafe_code)]
 pub mod shared;
 #[cfg(feature = "image")]
+#[allow(unsafe_code)]
+pub mod sysctl;
+#[cfg(feature = "image")]
 pub mod vcpu_channel;
 #[cfg(feature = "image")]
 pub mod window;

@@ -7,6 +7,8 @@
 use core::mem::{offset_of, size_of};
 
 pub const XEN_DOMCTL_DESTROYDOMAIN: u32 = 2;
+pub const XEN_DOMCTL_PAUSEDOMAIN: u32 = 3;
+pub const XEN_DOMCTL_UNPAUSEDOMAIN: u32 = 4;
 pub const XEN_DOMCTL_GETDOMAININFO: u32 = 5;
 pub const XEN_DOMCTL_SET_VIRQ_HANDLER: u32 = 66;
 pub const XEN_DOMCTL_GET_DOMAIN_STATE: u32 = 90;

@@ -2,13 +2,17 @@
 
 use super::DomId;
 
+pub const XENMEM_CURRENT_RESERVATION: u32 = 3;
 pub const XENMEM_ADD_TO_PHYSMAP: u32 = 7;
 pub const XENMEM_MEMORY_MAP: u32 = 9;
 pub const XENMEM_REMOVE_FROM_PHYSMAP: u32 = 15;
+pub const XENMEM_ADD_TO_PHYSMAP_BATCH: u32 = 23;
 pub const XENMEM_ACQUIRE_RESOURCE: u32 = 28;
 
 pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
 pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// A page of another domain, by its gfn: a foreign mapping (`XENMAPSPACE_gmfn_foreign`).
+pub const XENMAPSPACE_GMFN_FOREIGN: u16 = 4;
 
 pub const XENMEM_RESOURCE_IOREQ_SERVER: u16 = 0;
 pub const XENMEM_RESOURCE_GRANT_TABLE: u16 = 1;
@@ -22,6 +26,20 @@ pub struct XenAddToPhysmap {
     pub space: u32,
     pub idx: u64,
     pub gpfn: u64,
+}
+
+/// `struct xen_add_to_physmap_batch`; `idxs`, `gpfns` and `errs` are guest handles to
+/// `size` entries each (`xen_ulong_t`, `xen_pfn_t`, `int`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XenAddToPhysmapBatch {
+    pub domid: DomId,
+    pub space: u16,
+    pub size: u16,
+    pub foreign_domid: DomId,
+    pub idxs: u64,
+    pub gpfns: u64,
+    pub errs: u64,
 }
 
 /// `struct xen_remove_from_physmap`.

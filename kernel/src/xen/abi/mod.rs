@@ -32,6 +32,7 @@ pub mod op {
     pub const SCHED_OP: u32 = 29;
     pub const EVENT_CHANNEL_OP: u32 = 32;
     pub const HVM_OP: u32 = 34;
+    pub const SYSCTL: u32 = 35;
     pub const DOMCTL: u32 = 36;
     pub const DM_OP: u32 = 41;
 }
