@@ -69,6 +69,17 @@ pub fn view(t: &Transcript, domid: u32, all: &[u32]) -> Transcript {
     }
 }
 
+/// `t` up to (not including) its first line containing `needle`.
+pub fn before(mut t: Transcript, needle: &str) -> Transcript {
+    if let Some(at) = t.lines.iter().position(|(_, l)| l.contains(needle)) {
+        t.lines.truncate(at);
+        if matches!(t.end, End::Stopped(stop) if stop >= at) {
+            t.end = End::Stopped(at.saturating_sub(1));
+        }
+    }
+    t
+}
+
 /// A counters line with only `domid`'s devices, named without their prefix.
 fn counters_for(line: &str, domid: u32) -> String {
     let Some((head, rest)) = line.split_once("STUBVIRT-COUNTERS ") else {
@@ -169,6 +180,9 @@ mod tests {
              blk=req:7,held:0 uplink=in:1,irqs:2"
         );
         assert!(matches!(third.end, End::Stopped(2)));
+        let cut = before(third, "STUBVIRT-COUNTERS");
+        assert_eq!(cut.lines.len(), 2);
+        assert!(matches!(cut.end, End::Stopped(1)));
     }
 
     #[test]
