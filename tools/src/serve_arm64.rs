@@ -9,6 +9,10 @@
 //! second vcpu for one register read, so both vcpus' ioreq slots are exercised.
 
 use crate::guest_console::{watch, End, Transcript};
+use crate::privilege_checks::{
+    privileges, privileges_are, unexpected_denials, PRIVILEGES_UNDER_POLICY,
+    PRIVILEGES_WITHOUT_POLICY,
+};
 use crate::process::{step, workspace_root};
 use crate::sysdt_arm64;
 use std::path::Path;
@@ -18,20 +22,10 @@ const DEADLINE: Duration = Duration::from_secs(120);
 pub const DOM0_ARGS: &str =
     "loglevel=info serve=1 ramdisk_mb=16 frontend_exit=destroy privilege_test=1";
 pub const DOMU_ARGS: &str = "loglevel=info frontend_test=1";
+const DOMU_VCPUS: u32 = 2;
 /// The backend's command line with no dom0: it is domU1, its frontend domU2.
 const CONTROL_DOMU_ARGS: &str =
     "loglevel=info frontend=2 ramdisk_mb=16 frontend_exit=destroy privilege_test=1";
-/// What Xen lets stubvirt do on both routes with no XSM policy (dom0 of 4.17, control
-/// domU of 4.22): everything a control domain may, so only the grant check refuses
-/// (GNTST_general_error). docs/privilege.md publishes this table.
-const PRIVILEGES_WITHOUT_POLICY: [(&str, &str); 5] = [
-    ("foreign_map", "allowed"),
-    ("pause", "allowed"),
-    ("read_console", "allowed"),
-    ("memory_size", "allowed"),
-    ("foreign_grant", "refused"),
-];
-const DOMU_VCPUS: u32 = 2;
 /// Lines after which nothing useful follows.
 const FAILURE_MARKS: [&str; 6] = [
     "Panic on CPU",
@@ -87,33 +81,6 @@ fn until_done() -> impl FnMut(&str) -> bool {
     }
 }
 
-/// The `STUBVIRT-PRIVILEGE` lines of a run as (op, result) pairs, in order.
-fn privileges(t: &Transcript) -> Vec<(String, String)> {
-    t.lines
-        .iter()
-        .filter_map(|(_, l)| l.split("STUBVIRT-PRIVILEGE ").nth(1))
-        .map(|rest| {
-            let word = |key: &str| {
-                rest.split_whitespace()
-                    .find_map(|w| w.strip_prefix(key))
-                    .unwrap_or("?")
-                    .to_string()
-            };
-            (word("op="), word("result="))
-        })
-        .collect()
-}
-
-/// Whether the run's privilege lines are exactly `expected`.
-fn privileges_are(t: &Transcript, expected: &[(&str, &str)]) -> bool {
-    let seen = privileges(t);
-    seen.len() == expected.len()
-        && seen
-            .iter()
-            .zip(expected)
-            .all(|((op, result), (want_op, want))| op == want_op && result == want)
-}
-
 /// With the copy route, the request buffers went by grant copy (each request copies its
 /// header, data pages and status) and none was refused; without it, no copy was made.
 fn copied_as_asked(line: &str, copy: bool) -> bool {
@@ -140,94 +107,123 @@ impl Backend {
     }
 }
 
-fn boot(
-    image: &Path,
-    xen: &Path,
-    name: &str,
+/// One serve boot: who serves with what command line, the FLASK policy Xen enforces
+/// (`None`: Xen's default XSM), and what Xen must then have allowed.
+struct Run<'a> {
+    name: &'a str,
     backend: Backend,
-    backend_args: &str,
-) -> Result<Transcript, String> {
-    let dir = workspace_root().join("target/arm64-boot").join(name);
-    let (dtb, loads) = match backend {
-        Backend::Dom0 => {
-            sysdt_arm64::build_dom0_and_domu(&dir, image, backend_args, DOMU_ARGS, DOMU_VCPUS)?
+    backend_args: String,
+    /// Request buffers by grant copy (else mapped).
+    copy: bool,
+    policy: Option<&'a Path>,
+    privileges: &'a [(&'a str, &'a str)],
+    /// `result=` of stubvirt's destroy of the frontend once it powered off.
+    destroyed: &'a str,
+}
+
+impl<'a> Run<'a> {
+    /// The run with no XSM policy: `backend_args`, buffers copied.
+    fn unconfined(name: &'a str, backend: Backend, backend_args: &str) -> Self {
+        Self {
+            name,
+            backend,
+            backend_args: backend_args.to_string(),
+            copy: true,
+            policy: None,
+            privileges: &PRIVILEGES_WITHOUT_POLICY,
+            destroyed: "freed",
         }
-        Backend::ControlDomU => sysdt_arm64::build_control_and_frontend(
-            &dir,
-            image,
-            crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU),
-            backend_args,
-            &format!("{DOMU_ARGS} backend=1"),
-            DOMU_VCPUS,
-        )?,
+    }
+
+    /// The same run with request buffers mapped.
+    fn mapped(mut self, name: &'a str) -> Self {
+        self.name = name;
+        self.backend_args.push_str(" grant_route=map");
+        self.copy = false;
+        self
+    }
+}
+
+fn boot(image: &Path, xen: &Path, run: &Run) -> Result<Transcript, String> {
+    let dir = workspace_root().join("target/arm64-boot").join(run.name);
+    let (dtb, loads) = match run.backend {
+        Backend::Dom0 => {
+            sysdt_arm64::build_dom0_and_domu(&dir, image, &run.backend_args, DOMU_ARGS, DOMU_VCPUS)?
+        }
+        Backend::ControlDomU => {
+            let mut xen_args =
+                crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU).to_string();
+            if run.policy.is_some() {
+                xen_args = format!("{xen_args} {}", crate::flask_policy::XEN_ARGS);
+            }
+            sysdt_arm64::build_control_and_frontend(
+                &dir,
+                image,
+                &xen_args,
+                &run.backend_args,
+                (&format!("{DOMU_ARGS} backend=1"), DOMU_VCPUS),
+                run.policy,
+            )?
+        }
     };
     let mut command = sysdt_arm64::qemu_command(xen, &dtb, &loads);
-    watch(name, &mut command, DEADLINE, until_done())
+    watch(run.name, &mut command, DEADLINE, until_done())
 }
 
 /// Runs the dom0 + domU serve test with request buffers copied (the default), then with
 /// them mapped (`grant_route=map`); prints the three lines of each with their times.
 pub fn serve_test(image: &Path, xen: &Path) -> Result<(), String> {
     step("arm64 serve mode: stubvirt dom0 (serve=1) answering a stubvirt domU frontend (2 vcpus) over IOREQ, request buffers by GNTTABOP_copy (the default)");
-    serve_once(
-        image,
-        xen,
-        "arm64-xen-serve",
-        Backend::Dom0,
-        DOM0_ARGS,
-        true,
-    )?;
+    let run = Run::unconfined("arm64-xen-serve", Backend::Dom0, DOM0_ARGS);
+    serve_once(image, xen, &run)?;
     step("the same with request buffers mapped (grant_route=map)");
-    let args = format!("{DOM0_ARGS} grant_route=map");
-    serve_once(
-        image,
-        xen,
-        "arm64-xen-serve-map",
-        Backend::Dom0,
-        &args,
-        false,
-    )
+    serve_once(image, xen, &run.mapped("arm64-xen-serve-map"))
 }
 
 /// The serve test with no dom0 (Xen 4.21+ as `xen`): stubvirt as control domU1 serving
 /// the stubvirt frontend domU2, whose grants name backend 1; both buffer routes.
 pub fn serve_test_without_dom0(image: &Path, xen: &Path) -> Result<(), String> {
     step("arm64 serve mode with no dom0: stubvirt control domU1 answering a stubvirt domU2 frontend (2 vcpus), buffers copied, then mapped");
-    serve_once(
-        image,
-        xen,
+    let run = Run::unconfined(
         "arm64-xen-serve-nodom0",
         Backend::ControlDomU,
         CONTROL_DOMU_ARGS,
-        true,
-    )?;
-    let args = format!("{CONTROL_DOMU_ARGS} grant_route=map");
-    serve_once(
-        image,
-        xen,
-        "arm64-xen-serve-nodom0-map",
-        Backend::ControlDomU,
-        &args,
-        false,
-    )
+    );
+    serve_once(image, xen, &run)?;
+    serve_once(image, xen, &run.mapped("arm64-xen-serve-nodom0-map"))
 }
 
-fn serve_once(
-    image: &Path,
-    xen: &Path,
-    name: &str,
-    backend: Backend,
-    backend_args: &str,
-    copy: bool,
-) -> Result<(), String> {
-    let transcript = boot(image, xen, name, backend, backend_args)?;
+/// The no-dom0 serve test with Xen enforcing stubvirt's FLASK policy (`policy`) and
+/// stubvirt confining itself (`confine=flask`): serving works on both buffer routes, every
+/// privileged attempt is refused, and so is destroying the frontend.
+pub fn serve_test_confined(image: &Path, xen: &Path, policy: &Path) -> Result<(), String> {
+    step("arm64 serve mode with no dom0 under FLASK (flask=enforcing, stubvirt's policy, confine=flask): buffers copied, then mapped");
+    let run = Run {
+        name: "arm64-xen-serve-flask",
+        backend: Backend::ControlDomU,
+        backend_args: format!("{CONTROL_DOMU_ARGS} confine=flask"),
+        copy: true,
+        policy: Some(policy),
+        privileges: &PRIVILEGES_UNDER_POLICY,
+        destroyed: "refused(errno13)",
+    };
+    serve_once(image, xen, &run)?;
+    serve_once(image, xen, &run.mapped("arm64-xen-serve-flask-map"))
+}
+
+fn serve_once(image: &Path, xen: &Path, run: &Run) -> Result<(), String> {
+    let transcript = boot(image, xen, run)?;
+    let backend = run.backend;
+    let copy = run.copy;
     let expected_ready = format!("frontend={} vcpus=2", backend.frontend_domid());
     let found = |needle: &str| transcript.find(needle).cloned();
     let ready = found("STUBVIRT-READY ");
     let frontend = found("STUBVIRT-FRONTEND ");
     let gone = found("STUBVIRT-FRONTEND-GONE ");
     let destroyed = found("STUBVIRT-FRONTEND-DESTROYED ");
+    let confined = found("STUBVIRT-CONFINED ");
     let frontend_domid = format!("frontend={} ", backend.frontend_domid());
+    let destroy_result = format!(" result={} ", run.destroyed);
     let counters = match transcript.end {
         End::Stopped(i) => transcript.lines.get(i).cloned(),
         _ => None,
@@ -246,8 +242,10 @@ fn serve_once(
             && l.contains(" state=shutdown ")
             && l.contains(" pages_held=0 ioreq_server=released channels=2/2"))
         && matches!(&destroyed, Some((_, l)) if l.contains(&frontend_domid)
-            && l.contains(" result=freed "))
-        && privileges_are(&transcript, &PRIVILEGES_WITHOUT_POLICY);
+            && l.contains(&destroy_result))
+        && confined.is_some() == run.policy.is_some()
+        && unexpected_denials(&transcript).is_empty()
+        && privileges_are(&transcript, run.privileges);
     if !ok {
         return Err(format!(
             "serve test did not pass ({}); log {}; last lines:\n{}",
@@ -263,7 +261,7 @@ fn serve_once(
     for (op, result) in privileges(&transcript) {
         println!("              STUBVIRT-PRIVILEGE op={op} result={result}");
     }
-    for (time, line) in [ready, frontend, gone, destroyed, counters]
+    for (time, line) in [confined, ready, frontend, gone, destroyed, counters]
         .into_iter()
         .flatten()
     {

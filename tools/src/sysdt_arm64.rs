@@ -335,24 +335,67 @@ pub fn build_dom0_and_domu(
 }
 
 /// Writes `dir/system.dtb` for the serve-mode boot of the route with no dom0 (see
-/// [`chosen_control_and_frontend`]).
+/// [`chosen_control_and_frontend`]); with `xsm_policy`, Xen also gets that FLASK policy as
+/// its `xen,xsm-policy` module (the command line must then ask for FLASK).
 pub fn build_control_and_frontend(
     dir: &Path,
     image: &Path,
     xen_args: &str,
     backend_args: &str,
-    frontend_args: &str,
-    frontend_vcpus: u32,
+    (frontend_args, frontend_vcpus): (&str, u32),
+    xsm_policy: Option<&Path>,
 ) -> Result<(PathBuf, Vec<Load>), String> {
     let size = file_size(image)?;
-    let text =
+    let mut text =
         chosen_control_and_frontend(xen_args, size, backend_args, frontend_args, frontend_vcpus);
-    build_two_domains(dir, image, &text)
+    let Some(policy) = xsm_policy else {
+        return build_two_domains(dir, image, &text);
+    };
+    text = with_xsm_policy(&text, file_size(policy)?);
+    let (dtb, mut loads) = build_two_domains(dir, image, &text)?;
+    loads.push(Load {
+        file: policy.to_path_buf(),
+        addr: XSM_POLICY_BASE,
+    });
+    Ok((dtb, loads))
+}
+
+/// Where Xen's XSM policy module goes.
+const XSM_POLICY_BASE: u64 = MODULE_BASE + 0x90_0000;
+
+/// `chosen` (a whole `/chosen` text) with an `xen,xsm-policy` module of `size` bytes at
+/// [`XSM_POLICY_BASE`], after Xen's command line.
+fn with_xsm_policy(chosen: &str, size: u64) -> String {
+    let node = format!(
+        "  module@{XSM_POLICY_BASE:x} {{\n   compatible = \"xen,xsm-policy\", \
+         \"multiboot,module\";\n   reg = <0x0 0x{XSM_POLICY_BASE:x} 0x0 0x{size:x}>;\n  }};\n"
+    );
+    let mut text = chosen.to_string();
+    let after_args = text
+        .find("xen,xen-bootargs")
+        .and_then(|at| text[at..].find('\n').map(|nl| at + nl + 1))
+        .unwrap_or(0);
+    text.insert_str(after_args, &node);
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_xsm_policy_is_a_chosen_module_after_xens_arguments() {
+        let text = chosen(Role::ControlDomU, "xsm=flask", 0x5000_0000, 0x100, "x");
+        let with = with_xsm_policy(&text, 0x2b04);
+        let args = with.find("xen,xen-bootargs").unwrap();
+        let policy = with.find("compatible = \"xen,xsm-policy\"").unwrap();
+        let domu = with.find("domU1").unwrap();
+        assert!(args < policy && policy < domu, "{with}");
+        assert!(
+            with.contains("reg = <0x0 0x50900000 0x0 0x2b04>;"),
+            "{with}"
+        );
+    }
 
     #[test]
     fn domu_node_names_the_module() {

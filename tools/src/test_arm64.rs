@@ -31,5 +31,7 @@ pub fn tests() -> Result<(), String> {
         crate::boot_arm64::selftest_once(&image, &xen, Role::ControlDomU, 1)?;
     println!("    STUBVIRT-SELFTEST {fields}  ({seconds:.2} s after QEMU start)");
     crate::serve_arm64::serve_test_without_dom0(&image, &xen)?;
+    let policy = crate::flask_policy::policy(&source)?;
+    crate::serve_arm64::serve_test_confined(&image, &xen, &policy)?;
     crate::serve_frontends_arm64::test(&image, &xen)
 }

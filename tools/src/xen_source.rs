@@ -24,7 +24,11 @@ const CONFIG_FRAGMENT: &str = include_str!("../configs/xen-arm64-nodom0.config")
 /// Part of the cache key: bump when the build recipe changes.
 const RECIPE: &str = "copy xen,config,Config.mk;arm64_defconfig+fragment;olddefconfig;make -C xen";
 /// The options the route cannot do without (checked after `olddefconfig`).
-const NEEDED: &[&str] = &["CONFIG_IOREQ_SERVER=y", "CONFIG_STATIC_MEMORY=y"];
+const NEEDED: &[&str] = &[
+    "CONFIG_IOREQ_SERVER=y",
+    "CONFIG_STATIC_MEMORY=y",
+    "CONFIG_XSM_FLASK=y",
+];
 /// Archives whose content we know: file name and sha256 (`../shared/xen/README.md`).
 const KNOWN_ARCHIVES: &[(&str, &str)] = &[
     (
@@ -113,6 +117,40 @@ impl XenSource {
             sha256,
             archive,
         })
+    }
+
+    /// The source's sha256 (of the archive, or of the tree's files): keys what is built
+    /// from it.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Copies the directories `parts` (relative to the source's top, e.g.
+    /// `tools/flask/policy`) into `tree`, keeping their paths.
+    pub fn extract(&self, parts: &[&str], tree: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(tree).map_err(|e| format!("{}: {e}", tree.display()))?;
+        if self.archive {
+            return run(Command::new("tar")
+                .arg("-xf")
+                .arg(&self.path)
+                .arg("-C")
+                .arg(tree)
+                .arg("--strip-components=1")
+                .arg("--wildcards")
+                .args(parts.iter().map(|p| format!("*/{p}"))));
+        }
+        for part in parts {
+            let to = tree.join(part);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            run(Command::new("cp")
+                .arg("-a")
+                .arg(self.path.join(part))
+                .arg(&to))?;
+        }
+        Ok(())
     }
 
     /// The arm64 hypervisor built from this source (cached), building it when missing.

@@ -13,6 +13,7 @@
 //! `XEN_DMOP_nr_vcpus`, `EVTCHNOP_bind_interdomain` per vcpu slot; then `SCHEDOP_poll`,
 //! `EVTCHNOP_send` after each answer and `XEN_DMOP_set_irq_level` for interrupts.
 
+mod confine;
 mod lifecycle;
 mod memories;
 mod privilege;
@@ -68,6 +69,9 @@ pub struct Config {
     pub destroy_exited: bool,
     /// `privilege_test=1`: try what a backend must not be able to do, before serving.
     pub privilege_test: bool,
+    /// `confine=flask`: relabel itself and its frontends into its FLASK policy's types
+    /// before registering anything (refuses to serve if that fails).
+    pub confine: bool,
 }
 
 /// The serve-mode configuration, if the command line or the device tree asks for it.
@@ -86,6 +90,7 @@ pub fn requested(boot: &BootInfo) -> Option<Config> {
         blk_queues: cmdline::number(cmdline, "blk_queues").and_then(|n| u16::try_from(n).ok()),
         destroy_exited: cmdline::value_of(cmdline, "frontend_exit") == Some("destroy"),
         privilege_test: cmdline::value_of(cmdline, "privilege_test") == Some("1"),
+        confine: cmdline::value_of(cmdline, "confine") == Some("flask"),
     })
 }
 
@@ -155,6 +160,12 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     {
         let why = alloc::format!("frontend {}: no such domain", missing.domid);
         refuse("STUBVIRT-CONFIG-REFUSED", &why);
+    }
+    if cfg.confine {
+        let domids: Vec<DomId> = topology.frontends.iter().map(|f| f.domid).collect();
+        if let Err(why) = confine::confine(&domids) {
+            refuse("STUBVIRT-CONFINE-FAILED", &why);
+        }
     }
     let mut backend = Backend::new(NET_PORTS, topology::MAX_FRAME);
     let host_disk = host.disk.map(setup::share);

@@ -19,6 +19,9 @@ pub mod domain_control;
 pub mod evtchn;
 #[cfg(feature = "image")]
 #[allow(unsafe_code)]
+pub mod flask;
+#[cfg(feature = "image")]
+#[allow(unsafe_code)]
 pub mod grant;
 #[cfg(feature = "image")]
 pub mod grant_copier;

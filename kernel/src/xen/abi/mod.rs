@@ -25,6 +25,7 @@ pub const DOMID_SELF: DomId = 0x7ff0;
 /// Hypercall numbers (`xen.h`, `__HYPERVISOR_*`).
 pub mod op {
     pub const MEMORY_OP: u32 = 12;
+    pub const XSM_OP: u32 = 27;
     pub const XEN_VERSION: u32 = 17;
     pub const CONSOLE_IO: u32 = 18;
     pub const GRANT_TABLE_OP: u32 = 20;
