@@ -68,6 +68,9 @@ pub fn kernel_main(mut boot: BootInfo) -> ! {
         if let Some(config) = serve::requested(&boot) {
             serve::run(&boot, &config)
         }
+        if cmdline::value_of(boot.cmdline, "bystander") == Some("1") {
+            bystander()
+        }
         #[cfg(target_arch = "aarch64")]
         if cmdline::value_of(boot.cmdline, "frontend_test") == Some("1") {
             crate::frontend_test::run(&boot);
@@ -87,6 +90,18 @@ pub fn kernel_main(mut boot: BootInfo) -> ! {
             Current::NAME
         );
         Current::exit_without_xen(0)
+    }
+}
+
+/// `bystander=1`: a domain that is there and does nothing, so that a backend's privilege
+/// test has a domain it does not serve to try things on.
+fn bystander() -> ! {
+    let _ = writeln!(console::Writer, "STUBVIRT-BYSTANDER waiting");
+    loop {
+        let wake = xen::evtchn::system_time_ns().saturating_add(10_000_000_000);
+        if xen::sched::poll(&mut [], wake).is_err() {
+            power_off()
+        }
     }
 }
 

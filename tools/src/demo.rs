@@ -99,7 +99,8 @@ pub fn run_test() -> Result<(), String> {
     step("end to end, route with no dom0: stubvirt as a control domU of Xen 4.21+");
     match xen_source::default_path() {
         Some(path) => {
-            // Two Linux frontends: everything the one-frontend run checks, for each, the
+            // The product: Xen enforcing stubvirt's FLASK policy, stubvirt confined to two
+            // Linux frontends: everything the one-frontend run checks, for each, the
             // traffic between them through stubvirt's switch, driver resets during I/O in
             // both at once, then the second crashes while the first runs I/O.
             let args = [
@@ -110,6 +111,7 @@ pub fn run_test() -> Result<(), String> {
                 "--rebind".into(),
                 demo_lifecycle::ROUNDS.to_string(),
                 "--crash".into(),
+                "--confine".into(),
             ];
             run_once(options(&args)?).map_err(|failure| failure.message)?;
         }
@@ -262,10 +264,22 @@ fn summaries(
             "peer tcp"
         );
     }
+    if options.confine {
+        // With --crash, stubvirt tries to destroy the crashed frontend; the policy refuses.
+        let expected: &[&str] = if options.crash {
+            &[crate::privilege_checks::DESTROY_DENIAL]
+        } else {
+            &[]
+        };
+        let (passed, detail) = crate::privilege_checks::confinement(t, &domids, expected);
+        ok &= passed;
+        let mark = if passed { "ok  " } else { "FAIL" };
+        let _ = writeln!(text, "  {mark} {:<10} {detail}", "confined");
+    }
     if let (true, [survivor, ..]) = (options.crash, &views[..]) {
         let crashed = domids.get(1).copied().unwrap_or(0);
-        for (passed, what, detail) in demo_lifecycle::crash(t, survivor, crashed, &host.tcp_sha256)
-        {
+        let rows = demo_lifecycle::crash(t, survivor, crashed, &host.tcp_sha256, options.confine);
+        for (passed, what, detail) in rows {
             ok &= passed;
             let mark = if passed { "ok  " } else { "FAIL" };
             let _ = writeln!(text, "  {mark} {what:<10} {detail}");

@@ -99,7 +99,14 @@ pub type Row = (bool, &'static str, String);
 /// The crash stage's rows: stubvirt noticed the crashed frontend and released it; Xen
 /// freed it; the surviving frontend's I/O and downloads succeeded during and after (from
 /// `survivor`, its own view of `t`), and it holds only its rings.
-pub fn crash(t: &Transcript, survivor: &Transcript, crashed: u32, host_sha256: &str) -> Vec<Row> {
+/// `confined`: stubvirt ran under its FLASK policy, which must refuse it the destroy.
+pub fn crash(
+    t: &Transcript,
+    survivor: &Transcript,
+    crashed: u32,
+    host_sha256: &str,
+    confined: bool,
+) -> Vec<Row> {
     let crashed_at = t
         .find(&format!("DOM{crashed}: FRONTEND-RESULT stage=crash"))
         .map(|(time, _)| *time);
@@ -148,8 +155,8 @@ pub fn crash(t: &Transcript, survivor: &Transcript, crashed: u32, host_sha256: &
             None
         }
     };
-    rows.push(match &destroyed {
-        Some((_, f)) => (
+    rows.push(match (&destroyed, confined) {
+        (Some((_, f)), false) => (
             field(f, "result") == "freed",
             "destroy",
             format!(
@@ -159,7 +166,20 @@ pub fn crash(t: &Transcript, survivor: &Transcript, crashed: u32, host_sha256: &
                 field(f, "ms")
             ),
         ),
-        None => (false, "destroy", "stubvirt did not destroy it".into()),
+        (Some((_, f)), true) => (
+            field(f, "result") == "refused(errno13)",
+            "destroy",
+            format!(
+                "XEN_DOMCTL_destroydomain by stubvirt: {} (its FLASK policy does not let it \
+                 destroy a frontend; the domain is left shut down to its owner)",
+                field(f, "result")
+            ),
+        ),
+        (None, _) => (
+            false,
+            "destroy",
+            "stubvirt did not try to destroy it".into(),
+        ),
     });
     rows.push(survived(survivor, notice, host_sha256));
     rows
@@ -314,7 +334,7 @@ mod tests {
 
     fn crash_rows(lines: &[(u64, &str)]) -> Vec<Row> {
         let t = transcript(lines);
-        crash(&t, &t, 3, "abc")
+        crash(&t, &t, 3, "abc", false)
     }
 
     #[test]
@@ -344,6 +364,15 @@ mod tests {
         failing("frontend=3 state", "frontend=4 state", 0);
         failing("stage=crash", "stage=crush", 0);
         failing("result=freed", "result=dying", 1);
+        let t = transcript(CRASH_RUN);
+        assert!(
+            !crash(&t, &t, 3, "abc", true)[1].0,
+            "confined: freed means not confined"
+        );
+        let refused: Vec<(u64, String)> = changed("result=freed", "result=refused(errno13)");
+        let refused: Vec<(u64, &str)> = refused.iter().map(|(s, l)| (*s, l.as_str())).collect();
+        let t = transcript(&refused);
+        assert!(crash(&t, &t, 3, "abc", true)[1].0);
         failing("io_rc=0", "io_rc=1", 2);
         failing("tcp2_sha256=abc", "tcp2_sha256=abd", 2);
         failing("peer_ping=0", "peer_ping=1", 2);

@@ -27,6 +27,8 @@ pub struct Options {
     /// The second frontend crashes (sysrq c) while the first runs I/O; stubvirt releases
     /// and destroys it (`demo_lifecycle::crash`).
     pub crash: bool,
+    /// Xen enforces stubvirt's FLASK policy and stubvirt confines itself (`confine=flask`).
+    pub confine: bool,
 }
 
 impl Options {
@@ -39,7 +41,7 @@ impl Options {
 }
 
 const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontends N \
-                          [--flood SECONDS] [--crash]] [--timeout SECONDS] [--no-backend] \
+                          [--flood SECONDS] [--crash] [--confine]] [--timeout SECONDS] [--no-backend] \
                           [--map-buffers] [--blk-queues N] [--rebind ROUNDS]";
 
 /// `--xen-source PATH` (a Xen 4.21+ tree or archive) runs the route with no dom0;
@@ -50,6 +52,7 @@ const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontend
 /// every disk N request queues (`blk_queues=N`, VIRTIO_BLK_F_MQ) instead of one;
 /// `--flood SECONDS` has the second frontend ring its disk's doorbell that long first;
 /// `--crash` has the second frontend crash once done, during the first one's I/O;
+/// `--confine` has Xen enforce stubvirt's FLASK policy and stubvirt confine itself;
 /// `--rebind ROUNDS` has the frontend unbind and bind its virtio drivers with I/O in
 /// flight that many times after its checks (`demo_lifecycle`).
 pub fn options(args: &[String]) -> Result<Options, String> {
@@ -62,6 +65,7 @@ pub fn options(args: &[String]) -> Result<Options, String> {
         frontends: 1,
         flood: None,
         crash: false,
+        confine: false,
     };
     let mut map_buffers = false;
     let mut blk_queues = None;
@@ -85,6 +89,7 @@ pub fn options(args: &[String]) -> Result<Options, String> {
             }
             "--map-buffers" => map_buffers = true,
             "--crash" => o.crash = true,
+            "--confine" => o.confine = true,
             "--flood" => {
                 let n = args.next().ok_or(DEMO_USAGE)?;
                 o.flood = Some(
@@ -125,6 +130,9 @@ pub fn options(args: &[String]) -> Result<Options, String> {
     if o.flood.is_some() && o.frontends < 2 {
         return Err("--flood SECONDS needs --frontends 2: the second one floods".into());
     }
+    if o.confine && o.route() == Route::Dom0 {
+        return Err("--confine needs the route with no dom0 (--xen-source)".into());
+    }
     if o.crash && o.frontends < 2 {
         return Err("--crash needs --frontends 2: the second one crashes".into());
     }
@@ -140,6 +148,9 @@ pub fn options(args: &[String]) -> Result<Options, String> {
     }
     if o.crash {
         o.backend_args.push_str(" frontend_exit=destroy");
+    }
+    if o.confine {
+        o.backend_args.push_str(" confine=flask");
     }
     Ok(o)
 }
@@ -162,5 +173,8 @@ mod tests {
             "{err}"
         );
         assert!(options(&["--bogus".to_string()]).is_err());
+        let confine = options(&["--confine".to_string()]).err().unwrap();
+        assert!(confine.contains("route with no dom0"), "{confine}");
+        assert!(options(&["--crash".to_string()]).is_err());
     }
 }

@@ -32,6 +32,8 @@ pub struct Parts {
     pub dtbs: Vec<PathBuf>,
     pub kernel_version: String,
     pub kernel_built_seconds: Option<u64>,
+    /// The FLASK policy Xen enforces (`--confine`).
+    pub xsm_policy: Option<PathBuf>,
 }
 
 pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
@@ -97,6 +99,10 @@ pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
         dtbs,
         kernel_version: kernel.version,
         kernel_built_seconds: kernel.built_seconds,
+        xsm_policy: match (&options.xen_source, options.confine) {
+            (Some(source), true) => Some(crate::flask_policy::policy(source)?),
+            _ => None,
+        },
     })
 }
 
@@ -154,12 +160,17 @@ pub fn system(
             dtb.as_path(),
         ]);
     }
+    // The FLASK policy last, after the frontends.
+    files.extend(parts.xsm_policy.as_deref());
     let sizes = files
         .iter()
         .map(|f| size_of(f))
         .collect::<Result<Vec<_>, _>>()?;
     let m = demo_layout::layout(MODULE_BASE, &sizes)?;
-    let first = m.len().saturating_sub(3 * parts.dtbs.len());
+    let policy = parts.xsm_policy.as_ref().and_then(|_| m.last().copied());
+    let first = m
+        .len()
+        .saturating_sub(usize::from(policy.is_some()) + 3 * parts.dtbs.len());
     let frontends: Vec<Frontend> = m
         .get(first..)
         .unwrap_or_default()
@@ -199,7 +210,11 @@ pub fn system(
         .zip(&args)
         .map(|(fe, args)| (fe, args.as_str()))
         .collect();
-    dts.push_str(&demo_layout::chosen_frontends(route, backend, &listed));
+    let chosen = demo_layout::chosen_frontends(route, backend, &listed);
+    dts.push_str(&match policy {
+        Some(module) => sysdt_arm64::with_xsm_policy(&chosen, module.addr, module.size),
+        None => chosen,
+    });
     let system_dtb = sysdt_arm64::compile(dir, &dts)?;
     let loads = files
         .iter()

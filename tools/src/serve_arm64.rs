@@ -20,12 +20,12 @@ use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 pub const DOM0_ARGS: &str =
-    "loglevel=info serve=1 ramdisk_mb=16 frontend_exit=destroy privilege_test=1";
+    "loglevel=info serve=1 ramdisk_mb=16 frontend_exit=destroy privilege_test=1 privilege_bystander=2";
 pub const DOMU_ARGS: &str = "loglevel=info frontend_test=1";
 const DOMU_VCPUS: u32 = 2;
 /// The backend's command line with no dom0: it is domU1, its frontend domU2.
 const CONTROL_DOMU_ARGS: &str =
-    "loglevel=info frontend=2 ramdisk_mb=16 frontend_exit=destroy privilege_test=1";
+    "loglevel=info frontend=2 ramdisk_mb=16 frontend_exit=destroy privilege_test=1 privilege_bystander=3";
 /// Lines after which nothing useful follows.
 const FAILURE_MARKS: [&str; 6] = [
     "Panic on CPU",
@@ -150,21 +150,14 @@ fn boot(image: &Path, xen: &Path, run: &Run) -> Result<Transcript, String> {
         Backend::Dom0 => {
             sysdt_arm64::build_dom0_and_domu(&dir, image, &run.backend_args, DOMU_ARGS, DOMU_VCPUS)?
         }
-        Backend::ControlDomU => {
-            let mut xen_args =
-                crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU).to_string();
-            if run.policy.is_some() {
-                xen_args = format!("{xen_args} {}", crate::flask_policy::XEN_ARGS);
-            }
-            sysdt_arm64::build_control_and_frontend(
-                &dir,
-                image,
-                &xen_args,
-                &run.backend_args,
-                (&format!("{DOMU_ARGS} backend=1"), DOMU_VCPUS),
-                run.policy,
-            )?
-        }
+        Backend::ControlDomU => sysdt_arm64::build_control_and_frontend(
+            &dir,
+            image,
+            crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU),
+            &run.backend_args,
+            (&format!("{DOMU_ARGS} backend=1"), DOMU_VCPUS),
+            run.policy,
+        )?,
     };
     let mut command = sysdt_arm64::qemu_command(xen, &dtb, &loads);
     watch(run.name, &mut command, DEADLINE, until_done())

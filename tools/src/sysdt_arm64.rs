@@ -255,8 +255,8 @@ fn with_domu_at(
     out
 }
 
-/// Writes `dir/system.dtb` for `chosen` (one of the two above) and loads the image at
-/// both module addresses.
+/// Writes `dir/system.dtb` for `chosen` (one of the two above, with the bystander) and
+/// loads the image at the three module addresses.
 fn build_two_domains(
     dir: &Path,
     image: &Path,
@@ -265,7 +265,7 @@ fn build_two_domains(
     let mut dts = qemu_dts(dir)?;
     dts.push_str(chosen);
     let system_dtb = compile(dir, &dts)?;
-    let loads = [MODULE_BASE, DOMU_MODULE_BASE]
+    let loads = [MODULE_BASE, DOMU_MODULE_BASE, BYSTANDER_BASE]
         .map(|addr| Load {
             file: image.to_path_buf(),
             addr,
@@ -321,7 +321,26 @@ pub fn build_control_and_frontends(
     Ok((compile(dir, &dts)?, loads))
 }
 
-/// Writes `dir/system.dtb` for stubvirt as dom0 and as domU1 (see [`chosen_dom0_and_domu`]).
+/// The serve boots' third domain, which stubvirt does not serve: "another domain" for the
+/// privilege self-test. It only waits (`bystander=1`).
+pub const BYSTANDER_ARGS: &str = "loglevel=info bystander=1";
+const BYSTANDER_BASE: u64 = DOMU_MODULE_BASE + 0x100_0000;
+
+/// `text` (a whole `/chosen` text) with the bystander domU `name`.
+fn with_bystander(text: &str, xen_args: &str, size: u64, name: &str) -> String {
+    with_domu_at(
+        text,
+        xen_args,
+        BYSTANDER_BASE,
+        size,
+        name,
+        BYSTANDER_ARGS,
+        1,
+    )
+}
+
+/// Writes `dir/system.dtb` for stubvirt as dom0 and as domU1 (see [`chosen_dom0_and_domu`]),
+/// plus the bystander as domU2.
 pub fn build_dom0_and_domu(
     dir: &Path,
     image: &Path,
@@ -331,12 +350,13 @@ pub fn build_dom0_and_domu(
 ) -> Result<(PathBuf, Vec<Load>), String> {
     let size = file_size(image)?;
     let text = chosen_dom0_and_domu(XEN_ARGS, size, dom0_args, domu_args, domu_vcpus);
+    let text = with_bystander(&text, XEN_ARGS, size, "domU2");
     build_two_domains(dir, image, &text)
 }
 
 /// Writes `dir/system.dtb` for the serve-mode boot of the route with no dom0 (see
-/// [`chosen_control_and_frontend`]); with `xsm_policy`, Xen also gets that FLASK policy as
-/// its `xen,xsm-policy` module (the command line must then ask for FLASK).
+/// [`chosen_control_and_frontend`]) plus the bystander as domU3; with `xsm_policy`, Xen
+/// enforces that FLASK policy.
 pub fn build_control_and_frontend(
     dir: &Path,
     image: &Path,
@@ -348,10 +368,11 @@ pub fn build_control_and_frontend(
     let size = file_size(image)?;
     let mut text =
         chosen_control_and_frontend(xen_args, size, backend_args, frontend_args, frontend_vcpus);
+    text = with_bystander(&text, xen_args, size, "domU3");
     let Some(policy) = xsm_policy else {
         return build_two_domains(dir, image, &text);
     };
-    text = with_xsm_policy(&text, file_size(policy)?);
+    text = with_xsm_policy(&text, XSM_POLICY_BASE, file_size(policy)?);
     let (dtb, mut loads) = build_two_domains(dir, image, &text)?;
     loads.push(Load {
         file: policy.to_path_buf(),
@@ -360,22 +381,28 @@ pub fn build_control_and_frontend(
     Ok((dtb, loads))
 }
 
-/// Where Xen's XSM policy module goes.
+/// Where Xen's XSM policy module goes in the serve tests.
 const XSM_POLICY_BASE: u64 = MODULE_BASE + 0x90_0000;
 
-/// `chosen` (a whole `/chosen` text) with an `xen,xsm-policy` module of `size` bytes at
-/// [`XSM_POLICY_BASE`], after Xen's command line.
-fn with_xsm_policy(chosen: &str, size: u64) -> String {
+/// `chosen` (a whole `/chosen` text) with FLASK enforcing: Xen's command line asks for it
+/// and an `xen,xsm-policy` module of `size` bytes at `addr` follows that line.
+pub fn with_xsm_policy(chosen: &str, addr: u64, size: u64) -> String {
     let node = format!(
-        "  module@{XSM_POLICY_BASE:x} {{\n   compatible = \"xen,xsm-policy\", \
-         \"multiboot,module\";\n   reg = <0x0 0x{XSM_POLICY_BASE:x} 0x0 0x{size:x}>;\n  }};\n"
+        "  module@{addr:x} {{\n   compatible = \"xen,xsm-policy\", \"multiboot,module\";\n   \
+         reg = <0x0 0x{addr:x} 0x0 0x{size:x}>;\n  }};\n"
     );
-    let mut text = chosen.to_string();
-    let after_args = text
-        .find("xen,xen-bootargs")
-        .and_then(|at| text[at..].find('\n').map(|nl| at + nl + 1))
-        .unwrap_or(0);
-    text.insert_str(after_args, &node);
+    let mut text = String::with_capacity(chosen.len() + node.len() + 32);
+    let mut placed = false;
+    for line in chosen.split_inclusive('\n') {
+        match line.strip_suffix("\";\n") {
+            Some(args) if !placed && line.contains("xen,xen-bootargs = \"") => {
+                let _ = writeln!(text, "{args} {}\";", crate::flask_policy::XEN_ARGS);
+                text.push_str(&node);
+                placed = true;
+            }
+            _ => text.push_str(line),
+        }
+    }
     text
 }
 
@@ -385,8 +412,9 @@ mod tests {
 
     #[test]
     fn the_xsm_policy_is_a_chosen_module_after_xens_arguments() {
-        let text = chosen(Role::ControlDomU, "xsm=flask", 0x5000_0000, 0x100, "x");
-        let with = with_xsm_policy(&text, 0x2b04);
+        let text = chosen(Role::ControlDomU, "console=dtuart", 0x5000_0000, 0x100, "x");
+        let with = with_xsm_policy(&text, 0x5090_0000, 0x2b04);
+        assert!(with.contains("xen,xen-bootargs = \"console=dtuart xsm=flask flask=enforcing\";"));
         let args = with.find("xen,xen-bootargs").unwrap();
         let policy = with.find("compatible = \"xen,xsm-policy\"").unwrap();
         let domu = with.find("domU1").unwrap();

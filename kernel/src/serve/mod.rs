@@ -67,8 +67,10 @@ pub struct Config {
     /// `frontend_exit=destroy`: destroy a frontend that shut down or crashed once it is
     /// released (needs control-domain rights); by default it is left to its owner.
     pub destroy_exited: bool,
-    /// `privilege_test=1`: try what a backend must not be able to do, before serving.
+    /// `privilege_test=1`: try what a backend must not be able to do, before serving;
+    /// `privilege_bystander=N`: also against domain N, which it does not serve.
     pub privilege_test: bool,
+    pub privilege_bystander: Option<DomId>,
     /// `confine=flask`: relabel itself and its frontends into its FLASK policy's types
     /// before registering anything (refuses to serve if that fails).
     pub confine: bool,
@@ -90,6 +92,8 @@ pub fn requested(boot: &BootInfo) -> Option<Config> {
         blk_queues: cmdline::number(cmdline, "blk_queues").and_then(|n| u16::try_from(n).ok()),
         destroy_exited: cmdline::value_of(cmdline, "frontend_exit") == Some("destroy"),
         privilege_test: cmdline::value_of(cmdline, "privilege_test") == Some("1"),
+        privilege_bystander: cmdline::number(cmdline, "privilege_bystander")
+            .and_then(|n| DomId::try_from(n).ok()),
         confine: cmdline::value_of(cmdline, "confine") == Some("flask"),
     })
 }
@@ -197,7 +201,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
         let _ = writeln!(crate::console::Writer, "{ready}");
     }
     if let (true, Some(first)) = (cfg.privilege_test, servers.first()) {
-        privilege::run(facts.backend_domid, first.domid);
+        privilege::run(facts.backend_domid, first.domid, cfg.privilege_bystander);
     }
     let mut watch = lifecycle::Watch::start(facts.backend_domid);
     let _ = writeln!(crate::console::Writer, "{}", watch.describe());

@@ -9,7 +9,7 @@ use crate::mem;
 use crate::xen::abi::DomId;
 use crate::xen::grant::{self, GrantTable, MapOne};
 use crate::xen::hypercall::XenError;
-use crate::xen::{domain_control, memory, sysctl};
+use crate::xen::{dm_op, domain_control, memory, sysctl};
 use core::fmt::Write;
 
 /// A guest frame every Arm guest has: the first page of its RAM (`GUEST_RAM0_BASE`).
@@ -29,8 +29,9 @@ fn line(op: &str, target: &str, result: Result<(), XenError>) {
     };
 }
 
-/// Every attempt against `frontend` and Xen; `own` is stubvirt's domid.
-pub fn run(own: DomId, frontend: DomId) {
+/// Every attempt against `frontend`, Xen and `bystander` (a domain stubvirt does not
+/// serve, `privilege_bystander=N`); `own` is stubvirt's domid.
+pub fn run(own: DomId, frontend: DomId, bystander: Option<DomId>) {
     let target = alloc::format!("{frontend}");
     // Reaching a frontend's memory without its grant.
     line(
@@ -59,6 +60,27 @@ pub fn run(own: DomId, frontend: DomId) {
         memory::current_reservation(frontend).map(|_| ()),
     );
     foreign_grant(own, frontend);
+    let Some(other) = bystander else {
+        let _ = writeln!(
+            crate::console::Writer,
+            "STUBVIRT-PRIVILEGE op=bystander target=none result=skipped"
+        );
+        return;
+    };
+    let target = alloc::format!("{other}");
+    // Being the device model of a domain it does not serve.
+    line("dm_op_other", &target, dm_op::nr_vcpus(other).map(|_| ()));
+    // Watching a domain it does not serve.
+    line(
+        "state_other",
+        &target,
+        domain_control::state(other).map(|_| ()),
+    );
+    line(
+        "foreign_map_other",
+        &target,
+        memory::try_foreign_mapping(other, GUEST_RAM_GFN),
+    );
 }
 
 /// Maps a grant offered to another domain: stubvirt offers one of its pages to
