@@ -47,6 +47,15 @@ pub fn render(d: &Description) -> Result<String, String> {
     }
     out.push_str("\n---- ImageBuilder configuration (scripts/uboot-script-gen -c FILE)\n\n");
     out.push_str(&imagebuilder(d));
+    if d.confine {
+        out.push_str(
+            "\n---- FLASK policy module (stubvirt.te): add it to Xen's tools/flask/policy/modules \
+             with `stubvirt = on` in modules.conf and build the policy there (make -f \
+             Makefile.common FLASK_BUILD_DIR=... XEN_FULLVERSION=...), or let \
+             tools/src/flask_policy.rs do it; the binary is the xen,xsm-policy module\n\n",
+        );
+        out.push_str(crate::flask_policy::MODULE);
+    }
     Ok(out)
 }
 
@@ -81,7 +90,31 @@ fn example(n: u64, size: u64) -> Module {
     }
 }
 
+/// stubvirt's command line.
+fn backend_args(d: &Description) -> &'static str {
+    if d.confine {
+        "loglevel=info confine=flask"
+    } else {
+        "loglevel=info"
+    }
+}
+
+/// Where the example places the FLASK policy module.
+const POLICY_EXAMPLE: Module = Module {
+    addr: crate::sysdt_arm64::MODULE_BASE + 0x80_0000,
+    size: 0x3200,
+};
+
 fn chosen(d: &Description) -> String {
+    let text = chosen_without_policy(d);
+    if d.confine {
+        crate::sysdt_arm64::with_xsm_policy(&text, POLICY_EXAMPLE.addr, POLICY_EXAMPLE.size)
+    } else {
+        text
+    }
+}
+
+fn chosen_without_policy(d: &Description) -> String {
     let no_dom0 = d.backend_domid != 0;
     let mut out = String::from("/ {\n chosen {\n  #address-cells = <2>;\n  #size-cells = <2>;\n");
     let xen_args = if no_dom0 {
@@ -109,7 +142,7 @@ fn chosen(d: &Description) -> String {
             "   ",
             "kernel",
             kernel,
-            Some("loglevel=info"),
+            Some(backend_args(d)),
         ));
         out.push_str(&demo_layout::module_node(
             "   ",
@@ -177,14 +210,24 @@ fn imagebuilder(d: &Description) -> String {
     let paths: Vec<&str> = HOST_DEVICES.iter().map(|h| h.node).collect();
     if no_dom0 {
         let ram = BACKEND_RAM;
-        let _ = writeln!(out, "XEN_CMD=\"{XEN_ARGS_NO_DOM0}\"");
+        if d.confine {
+            let _ = writeln!(
+                out,
+                "XEN_CMD=\"{XEN_ARGS_NO_DOM0} {}\"\n# ImageBuilder 2025+: the xen,xsm-policy \
+                 module\nXEN_POLICY=\"stubvirt-xenpolicy\"",
+                crate::flask_policy::XEN_ARGS
+            );
+        } else {
+            let _ = writeln!(out, "XEN_CMD=\"{XEN_ARGS_NO_DOM0}\"");
+        }
         let _ = writeln!(out, "NUM_DOMUS={}", d.frontends.len() + 1);
         let _ = writeln!(
             out,
-            "DOMU_KERNEL[0]=\"stubvirt.bin\"\nDOMU_CMD[0]=\"loglevel=info\"\n\
+            "DOMU_KERNEL[0]=\"stubvirt.bin\"\nDOMU_CMD[0]=\"{}\"\n\
              DOMU_PASSTHROUGH_DTB[0]=\"stubvirt.dtb\"\nDOMU_PASSTHROUGH_PATHS[0]=\"{}\"\n\
              DOMU_STATIC_MEM[0]=\"{:#x} {:#x}\"\nDOMU_DIRECT_MAP[0]=1\nDOMU_VCPUS[0]=1\n\
              DOMU_ENHANCED[0]=0",
+            backend_args(d),
             paths.join(" "),
             ram.addr,
             ram.size
@@ -240,6 +283,20 @@ mod tests {
         assert!(text.contains("DOMU_PASSTHROUGH_DTB[2]=\"frontend-3.dtb\""));
         assert!(text.contains("DOMU_STATIC_MEM[0]=\"0x60000000 0x8000000\""));
         assert!(text.contains("fdt set /chosen/domU0 capabilities <0x1>"));
+        // Confined: Xen enforces the policy module, stubvirt relabels.
+        assert!(text.contains("xsm=flask flask=enforcing\";"));
+        assert!(text.contains("compatible = \"xen,xsm-policy\""));
+        assert!(text.contains("bootargs = \"loglevel=info confine=flask\";"));
+        assert!(text.contains("XEN_POLICY=\"stubvirt-xenpolicy\""));
+        assert!(text.contains("DOMU_CMD[0]=\"loglevel=info confine=flask\""));
+        assert!(text.contains("declare_domain(stubvirt_frontend_t)"));
+        let unconfined = text_without_confine();
+        assert!(!unconfined.contains("xsm") && !unconfined.contains("confine=flask"));
+    }
+
+    fn text_without_confine() -> String {
+        let toml = include_str!("../configs/two-frontends.toml").replace("confine = true", "");
+        render(&topology_file::parse(&toml).unwrap()).unwrap()
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::xen_x86::cache_root;
 use std::path::PathBuf;
 use std::process::Command;
 
-const MODULE: &str = include_str!("../flask/stubvirt.te");
+pub const MODULE: &str = include_str!("../flask/stubvirt.te");
 /// Part of the cache key: bump when the recipe changes.
 const RECIPE: &str =
     "tools/flask/policy+xen/xsm/flask/policy;modules.conf+=stubvirt;make -f Makefile.common";

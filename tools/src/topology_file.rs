@@ -35,6 +35,9 @@ struct File {
     backend_domid: u16,
     #[serde(default = "yes")]
     uplink: bool,
+    /// Xen enforces stubvirt's FLASK policy and stubvirt confines itself (no dom0 only).
+    #[serde(default)]
+    confine: bool,
     #[serde(default)]
     frontend: Vec<FrontendEntry>,
 }
@@ -117,6 +120,8 @@ pub struct Description {
     pub backend_domid: u16,
     pub topology: Topology,
     pub frontends: Vec<FrontendBoot>,
+    /// `confine = true`: FLASK enforcing with stubvirt's policy, `confine=flask`.
+    pub confine: bool,
 }
 
 /// Parses and checks a description; the error is one line naming the problem. The size
@@ -175,10 +180,18 @@ pub fn parse(text: &str) -> Result<Description, String> {
         nic_ports: devices::topology::NIC_PORTS,
     };
     topology.check(&facts).map_err(|e| e.to_string())?;
+    if file.confine && file.backend_domid == 0 {
+        return Err(
+            "confine = true needs the route with no dom0 (backend_domid = 1): as \
+                    dom0, stubvirt is the hardware domain"
+                .into(),
+        );
+    }
     Ok(Description {
         backend_domid: file.backend_domid,
         topology,
         frontends: boots,
+        confine: file.confine,
     })
 }
 
