@@ -150,7 +150,8 @@ pub fn options(args: &[String]) -> Result<Options, String> {
         o.backend_args.push_str(" frontend_exit=destroy");
     }
     if o.confine {
-        o.backend_args.push_str(" confine=flask");
+        // The privilege self-test too: under the policy every attempt must be refused.
+        o.backend_args.push_str(" confine=flask privilege_test=1");
     }
     Ok(o)
 }

@@ -32,16 +32,17 @@ pub const PRIVILEGES_UNDER_POLICY: [(&str, &str); 8] = [
     ("foreign_map_other", "refused"),
 ];
 
-/// The FLASK denials the privilege test provokes under the policy, as `{ perms } tclass
-/// target-type`; any other denial is a gap in the policy (something serving needed and
-/// was refused).
-const EXPECTED_DENIALS: [&str; 10] = [
+/// The FLASK denials the privilege test provokes under the policy against the frontend
+/// and Xen, as `{ perms } tclass target-type`.
+pub const FRONTEND_DENIALS: [&str; 5] = [
     "{ map_read map_write } mmu stubvirt_frontend_t",
     "{ pause } domain stubvirt_frontend_t",
     "{ readconsole } xen xen_t",
     "{ stat } mmu stubvirt_frontend_t",
     "{ map_read } grant stubvirt_t",
-    "{ destroy } domain stubvirt_frontend_t",
+];
+/// ... and against the bystander (still `unlabeled_t`).
+const BYSTANDER_DENIALS: [&str; 4] = [
     "{ dm } hvm unlabeled_t",
     "{ get_domain_state } domain2 unlabeled_t",
     "{ getdomaininfo } domain unlabeled_t",
@@ -64,10 +65,15 @@ fn denials(t: &Transcript) -> Vec<String> {
         .collect()
 }
 
-/// The denials of a serve boot that are not in [`EXPECTED_DENIALS`].
+/// The denials of a serve boot under the policy that the privilege test (against the
+/// frontend, Xen and the bystander) and the destroy of the powered-off frontend did not
+/// provoke: any is a gap in the policy, something serving needed and was refused.
 pub fn unexpected_denials(t: &Transcript) -> Vec<String> {
     let mut all = denials(t);
-    all.retain(|d| !EXPECTED_DENIALS.contains(&d.as_str()));
+    all.retain(|d| {
+        let d = d.as_str();
+        !(FRONTEND_DENIALS.contains(&d) || BYSTANDER_DENIALS.contains(&d) || d == DESTROY_DENIAL)
+    });
     all
 }
 
@@ -134,6 +140,36 @@ pub fn confinement(t: &Transcript, frontends: &[u32], expected: &[&str]) -> (boo
     (passed, detail)
 }
 
+/// The end-to-end run's rows under the policy: `confined` (Xen enforced it, every
+/// frontend relabelled, no denial but those the self-test and, with `crash`, the destroy
+/// of the crashed frontend provoked: zero from the workload) and `privileges` (every
+/// attempt of the self-test refused; there is no bystander in this run).
+pub fn confined_run(
+    t: &Transcript,
+    frontends: &[u32],
+    crash: bool,
+) -> Vec<(bool, &'static str, String)> {
+    let mut expected: Vec<&str> = FRONTEND_DENIALS.to_vec();
+    if crash {
+        expected.push(DESTROY_DENIAL);
+    }
+    let (passed, detail) = confinement(t, frontends, &expected);
+    // The rows against the frontend and Xen come first, one per provoked denial.
+    let mut wanted: Vec<(&str, &str)> = PRIVILEGES_UNDER_POLICY[..FRONTEND_DENIALS.len()].to_vec();
+    wanted.push(("bystander", "skipped"));
+    let seen = privileges(t);
+    let refused = privileges_are(t, &wanted);
+    let listed: Vec<String> = seen.iter().map(|(op, r)| format!("{op}={r}")).collect();
+    vec![
+        (passed, "confined", detail),
+        (
+            refused,
+            "privileges",
+            format!("self-test under the policy: {}", listed.join(" ")),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +203,39 @@ mod tests {
         ];
         assert!(!confinement(&transcript(&denied), &[2, 3], &[]).0);
         assert!(confinement(&transcript(&denied), &[2, 3], &[DESTROY_DENIAL]).0);
+    }
+
+    #[test]
+    fn a_confined_run_allows_only_the_self_tests_and_the_destroys_denials() {
+        let mut lines = vec![
+            "(XEN) Flask:  Starting in enforcing mode.".to_string(),
+            "(XEN) DOM1: STUBVIRT-CONFINED backend=stubvirt_t frontends=2,3 x=y".to_string(),
+        ];
+        for (op, _) in &PRIVILEGES_UNDER_POLICY[..5] {
+            lines.push(format!(
+                "STUBVIRT-PRIVILEGE op={op} target=2 result=refused err=-13"
+            ));
+        }
+        lines.push("STUBVIRT-PRIVILEGE op=bystander target=none result=skipped".into());
+        for d in FRONTEND_DENIALS {
+            let (perms, rest) = d.rsplit_once("} ").unwrap();
+            let (class, target) = rest.split_once(' ').unwrap();
+            lines.push(format!(
+                "(XEN) avc:  denied  {perms}}} for s tcontext=u:r:{target} tclass={class}"
+            ));
+        }
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let rows = confined_run(&transcript(&refs), &[2, 3], false);
+        assert!(rows.iter().all(|r| r.0), "{rows:#?}");
+        let mut allowed = refs.clone();
+        allowed[3] = "STUBVIRT-PRIVILEGE op=pause target=2 result=allowed";
+        assert!(!confined_run(&transcript(&allowed), &[2, 3], false)[1].0);
+        let destroy =
+            "(XEN) avc:  denied  { destroy } for s tcontext=u:r:stubvirt_frontend_t tclass=domain";
+        let mut crashed = refs.clone();
+        crashed.push(destroy);
+        assert!(!confined_run(&transcript(&crashed), &[2, 3], false)[0].0);
+        assert!(confined_run(&transcript(&crashed), &[2, 3], true)[0].0);
     }
 
     #[test]
