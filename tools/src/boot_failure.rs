@@ -52,19 +52,9 @@ pub fn devices_refused(t: &Transcript) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest_console::End;
-    use std::path::PathBuf;
-    use std::time::Duration;
 
     fn transcript(lines: &[&str]) -> Transcript {
-        Transcript {
-            lines: lines
-                .iter()
-                .map(|l| (Duration::ZERO, l.to_string()))
-                .collect(),
-            end: End::Stopped(lines.len().saturating_sub(1)),
-            log: PathBuf::from("x.log"),
-        }
+        Transcript::of(lines)
     }
 
     #[test]

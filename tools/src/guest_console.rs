@@ -30,6 +30,22 @@ pub struct Transcript {
     pub log: PathBuf,
 }
 
+#[cfg(test)]
+impl Transcript {
+    /// A transcript of `lines`, all at time zero, stopped at the last: for tests of the
+    /// checks that read one.
+    pub fn of(lines: &[&str]) -> Self {
+        Self {
+            lines: lines
+                .iter()
+                .map(|l| (Duration::ZERO, l.to_string()))
+                .collect(),
+            end: End::Stopped(lines.len().saturating_sub(1)),
+            log: PathBuf::from("x.log"),
+        }
+    }
+}
+
 impl Transcript {
     /// The first line containing `needle`, with its arrival time.
     pub fn find(&self, needle: &str) -> Option<&(Duration, String)> {

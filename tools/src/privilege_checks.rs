@@ -177,14 +177,7 @@ mod tests {
     use std::time::Duration;
 
     fn transcript(lines: &[&str]) -> Transcript {
-        Transcript {
-            lines: lines
-                .iter()
-                .map(|l| (Duration::ZERO, l.to_string()))
-                .collect(),
-            end: End::TimedOut,
-            log: "x".into(),
-        }
+        Transcript::of(lines)
     }
 
     #[test]
