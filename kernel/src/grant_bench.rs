@@ -8,7 +8,7 @@
 
 use crate::arch::{counter_ns, PAGE_SIZE};
 use crate::mem;
-use crate::xen::abi::DomId;
+use crate::xen::abi::DomainId;
 use crate::xen::grant::{self, GrantPiece, GrantTable};
 use crate::xen::guest_memory::GrantMemory;
 use crate::xen::{evtchn, window};
@@ -43,7 +43,7 @@ enum Way {
 }
 
 struct Pool {
-    domid: DomId,
+    domid: DomainId,
     first_gref: u32,
     /// The granted frames themselves (VA == GPA), to check what the copies moved.
     frames: &'static mut [u8],

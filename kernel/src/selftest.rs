@@ -5,7 +5,7 @@
 use crate::arch::{Arch, BootInfo, Current, PAGE_SIZE};
 use crate::mem;
 use crate::xen::abi::grant_table::status;
-use crate::xen::abi::DomId;
+use crate::xen::abi::DomainId;
 use crate::xen::grant::{self, GrantPiece, GrantTable, MapOne};
 use crate::xen::grant_copier::XenCopier;
 use crate::xen::guest_memory::GrantMemory;
@@ -55,7 +55,7 @@ pub fn run(boot: &BootInfo) -> bool {
     passed
 }
 
-fn run_all(c: &mut Checks) -> Option<DomId> {
+fn run_all(c: &mut Checks) -> Option<DomainId> {
     c.check(
         "shared-info page mapped in the grant window",
         evtchn::init_shared_info().is_ok(),
@@ -90,7 +90,7 @@ fn run_all(c: &mut Checks) -> Option<DomId> {
 }
 
 /// An event channel between two of our own ports: send, observe pending, poll, unmask.
-fn event_channels(c: &mut Checks, domid: DomId) {
+fn event_channels(c: &mut Checks, domid: DomainId) {
     let Ok(a) = evtchn::alloc_unbound(domid) else {
         c.check("EVTCHNOP_alloc_unbound", false);
         return;
@@ -141,7 +141,7 @@ const PATTERN: u8 = 0x5a;
 
 /// Two of our pages granted to ourselves, mapped with one batched hypercall together with
 /// a bad reference, read back, written through, unmapped.
-fn self_grants(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
+fn self_grants(c: &mut Checks, table: &mut GrantTable, domid: DomainId) {
     let (Some(rw_frame), Some(ro_frame)) = (mem::alloc_frames(1), mem::alloc_frames(1)) else {
         c.check("frames for the self-grant", false);
         return;
@@ -218,7 +218,7 @@ fn self_grants(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
 /// crossing a local page boundary is split, a read-only grant refuses to be written, a
 /// bad reference is reported. (Run before `self_grants`: on x86 a self-mapping takes
 /// the frame out of our physmap.)
-fn grant_copies(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
+fn grant_copies(c: &mut Checks, table: &mut GrantTable, domid: DomainId) {
     let (Some(granted), Some(local)) = (mem::alloc_static(2), mem::alloc_static(2)) else {
         c.check("frames for the grant copies", false);
         return;
@@ -272,7 +272,7 @@ fn grant_copies(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
 
 /// The devices' copy route over the kernel's grant copier: buffer pages cost no mapping
 /// and are read and written by `GNTTABOP_copy`; ring pages are still mapped.
-fn copy_route(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
+fn copy_route(c: &mut Checks, table: &mut GrantTable, domid: DomainId) {
     let Some(frame) = mem::alloc_static(1) else {
         return;
     };
@@ -330,7 +330,7 @@ fn copy_route(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
 }
 
 /// The devices crate's GuestMemory over a self-grant.
-fn guest_memory(c: &mut Checks, table: &mut GrantTable, domid: DomId) {
+fn guest_memory(c: &mut Checks, table: &mut GrantTable, domid: DomainId) {
     let Some(frame) = mem::alloc_frames(1) else {
         return;
     };

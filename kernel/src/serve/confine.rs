@@ -6,7 +6,7 @@
 //! possible (FLASK is not Xen's XSM, or the policy refuses), serve mode stops: a backend
 //! that was meant to be confined must not run unconfined.
 
-use crate::xen::abi::{DomId, DOMID_SELF};
+use crate::xen::abi::{DomainId, DOMID_SELF};
 use crate::xen::flask;
 use alloc::string::String;
 use core::fmt::Write;
@@ -20,7 +20,7 @@ fn sid(context: &str) -> Result<u32, String> {
 }
 
 /// Relabels `frontends`, then stubvirt itself; prints `STUBVIRT-CONFINED`.
-pub fn confine(frontends: &[DomId]) -> Result<(), String> {
+pub fn confine(frontends: &[DomainId]) -> Result<(), String> {
     let frontend_sid = sid(FRONTEND_CONTEXT)?;
     let backend_sid = sid(BACKEND_CONTEXT)?;
     let mut relabelled = String::new();

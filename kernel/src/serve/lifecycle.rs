@@ -8,7 +8,7 @@
 
 use super::setup::FrontendServer;
 use crate::xen::abi::event_channel::{Port, VIRQ_DOM_EXC};
-use crate::xen::abi::DomId;
+use crate::xen::abi::DomainId;
 use crate::xen::domain_control::{self, DomainState};
 use crate::xen::{dm_op, evtchn};
 use alloc::vec::Vec;
@@ -29,7 +29,7 @@ pub struct Watch {
 
 /// A frontend found not running, and what told us.
 pub struct Gone {
-    pub domid: DomId,
+    pub domid: DomainId,
     pub state: DomainState,
     pub via: &'static str,
 }
@@ -37,7 +37,7 @@ pub struct Gone {
 impl Watch {
     /// Binds `VIRQ_DOM_EXC` if Xen lets us: as dom0 we are its handler already (the
     /// hardware domain); with no dom0 nobody is until a control domain asks.
-    pub fn start(own_domid: DomId) -> Self {
+    pub fn start(own_domid: DomainId) -> Self {
         if let Err(e) = domain_control::handle_virq(own_domid, VIRQ_DOM_EXC) {
             log::info!("serve: XEN_DOMCTL_set_virq_handler(VIRQ_DOM_EXC): {e}");
         }
@@ -76,7 +76,7 @@ impl Watch {
 
     /// The frontends among `domids` that no longer run: checked when the virq fired and
     /// at least every [`CHECK_EVERY_NS`]. A state Xen will not tell is taken as running.
-    pub fn check(&mut self, now: u64, domids: impl Iterator<Item = DomId>) -> Vec<Gone> {
+    pub fn check(&mut self, now: u64, domids: impl Iterator<Item = DomainId>) -> Vec<Gone> {
         let fired = self.virq.is_some_and(evtchn::is_pending);
         if !fired && now < self.next_check_ns {
             return Vec::new();
@@ -154,7 +154,7 @@ pub fn report_gone(gone: &Gone, detached: Detached, released: &Released) {
 /// Destroys `domid` and waits (bounded) until Xen has freed it, printing
 /// `STUBVIRT-FRONTEND-DESTROYED frontend=N result=freed|dying|refused(errnoE) ms=M`:
 /// `dying` means something still holds its pages.
-pub fn destroy(domid: DomId) {
+pub fn destroy(domid: DomainId) {
     let start = evtchn::system_time_ns();
     let result = match domain_control::destroy(domid) {
         Err(e) => alloc::format!("refused(errno{})", e.0),

@@ -1,24 +1,24 @@
 //! Every frontend's guest memory as the devices reach it, and the grant-copy totals,
 //! which keep counting frontends that went away.
 
-use crate::xen::abi::DomId;
+use crate::xen::abi::DomainId;
 use crate::xen::grant_copier::XenCopier;
 use crate::xen::guest_memory::GrantMemory;
 use alloc::vec::Vec;
-use devices::backend::{DomainId, Frontends};
+use devices::backend::Frontends;
 use devices::buffer_route::BufferRoute;
 use devices::copy_route::{CopyRoute, CopyStats};
 
 /// Every frontend's memory, reached through its grants: everything mapped, or request
 /// buffers copied (the default; `grant_route=map` maps them).
 pub struct Memories {
-    live: Vec<(DomId, BufferRoute<GrantMemory, XenCopier>)>,
+    live: Vec<(DomainId, BufferRoute<GrantMemory, XenCopier>)>,
     /// The copies made for frontends that went away, still counted in the totals.
     departed: Option<CopyStats>,
 }
 
 impl Memories {
-    pub fn new(domids: impl Iterator<Item = DomId>, copy_buffers: bool) -> Self {
+    pub fn new(domids: impl Iterator<Item = DomainId>, copy_buffers: bool) -> Self {
         let live = domids
             .map(|domid| {
                 let mapped = GrantMemory::new(domid);

@@ -26,7 +26,7 @@ use crate::hostdev;
 use crate::mem;
 use crate::uplink::Uplink;
 use crate::xen::abi::event_channel::Port;
-use crate::xen::abi::DomId;
+use crate::xen::abi::DomainId;
 use crate::xen::{dm_op, evtchn, sched};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -51,7 +51,7 @@ const NET_PORTS: usize = topology::NIC_PORTS + 1;
 /// What the command line asked for.
 pub struct Config {
     /// `frontend=`/`serve=1`: the one frontend served when no topology is described.
-    pub frontend: Option<DomId>,
+    pub frontend: Option<DomainId>,
     /// `frontend_vcpus=`: used when `XEN_DMOP_nr_vcpus` fails.
     pub vcpus: Option<u32>,
     pub ramdisk_mb: u64,
@@ -70,7 +70,7 @@ pub struct Config {
     /// `privilege_test=1`: try what a backend must not be able to do, before serving;
     /// `privilege_bystander=N`: also against domain N, which it does not serve.
     pub privilege_test: bool,
-    pub privilege_bystander: Option<DomId>,
+    pub privilege_bystander: Option<DomainId>,
     /// `confine=flask`: relabel itself and its frontends into its FLASK policy's types
     /// before registering anything (refuses to serve if that fails).
     pub confine: bool,
@@ -93,7 +93,7 @@ pub fn requested(boot: &BootInfo) -> Option<Config> {
         destroy_exited: cmdline::value_of(cmdline, "frontend_exit") == Some("destroy"),
         privilege_test: cmdline::value_of(cmdline, "privilege_test") == Some("1"),
         privilege_bystander: cmdline::number(cmdline, "privilege_bystander")
-            .and_then(|n| DomId::try_from(n).ok()),
+            .and_then(|n| DomainId::try_from(n).ok()),
         confine: cmdline::value_of(cmdline, "confine") == Some("flask"),
     })
 }
@@ -166,7 +166,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
         refuse("STUBVIRT-CONFIG-REFUSED", &why);
     }
     if cfg.confine {
-        let domids: Vec<DomId> = topology.frontends.iter().map(|f| f.domid).collect();
+        let domids: Vec<DomainId> = topology.frontends.iter().map(|f| f.domid).collect();
         if let Err(why) = confine::confine(&domids) {
             refuse("STUBVIRT-CONFINE-FAILED", &why);
         }

@@ -6,7 +6,7 @@
 //! table per route.
 
 use crate::mem;
-use crate::xen::abi::DomId;
+use crate::xen::abi::DomainId;
 use crate::xen::grant::{self, GrantTable, MapOne};
 use crate::xen::hypercall::XenError;
 use crate::xen::{dm_op, domain_control, memory, sysctl};
@@ -31,7 +31,7 @@ fn line(op: &str, target: &str, result: Result<(), XenError>) {
 
 /// Every attempt against `frontend`, Xen and `bystander` (a domain stubvirt does not
 /// serve, `privilege_bystander=N`); `own` is stubvirt's domid.
-pub fn run(own: DomId, frontend: DomId, bystander: Option<DomId>) {
+pub fn run(own: DomainId, frontend: DomainId, bystander: Option<DomainId>) {
     let target = alloc::format!("{frontend}");
     // Reaching a frontend's memory without its grant.
     line(
@@ -85,7 +85,7 @@ pub fn run(own: DomId, frontend: DomId, bystander: Option<DomId>) {
 
 /// Maps a grant offered to another domain: stubvirt offers one of its pages to
 /// `frontend`, then asks Xen to map that grant for itself.
-fn foreign_grant(own: DomId, frontend: DomId) {
+fn foreign_grant(own: DomainId, frontend: DomainId) {
     let target = alloc::format!("{own} offered_to={frontend}");
     let Ok(mut table) = GrantTable::init() else {
         let _ = writeln!(

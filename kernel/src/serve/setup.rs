@@ -6,7 +6,7 @@ use crate::arch::{BootInfo, PAGE_SIZE};
 use crate::hostdev::HostDisk;
 use crate::mem;
 use crate::xen::abi::dm_op::{IoServId, XEN_DMOP_IO_RANGE_MEMORY};
-use crate::xen::abi::DomId;
+use crate::xen::abi::DomainId;
 use crate::xen::hypercall::XenError;
 use crate::xen::ioreq_page::{IoreqPage, MAX_VCPUS};
 use crate::xen::vcpu_channel::EventSlot;
@@ -38,7 +38,7 @@ pub struct Served {
 
 /// One frontend's IOREQ server: a slot and event channel per vcpu, and its devices.
 pub struct FrontendServer {
-    pub domid: DomId,
+    pub domid: DomainId,
     /// Xen's id of the ioreq server.
     pub id: IoServId,
     pub vcpus: Vec<Vcpu<EventSlot>>,
@@ -137,7 +137,11 @@ pub fn share(disk: HostDisk) -> SharedDisk {
 /// Registers an IOREQ server for one frontend: `XEN_DMOP_create_ioreq_server`, its
 /// ioreq page, every device window, the server on, and one bound event channel per vcpu.
 /// `vcpus` is used when `XEN_DMOP_nr_vcpus` fails.
-pub fn register(domid: DomId, vcpus: u32, devices: Vec<Served>) -> Result<FrontendServer, String> {
+pub fn register(
+    domid: DomainId,
+    vcpus: u32,
+    devices: Vec<Served>,
+) -> Result<FrontendServer, String> {
     let id =
         dm_op::create_ioreq_server(domid).map_err(|e| fail("XEN_DMOP_create_ioreq_server", e))?;
     log::info!("serve: ioreq server {id} for domain {domid}");

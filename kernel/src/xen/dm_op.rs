@@ -5,12 +5,12 @@
 //! [`super::memory::acquire_resource`], map the MMIO range, enable, answer, set_irq_level).
 
 use super::abi::dm_op::*;
-use super::abi::{op, DomId};
+use super::abi::{op, DomainId};
 use super::hypercall::XenError;
 use crate::arch::{Arch, Current};
 
 /// Issues one dm_op with a single buffer holding `request`; Xen writes results back into it.
-fn dm_op(domid: DomId, request: &mut XenDmOp) -> Result<(), XenError> {
+fn dm_op(domid: DomainId, request: &mut XenDmOp) -> Result<(), XenError> {
     let mut buf = XenDmOpBuf {
         h: core::ptr::from_mut(request) as u64,
         size: core::mem::size_of::<XenDmOp>() as u64,
@@ -41,7 +41,7 @@ fn request(op: u32, u: XenDmOpPayload) -> XenDmOp {
 }
 
 /// Creates an IOREQ server for `domid` (no buffered ioreqs); returns its id.
-pub fn create_ioreq_server(domid: DomId) -> Result<IoServId, XenError> {
+pub fn create_ioreq_server(domid: DomainId) -> Result<IoServId, XenError> {
     let mut r = request(
         XEN_DMOP_CREATE_IOREQ_SERVER,
         XenDmOpPayload {
@@ -55,7 +55,7 @@ pub fn create_ioreq_server(domid: DomId) -> Result<IoServId, XenError> {
 
 /// Routes accesses to `start..=end` of `kind` (`XEN_DMOP_IO_RANGE_*`) to server `id`.
 pub fn map_io_range(
-    domid: DomId,
+    domid: DomainId,
     id: IoServId,
     kind: u32,
     start: u64,
@@ -78,7 +78,11 @@ pub fn map_io_range(
 }
 
 /// Enables or disables server `id`.
-pub fn set_ioreq_server_state(domid: DomId, id: IoServId, enabled: bool) -> Result<(), XenError> {
+pub fn set_ioreq_server_state(
+    domid: DomainId,
+    id: IoServId,
+    enabled: bool,
+) -> Result<(), XenError> {
     let state = XenDmOpSetIoreqServerState {
         id,
         enabled: u8::from(enabled),
@@ -94,7 +98,7 @@ pub fn set_ioreq_server_state(domid: DomId, id: IoServId, enabled: bool) -> Resu
 }
 
 /// Destroys server `id`.
-pub fn destroy_ioreq_server(domid: DomId, id: IoServId) -> Result<(), XenError> {
+pub fn destroy_ioreq_server(domid: DomainId, id: IoServId) -> Result<(), XenError> {
     let mut r = request(
         XEN_DMOP_DESTROY_IOREQ_SERVER,
         XenDmOpPayload {
@@ -105,7 +109,7 @@ pub fn destroy_ioreq_server(domid: DomId, id: IoServId) -> Result<(), XenError> 
 }
 
 /// Drives interrupt line `irq` of `domid` (the virtio-mmio interrupt on Arm).
-pub fn set_irq_level(domid: DomId, irq: u32, asserted: bool) -> Result<(), XenError> {
+pub fn set_irq_level(domid: DomainId, irq: u32, asserted: bool) -> Result<(), XenError> {
     let level = XenDmOpSetIrqLevel {
         irq,
         level: u8::from(asserted),
@@ -121,7 +125,7 @@ pub fn set_irq_level(domid: DomId, irq: u32, asserted: bool) -> Result<(), XenEr
 }
 
 /// How many vcpus `domid` has (one ioreq slot each).
-pub fn nr_vcpus(domid: DomId) -> Result<u32, XenError> {
+pub fn nr_vcpus(domid: DomainId) -> Result<u32, XenError> {
     let mut r = request(
         XEN_DMOP_NR_VCPUS,
         XenDmOpPayload {

@@ -3,7 +3,7 @@
 
 use super::abi::event_channel::*;
 use super::abi::memory::XENMAPSPACE_SHARED_INFO;
-use super::abi::{op, DomId, DOMID_SELF};
+use super::abi::{op, DomainId, DOMID_SELF};
 use super::hypercall::{with_arg, XenError};
 use super::{memory, sched, window};
 use crate::arch::{Arch, Current, PAGE_SIZE};
@@ -91,7 +91,7 @@ pub fn unmask(port: Port) -> Result<(), XenError> {
 }
 
 /// Allocates a port that `remote` may bind to.
-pub fn alloc_unbound(remote: DomId) -> Result<Port, XenError> {
+pub fn alloc_unbound(remote: DomainId) -> Result<Port, XenError> {
     let mut arg = EvtchnAllocUnbound {
         dom: DOMID_SELF,
         remote_dom: remote,
@@ -104,7 +104,7 @@ pub fn alloc_unbound(remote: DomId) -> Result<Port, XenError> {
 
 /// Binds a new local port to `remote_port` of `remote` (which must have allocated it
 /// unbound for us).
-pub fn bind_interdomain(remote: DomId, remote_port: Port) -> Result<Port, XenError> {
+pub fn bind_interdomain(remote: DomainId, remote_port: Port) -> Result<Port, XenError> {
     let mut arg = EvtchnBindInterdomain {
         remote_dom: remote,
         remote_port,
@@ -143,7 +143,7 @@ pub fn close(port: Port) -> Result<(), XenError> {
 
 /// Our own domain id. Xen has no direct query for it, but an unbound port allocated for
 /// `DOMID_SELF` reports the resolved remote domain id in `EVTCHNOP_status`.
-pub fn own_domid() -> Result<DomId, XenError> {
+pub fn own_domid() -> Result<DomainId, XenError> {
     let port = alloc_unbound(DOMID_SELF)?;
     // SAFETY: all-zero is a valid value of this plain C struct (integers and a union of
     // integers).

@@ -3,7 +3,7 @@
 
 use super::abi::grant_table::*;
 use super::abi::memory::XENMAPSPACE_GRANT_TABLE;
-use super::abi::{op, DomId, DOMID_SELF};
+use super::abi::{op, DomainId, DOMID_SELF};
 use super::hypercall::{with_array, XenError};
 use super::{memory, window};
 use crate::arch::{Arch, Current, GRANT_WINDOW_SLOTS, PAGE_SIZE};
@@ -80,7 +80,7 @@ impl GrantTable {
 
     /// Grants `domid` access to our frame `gfn`; returns the reference to pass to it.
     /// `None` when the table is full or `gfn` does not fit a v1 entry (32 bits).
-    pub fn grant_access(&mut self, domid: DomId, gfn: u64, readonly: bool) -> Option<GrantRef> {
+    pub fn grant_access(&mut self, domid: DomainId, gfn: u64, readonly: bool) -> Option<GrantRef> {
         let frame = u32::try_from(gfn).ok()?;
         let gref = self.next_free;
         let entry = self.entry(gref)?;
@@ -126,7 +126,7 @@ pub struct Mapping {
 /// One page to map: whose grant, which reference, and how.
 #[derive(Clone, Copy, Debug)]
 pub struct MapOne {
-    pub dom: DomId,
+    pub dom: DomainId,
     pub gref: GrantRef,
     pub readonly: bool,
 }
@@ -285,7 +285,7 @@ pub enum CopyFailure {
 /// Copies the bytes `pieces` name (in order) out of `dom`'s grants into `dest`, with one
 /// `GNTTABOP_copy` hypercall and no mapping.
 pub fn copy_from_grants(
-    dom: DomId,
+    dom: DomainId,
     pieces: &[GrantPiece],
     dest: &mut [u8],
 ) -> Result<(), CopyFailure> {
@@ -299,7 +299,7 @@ pub fn copy_from_grants(
 }
 
 /// Copies `src` into the bytes `pieces` name in `dom`'s grants; see [`copy_from_grants`].
-pub fn copy_to_grants(dom: DomId, pieces: &[GrantPiece], src: &[u8]) -> Result<(), CopyFailure> {
+pub fn copy_to_grants(dom: DomainId, pieces: &[GrantPiece], src: &[u8]) -> Result<(), CopyFailure> {
     copy(
         dom,
         pieces,
@@ -310,7 +310,7 @@ pub fn copy_to_grants(dom: DomId, pieces: &[GrantPiece], src: &[u8]) -> Result<(
 }
 
 fn copy(
-    dom: DomId,
+    dom: DomainId,
     pieces: &[GrantPiece],
     local: u64,
     len: usize,

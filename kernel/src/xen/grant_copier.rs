@@ -1,13 +1,13 @@
 //! [`GrantCopier`] for one frontend: each copy is one `GNTTABOP_copy`, which lets
 //! `devices::copy_route::CopyRoute` reach request buffers without mapping them.
 
-use super::abi::DomId;
+use super::abi::DomainId;
 use super::grant::{self, CopyFailure, GrantPiece};
 use devices::copy_route::{GrantCopier, GrantPiece as CopyPiece};
 use devices::memory::{AccessError, PIECES_PER_ACCESS};
 
 pub struct XenCopier {
-    pub frontend: DomId,
+    pub frontend: DomainId,
 }
 
 /// Our pieces as the hypercall's (a piece never leaves its page, so it fits 16 bits).

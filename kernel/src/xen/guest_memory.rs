@@ -2,7 +2,7 @@
 //! device models reach guest memory only through this.
 
 use super::abi::grant_table::status;
-use super::abi::DomId;
+use super::abi::DomainId;
 use super::grant::{self, MapOne, Mapping};
 use super::shared;
 use crate::arch::{Arch, Current, GRANT_WINDOW_SLOTS, PAGE_SIZE};
@@ -17,7 +17,7 @@ use devices::memory::{
 /// (low 32 bits) and Xen's grant handle (high 32 bits); `live` remembers which slots this
 /// instance mapped, so a stale or forged token is refused instead of read.
 pub struct GrantMemory {
-    frontend: DomId,
+    frontend: DomainId,
     live: Vec<Option<Mapping>>,
     /// Scratch for batches, allocated here once: mapping and unmapping allocate nothing.
     /// A batch maps at most one page per window slot, hence the capacities.
@@ -28,7 +28,7 @@ pub struct GrantMemory {
 }
 
 impl GrantMemory {
-    pub fn new(frontend: DomId) -> Self {
+    pub fn new(frontend: DomainId) -> Self {
         Self {
             frontend,
             live: alloc::vec![None; GRANT_WINDOW_SLOTS],

@@ -5,7 +5,7 @@
 
 use super::abi::dm_op::{IoServId, IORESP_STATE_READY};
 use super::abi::memory::XENMEM_RESOURCE_IOREQ_SERVER;
-use super::abi::DomId;
+use super::abi::DomainId;
 use super::hypercall::XenError;
 use super::{memory, window};
 use crate::arch::{Arch, Current, PAGE_SIZE};
@@ -66,7 +66,7 @@ impl Drop for WindowMapping {
 impl IoreqPage {
     /// Acquires ioreq page 0 of server `id` for `domid` into a free window frame and maps
     /// it writable.
-    pub fn acquire(domid: DomId, id: IoServId) -> Result<Self, XenError> {
+    pub fn acquire(domid: DomainId, id: IoServId) -> Result<Self, XenError> {
         let slot = window::alloc().ok_or(XenError(super::abi::errno::EFAULT))?;
         let gpa = window::gpa(slot);
         let mut gfns = [gpa / PAGE_SIZE as u64];

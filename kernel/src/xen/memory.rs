@@ -2,7 +2,7 @@
 
 use super::abi::errno::EFAULT;
 use super::abi::memory::*;
-use super::abi::{op, DomId, DOMID_SELF};
+use super::abi::{op, DomainId, DOMID_SELF};
 use super::hypercall::{with_arg, XenError};
 use super::window;
 use crate::arch::PAGE_SIZE;
@@ -39,7 +39,7 @@ pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), XenE
 /// `XENMAPSPACE_gmfn_foreign`) at a free window frame, and removes it again at once:
 /// whether Xen lets this domain reach another's memory without its grant. Nothing reads
 /// the page.
-pub fn try_foreign_mapping(foreign: DomId, gfn: u64) -> Result<(), XenError> {
+pub fn try_foreign_mapping(foreign: DomainId, gfn: u64) -> Result<(), XenError> {
     let slot = window::alloc().ok_or(XenError(EFAULT))?;
     let mut idxs = [gfn];
     let mut gpfns = [window::gpa(slot) / PAGE_SIZE as u64];
@@ -72,7 +72,7 @@ pub fn try_foreign_mapping(foreign: DomId, gfn: u64) -> Result<(), XenError> {
 }
 
 /// The pages `domid` holds (`XENMEM_current_reservation`).
-pub fn current_reservation(domid: DomId) -> Result<u64, XenError> {
+pub fn current_reservation(domid: DomainId) -> Result<u64, XenError> {
     let mut target = domid;
     // SAFETY: the argument is one domid_t, read by Xen.
     unsafe { with_arg(op::MEMORY_OP, XENMEM_CURRENT_RESERVATION, &mut target) }
@@ -99,7 +99,7 @@ pub unsafe fn remove_from_physmap(gpfn: u64) -> Result<(), XenError> {
 /// # Safety
 /// Every gfn must be a free grant-window frame (Xen places the resource pages there).
 pub unsafe fn acquire_resource(
-    domid: super::abi::DomId,
+    domid: super::abi::DomainId,
     kind: u16,
     id: u32,
     first_frame: u64,

@@ -1,6 +1,6 @@
 //! Device-model ops (`hvm/dm_op.h`) and the ioreq page (`hvm/ioreq.h`).
 
-use super::DomId;
+use super::DomainId;
 
 /// An ioreq server id (`ioservid_t`).
 pub type IoServId = u16;
@@ -120,7 +120,7 @@ pub struct XenDmOpBuf {
 }
 
 /// Domain argument of `HYPERVISOR_dm_op(domid, nr_bufs, bufs)`.
-pub type DmOpDomain = DomId;
+pub type DmOpDomain = DomainId;
 
 pub const IOREQ_STATE_NONE: u8 = 0;
 pub const IOREQ_STATE_READY: u8 = 1;

@@ -1,6 +1,6 @@
 //! Grant tables (`grant_table.h`): v1 entries, map/unmap batches, setup, copy.
 
-use super::DomId;
+use super::DomainId;
 
 /// A grant reference (`grant_ref_t`).
 pub type GrantRef = u32;
@@ -67,7 +67,7 @@ pub const V1_ENTRIES_PER_FRAME: usize = 4096 / core::mem::size_of::<GrantEntryV1
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrantEntryV1 {
     pub flags: u16,
-    pub domid: DomId,
+    pub domid: DomainId,
     pub frame: u32,
 }
 
@@ -78,7 +78,7 @@ pub struct GnttabMapGrantRef {
     pub host_addr: u64,
     pub flags: u32,
     pub ref_: GrantRef,
-    pub dom: DomId,
+    pub dom: DomainId,
     pub status: i16,
     pub handle: GrantHandle,
     pub dev_bus_addr: u64,
@@ -98,7 +98,7 @@ pub struct GnttabUnmapGrantRef {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GnttabSetupTable {
-    pub dom: DomId,
+    pub dom: DomainId,
     pub nr_frames: u32,
     pub status: i16,
     pub frame_list: u64,
@@ -108,7 +108,7 @@ pub struct GnttabSetupTable {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GnttabQuerySize {
-    pub dom: DomId,
+    pub dom: DomainId,
     pub nr_frames: u32,
     pub max_nr_frames: u32,
     pub status: i16,
@@ -126,7 +126,7 @@ pub struct GnttabSetVersion {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GnttabCopyPtr {
     pub u: u64,
-    pub domid: DomId,
+    pub domid: DomainId,
     pub offset: u16,
 }
 

@@ -1,6 +1,6 @@
 //! HVM ops and params (`hvm/hvm_op.h`, `hvm/params.h`).
 
-use super::DomId;
+use super::DomainId;
 
 pub const HVMOP_SET_PARAM: u32 = 0;
 pub const HVMOP_GET_PARAM: u32 = 1;
@@ -15,7 +15,7 @@ pub const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct XenHvmParam {
-    pub domid: DomId,
+    pub domid: DomainId,
     pub pad: u16,
     pub index: u32,
     pub value: u64,

@@ -1,6 +1,6 @@
 //! Memory ops (`memory.h`): physmap changes, resource acquisition, the memory map.
 
-use super::DomId;
+use super::DomainId;
 
 pub const XENMEM_CURRENT_RESERVATION: u32 = 3;
 pub const XENMEM_ADD_TO_PHYSMAP: u32 = 7;
@@ -21,7 +21,7 @@ pub const XENMEM_RESOURCE_GRANT_TABLE: u16 = 1;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct XenAddToPhysmap {
-    pub domid: DomId,
+    pub domid: DomainId,
     pub size: u16,
     pub space: u32,
     pub idx: u64,
@@ -33,10 +33,10 @@ pub struct XenAddToPhysmap {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct XenAddToPhysmapBatch {
-    pub domid: DomId,
+    pub domid: DomainId,
     pub space: u16,
     pub size: u16,
-    pub foreign_domid: DomId,
+    pub foreign_domid: DomainId,
     pub idxs: u64,
     pub gpfns: u64,
     pub errs: u64,
@@ -46,7 +46,7 @@ pub struct XenAddToPhysmapBatch {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct XenRemoveFromPhysmap {
-    pub domid: DomId,
+    pub domid: DomainId,
     pub gpfn: u64,
 }
 
@@ -54,7 +54,7 @@ pub struct XenRemoveFromPhysmap {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct XenMemAcquireResource {
-    pub domid: DomId,
+    pub domid: DomainId,
     pub type_: u16,
     pub id: u32,
     pub nr_frames: u32,

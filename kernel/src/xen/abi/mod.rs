@@ -16,11 +16,11 @@ pub mod sched;
 pub mod start_info;
 pub mod vcpu;
 
-/// A domain id (`domid_t`).
-pub type DomId = u16;
+/// A domain id (`domid_t`): the devices crate's, so one name serves both sides.
+pub use devices::backend::DomainId;
 
 /// The calling domain, where a domid argument allows it.
-pub const DOMID_SELF: DomId = 0x7ff0;
+pub const DOMID_SELF: DomainId = 0x7ff0;
 
 /// Hypercall numbers (`xen.h`, `__HYPERVISOR_*`).
 pub mod op {
