@@ -72,6 +72,17 @@ pub fn add_net(machine: &Shared, domain: DomainId, n: u64, mac: [u8; 6]) -> Devi
         .expect("switch has a free port")
 }
 
+/// An Ethernet frame of `len` bytes from `src` to `dst` with `ether_type` and a random
+/// payload.
+pub fn frame(dst: [u8; 6], src: [u8; 6], ether_type: u16, len: usize, rng: &mut Rng) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    bytes[..6].copy_from_slice(&dst);
+    bytes[6..12].copy_from_slice(&src);
+    bytes[12..14].copy_from_slice(&ether_type.to_be_bytes());
+    rng.fill(&mut bytes[14..]);
+    bytes
+}
+
 /// Asserts the simulated Xen saw no refused or wrong access.
 pub fn assert_no_violations() {
     let violations = world::with(|w| w.violations.clone());

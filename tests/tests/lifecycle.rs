@@ -12,6 +12,8 @@ use stubvirt_tests::world;
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::net::VirtIONet;
 
+/// a local experimental EtherType.
+const ETHER_TYPE: u16 = 0x88b5;
 const QUEUE: usize = 16;
 const RX_BUF: usize = 2048;
 const GONE: u16 = 1;
@@ -25,13 +27,9 @@ const SECTORS: u64 = 256;
 type Blk<const D: u16> = VirtIOBlk<GrantDmaHal<D>, XenMmioTransport>;
 type Net<const D: u16> = VirtIONet<GrantDmaHal<D>, XenMmioTransport, QUEUE>;
 
+/// A frame of this suite's EtherType.
 fn frame(dst: [u8; 6], src: [u8; 6], len: usize, rng: &mut Rng) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    bytes[..6].copy_from_slice(&dst);
-    bytes[6..12].copy_from_slice(&src);
-    bytes[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
-    rng.fill(&mut bytes[14..]);
-    bytes
+    scenario::frame(dst, src, ETHER_TYPE, len, rng)
 }
 
 fn send<const D: u16>(net: &mut Net<D>, payload: &[u8]) {

@@ -10,17 +10,15 @@ use stubvirt_tests::scenario::{self, Rng, FRONTEND};
 use stubvirt_tests::transport::XenMmioTransport;
 use virtio_drivers::device::net::VirtIONet;
 
+/// IPv4.
+const ETHER_TYPE: u16 = 0x0800;
 const QUEUE: usize = 16;
 const GATEWAY: [u8; 6] = [0x52, 0x55, 0x0a, 0, 2, 2];
 const GUEST: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa];
 
+/// A frame of this suite's EtherType.
 fn frame(dst: [u8; 6], src: [u8; 6], len: usize, rng: &mut Rng) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    bytes[..6].copy_from_slice(&dst);
-    bytes[6..12].copy_from_slice(&src);
-    bytes[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    rng.fill(&mut bytes[14..]);
-    bytes
+    scenario::frame(dst, src, ETHER_TYPE, len, rng)
 }
 
 #[test]

@@ -7,6 +7,8 @@ use stubvirt_tests::transport::XenMmioTransport;
 use stubvirt_tests::world;
 use virtio_drivers::device::net::VirtIONet;
 
+/// a local experimental EtherType.
+const ETHER_TYPE: u16 = 0x88b5;
 const QUEUE: usize = 16;
 const RX_BUF: usize = 2048;
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa];
@@ -15,13 +17,9 @@ const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0xb];
 type NetA = VirtIONet<GrantDmaHal<1>, XenMmioTransport, QUEUE>;
 type NetB = VirtIONet<GrantDmaHal<2>, XenMmioTransport, QUEUE>;
 
+/// A frame of this suite's EtherType.
 fn frame(dst: [u8; 6], src: [u8; 6], len: usize, rng: &mut Rng) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    bytes[..6].copy_from_slice(&dst);
-    bytes[6..12].copy_from_slice(&src);
-    bytes[12..14].copy_from_slice(&0x88b5u16.to_be_bytes()); // local experimental EtherType
-    rng.fill(&mut bytes[14..]);
-    bytes
+    scenario::frame(dst, src, ETHER_TYPE, len, rng)
 }
 
 fn two_frontends() -> (scenario::Shared, NetA, NetB) {
