@@ -12,7 +12,7 @@ use stubvirt_tests::world;
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::net::VirtIONet;
 
-/// a local experimental EtherType.
+/// A local experimental EtherType.
 const ETHER_TYPE: u16 = 0x88b5;
 const QUEUE: usize = 16;
 const RX_BUF: usize = 2048;

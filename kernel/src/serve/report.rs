@@ -4,7 +4,6 @@
 
 use super::setup::FrontendServer;
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::fmt::Write;
 use devices::backend::Backend;
 use devices::ioreq_loop::IoreqStats;
@@ -55,14 +54,10 @@ pub fn counters(
         if several {
             let _ = write!(out, "{}{}:", if n == 0 { "" } else { "," }, server.domid);
         }
-        let live: Vec<u64>;
-        let served = match &server.departed {
-            Some(last) => last,
-            None => {
-                live = server.vcpus.iter().map(|v| v.served).collect();
-                &live
-            }
-        };
+        let served = server
+            .departed
+            .clone()
+            .unwrap_or_else(|| server.vcpus.iter().map(|v| v.served).collect());
         for (i, count) in served.iter().enumerate() {
             let _ = write!(out, "{}{count}", if i == 0 { "" } else { "/" });
         }

@@ -89,7 +89,7 @@ pub fn xen_version() -> XenVersion {
 /// Xen before 4.21 has no such op (it refuses the stable interface version).
 pub fn capabilities(domid: u16) -> Result<u16, XenError> {
     let done = super::domain_control::get_domain_state(domid)?;
-    Ok(done.u16_at(GETDOMSTATE_CAPS))
+    Ok(done.payload.u16_at(GETDOMSTATE_CAPS))
 }
 
 /// Whether domain `domid` exists, as `XEN_DOMCTL_get_domain_state` says; `None` when Xen

@@ -74,7 +74,7 @@ pub fn get_domain_state(domid: u16) -> Result<Domctl, XenError> {
 pub fn state(domid: u16) -> Result<DomainState, XenError> {
     match get_domain_state(domid) {
         Ok(info) => {
-            let bits = info.u16_at(GETDOMSTATE_STATE);
+            let bits = info.payload.u16_at(GETDOMSTATE_STATE);
             return Ok(if bits & GETDOMSTATE_STATE_EXIST == 0 {
                 DomainState::Gone
             } else if bits & (GETDOMSTATE_STATE_DYING | GETDOMSTATE_STATE_DEAD) != 0 {
@@ -94,10 +94,10 @@ pub fn state(domid: u16) -> Result<DomainState, XenError> {
         Err(e) => return Err(e),
     };
     // Xen before 4.19 answers with the next domain at or above `domid`.
-    if info.u16_at(GETDOMAININFO_DOMAIN) != domid {
+    if info.payload.u16_at(GETDOMAININFO_DOMAIN) != domid {
         return Ok(DomainState::Gone);
     }
-    let flags = info.u32_at(GETDOMAININFO_FLAGS);
+    let flags = info.payload.u32_at(GETDOMAININFO_FLAGS);
     Ok(if flags & DOMINF_DYING != 0 {
         DomainState::Dying
     } else if flags & DOMINF_SHUTDOWN != 0 {
@@ -111,7 +111,7 @@ pub fn state(domid: u16) -> Result<DomainState, XenError> {
 /// without a hardware domain nobody else is, and `VIRQ_DOM_EXC` can be bound only by it.
 pub fn handle_virq(own_domid: u16, virq: u32) -> Result<(), XenError> {
     issue_unstable(XEN_DOMCTL_SET_VIRQ_HANDLER, own_domid, |arg| {
-        arg.set_u32(SET_VIRQ_HANDLER_VIRQ, virq);
+        arg.payload.put(SET_VIRQ_HANDLER_VIRQ, &virq.to_le_bytes());
     })
     .map(|_| ())
 }

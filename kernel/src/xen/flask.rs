@@ -3,6 +3,7 @@
 //! the types of its FLASK policy before it serves (docs/privilege.md).
 
 use super::abi::op;
+use super::abi::payload::Payload;
 use super::hypercall::XenError;
 use crate::arch::{Arch, Current};
 use core::mem::{offset_of, size_of};
@@ -22,7 +23,7 @@ const RELABEL_SID: usize = 4;
 struct FlaskOp {
     cmd: u32,
     interface_version: u32,
-    payload: [u8; 32],
+    payload: Payload<32>,
 }
 
 const _: () = assert!(offset_of!(FlaskOp, payload) == 8);
@@ -33,22 +34,8 @@ impl FlaskOp {
         Self {
             cmd,
             interface_version: XEN_FLASK_INTERFACE_VERSION,
-            payload: [0; 32],
+            payload: Payload::zeroed(),
         }
-    }
-
-    fn put(&mut self, offset: usize, bytes: &[u8]) {
-        if let Some(dst) = self.payload.get_mut(offset..offset + bytes.len()) {
-            dst.copy_from_slice(bytes);
-        }
-    }
-
-    fn u32_at(&self, offset: usize) -> u32 {
-        let mut bytes = [0; 4];
-        if let Some(src) = self.payload.get(offset..offset + 4) {
-            bytes.copy_from_slice(src);
-        }
-        u32::from_le_bytes(bytes)
     }
 }
 
@@ -68,17 +55,19 @@ fn issue(arg: &mut FlaskOp) -> Result<(), XenError> {
 pub fn context_to_sid(context: &str) -> Result<u32, XenError> {
     let mut arg = FlaskOp::new(FLASK_CONTEXT_TO_SID);
     let size = u32::try_from(context.len()).unwrap_or(u32::MAX);
-    arg.put(SIZE, &size.to_le_bytes());
-    arg.put(CONTEXT, &(context.as_ptr() as u64).to_le_bytes());
+    arg.payload.put(SIZE, &size.to_le_bytes());
+    arg.payload
+        .put(CONTEXT, &(context.as_ptr() as u64).to_le_bytes());
     issue(&mut arg)?;
-    Ok(arg.u32_at(SID))
+    Ok(arg.payload.u32_at(SID))
 }
 
 /// Gives domain `domid` (`DOMID_SELF` for ourselves) the SID `sid`
 /// (`FLASK_RELABEL_DOMAIN`).
 pub fn relabel_domain(domid: u16, sid: u32) -> Result<(), XenError> {
     let mut arg = FlaskOp::new(FLASK_RELABEL_DOMAIN);
-    arg.put(RELABEL_DOMID, &u32::from(domid).to_le_bytes());
-    arg.put(RELABEL_SID, &sid.to_le_bytes());
+    arg.payload
+        .put(RELABEL_DOMID, &u32::from(domid).to_le_bytes());
+    arg.payload.put(RELABEL_SID, &sid.to_le_bytes());
     issue(&mut arg)
 }

@@ -3,6 +3,7 @@
 
 use super::abi::errno::EACCES;
 use super::abi::op;
+use super::abi::payload::Payload;
 use super::hypercall::XenError;
 use crate::arch::{Arch, Current};
 use core::mem::{offset_of, size_of};
@@ -20,7 +21,7 @@ const COUNT: usize = 16;
 struct Sysctl {
     cmd: u32,
     interface_version: u32,
-    payload: [u8; 128],
+    payload: Payload<128>,
 }
 
 const _: () = assert!(offset_of!(Sysctl, payload) == 8);
@@ -35,20 +36,17 @@ pub fn read_console(buf: &mut [u8]) -> Result<usize, XenError> {
         let mut arg = Sysctl {
             cmd: XEN_SYSCTL_READCONSOLE,
             interface_version: version,
-            payload: [0; 128],
+            payload: Payload::zeroed(),
         };
-        arg.payload[BUFFER..BUFFER + 8].copy_from_slice(&(buf.as_mut_ptr() as u64).to_le_bytes());
-        arg.payload[COUNT..COUNT + 4].copy_from_slice(&count.to_le_bytes());
+        arg.payload
+            .put(BUFFER, &(buf.as_mut_ptr() as u64).to_le_bytes());
+        arg.payload.put(COUNT, &count.to_le_bytes());
         let ptr = core::ptr::from_mut(&mut arg) as u64;
         // SAFETY: `arg` is a live `struct xen_sysctl`; the only address in it is `buf`,
         // borrowed exclusively for the call, of which Xen writes at most `count` bytes.
         let ret = unsafe { Current::hypercall(op::SYSCTL, [ptr, 0, 0, 0, 0]) };
         match ret {
-            0 => {
-                let mut written = [0; 4];
-                written.copy_from_slice(&arg.payload[COUNT..COUNT + 4]);
-                return Ok(u32::from_le_bytes(written) as usize);
-            }
+            0 => return Ok(arg.payload.u32_at(COUNT) as usize),
             r if -r == EACCES => last = XenError(EACCES),
             r => return Err(XenError(-r)),
         }

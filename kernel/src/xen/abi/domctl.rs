@@ -4,6 +4,7 @@
 //! `XEN_DOMCTL_destroydomain`. The tools-only header is not in the layout test's C
 //! includes, so the layout is pinned here by size and offset asserts.
 
+use super::payload::Payload;
 use core::mem::{offset_of, size_of};
 
 pub const XEN_DOMCTL_DESTROYDOMAIN: u32 = 2;
@@ -30,8 +31,7 @@ pub const GETDOMSTATE_CAP_XENSTORE: u16 = 0x0004;
 pub const DOMINF_DYING: u32 = 1 << 0;
 pub const DOMINF_SHUTDOWN: u32 = 1 << 2;
 
-/// `struct xen_domctl` with its 128-byte union as bytes: each op reads and writes the
-/// leading fields of its member (little-endian on both our architectures).
+/// `struct xen_domctl` with its 128-byte union as bytes.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
 pub struct Domctl {
@@ -39,7 +39,7 @@ pub struct Domctl {
     pub interface_version: u32,
     pub domain: u16,
     pub pad: [u16; 3],
-    pub payload: [u8; 128],
+    pub payload: Payload<128>,
 }
 
 impl Domctl {
@@ -49,29 +49,7 @@ impl Domctl {
             interface_version,
             domain,
             pad: [0; 3],
-            payload: [0; 128],
-        }
-    }
-
-    pub fn u16_at(&self, offset: usize) -> u16 {
-        let mut bytes = [0; 2];
-        if let Some(src) = self.payload.get(offset..offset + 2) {
-            bytes.copy_from_slice(src);
-        }
-        u16::from_le_bytes(bytes)
-    }
-
-    pub fn u32_at(&self, offset: usize) -> u32 {
-        let mut bytes = [0; 4];
-        if let Some(src) = self.payload.get(offset..offset + 4) {
-            bytes.copy_from_slice(src);
-        }
-        u32::from_le_bytes(bytes)
-    }
-
-    pub fn set_u32(&mut self, offset: usize, value: u32) {
-        if let Some(dst) = self.payload.get_mut(offset..offset + 4) {
-            dst.copy_from_slice(&value.to_le_bytes());
+            payload: Payload::zeroed(),
         }
     }
 }

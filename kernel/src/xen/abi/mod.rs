@@ -12,6 +12,7 @@ pub mod grant_table;
 pub mod hvm;
 pub mod layout;
 pub mod memory;
+pub mod payload;
 pub mod sched;
 pub mod start_info;
 pub mod vcpu;
