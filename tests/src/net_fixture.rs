@@ -86,6 +86,18 @@ impl RawNet {
         self.event_idx = extra & features::EVENT_IDX != 0;
     }
 
+    /// Like [`Self::restart`], on the same ring pages and grants, emptied: a harness
+    /// restarting many times does not grow the grant table.
+    pub fn restart_in_place(&mut self, extra: u64) {
+        self.raw.write(devices::mmio::reg::STATUS, 0);
+        self.rx.clear();
+        self.tx.clear();
+        set_up(&self.raw, extra, &self.rx, &self.tx, self.queue_size);
+        self.posted = 0;
+        self.drained = 0;
+        self.event_idx = extra & features::EVENT_IDX != 0;
+    }
+
     /// A fresh machine with A (dom1, port 0) and B (dom2, port 1).
     pub fn pair(extra_a: u64, extra_b: u64) -> (Shared, RawNet, RawNet) {
         Self::pair_with(extra_a, extra_b, NetLayout::SMALL)
@@ -108,19 +120,31 @@ impl RawNet {
     /// Posts one single-descriptor rx buffer of `len` bytes at `offset`; notifies (with
     /// EVENT_IDX, only if the device asked).
     pub fn post_rx(&mut self, offset: usize, len: u32) -> u16 {
+        let old = self.rx.avail_idx();
+        let index = self.add_rx(offset, len);
+        self.kick_rx_since(old);
+        index
+    }
+
+    /// Makes one rx buffer available without notifying.
+    fn add_rx(&mut self, offset: usize, len: u32) -> u16 {
         let index = self.next_rx_desc();
         self.rx
             .set_desc(index, self.mem.dma(RX_AREA + offset), len, DESC_F_WRITE, 0);
-        let old = self.rx.avail_idx();
         self.rx.push(index);
         self.posted = self.posted.wrapping_add(1);
         if let Some(slot) = self.rx_offsets.get_mut(usize::from(index)) {
             *slot = offset;
         }
-        if !self.event_idx || self.rx.needs_kick_since(old) {
+        index
+    }
+
+    /// Notifies rx for what was added since avail.idx was `old`, as Linux's
+    /// `virtqueue_kick` would (with EVENT_IDX, only if the device asked).
+    fn kick_rx_since(&mut self, old: u16) {
+        if self.rx.avail_idx() != old && (!self.event_idx || self.rx.needs_kick_since(old)) {
             self.raw.notify(0);
         }
-        index
     }
 
     /// Sends header + frame as a two-descriptor chain (one when the frame is empty).
@@ -150,11 +174,14 @@ impl RawNet {
         let slots = (self.pages * 4096).saturating_sub(LARGE_RX_AREA) / buf_len;
         let most = self.queue_size.min(slots as u16);
         loop {
+            // A refill is one batch and one kick, as Linux's rx refill does.
             let outstanding = self.posted.wrapping_sub(seen);
+            let old = self.rx.avail_idx();
             for _ in outstanding..most {
                 let slot = usize::from(self.posted) % slots;
-                self.post_rx(LARGE_RX_AREA + slot * buf_len, buf_len as u32);
+                self.add_rx(LARGE_RX_AREA + slot * buf_len, buf_len as u32);
             }
+            self.kick_rx_since(old);
             let used = self.rx.used_idx();
             if used == seen {
                 self.drained = seen;
@@ -233,14 +260,18 @@ impl Drop for RawNet {
 
 /// Negotiates and sets up rx and tx, DRIVER_OK.
 fn start(raw: &RawDriver, extra: u64, queue_size: u16) -> (RawQueue, RawQueue) {
-    let domain = raw.domain;
+    let rx = RawQueue::new(raw.domain, queue_size);
+    let tx = RawQueue::new(raw.domain, queue_size);
+    set_up(raw, extra, &rx, &tx, queue_size);
+    (rx, tx)
+}
+
+/// Negotiates and sets up rx and tx on the given rings, DRIVER_OK.
+fn set_up(raw: &RawDriver, extra: u64, rx: &RawQueue, tx: &RawQueue, queue_size: u16) {
     let status =
         raw.negotiate(features::VERSION_1 | features::ACCESS_PLATFORM | features::net::MAC | extra);
     assert_ne!(status & devices::mmio::status::FEATURES_OK, 0);
-    let rx = RawQueue::new(domain, queue_size);
-    let tx = RawQueue::new(domain, queue_size);
-    raw.setup_queue(0, &rx, queue_size);
-    raw.setup_queue(1, &tx, queue_size);
+    raw.setup_queue(0, rx, queue_size);
+    raw.setup_queue(1, tx, queue_size);
     raw.driver_ok();
-    (rx, tx)
 }

@@ -72,6 +72,11 @@ impl Granted {
         u32::from_le_bytes(self.read(offset, 4).try_into().unwrap())
     }
 
+    /// Zeroes every granted page.
+    pub fn clear(&self) {
+        self.write(0, &vec![0; self.pages * PAGE_SIZE]);
+    }
+
     /// Takes the grants back even if the backend maps them (a hostile frontend).
     pub fn revoke(&self) {
         world::with(|w| {
@@ -123,6 +128,15 @@ impl RawQueue {
             used: Granted::new(domain, (6 + 8 * n).div_ceil(PAGE_SIZE), false),
             avail_idx: 0,
         }
+    }
+
+    /// Empties the rings in place, as a driver reusing its ring memory after a reset
+    /// would: same pages, same grants.
+    pub fn clear(&mut self) {
+        self.desc.clear();
+        self.avail.clear();
+        self.used.clear();
+        self.avail_idx = 0;
     }
 
     pub fn set_desc(&self, index: u16, addr: u64, len: u32, flags: u16, next: u16) {

@@ -226,12 +226,24 @@ fn pseudo_header(ip: Ip, frame: &[u8], tcp_len: usize) -> Vec<u8> {
 /// The Internet checksum (RFC 1071) of the concatenated parts: 0 when a packet that
 /// carries its checksum verifies.
 pub fn checksum(parts: &[&[u8]]) -> u16 {
-    let bytes: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
     let mut sum: u64 = 0;
-    for pair in bytes.chunks(2) {
-        let hi = u64::from(pair[0]) << 8;
-        let lo = pair.get(1).map_or(0, |&b| u64::from(b));
-        sum += hi | lo;
+    // Parts are summed as one byte stream: a part of odd length leaves its last byte as
+    // the high half of a word the next part completes.
+    let mut pending_high: Option<u8> = None;
+    for part in parts.iter().filter(|part| !part.is_empty()) {
+        let mut rest = *part;
+        if let (Some(high), Some((&low, after))) = (pending_high, rest.split_first()) {
+            sum += u64::from(u16::from_be_bytes([high, low]));
+            rest = after;
+        }
+        let words = rest.chunks_exact(2);
+        pending_high = words.remainder().first().copied();
+        sum += words
+            .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u64>();
+    }
+    if let Some(high) = pending_high {
+        sum += u64::from(high) << 8;
     }
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -245,4 +257,22 @@ fn be16(bytes: &[u8], at: usize) -> u16 {
 
 fn be32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checksum;
+
+    /// RFC 1071's worked example (section 3): the words sum to 0xddf2 in one's
+    /// complement, however the bytes are split into parts.
+    #[test]
+    fn checksum_is_rfc1071_for_any_split_of_the_bytes() {
+        let bytes = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        for split in 0..=bytes.len() {
+            let (first, second) = bytes.split_at(split);
+            assert_eq!(checksum(&[first, second]), !0xddf2, "split at {split}");
+        }
+        assert_eq!(checksum(&[&[0x01], &[0x02], &[0x03]]), !0x0402);
+        assert_eq!(checksum(&[&[0x01], &[], &[0x02]]), !0x0102);
+    }
 }

@@ -89,9 +89,20 @@ pub fn with<R>(f: impl FnOnce(&mut World) -> R) -> R {
     WORLD.with(|w| f(&mut w.borrow_mut()))
 }
 
+thread_local! {
+    static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Starts this thread's machine afresh.
 pub fn reset() {
     with(|w| *w = World::default());
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+}
+
+/// How many times this thread's machine was started afresh: frontends kept from an
+/// earlier generation hold grants the simulated Xen no longer knows.
+pub fn generation() -> u64 {
+    GENERATION.with(|g| g.get())
 }
 
 impl World {

@@ -13,6 +13,7 @@ pub mod ioreq_slots;
 pub mod mmio_sequence;
 pub mod net_frames;
 pub mod net_gso;
+mod net_pair;
 pub mod ring_blk;
 pub mod ring_net;
 
@@ -32,12 +33,17 @@ pub const TARGETS: [(&str, Target); 7] = [
 
 /// Half the inputs (those of odd length, so no input byte is spent on it) run with the
 /// kernel's default route, request buffers by grant copy; the others map them.
+pub fn copy_route(data: &[u8]) -> bool {
+    data.len() % 2 == 1
+}
+
+/// Sets `domains` to the route [`copy_route`] picks for `data`.
 pub fn pick_route(
     machine: &crate::scenario::Shared,
     domains: &[devices::backend::DomainId],
     data: &[u8],
 ) {
-    if data.len() % 2 == 1 {
+    if copy_route(data) {
         for &domain in domains {
             machine.borrow_mut().frontends.copy_buffers(domain);
         }

@@ -6,8 +6,8 @@
 //! from a sender using its own MAC.
 //! One round in four is a GSO frame instead ([`super::net_gso`]).
 
-use crate::net_fixture::{RawNet, MAC_A, MAC_B};
-use crate::scenario;
+use super::net_pair::Pair;
+use crate::net_fixture::{NetLayout, MAC_A, MAC_B};
 use arbitrary::Unstructured;
 use devices::features::net as nf;
 
@@ -30,16 +30,16 @@ pub fn run(data: &[u8]) {
         } else {
             0
         };
-        let (machine, mut a, mut b) = RawNet::pair(nf::CSUM, nf::GUEST_CSUM | merge | event_idx);
-        super::pick_route(
-            &machine,
-            &[scenario::FRONTEND, scenario::OTHER_FRONTEND],
-            data,
+        let mut pair = Pair::take(
+            NetLayout::SMALL,
+            super::copy_route(data),
+            nf::CSUM,
+            nf::GUEST_CSUM | merge | event_idx,
         );
         let buffers = u.int_in_range(1..=4usize).unwrap_or(1);
         for i in 0..buffers {
             let len = u.int_in_range(12..=2048u32).unwrap_or(1600);
-            b.post_rx(i * 2048, len);
+            pair.b.post_rx(i * 2048, len);
         }
         let len = u.int_in_range(0..=1600usize).unwrap_or(60);
         let mut frame: Vec<u8> = (0..len).map(|_| u.arbitrary().unwrap_or(0)).collect();
@@ -53,37 +53,31 @@ pub fn run(data: &[u8]) {
         header[1] = 0; // no GSO is offered
         header[10] = 0;
         header[11] = 0;
-        a.send(header, &frame);
-        let counters = |d| machine.borrow().backend.counters(d).expect("device");
+        pair.a.send(header, &frame);
         let legal = (14..=1518).contains(&frame.len());
         let for_b = legal && source == MAC_A && (destination == MAC_B || destination[0] & 1 != 0);
         assert_eq!(
-            counters(0).frames_tx,
+            pair.counted(0, |c| c.frames_tx),
             u64::from(legal),
             "tx of {} bytes",
             frame.len()
         );
-        assert_eq!(counters(0).request_errors, u64::from(!legal));
-        let spoofed = machine
-            .borrow()
-            .backend
-            .port_stats(0)
-            .map(|s| s.dropped_spoofed);
+        assert_eq!(pair.counted(0, |c| c.request_errors), u64::from(!legal));
         assert_eq!(
-            spoofed,
-            Some(u64::from(legal && source != MAC_A)),
+            pair.port_counted(0, |s| s.dropped_spoofed),
+            u64::from(legal && source != MAC_A),
             "a frame from another source MAC is dropped and counted"
         );
-        if for_b && b.rx.used_idx() == 0 && counters(1).rx_dropped_too_big == 0 {
+        if for_b && pair.b.rx.used_idx() == 0 && pair.counted(1, |c| c.rx_dropped_too_big) == 0 {
             // Waiting for buffers: two big ones let it through, whole.
             assert_ne!(merge, 0, "only a merged frame waits with buffers posted");
-            b.post_rx(8 * 2048, 2048);
-            b.post_rx(9 * 2048, 2048);
+            pair.b.post_rx(8 * 2048, 2048);
+            pair.b.post_rx(9 * 2048, 2048);
         }
-        let delivered = b.rx.used_idx();
-        if for_b && counters(1).rx_dropped_too_big == 0 {
+        let delivered = pair.b.rx.used_idx();
+        if for_b && pair.counted(1, |c| c.rx_dropped_too_big) == 0 {
             assert!(delivered >= 1, "a legal frame is delivered or counted");
-            let received = b.received(0, delivered);
+            let received = pair.b.received(0, delivered);
             assert_eq!(
                 &received[12..],
                 &frame[..],
@@ -109,7 +103,7 @@ pub fn run(data: &[u8]) {
         } else {
             assert_eq!(delivered, 0, "nothing partial, nothing addressed elsewhere");
         }
-        scenario::assert_no_violations();
+        pair.finish();
     }
 }
 

@@ -6,8 +6,9 @@
 //! completed either way, and whatever arrives fits a 64 KiB GSO frame; one whose
 //! gso_size is below [`MIN_GSO_SIZE`] is refused.
 
-use crate::net_fixture::{NetLayout, RawNet, MAC_A, MAC_B};
-use crate::scenario::{self, Rng};
+use super::net_pair::Pair;
+use crate::net_fixture::{NetLayout, MAC_A, MAC_B};
+use crate::scenario::Rng;
 use crate::tcp_packets::{complete_partial, GsoFrame, Ip};
 use arbitrary::Unstructured;
 use devices::features::net as nf;
@@ -35,12 +36,7 @@ pub fn round(u: &mut Unstructured, data: &[u8]) {
         receiver |= nf::MRG_RXBUF;
     }
     let sender = nf::CSUM | nf::HOST_TSO4 | nf::HOST_TSO6;
-    let (machine, mut a, mut b) = RawNet::pair_with(sender, receiver, NetLayout::GSO);
-    super::pick_route(
-        &machine,
-        &[scenario::FRONTEND, scenario::OTHER_FRONTEND],
-        data,
-    );
+    let mut pair = Pair::take(NetLayout::GSO, super::copy_route(data), sender, receiver);
     let max_payload: usize = match ip {
         Ip::V4 => 65483,
         Ip::V6 => 65464,
@@ -73,11 +69,10 @@ pub fn round(u: &mut Unstructured, data: &[u8]) {
             Some(at) => frame[at] ^= flip,
         }
     }
-    a.send(header, &frame);
-    let counters = |d| machine.borrow().backend.counters(d).expect("device");
-    assert_eq!(a.tx.used_idx(), 1, "the tx chain is completed");
-    let taken = counters(0).frames_tx == 1;
-    assert_eq!(counters(0).request_errors, u64::from(!taken));
+    pair.a.send(header, &frame);
+    assert_eq!(pair.a.tx.used_idx(), 1, "the tx chain is completed");
+    let taken = pair.counted(0, |c| c.frames_tx) == 1;
+    assert_eq!(pair.counted(0, |c| c.request_errors), u64::from(!taken));
     if tiny && !spoiled {
         assert!(!taken, "gso_size {mss} is refused");
     }
@@ -88,7 +83,7 @@ pub fn round(u: &mut Unstructured, data: &[u8]) {
     };
     let merged = receiver & nf::MRG_RXBUF != 0;
     let buffer = if whole && !merged { 65562 } else { 2048 };
-    let received = b.drain_frames(buffer, merged);
+    let received = pair.b.drain_frames(buffer, merged);
     for got in &received {
         assert!(got.len() <= NET_HDR_SIZE + MAX_GSO_FRAME, "frame too long");
     }
@@ -112,5 +107,5 @@ pub fn round(u: &mut Unstructured, data: &[u8]) {
             .collect();
         gso.check_segments(&segments);
     }
-    scenario::assert_no_violations();
+    pair.finish();
 }
