@@ -11,6 +11,7 @@
 pub mod cmdline;
 pub mod memmap;
 pub mod xen;
+pub mod xenstore;
 
 #[cfg(feature = "image")]
 extern crate alloc;

@@ -3,7 +3,7 @@
 //! numbers from Xen's C headers (via [`CProgram`]) and fails on any difference.
 
 use super::{dm_op::*, event_channel::*, grant_table::*, hvm::*, memory::*, sched::*};
-use super::{start_info::*, vcpu::*};
+use super::{start_info::*, vcpu::*, xenstore::*};
 use core::mem::{offset_of, size_of};
 
 /// One struct: C name (with `struct `), Rust size, and its fields.
@@ -124,6 +124,12 @@ pub static TABLE: &[StructLayout] = &[
     layout!(XenDmOpNrVcpus, "struct xen_dm_op_nr_vcpus", vcpus => "vcpus"),
     layout!(XenDmOp, "struct xen_dm_op", op => "op", pad => "pad", u => "u"),
     layout!(XenDmOpBuf, "struct xen_dm_op_buf", h => "h", size => "size"),
+    layout!(XsdSockmsg, "struct xsd_sockmsg", type_ => "type", req_id => "req_id",
+        tx_id => "tx_id", len => "len"),
+    layout!(XenstoreDomainInterface, "struct xenstore_domain_interface", req => "req",
+        rsp => "rsp", req_cons => "req_cons", req_prod => "req_prod", rsp_cons => "rsp_cons",
+        rsp_prod => "rsp_prod", server_features => "server_features",
+        connection => "connection", error => "error"),
     layout!(Ioreq, "struct ioreq", addr => "addr", data => "data", count => "count",
         size => "size", vp_eport => "vp_eport", _pad0 => "_pad0", type_ => "type"),
 ];
@@ -141,6 +147,7 @@ pub const C_HEADERS: &[&str] = &[
     "xen/hvm/dm_op.h",
     "xen/hvm/ioreq.h",
     "xen/arch-x86/hvm/start_info.h",
+    "xen/io/xs_wire.h",
 ];
 
 /// The C program that prints, for every struct in [`TABLE`], one line

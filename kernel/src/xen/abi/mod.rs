@@ -16,6 +16,7 @@ pub mod payload;
 pub mod sched;
 pub mod start_info;
 pub mod vcpu;
+pub mod xenstore;
 
 /// A domain id (`domid_t`): the devices crate's, so one name serves both sides.
 pub use devices::backend::DomainId;
