@@ -93,7 +93,7 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
 
     /// Buffer pages handed out and not yet unmapped.
     pub fn copied_pages_live(&self) -> usize {
-        MAX_COPIED_PAGES - self.free.len()
+        MAX_COPIED_PAGES.saturating_sub(self.free.len())
     }
 
     /// The grants behind a run of our (copied) pieces, checked as a mapping would be;
@@ -139,10 +139,10 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
 
     fn count(&self, result: Result<(), AccessError>, bytes: usize) -> Result<(), AccessError> {
         let mut stats = self.stats.get();
-        stats.copies += 1;
+        stats.copies = stats.copies.saturating_add(1);
         match result {
-            Ok(()) => stats.bytes += bytes as u64,
-            Err(_) => stats.refused += 1,
+            Ok(()) => stats.bytes = stats.bytes.saturating_add(bytes as u64),
+            Err(_) => stats.refused = stats.refused.saturating_add(1),
         }
         self.stats.set(stats);
         result
@@ -208,7 +208,7 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
 
     fn unmap_batch(&mut self, pages: &[MappedPage]) -> usize {
         self.pass_pages.clear();
-        let mut unknown = 0;
+        let mut unknown: usize = 0;
         for &page in pages {
             if !is_copied(page) {
                 self.pass_pages.push(page);
@@ -220,13 +220,13 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
                     *entry = None;
                     self.free.push(index as u32);
                 }
-                _ => unknown += 1,
+                _ => unknown = unknown.saturating_add(1),
             }
         }
         if self.pass_pages.is_empty() {
             return unknown;
         }
-        unknown + self.mapped.unmap_batch(&self.pass_pages)
+        unknown.saturating_add(self.mapped.unmap_batch(&self.pass_pages))
     }
 
     fn read(&self, page: MappedPage, offset: usize, dst: &mut [u8]) -> Result<(), AccessError> {
@@ -246,11 +246,11 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
     }
 
     fn read_pieces(&self, pieces: &[Piece], dst: &mut [u8]) -> Result<(), AccessError> {
-        let mut done = 0;
+        let mut rest = dst;
         for run in runs(pieces) {
             let len = run.iter().map(|p| p.len).sum::<usize>();
-            let part = dst
-                .get_mut(done..done + len)
+            let (part, tail) = core::mem::take(&mut rest)
+                .split_at_mut_checked(len)
                 .ok_or(AccessError::OutOfPage)?;
             match self.grants(run, false)? {
                 Some(grants) => {
@@ -259,16 +259,16 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
                 }
                 None => self.mapped.read_pieces(run, part)?,
             }
-            done += len;
+            rest = tail;
         }
         Ok(())
     }
 
     fn write_pieces(&mut self, pieces: &[Piece], src: &[u8]) -> Result<(), AccessError> {
-        let mut done = 0;
+        let mut rest = src;
         for run in runs(pieces) {
             let len = run.iter().map(|p| p.len).sum::<usize>();
-            let part = src.get(done..done + len).ok_or(AccessError::OutOfPage)?;
+            let (part, tail) = rest.split_at_checked(len).ok_or(AccessError::OutOfPage)?;
             match self.grants(run, true)? {
                 Some(grants) => {
                     let result = self.copier.copy_to_grants(&grants, part);
@@ -276,7 +276,7 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
                 }
                 None => self.mapped.write_pieces(run, part)?,
             }
-            done += len;
+            rest = tail;
         }
         Ok(())
     }

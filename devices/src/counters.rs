@@ -48,6 +48,23 @@ impl Counters {
         *self = Self::default();
     }
 
+    /// Counts a map batch of `pages` pages, `failed` of them refused. Counters saturate
+    /// (none can reach 2^64 in practice): a statistic never wraps back to small numbers.
+    pub fn count_map(&mut self, pages: usize, failed: usize) {
+        self.map_batches = self.map_batches.saturating_add(1);
+        // Failed entries hold no mapping, so only successes count as mapped.
+        let mapped = pages.saturating_sub(failed);
+        self.pages_mapped = self.pages_mapped.saturating_add(mapped as u64);
+        self.map_failures = self.map_failures.saturating_add(failed as u64);
+    }
+
+    /// Counts an unmap batch of `pages` pages, `refused` of them refused.
+    pub fn count_unmap(&mut self, pages: usize, refused: usize) {
+        self.unmap_batches = self.unmap_batches.saturating_add(1);
+        self.pages_unmapped = self.pages_unmapped.saturating_add(pages as u64);
+        self.unmap_failures = self.unmap_failures.saturating_add(refused as u64);
+    }
+
     /// Mappings still held: maps minus unmaps (failures counted as released, since the
     /// device forgets a page whatever Xen answered).
     pub fn pages_held(&self) -> u64 {

@@ -8,6 +8,7 @@
 /// Size of a page and of a granted frame.
 pub const PAGE_SIZE: usize = 4096;
 const PAGE_SHIFT: u32 = 12;
+const OFFSET_MASK: u64 = PAGE_SIZE as u64 - 1;
 const GRANT_BIT: u64 = 1 << 63;
 /// Grant references occupy bits 62..12 but Xen's `grant_ref_t` is 32 bits wide.
 const MAX_GREF: u64 = u32::MAX as u64;
@@ -49,7 +50,7 @@ impl GrantAddress {
         Ok(Self {
             gref: GrantRef(gref as u32),
             // Masked to 12 bits, so the cast is lossless.
-            offset: (dma_address & (PAGE_SIZE as u64 - 1)) as u16,
+            offset: (dma_address & OFFSET_MASK) as u16,
         })
     }
 
@@ -79,9 +80,10 @@ impl GrantSpan {
             offset: start.offset,
             len,
         };
-        // The last gref must exist too: consecutive refs may not wrap past u32::MAX.
-        let last = u64::from(span.first.0) + u64::from(span.page_count()) - 1;
-        if last > MAX_GREF {
+        // The last gref must exist too: consecutive refs may not wrap past u32::MAX (a
+        // non-empty span touches at least one page).
+        let after_first = span.page_count().saturating_sub(1);
+        if span.first.0.checked_add(after_first).is_none() {
             return Err(AddressError::Overflow);
         }
         Ok(span)
@@ -89,14 +91,29 @@ impl GrantSpan {
 
     /// How many pages (consecutive grants) the buffer touches.
     pub fn page_count(&self) -> u32 {
-        let end = u64::from(self.offset) + u64::from(self.len);
-        end.div_ceil(PAGE_SIZE as u64) as u32
+        pages_touched(self.offset, self.len)
     }
 
-    /// The grant reference of the buffer's `index`-th page.
+    /// The grant reference of the buffer's `index`-th page (wraps as the grant table's
+    /// references do; [`Self::new`] refused a span whose references wrap).
     pub fn gref(&self, index: u32) -> GrantRef {
         GrantRef(self.first.0.wrapping_add(index))
     }
+}
+
+/// How many pages `len` bytes from `offset` in the first page touch.
+pub fn pages_touched(offset: u16, len: u32) -> u32 {
+    // A u16 and a u32 added in 64 bits: never near saturating.
+    let end = u64::from(offset).saturating_add(u64::from(len));
+    end.div_ceil(PAGE_SIZE as u64) as u32
+}
+
+/// Where byte `at` of consecutive pages lies: the page's index, the offset in that page,
+/// and the bytes from there to the page's end (1 to `PAGE_SIZE`).
+pub fn page_position(at: usize) -> (usize, usize, usize) {
+    let offset = at % PAGE_SIZE;
+    // `offset` is below PAGE_SIZE: exact.
+    (at / PAGE_SIZE, offset, PAGE_SIZE.saturating_sub(offset))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Mapping guest buffers in batches and reading/writing them across page boundaries.
 
 use crate::counters::Counters;
-use crate::grant::{GrantSpan, PAGE_SIZE};
+use crate::grant::{page_position, GrantSpan};
 use crate::memory::{
     descriptor_words, Access, AccessError, DescriptorWords, GuestMemory, MapError, MapRequest,
     MappedPage, PageUse,
@@ -66,7 +66,10 @@ impl<const N: usize> PageBatch<N> {
     ) -> Result<usize, BatchError> {
         let first = self.requests.len();
         let pages = span.page_count() as usize;
-        if pages > self.requests.capacity() - first {
+        if first
+            .checked_add(pages)
+            .is_none_or(|end| end > self.requests.capacity())
+        {
             return Err(BatchError::Full);
         }
         for index in 0..span.page_count() {
@@ -103,11 +106,9 @@ impl<const N: usize> PageBatch<N> {
         mem.map_batch(pending, results);
         let failed = results.iter().filter(|r| r.is_err()).count();
         self.mapped = end;
-        self.failures += failed;
-        counters.map_batches += 1;
-        // Failed entries hold no mapping, so only successes count as mapped.
-        counters.pages_mapped += (pending.len() - failed) as u64;
-        counters.map_failures += failed as u64;
+        // Only ever compared with 0: saturating keeps that right.
+        self.failures = self.failures.saturating_add(failed);
+        counters.count_map(pending.len(), failed);
     }
 
     /// Whether every page queued so far was mapped.
@@ -143,9 +144,7 @@ impl<const N: usize> PageBatch<N> {
         }
         if !mapped.is_empty() {
             let refused = mem.unmap_batch(&mapped);
-            counters.unmap_batches += 1;
-            counters.pages_unmapped += mapped.len() as u64;
-            counters.unmap_failures += refused as u64;
+            counters.count_unmap(mapped.len(), refused);
         }
         self.requests.clear();
         self.mapped = 0;
@@ -219,14 +218,15 @@ impl<const P: usize> MappedRegion<P> {
         at: usize,
         dst: &mut [u8],
     ) -> Result<(), AccessError> {
-        let mut done = 0;
-        while done < dst.len() {
-            let (page, page_offset, chunk) = self.locate(at + done, dst.len() - done)?;
-            let part = dst
-                .get_mut(done..done + chunk)
+        let (mut at, mut rest) = (at, dst);
+        while !rest.is_empty() {
+            let (page, page_offset, chunk) = self.locate(at, rest.len())?;
+            let (part, tail) = core::mem::take(&mut rest)
+                .split_at_mut_checked(chunk)
                 .ok_or(AccessError::OutOfPage)?;
             mem.read(page, page_offset, part)?;
-            done += chunk;
+            at = at.checked_add(chunk).ok_or(AccessError::OutOfPage)?;
+            rest = tail;
         }
         Ok(())
     }
@@ -238,12 +238,13 @@ impl<const P: usize> MappedRegion<P> {
         at: usize,
         src: &[u8],
     ) -> Result<(), AccessError> {
-        let mut done = 0;
-        while done < src.len() {
-            let (page, page_offset, chunk) = self.locate(at + done, src.len() - done)?;
-            let part = src.get(done..done + chunk).ok_or(AccessError::OutOfPage)?;
+        let (mut at, mut rest) = (at, src);
+        while !rest.is_empty() {
+            let (page, page_offset, chunk) = self.locate(at, rest.len())?;
+            let (part, tail) = rest.split_at_checked(chunk).ok_or(AccessError::OutOfPage)?;
             mem.write(page, page_offset, part)?;
-            done += chunk;
+            at = at.checked_add(chunk).ok_or(AccessError::OutOfPage)?;
+            rest = tail;
         }
         Ok(())
     }
@@ -312,12 +313,9 @@ impl<const P: usize> MappedRegion<P> {
         if at.checked_add(want).is_none_or(|end| end > self.len) {
             return Err(AccessError::OutOfPage);
         }
-        let absolute = self.offset + at;
-        let page = *self
-            .pages
-            .get(absolute / PAGE_SIZE)
-            .ok_or(AccessError::NotMapped)?;
-        let page_offset = absolute % PAGE_SIZE;
-        Ok((page, page_offset, want.min(PAGE_SIZE - page_offset)))
+        let absolute = self.offset.checked_add(at).ok_or(AccessError::OutOfPage)?;
+        let (index, page_offset, room) = page_position(absolute);
+        let page = *self.pages.get(index).ok_or(AccessError::NotMapped)?;
+        Ok((page, page_offset, want.min(room)))
     }
 }

@@ -105,21 +105,25 @@ pub fn slice_pieces(
         if left == 0 {
             break;
         }
-        if skip >= piece.len {
-            skip -= piece.len;
+        if let Some(still) = skip.checked_sub(piece.len) {
+            skip = still;
             continue;
         }
-        let take = (piece.len - skip).min(left);
+        // What is left of the piece after `skip` (some of it: skip < piece.len).
+        let take = piece.len.saturating_sub(skip).min(left);
+        let Some(offset) = piece.offset.checked_add(skip) else {
+            break;
+        };
         let part = Piece {
             page: piece.page,
-            offset: piece.offset + skip,
+            offset,
             len: take,
         };
         if out.push(part).is_err() {
             break;
         }
         skip = 0;
-        left -= take;
+        left = left.saturating_sub(take);
     }
     out
 }
@@ -199,13 +203,13 @@ pub trait GuestMemory {
     /// by itself here; an implementation may move them all in one operation (the copy
     /// route: one `GNTTABOP_copy`). On an error some pieces may have been read.
     fn read_pieces(&self, pieces: &[Piece], dst: &mut [u8]) -> Result<(), AccessError> {
-        let mut done = 0;
+        let mut rest = dst;
         for piece in pieces {
-            let part = dst
-                .get_mut(done..done + piece.len)
+            let (part, tail) = core::mem::take(&mut rest)
+                .split_at_mut_checked(piece.len)
                 .ok_or(AccessError::OutOfPage)?;
             self.read(piece.page, piece.offset, part)?;
-            done += piece.len;
+            rest = tail;
         }
         Ok(())
     }
@@ -219,13 +223,13 @@ pub trait GuestMemory {
 
     /// Writes `src` over `pieces` in order; see [`GuestMemory::read_pieces`].
     fn write_pieces(&mut self, pieces: &[Piece], src: &[u8]) -> Result<(), AccessError> {
-        let mut done = 0;
+        let mut rest = src;
         for piece in pieces {
-            let part = src
-                .get(done..done + piece.len)
+            let (part, tail) = rest
+                .split_at_checked(piece.len)
                 .ok_or(AccessError::OutOfPage)?;
             self.write(piece.page, piece.offset, part)?;
-            done += piece.len;
+            rest = tail;
         }
         Ok(())
     }
