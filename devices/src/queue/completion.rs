@@ -67,7 +67,7 @@ pub fn write_now<M: GuestMemory + ?Sized>(
     if chain.write(mem, byte.at, &[byte.value]).is_err() {
         *used_len = 0;
         if byte.counts_if_lost {
-            counters.request_errors += 1;
+            counters.request_errors = counters.request_errors.saturating_add(1);
         }
     }
 }

@@ -27,6 +27,10 @@ pub const DESC_F_WRITE: u16 = 2;
 pub const DESC_F_INDIRECT: u16 = 4;
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 const DESCRIPTOR_SIZE: usize = 16;
+/// The avail and used rings start with two 16-bit fields (flags, idx), then the entries.
+const RING_HEADER: usize = 4;
+const AVAIL_ENTRY: usize = 2;
+const USED_ENTRY: usize = 8;
 /// Ring entries read or written in one access by [`SplitQueue::peek_heads`] and
 /// [`SplitQueue::push_used_all`]: a serve batch's worth.
 const HEADS_PER_PEEK: usize = 64;
@@ -112,8 +116,10 @@ impl Descriptor {
 /// A live split virtqueue.
 #[derive(Debug)]
 pub struct SplitQueue {
-    /// A power of two (checked at activation): ring slots are indices masked by size - 1.
+    /// A power of two (checked at activation): ring slots are indices masked by `mask`.
     size: u16,
+    /// `size - 1`.
+    mask: u16,
     desc: MappedRegion<RING_PAGES>,
     avail: MappedRegion<RING_PAGES>,
     used: MappedRegion<RING_PAGES>,
@@ -137,6 +143,32 @@ fn ring_span(addr: u64, len: usize, align: u64) -> Result<GrantSpan, QueueSetupE
     GrantSpan::new(addr, len as u32).map_err(|_| QueueSetupError::BadAddress(addr))
 }
 
+/// Where entry `slot` of the avail ([`AVAIL_ENTRY`]) or used ([`USED_ENTRY`]) ring lies;
+/// `slot` = the queue size names the event field after the last entry. Slots are at most
+/// [`QUEUE_SIZE_LIMIT`], so the offset is always there (an error kept for totality).
+fn ring_at(slot: u16, entry: usize) -> Result<usize, AccessError> {
+    usize::from(slot)
+        .checked_mul(entry)
+        .and_then(|at| at.checked_add(RING_HEADER))
+        .ok_or(AccessError::OutOfPage)
+}
+
+/// The bytes of entries `first..first + count` of `entry` bytes each in a local buffer.
+fn entry_bytes(
+    first: usize,
+    count: usize,
+    entry: usize,
+) -> Result<core::ops::Range<usize>, AccessError> {
+    let start = first.checked_mul(entry);
+    let end = first
+        .checked_add(count)
+        .and_then(|end| end.checked_mul(entry));
+    match (start, end) {
+        (Some(start), Some(end)) => Ok(start..end),
+        _ => Err(AccessError::OutOfPage),
+    }
+}
+
 impl SplitQueue {
     /// Validates the driver's ring setup and maps the three rings (desc and avail
     /// read-only, used writable), each in one batch.
@@ -152,11 +184,18 @@ impl SplitQueue {
         if size == 0 || !size.is_power_of_two() || size > max_size || size > QUEUE_SIZE_LIMIT {
             return Err(QueueSetupError::BadSize(size));
         }
-        let n = usize::from(size);
+        let mask = size.checked_sub(1).ok_or(QueueSetupError::BadSize(size))?;
+        // With EVENT_IDX, a 16-bit event field follows the entries.
         let event_field = if event_idx { 2 } else { 0 };
-        let desc_span = ring_span(config.desc, DESCRIPTOR_SIZE * n, 16)?;
-        let avail_span = ring_span(config.driver, 4 + 2 * n + event_field, 2)?;
-        let used_span = ring_span(config.device, 4 + 8 * n + event_field, 4)?;
+        let ring_len = |entry| {
+            ring_at(size, entry)
+                .ok()
+                .and_then(|end| end.checked_add(event_field))
+                .ok_or(QueueSetupError::BadSize(size))
+        };
+        let desc_span = ring_span(config.desc, DESCRIPTOR_SIZE * usize::from(size), 16)?;
+        let avail_span = ring_span(config.driver, ring_len(AVAIL_ENTRY)?, 2)?;
+        let used_span = ring_span(config.device, ring_len(USED_ENTRY)?, 4)?;
         let desc = MappedRegion::map(mem, &desc_span, Access::ReadOnly, counters)
             .map_err(QueueSetupError::Map)?;
         let avail = match MappedRegion::map(mem, &avail_span, Access::ReadOnly, counters) {
@@ -175,6 +214,7 @@ impl SplitQueue {
         };
         Ok(Self {
             size,
+            mask,
             desc,
             avail,
             used,
@@ -238,8 +278,8 @@ impl SplitQueue {
                 return Ok(None);
             }
         }
-        let slot = usize::from(self.next_avail & (self.size - 1));
-        let head = self.check_head(self.avail.read_u16(rings, 4 + 2 * slot)?)?;
+        let slot = self.next_avail & self.mask;
+        let head = self.check_head(self.avail.read_u16(rings, ring_at(slot, AVAIL_ENTRY)?)?)?;
         self.consume();
         Ok(Some(head))
     }
@@ -258,17 +298,17 @@ impl SplitQueue {
         }
         let available = usize::from(self.seen_avail.wrapping_sub(self.next_avail));
         let count = available.min(out.len()).min(HEADS_PER_PEEK);
-        let mut bytes = [0u8; 2 * HEADS_PER_PEEK];
+        let mut bytes = [0u8; AVAIL_ENTRY * HEADS_PER_PEEK];
         let mut done = 0;
-        while done < count {
+        while let Some(left) = count.checked_sub(done).filter(|&left| left > 0) {
             // Up to the ring's end, then from its start.
-            let slot = usize::from(self.next_avail.wrapping_add(done as u16) & (self.size - 1));
-            let run = (count - done).min(usize::from(self.size) - slot);
+            let slot = self.next_avail.wrapping_add(done as u16) & self.mask;
+            let run = left.min(self.entries_from(slot));
             let part = bytes
-                .get_mut(2 * done..2 * (done + run))
+                .get_mut(entry_bytes(done, run, AVAIL_ENTRY)?)
                 .ok_or(QueueError::Ring(AccessError::OutOfPage))?;
-            self.avail.read(rings, 4 + 2 * slot, part)?;
-            done += run;
+            self.avail.read(rings, ring_at(slot, AVAIL_ENTRY)?, part)?;
+            done = done.saturating_add(run);
         }
         for (head, pair) in out.iter_mut().zip(bytes.chunks_exact(2)).take(count) {
             if let [low, high] = *pair {
@@ -284,6 +324,12 @@ impl SplitQueue {
             return Err(QueueError::IndexOutOfRange(head));
         }
         Ok(head)
+    }
+
+    /// Ring entries from `slot` up to the ring's end: at least one. (A masked slot is at
+    /// most `mask`, so neither operation saturates: this is `size - slot`.)
+    fn entries_from(&self, slot: u16) -> usize {
+        usize::from(self.mask.saturating_sub(slot)).saturating_add(1)
     }
 
     /// Consumes the next available chain (its head was peeked and checked).
@@ -319,9 +365,12 @@ impl SplitQueue {
         head: u16,
         len: u32,
     ) -> Result<(), QueueError> {
-        let slot = usize::from(self.next_used & (self.size - 1));
-        self.used
-            .write(mem.rings_mut(), 4 + 8 * slot, &used_entry(head, len))?;
+        let slot = self.next_used & self.mask;
+        self.used.write(
+            mem.rings_mut(),
+            ring_at(slot, USED_ENTRY)?,
+            &used_entry(head, len),
+        )?;
         self.next_used = self.next_used.wrapping_add(1);
         Ok(())
     }
@@ -335,20 +384,20 @@ impl SplitQueue {
     ) -> Result<(), QueueError> {
         let rings = mem.rings_mut();
         for group in entries.chunks(HEADS_PER_PEEK) {
-            let mut bytes = [0u8; 8 * HEADS_PER_PEEK];
-            for (slot, &(head, len)) in bytes.chunks_exact_mut(8).zip(group) {
+            let mut bytes = [0u8; USED_ENTRY * HEADS_PER_PEEK];
+            for (slot, &(head, len)) in bytes.chunks_exact_mut(USED_ENTRY).zip(group) {
                 slot.copy_from_slice(&used_entry(head, len));
             }
             let mut done = 0;
-            while done < group.len() {
-                let slot = usize::from(self.next_used & (self.size - 1));
-                let run = (group.len() - done).min(usize::from(self.size) - slot);
+            while let Some(left) = group.len().checked_sub(done).filter(|&left| left > 0) {
+                let slot = self.next_used & self.mask;
+                let run = left.min(self.entries_from(slot));
                 let part = bytes
-                    .get(8 * done..8 * (done + run))
+                    .get(entry_bytes(done, run, USED_ENTRY)?)
                     .ok_or(QueueError::Ring(AccessError::OutOfPage))?;
-                self.used.write(rings, 4 + 8 * slot, part)?;
+                self.used.write(rings, ring_at(slot, USED_ENTRY)?, part)?;
                 self.next_used = self.next_used.wrapping_add(run as u16);
-                done += run;
+                done = done.saturating_add(run);
             }
         }
         Ok(())
@@ -379,8 +428,8 @@ impl SplitQueue {
     ) -> Result<bool, QueueError> {
         let rings = mem.rings_mut();
         if self.event_idx {
-            let at = 4 + 8 * usize::from(self.size);
-            self.used.write_u16(rings, at, self.seen_avail)?;
+            let avail_event = ring_at(self.size, USED_ENTRY)?;
+            self.used.write_u16(rings, avail_event, self.seen_avail)?;
             rings.barrier(Barrier::Full);
         }
         self.has_available(rings)
@@ -400,7 +449,9 @@ impl SplitQueue {
         let rings = mem.rings();
         rings.barrier(Barrier::Full);
         let wanted = if self.event_idx {
-            let used_event = self.avail.read_u16(rings, 4 + 2 * usize::from(self.size))?;
+            let used_event = self
+                .avail
+                .read_u16(rings, ring_at(self.size, AVAIL_ENTRY)?)?;
             // virtio 1.2 2.7.10: interrupt if used_event lies in (old, new].
             new.wrapping_sub(used_event).wrapping_sub(1) < new.wrapping_sub(old)
         } else {
@@ -431,7 +482,5 @@ fn release_regions<M: GuestMemory + ?Sized>(
         return;
     }
     let refused = mem.unmap_batch(&pages);
-    counters.unmap_batches += 1;
-    counters.pages_unmapped += pages.len() as u64;
-    counters.unmap_failures += refused as u64;
+    counters.count_unmap(pages.len(), refused);
 }

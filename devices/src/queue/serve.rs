@@ -46,7 +46,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
     chain.release(mem, counters);
     let result = (|| -> Result<(), QueueError> {
         loop {
-            if outcome.completed >= quota {
+            let Some(left) = quota.checked_sub(outcome.completed).filter(|&n| n > 0) else {
                 outcome.more = queue.has_available(mem)?;
                 if !outcome.more {
                     // The ring is empty: ask for the next notification, or a driver
@@ -54,8 +54,8 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
                     outcome.more = queue.arm_notifications(mem)?;
                 }
                 return Ok(());
-            }
-            let room = (quota - outcome.completed).min(MAX_BATCH_CHAINS);
+            };
+            let room = left.min(MAX_BATCH_CHAINS);
             let broken = collect_batch(queue, chain, mem, room);
             if chain.batched() == 0 {
                 if let Some(e) = broken {
@@ -83,7 +83,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
             for index in 0..chain.batched() {
                 chain.select(index);
                 let completion = if chain.unreachable().is_some() {
-                    counters.request_errors += 1;
+                    counters.request_errors = counters.request_errors.saturating_add(1);
                     Completion::written(0)
                 } else {
                     handle(chain, mem, counters)
@@ -91,7 +91,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
                 if completion.deferred {
                     // This chain and the ones after it were popped last: they go back on
                     // the ring in order, for the next pass.
-                    let rest = chain.batched() - index;
+                    let rest = (index..chain.batched()).len();
                     queue.unpop(u16::try_from(rest).unwrap_or(0));
                     deferred = true;
                     break;
@@ -109,8 +109,10 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
             last_bytes.write_all(chain, mem, &mut answers, counters);
             chain.release(mem, counters);
             queue.push_used_all(mem, &answers)?;
-            counters.requests += answers.len() as u64;
-            outcome.completed += answers.len();
+            let answered = answers.len();
+            counters.requests = counters.requests.saturating_add(answered as u64);
+            // At most the quota's `left`: never near saturating.
+            outcome.completed = outcome.completed.saturating_add(answered);
             if let Some(e) = broken {
                 return Err(e);
             }
@@ -122,7 +124,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
     })();
     if let Err(e) = result {
         chain.release(mem, counters);
-        counters.queue_errors += 1;
+        counters.queue_errors = counters.queue_errors.saturating_add(1);
         outcome.broken = Some(e);
         outcome.more = false;
     }
@@ -146,7 +148,9 @@ fn collect_batch<M: GuestMemory + ?Sized>(
 ) -> Option<QueueError> {
     let mut heads = [0u16; MAX_BATCH_CHAINS];
     while chain.batched() < room {
-        let wanted = heads.get_mut(..room - chain.batched()).unwrap_or(&mut []);
+        let wanted = heads
+            .get_mut(..(chain.batched()..room).len())
+            .unwrap_or(&mut []);
         let found = match queue.peek_heads(mem, wanted) {
             Ok(0) => return None,
             Ok(found) => found,

@@ -32,30 +32,34 @@ impl ChainBatch {
                 break;
             }
             let seg_len = segment.len as usize;
-            if skip >= seg_len {
-                skip -= seg_len;
+            if let Some(still) = skip.checked_sub(seg_len) {
+                skip = still;
                 continue;
             }
             let first = segment.first_page().map_err(BufferError::Segment)?;
-            let mut offset_in_segment = skip;
+            // The segment's bytes from `skip` on (some: skip < seg_len), and where they
+            // start counted from its first page's.
+            let mut in_segment = seg_len.saturating_sub(skip);
+            let mut absolute = usize::from(segment.offset)
+                .checked_add(skip)
+                .ok_or(BufferError::OutOfRange)?;
             skip = 0;
-            while remaining > 0 && offset_in_segment < seg_len {
-                let absolute = usize::from(segment.offset) + offset_in_segment;
-                let page = self
-                    .pages
-                    .page(first + absolute / PAGE_SIZE)
+            while remaining > 0 && in_segment > 0 {
+                let (index, offset, room) = page_position(absolute);
+                let page = first
+                    .checked_add(index)
+                    .and_then(|index| self.pages.page(index))
                     .ok_or(BufferError::Access(AccessError::NotMapped))?;
-                let offset = absolute % PAGE_SIZE;
-                let chunk = remaining
-                    .min(PAGE_SIZE - offset)
-                    .min(seg_len - offset_in_segment);
+                let chunk = remaining.min(room).min(in_segment);
                 f(Piece {
                     page,
                     offset,
                     len: chunk,
                 })?;
-                offset_in_segment += chunk;
-                remaining -= chunk;
+                // `chunk` is at most either count: they reach 0 exactly.
+                in_segment = in_segment.saturating_sub(chunk);
+                remaining = remaining.saturating_sub(chunk);
+                absolute = absolute.checked_add(chunk).ok_or(BufferError::OutOfRange)?;
             }
         }
         Ok(())
@@ -79,12 +83,11 @@ impl ChainBatch {
             return None;
         }
         let first = segment.first_page().ok()?;
-        let absolute = usize::from(segment.offset) + skip;
-        let offset = absolute % PAGE_SIZE;
-        if len > PAGE_SIZE - offset {
+        let (index, offset, room) = page_position(usize::from(segment.offset).checked_add(skip)?);
+        if len > room {
             return None;
         }
-        let page = self.pages.page(first + absolute / PAGE_SIZE)?;
+        let page = self.pages.page(first.checked_add(index)?)?;
         Some(Piece { page, offset, len })
     }
 
@@ -115,9 +118,10 @@ impl ChainBatch {
             if !self.leading_pieces(len, &mut pieces) {
                 continue;
             }
-            if group.len() + pieces.len() > PIECES_PER_ACCESS {
+            if group.len().saturating_add(pieces.len()) > PIECES_PER_ACCESS {
                 self.read_ahead(mem, &group, &members, filled, len);
-                filled += members.len() * len;
+                // Saturated, `filled` is past the buffer: later groups are not read ahead.
+                filled = filled.saturating_add(members.len().saturating_mul(len));
                 group.clear();
                 members.clear();
             }
@@ -162,16 +166,22 @@ impl ChainBatch {
         if members.len() < 2 {
             return;
         }
-        let Some(dst) = self.prefetched.get_mut(at..at + members.len() * len) else {
+        let end = members
+            .len()
+            .checked_mul(len)
+            .and_then(|n| n.checked_add(at));
+        let Some(dst) = end.and_then(|end| self.prefetched.get_mut(at..end)) else {
             return;
         };
         if mem.read_pieces(group, dst).is_err() {
             return;
         }
-        for (k, &index) in members.iter().enumerate() {
+        // Within the buffer (checked above), so within u16.
+        let starts = (at..).step_by(len.max(1));
+        for (&index, start) in members.iter().zip(starts) {
             if let (Some(ahead), Ok(at), Ok(len)) = (
                 self.read_ahead.get_mut(index),
-                u16::try_from(at + k * len),
+                u16::try_from(start),
                 u8::try_from(len),
             ) {
                 *ahead = ReadAhead { at, len };
@@ -187,7 +197,8 @@ impl ChainBatch {
             .checked_add(len)
             .filter(|&end| end <= usize::from(ahead.len))?;
         let base = usize::from(ahead.at);
-        self.prefetched.get(base + at..base + end)
+        self.prefetched
+            .get(base.checked_add(at)?..base.checked_add(end)?)
     }
 
     /// Copies `dst.len()` bytes from the readable stream at `at`.
@@ -260,7 +271,7 @@ impl ChainBatch {
             }
             // Room was made above.
             let _ = group.push(piece);
-            done += piece.len;
+            done = done.checked_add(piece.len).ok_or(BufferError::OutOfRange)?;
             Ok(())
         })?;
         f(&group, start..done)

@@ -58,7 +58,8 @@ impl ChainBatch {
     /// Leaves chain `index` and the ones after it out of the batch, for the caller to
     /// put back on the queue (see [`MapOutcome::dropped`]).
     pub(super) fn leave_out_from(&mut self, index: usize, outcome: &mut MapOutcome) {
-        outcome.dropped += self.chains.len().saturating_sub(index);
+        let dropped = self.chains.len().saturating_sub(index);
+        outcome.dropped = outcome.dropped.saturating_add(dropped);
         self.chains.truncate(index);
     }
 
@@ -69,8 +70,8 @@ impl ChainBatch {
         }
         for segment in self.segments.iter_mut() {
             if let Ok(first) = segment.first_page() {
-                let pages = first..first + segment.page_count();
-                if let Some(error) = pages.into_iter().find_map(|i| self.pages.error(i)) {
+                let mut pages = (first..).take(segment.page_count());
+                if let Some(error) = pages.find_map(|i| self.pages.error(i)) {
                     segment.fault = Some(SegmentFault::Map(error));
                 }
             }

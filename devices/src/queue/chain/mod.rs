@@ -7,12 +7,12 @@ use super::{
     QUEUE_SIZE_LIMIT,
 };
 use crate::counters::Counters;
-use crate::grant::{AddressError, GrantSpan, PAGE_SIZE};
+use crate::grant::{page_position, pages_touched, AddressError, GrantSpan};
 use crate::mapping::{BatchError, PageBatch};
 pub use crate::memory::Piece;
 use crate::memory::{
-    descriptor_words, Access, AccessError, DescriptorWords, GuestMemory, MapError, PageUse,
-    PIECES_PER_ACCESS,
+    descriptor_words, Access, AccessError, DescriptorWords, GuestMemory, MapError, MappedPage,
+    PageUse, PIECES_PER_ACCESS,
 };
 use heapless::Vec;
 
@@ -83,7 +83,7 @@ impl Segment {
     }
 
     fn page_count(&self) -> usize {
-        (usize::from(self.offset) + self.len as usize).div_ceil(PAGE_SIZE)
+        pages_touched(self.offset, self.len) as usize
     }
 }
 
@@ -300,24 +300,27 @@ impl ChainBatch {
         };
         // An indirect table's entries become segments once it is walked.
         let table_segments = loaded.table.map_or(0, |(span, _)| (span.len / 16) as usize);
-        let segments_needed = self.segments.len() + self.reserved_segments + table_segments;
+        // Reservations saturate: a saturated one only ever refuses more chains.
+        let reserved_pages = self.reserved_pages.saturating_add(pages);
+        let reserved_segments = self.reserved_segments.saturating_add(table_segments);
+        let segments_needed = self.segments.len().saturating_add(reserved_segments);
         if !first_in_batch
-            && (self.reserved_pages + pages > MAX_CHAIN_PAGES
-                || segments_needed > MAX_BATCH_SEGMENTS)
+            && (reserved_pages > MAX_CHAIN_PAGES || segments_needed > MAX_BATCH_SEGMENTS)
         {
             self.forget_from(loaded.first_segment, pages_before);
             return Ok(Collected::NoRoom);
         }
         loaded.end_segment = self.segments.len();
+        let index = self.chains.len();
         if self.chains.push(loaded).is_err() {
             self.forget_from(loaded.first_segment, pages_before);
             return Ok(Collected::NoRoom);
         }
-        if let Some(ahead) = self.read_ahead.get_mut(self.chains.len() - 1) {
+        if let Some(ahead) = self.read_ahead.get_mut(index) {
             *ahead = ReadAhead::default();
         }
-        self.reserved_pages += pages;
-        self.reserved_segments += table_segments;
+        self.reserved_pages = reserved_pages;
+        self.reserved_segments = reserved_segments;
         Ok(Collected::Added)
     }
 

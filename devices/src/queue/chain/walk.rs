@@ -16,14 +16,10 @@ impl ChainBatch {
         let size = queue.size();
         let rings = mem.rings();
         let mut index = loaded.head;
-        let mut visited: u32 = 0;
-        let mut pages = 0;
-        loop {
+        // Pages saturate: a saturated count only ever refuses the chain room.
+        let mut pages: usize = 0;
+        for _ in 0..size {
             let desc = queue.descriptor(rings, index)?;
-            visited += 1;
-            if visited > u32::from(size) {
-                return Err(QueueError::ChainLoop);
-            }
             if desc.has(DESC_F_INDIRECT) {
                 if !queue.indirect_allowed() {
                     return Err(QueueError::IndirectNotNegotiated);
@@ -46,7 +42,9 @@ impl ChainBatch {
                         // Reserving the pages the table will name keeps chains from
                         // being dropped after their tables are mapped.
                         loaded.expected_table_pages = entries as usize;
-                        return Ok(span.page_count() as usize + pages + entries as usize);
+                        return Ok((span.page_count() as usize)
+                            .saturating_add(pages)
+                            .saturating_add(entries as usize));
                     }
                     Err(e) => {
                         loaded.unreachable = Some(SegmentFault::Address(e));
@@ -54,12 +52,16 @@ impl ChainBatch {
                     }
                 }
             }
-            pages += self.add_segment(loaded, &desc)?;
+            pages = pages.saturating_add(self.add_segment(loaded, &desc)?);
             if !desc.has(DESC_F_NEXT) {
                 return Ok(pages);
             }
             index = desc.next;
         }
+        // A chain longer than the queue: a loop. (The descriptor is read first, as the
+        // others were, so an index out of range is reported as that.)
+        queue.descriptor(rings, index)?;
+        Err(QueueError::ChainLoop)
     }
 
     /// Walks each mapped indirect table in chain order. A chain whose table turned out
@@ -76,14 +78,16 @@ impl ChainBatch {
         };
         // Pages the unwalked tables are expected to name, as reserved at collection.
         let mut expected: usize = self.chains.iter().map(|c| c.expected_table_pages).sum();
-        let mut index = 0;
-        while let Some(mut loaded) = self.chains.get(index).copied() {
+        for index in 0..self.chains.len() {
+            let Some(mut loaded) = self.chains.get(index).copied() else {
+                break;
+            };
             if let Some((span, first)) = loaded.table {
                 expected = expected.saturating_sub(loaded.expected_table_pages);
                 loaded.expected_table_pages = 0;
                 let (segments_before, pages_before) = (self.segments.len(), self.pages.len());
-                let pages = span.page_count() as usize;
-                if let Some(error) = (first..first + pages).find_map(|i| self.pages.error(i)) {
+                let mut pages = (first..).take(span.page_count() as usize);
+                if let Some(error) = pages.find_map(|i| self.pages.error(i)) {
                     loaded.unreachable = Some(SegmentFault::Map(error));
                 } else {
                     let walked = self.move_to_end(&mut loaded).and_then(|()| {
@@ -98,7 +102,9 @@ impl ChainBatch {
                         }
                         // The estimate made at collection becomes the real figure.
                         Ok(table_pages) => {
-                            index > 0 && pages_before + table_pages + expected > MAX_CHAIN_PAGES
+                            let needed = pages_before.checked_add(table_pages);
+                            let needed = needed.and_then(|n| n.checked_add(expected));
+                            index > 0 && needed.is_none_or(|n| n > MAX_CHAIN_PAGES)
                         }
                     };
                     if left_out {
@@ -111,7 +117,6 @@ impl ChainBatch {
             if let Some(slot) = self.chains.get_mut(index) {
                 *slot = loaded;
             }
-            index += 1;
         }
         outcome
     }
@@ -143,31 +148,21 @@ impl ChainBatch {
         let entries = (span.len / 16).min(u32::from(queue_size));
         // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
         // looked up once, not per descriptor.
-        let table_pages = [self.pages.page(first), self.pages.page(first + 1)];
+        let second = first.checked_add(1).and_then(|next| self.pages.page(next));
+        let table = Table {
+            pages: [self.pages.page(first), second],
+            first,
+            offset: span.offset,
+        };
         let rings = mem.rings();
         let mut index: u32 = 0;
-        let mut visited: u32 = 0;
-        let mut pages = 0;
-        loop {
-            let at = usize::from(span.offset) + 16 * index as usize;
-            let (page, offset) = (table_pages.get(at / PAGE_SIZE), at % PAGE_SIZE);
-            let words = match page {
-                Some(&Some(page)) if offset <= PAGE_SIZE - 16 => {
-                    rings.read_descriptor(page, offset)
-                }
-                // Across the page boundary (a table not 16-aligned), or not mapped.
-                _ => read_descriptor_bytewise(&self.pages, first, at, rings),
-            }
-            .map_err(QueueError::Ring)?;
-            let desc = Descriptor::from_words(words);
-            visited += 1;
-            if visited > entries {
-                return Err(QueueError::ChainLoop);
-            }
+        let mut pages: usize = 0;
+        for _ in 0..entries {
+            let desc = table.descriptor(&self.pages, index, rings)?;
             if desc.has(DESC_F_INDIRECT) {
                 return Err(QueueError::BadIndirect);
             }
-            pages += self.add_segment(loaded, &desc)?;
+            pages = pages.saturating_add(self.add_segment(loaded, &desc)?);
             if !desc.has(DESC_F_NEXT) {
                 return Ok(pages);
             }
@@ -176,6 +171,9 @@ impl ChainBatch {
             }
             index = u32::from(desc.next);
         }
+        // More descriptors than the table holds: a loop (read first, as in `walk`).
+        table.descriptor(&self.pages, index, rings)?;
+        Err(QueueError::ChainLoop)
     }
 
     /// Adds one descriptor's buffer and queues its pages; returns the pages it needs.
@@ -193,7 +191,8 @@ impl ChainBatch {
             return Ok(0);
         }
         // The spec bounds one chain by the queue size, whatever room the batch has.
-        if self.segments.len() - loaded.first_segment >= MAX_SEGMENTS || self.segments.is_full() {
+        let chain_segments = self.segments.len().saturating_sub(loaded.first_segment);
+        if chain_segments >= MAX_SEGMENTS || self.segments.is_full() {
             return Err(QueueError::ChainTooLong);
         }
         let access = if writable {
@@ -233,6 +232,38 @@ impl ChainBatch {
     }
 }
 
+/// A mapped indirect table: its first two pages as looked up in the batch (a table of a
+/// queue's worth of entries spans at most two), the index of the first, and where the
+/// table starts in it.
+struct Table {
+    pages: [Option<MappedPage>; 2],
+    first: usize,
+    offset: u16,
+}
+
+impl Table {
+    /// Entry `index` of the table (below the table's entry count).
+    fn descriptor<const N: usize, M: GuestMemory + ?Sized>(
+        &self,
+        batch: &PageBatch<N>,
+        index: u32,
+        rings: &M,
+    ) -> Result<Descriptor, QueueError> {
+        let at = (index as usize)
+            .checked_mul(16)
+            .and_then(|at| at.checked_add(usize::from(self.offset)))
+            .ok_or(QueueError::Ring(AccessError::OutOfPage))?;
+        let (page, offset, room) = page_position(at);
+        let words = match self.pages.get(page) {
+            Some(&Some(page)) if room >= 16 => rings.read_descriptor(page, offset),
+            // Across the page boundary (a table not 16-aligned), or not mapped.
+            _ => read_descriptor_bytewise(batch, self.first, at, rings),
+        }
+        .map_err(QueueError::Ring)?;
+        Ok(Descriptor::from_words(words))
+    }
+}
+
 /// The descriptor at byte `at` of a table mapped on consecutive batch pages from
 /// `first`, read bytewise: the walk's fallback when it does not lie in one mapped page.
 pub(super) fn read_descriptor_bytewise<const N: usize, M: GuestMemory + ?Sized>(
@@ -254,19 +285,20 @@ pub(super) fn read_pages<const N: usize, M: GuestMemory + ?Sized>(
     dst: &mut [u8],
     mem: &M,
 ) -> Result<(), AccessError> {
-    let mut done = 0;
-    while done < dst.len() {
-        let absolute = at + done;
-        let page = pages
-            .page(first + absolute / PAGE_SIZE)
+    let (mut at, mut rest) = (at, dst);
+    while !rest.is_empty() {
+        let (index, offset, room) = page_position(at);
+        let page = first
+            .checked_add(index)
+            .and_then(|index| pages.page(index))
             .ok_or(AccessError::NotMapped)?;
-        let offset = absolute % PAGE_SIZE;
-        let chunk = (dst.len() - done).min(PAGE_SIZE - offset);
-        let part = dst
-            .get_mut(done..done + chunk)
+        let chunk = rest.len().min(room);
+        let (part, tail) = core::mem::take(&mut rest)
+            .split_at_mut_checked(chunk)
             .ok_or(AccessError::OutOfPage)?;
         mem.read(page, offset, part)?;
-        done += chunk;
+        at = at.checked_add(chunk).ok_or(AccessError::OutOfPage)?;
+        rest = tail;
     }
     Ok(())
 }
