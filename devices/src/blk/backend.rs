@@ -4,6 +4,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 pub const SECTOR_SIZE: u64 = 512;
+const SECTOR_BYTES: usize = SECTOR_SIZE as usize;
 
 /// A storage failure, reported to the driver as `VIRTIO_BLK_S_IOERR`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,9 +60,11 @@ pub struct RamDisk<S = Vec<u8>> {
 }
 
 impl RamDisk {
-    /// A zeroed disk of `sectors` sectors on the heap. Allocates once, here.
+    /// A zeroed disk of `sectors` sectors on the heap. Allocates once, here (a size
+    /// beyond memory fails the allocation rather than wrap into a small disk).
     pub fn new(sectors: u64, serial: &str) -> Self {
-        Self::from_bytes(vec![0; (sectors * SECTOR_SIZE) as usize], serial)
+        let bytes = usize::try_from(sectors.saturating_mul(SECTOR_SIZE)).unwrap_or(usize::MAX);
+        Self::from_bytes(vec![0; bytes], serial)
     }
 
     /// A disk holding `data` (rounded down to whole sectors).
@@ -80,7 +83,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> RamDisk<S> {
         }
         Self {
             data: storage,
-            len: bytes - bytes % SECTOR_SIZE as usize,
+            // Whole sectors: the remainder is at most `bytes`.
+            len: bytes.saturating_sub(bytes % SECTOR_BYTES),
             read_only: false,
             serial: id,
         }

@@ -67,9 +67,12 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn put(&mut self, at: usize, bytes: &[u8]) {
-        if let Some(slot) = self.out.get_mut(at..at + bytes.len()) {
+        let Some(end) = at.checked_add(bytes.len()) else {
+            return;
+        };
+        if let Some(slot) = self.out.get_mut(at..end) {
             slot.copy_from_slice(bytes);
-            self.len = self.len.max(at + bytes.len());
+            self.len = self.len.max(end);
         }
     }
 }

@@ -50,7 +50,8 @@ impl PassBudget {
             return false;
         }
         self.bytes = total;
-        self.requests += 1;
+        // Only ever compared with 0.
+        self.requests = self.requests.saturating_add(1);
         true
     }
 }
@@ -154,7 +155,7 @@ impl<B: BlockBackend> BlkDevice<B> {
     ) -> Completion {
         let Some(status_at) = chain.writable_len().checked_sub(1) else {
             // No status byte: the driver cannot be told anything; return the chain empty.
-            counters.request_errors += 1;
+            counters.request_errors = counters.request_errors.saturating_add(1);
             return Completion::written(0);
         };
         let (status, data_written) = match self.execute(chain, mem, counters) {
@@ -162,11 +163,17 @@ impl<B: BlockBackend> BlkDevice<B> {
             Ok(Answer::Deferred) => return Completion::deferred(),
             Err(status) => (status, 0),
         };
+        // The data, then the status byte: a length the used ring cannot hold (never, the
+        // data being what the chain's mapped pages hold) fails the request.
+        let used_len = data_written
+            .checked_add(1)
+            .and_then(|len| u32::try_from(len).ok());
+        let (status, used_len) = used_len.map_or((STATUS_IOERR, 1), |len| (status, len));
         if status != STATUS_OK {
-            counters.request_errors += 1;
+            counters.request_errors = counters.request_errors.saturating_add(1);
         }
         Completion {
-            used_len: (data_written + 1) as u32,
+            used_len,
             last_byte: Some(LastByte {
                 at: status_at,
                 value: status,
@@ -202,7 +209,8 @@ impl<B: BlockBackend> BlkDevice<B> {
                 }
                 self.copy_to_guest(chain, mem, offset, writable_data)
                     .map_err(|e| storage_status(e, counters))?;
-                counters.bytes_to_guest += writable_data as u64;
+                counters.bytes_to_guest =
+                    counters.bytes_to_guest.saturating_add(writable_data as u64);
                 Ok(Answer::Done(writable_data))
             }
             RequestType::Out => {
@@ -213,7 +221,9 @@ impl<B: BlockBackend> BlkDevice<B> {
                 }
                 self.copy_from_guest(chain, mem, offset, readable_data)
                     .map_err(|e| storage_status(e, counters))?;
-                counters.bytes_from_guest += readable_data as u64;
+                counters.bytes_from_guest = counters
+                    .bytes_from_guest
+                    .saturating_add(readable_data as u64);
                 Ok(Answer::Done(0))
             }
             RequestType::Flush => {
@@ -230,7 +240,7 @@ impl<B: BlockBackend> BlkDevice<B> {
                 let len = serial.len().min(ID_BYTES).min(writable_data);
                 let id = serial.get(..len).ok_or(STATUS_IOERR)?;
                 chain.write(mem, 0, id).map_err(|_| STATUS_IOERR)?;
-                counters.bytes_to_guest += len as u64;
+                counters.bytes_to_guest = counters.bytes_to_guest.saturating_add(len as u64);
                 Ok(Answer::Done(len))
             }
             RequestType::Discard | RequestType::WriteZeroes => {
@@ -280,32 +290,35 @@ impl<B: BlockBackend> BlkDevice<B> {
         let mut sectors = 0u64;
         for index in 0..count {
             let mut bytes = [0u8; RANGE_SEGMENT_SIZE];
-            chain
-                .read(
-                    mem,
-                    request::HEADER_SIZE + index * RANGE_SEGMENT_SIZE,
-                    &mut bytes,
-                )
-                .map_err(|_| STATUS_IOERR)?;
+            let at = index
+                .checked_mul(RANGE_SEGMENT_SIZE)
+                .and_then(|at| at.checked_add(request::HEADER_SIZE))
+                .ok_or(STATUS_IOERR)?;
+            chain.read(mem, at, &mut bytes).map_err(|_| STATUS_IOERR)?;
             let segment = RangeSegment::parse(&bytes);
             if segment.num_sectors > max_sectors || segment.flags & !allowed_flags != 0 {
                 return Err(STATUS_UNSUPP);
             }
-            sectors += u64::from(segment.num_sectors);
-            if sectors > u64::from(max_sectors) {
-                return Err(STATUS_IOERR);
-            }
-            let len = u64::from(segment.num_sectors) * SECTOR_SIZE;
+            sectors = sectors
+                .checked_add(u64::from(segment.num_sectors))
+                .filter(|&sum| sum <= u64::from(max_sectors))
+                .ok_or(STATUS_IOERR)?;
+            let len = u64::from(segment.num_sectors)
+                .checked_mul(SECTOR_SIZE)
+                .ok_or(STATUS_IOERR)?;
             let offset = self.checked_range(segment.sector, len)?;
+            // Ranges lie inside the disk (checked_range): no end saturates.
+            let end = offset.saturating_add(len);
             let overlaps = ranges
                 .iter()
-                .any(|&(start, n)| offset < start + n && start < offset + len);
+                .any(|&(start, n)| offset < start.saturating_add(n) && start < end);
             if overlaps {
                 return Err(STATUS_IOERR);
             }
             ranges.push((offset, len)).map_err(|_| STATUS_IOERR)?;
         }
-        if !self.pass.charge(sectors * SECTOR_SIZE) {
+        let bytes = sectors.checked_mul(SECTOR_SIZE).ok_or(STATUS_IOERR)?;
+        if !self.pass.charge(bytes) {
             return Ok(Answer::Deferred);
         }
         for (offset, len) in ranges {
@@ -349,17 +362,18 @@ impl<B: BlockBackend> BlkDevice<B> {
         len: usize,
     ) -> Result<(), StorageError> {
         let mut storage = Ok(());
-        let mut done = 0u64;
         // A group of pages at a time, so a copying memory moves what storage hands over
         // in one operation.
         let walked = chain.for_each_group(true, 0, len, |group, range| {
             let mut at = 0;
-            storage = self.backend.read(offset + done, range.len(), &mut |bytes| {
-                let part = slice_pieces(group, at, bytes.len());
-                at += bytes.len();
-                covers(&part, bytes.len()) && mem.write_pieces(&part, bytes).is_ok()
+            storage = disk_offset(offset, &range).and_then(|disk_at| {
+                self.backend.read(disk_at, range.len(), &mut |bytes| {
+                    let part = slice_pieces(group, at, bytes.len());
+                    // Storage hands at most the group's bytes: never saturates.
+                    at = at.saturating_add(bytes.len());
+                    covers(&part, bytes.len()) && mem.write_pieces(&part, bytes).is_ok()
+                })
             });
-            done += range.len() as u64;
             storage.map_err(|_| BufferError::OutOfRange)
         });
         storage?;
@@ -375,22 +389,29 @@ impl<B: BlockBackend> BlkDevice<B> {
         len: usize,
     ) -> Result<(), StorageError> {
         let mut storage = Ok(());
-        let mut done = 0u64;
         let walked = chain.for_each_group(false, request::HEADER_SIZE, len, |group, range| {
             let mut at = 0;
-            storage = self
-                .backend
-                .write(offset + done, range.len(), &mut |bytes| {
+            storage = disk_offset(offset, &range).and_then(|disk_at| {
+                self.backend.write(disk_at, range.len(), &mut |bytes| {
                     let part = slice_pieces(group, at, bytes.len());
-                    at += bytes.len();
+                    // Storage hands at most the group's bytes: never saturates.
+                    at = at.saturating_add(bytes.len());
                     covers(&part, bytes.len()) && mem.read_pieces(&part, bytes).is_ok()
-                });
-            done += range.len() as u64;
+                })
+            });
             storage.map_err(|_| BufferError::OutOfRange)
         });
         storage?;
         walked.map_err(|_| StorageError::GuestAccess)
     }
+}
+
+/// Where on the disk the group of a transfer at `offset` covering `range` of the
+/// request's data lies (inside the disk: `checked_range` passed the whole request).
+fn disk_offset(offset: u64, range: &core::ops::Range<usize>) -> Result<u64, StorageError> {
+    offset
+        .checked_add(range.start as u64)
+        .ok_or(StorageError::OutOfRange)
 }
 
 /// Whether `pieces` hold exactly `len` bytes (storage handed no more than it was asked).
@@ -400,7 +421,7 @@ fn covers(pieces: &[Piece], len: usize) -> bool {
 
 fn storage_status(error: StorageError, counters: &mut Counters) -> u8 {
     if error == StorageError::Io {
-        counters.storage_errors += 1;
+        counters.storage_errors = counters.storage_errors.saturating_add(1);
     }
     STATUS_IOERR
 }

@@ -33,13 +33,13 @@ impl DiskSlice {
             .map(|d| {
                 for (slot, byte) in serial.iter_mut().zip(d.serial()) {
                     *slot = *byte;
-                    serial_len += 1;
                 }
+                serial_len = d.serial().len().min(serial.len());
                 (d.capacity_bytes(), d.read_only())
             })
             .unwrap_or((0, true));
         let offset = offset.min(capacity);
-        let room = capacity - offset;
+        let room = capacity.saturating_sub(offset);
         Self {
             disk,
             offset,
