@@ -144,13 +144,15 @@ impl Frame {
     /// csum_start + csum_offset, which holds the pseudo-header sum on entry.
     pub fn complete_checksum(&mut self) -> bool {
         let start = usize::from(self.offload.csum_start);
-        let at = start + usize::from(self.offload.csum_offset);
-        if start >= self.len || at + 2 > self.len {
+        let field = start
+            .checked_add(usize::from(self.offload.csum_offset))
+            .and_then(|at| Some(at..at.checked_add(2)?));
+        let Some(field) = field.filter(|field| start < self.len && field.end <= self.len) else {
             return false;
-        }
+        };
         let covered = self.data.get(start..self.len).unwrap_or(&[]);
         let checksum = !fold(ones_complement_sum(covered));
-        if let Some(field) = self.data.get_mut(at..at + 2) {
+        if let Some(field) = self.data.get_mut(field) {
             field.copy_from_slice(&checksum.to_be_bytes());
         }
         self.offload.flags &= !HDR_F_NEEDS_CSUM;
@@ -160,7 +162,7 @@ impl Frame {
 
 fn mac_at(bytes: &[u8], at: usize) -> [u8; 6] {
     let mut mac = [0u8; 6];
-    if let Some(src) = bytes.get(at..at + 6) {
+    if let Some(src) = bytes.get(at..).and_then(|from| from.get(..6)) {
         mac.copy_from_slice(src);
     }
     mac
@@ -174,7 +176,7 @@ pub fn ones_complement_sum(bytes: &[u8]) -> u32 {
     let mut words = bytes.chunks_exact(4);
     for word in &mut words {
         if let [a, b, c, d] = *word {
-            sum += u64::from(u32::from_be_bytes([a, b, c, d]));
+            sum = add_around(sum, u64::from(u32::from_be_bytes([a, b, c, d])));
         }
     }
     let mut tail = [0u8; 4];
@@ -182,18 +184,28 @@ pub fn ones_complement_sum(bytes: &[u8]) -> u32 {
     if let Some(start) = tail.get_mut(..rest.len()) {
         start.copy_from_slice(rest);
     }
-    sum += u64::from(u32::from_be_bytes(tail));
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u32
+    sum = add_around(sum, u64::from(u32::from_be_bytes(tail)));
+    fold_to_16(sum) as u32
 }
 
-pub fn fold(mut sum: u32) -> u16 {
+pub fn fold(sum: u32) -> u16 {
+    fold_to_16(u64::from(sum)) as u16
+}
+
+/// Ones' complement addition: a carry out of the top bit comes back in at the bottom.
+/// (Never taken for a frame: 2^14 words of under 2^32 stay far below 2^64.)
+fn add_around(a: u64, b: u64) -> u64 {
+    let (sum, carry) = a.overflowing_add(b);
+    // After a carry the sum is below `b`: adding the carry back cannot carry again.
+    sum.wrapping_add(u64::from(carry))
+}
+
+/// A ones' complement sum folded to 16 bits (end-around carries added in).
+fn fold_to_16(mut sum: u64) -> u64 {
     while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
+        sum = add_around(sum & 0xffff, sum >> 16);
     }
-    sum as u16
+    sum
 }
 
 #[cfg(test)]

@@ -122,16 +122,20 @@ impl GsoLayout {
             (IpVersion::V6, Some(ETHERTYPE_IPV6)) => ipv6_extent(frame, l3)?,
             _ => return Err(GsoError::NotIp),
         };
-        let tcp_header = byte(frame, l4 + 12).map_or(0, |offset| usize::from(offset >> 4) * 4);
-        let headers = l4 + tcp_header;
-        if tcp_header < TCP_MIN_HEADER || headers > end {
+        // The data offset, in 32-bit words.
+        let tcp = frame.get(l4..).unwrap_or(&[]);
+        let tcp_header = byte(tcp, 12).map_or(0, |offset| usize::from(offset >> 4) << 2);
+        let headers = l4.checked_add(tcp_header);
+        let Some(headers) = headers.filter(|&h| tcp_header >= TCP_MIN_HEADER && h <= end) else {
             return Err(GsoError::BadTcpHeader);
-        }
+        };
         if headers == end {
             return Err(GsoError::NoPayload);
         }
-        let checksum_at = usize::from(offload.csum_start) + usize::from(offload.csum_offset);
-        if usize::from(offload.csum_start) != l4 || checksum_at != l4 + TCP_CHECKSUM_AT {
+        // The checksum field is csum_offset bytes into the TCP header.
+        if usize::from(offload.csum_start) != l4
+            || usize::from(offload.csum_offset) != TCP_CHECKSUM_AT
+        {
             return Err(GsoError::ChecksumField);
         }
         let layout = Self {
@@ -153,12 +157,18 @@ impl GsoLayout {
     }
 
     pub fn segments(&self) -> usize {
-        (self.end - self.headers).div_ceil(self.mss)
+        self.payload().div_ceil(self.mss)
     }
 
     /// The longest segment: the headers and one MSS (or all the payload when shorter).
     pub fn largest_segment(&self) -> usize {
-        self.headers + self.mss.min(self.end - self.headers)
+        // At most `end`: never saturates.
+        self.headers.saturating_add(self.mss.min(self.payload()))
+    }
+
+    /// Payload bytes (`parse` checked that the headers end before the packet does).
+    fn payload(&self) -> usize {
+        self.end.saturating_sub(self.headers)
     }
 
     /// Writes segment `index` of `frame` into `out`; false when there is no such segment
@@ -173,7 +183,7 @@ impl GsoLayout {
         let stop = start.saturating_add(self.mss).min(self.end);
         let headers = frame.get(..self.headers)?;
         let payload = frame.get(start..stop)?;
-        let len = self.headers + payload.len();
+        let len = self.headers.checked_add(payload.len())?;
         let bytes = out.fill(len);
         if bytes.len() != len {
             return None;
@@ -181,39 +191,46 @@ impl GsoLayout {
         let (head, body) = bytes.split_at_mut(self.headers);
         head.copy_from_slice(headers);
         body.copy_from_slice(payload);
-        let tcp_len = u16::try_from(len - self.l4).ok()?;
+        let tcp_len = u16::try_from(len.checked_sub(self.l4)?).ok()?;
+        // Fields are addressed from the start of their header.
         match self.ip {
             IpVersion::V4 => {
-                let l3 = self.l3;
-                set_be16(bytes, l3 + 2, u16::try_from(len - l3).ok()?)?;
-                let id = be16(bytes, l3 + 4)?.wrapping_add(index as u16);
-                set_be16(bytes, l3 + 4, id)?;
-                set_be16(bytes, l3 + 10, 0)?;
-                let checksum = !fold(ones_complement_sum(bytes.get(l3..self.l4)?));
-                set_be16(bytes, l3 + 10, checksum)?;
+                let total = u16::try_from(len.checked_sub(self.l3)?).ok()?;
+                let ip = bytes.get_mut(self.l3..self.l4)?;
+                set_be16(ip, 2, total)?;
+                // The IP ID counts segments on, modulo 2^16.
+                let id = be16(ip, 4)?.wrapping_add(index as u16);
+                set_be16(ip, 4, id)?;
+                set_be16(ip, 10, 0)?;
+                let checksum = !fold(ones_complement_sum(ip));
+                set_be16(ip, 10, checksum)?;
             }
-            IpVersion::V6 => set_be16(bytes, self.l3 + 4, tcp_len)?,
+            IpVersion::V6 => set_be16(bytes.get_mut(self.l3..)?, 4, tcp_len)?,
         }
-        let l4 = self.l4;
-        let seq = be32(bytes, l4 + 4)?.wrapping_add(offset as u32);
-        set_be32(bytes, l4 + 4, seq)?;
-        let flags = bytes.get_mut(l4 + 13)?;
+        let ip = bytes.get(self.l3..)?;
+        let addresses = match self.ip {
+            IpVersion::V4 => ip.get(12..20)?,
+            IpVersion::V6 => ip.get(8..IPV6_HEADER)?,
+        };
+        // Each term is below 2^16: nothing saturates.
+        let pseudo_header = ones_complement_sum(addresses)
+            .saturating_add(u32::from(IPPROTO_TCP))
+            .saturating_add(u32::from(tcp_len));
+        let tcp = bytes.get_mut(self.l4..)?;
+        // Sequence numbers are modulo 2^32.
+        let seq = be32(tcp, 4)?.wrapping_add(offset as u32);
+        set_be32(tcp, 4, seq)?;
+        let flags = tcp.get_mut(13)?;
         if stop != self.end {
             *flags &= !(TCP_FIN | TCP_PSH);
         }
         if index != 0 {
             *flags &= !TCP_CWR;
         }
-        let addresses = match self.ip {
-            IpVersion::V4 => bytes.get(self.l3 + 12..self.l3 + 20)?,
-            IpVersion::V6 => bytes.get(self.l3 + 8..self.l3 + IPV6_HEADER)?,
-        };
-        let pseudo_header =
-            ones_complement_sum(addresses) + u32::from(IPPROTO_TCP) + u32::from(tcp_len);
-        set_be16(bytes, l4 + TCP_CHECKSUM_AT, fold(pseudo_header))?;
+        set_be16(tcp, TCP_CHECKSUM_AT, fold(pseudo_header))?;
         out.offload = Offload {
             flags: HDR_F_NEEDS_CSUM,
-            csum_start: u16::try_from(l4).ok()?,
+            csum_start: u16::try_from(self.l4).ok()?,
             csum_offset: TCP_CHECKSUM_AT as u16,
             ..Offload::default()
         };
@@ -230,42 +247,56 @@ pub fn next_segment(frame: &Frame, out: &mut Frame) -> Option<bool> {
     if !layout.write_segment(frame.bytes(), index, out) {
         return None;
     }
-    Some(index + 1 >= layout.segments())
+    // The last when none follows it.
+    Some(layout.segments().saturating_sub(index) <= 1)
 }
 
 /// (offset of the TCP header, end of the packet) of an IPv4 packet at `l3`.
 fn ipv4_extent(frame: &[u8], l3: usize) -> Result<(usize, usize), GsoError> {
-    let version_ihl = byte(frame, l3).ok_or(GsoError::BadIpHeader)?;
-    let header = usize::from(version_ihl & 0xf) * 4;
-    let total = be16(frame, l3 + 2).map_or(0, usize::from);
-    let fragment = be16(frame, l3 + 6).ok_or(GsoError::BadIpHeader)?;
+    let ip = frame.get(l3..).unwrap_or(&[]);
+    let version_ihl = byte(ip, 0).ok_or(GsoError::BadIpHeader)?;
+    // The header length, in 32-bit words.
+    let header = usize::from(version_ihl & 0xf) << 2;
+    let total = be16(ip, 2).map_or(0, usize::from);
+    let fragment = be16(ip, 6).ok_or(GsoError::BadIpHeader)?;
     if version_ihl >> 4 != 4
         || header < IPV4_MIN_HEADER
         || total < header
-        || l3 + total > frame.len()
+        || total > ip.len()
         || fragment & IPV4_FRAGMENT_BITS != 0
     {
         return Err(GsoError::BadIpHeader);
     }
-    if byte(frame, l3 + 9) != Some(IPPROTO_TCP) {
+    if byte(ip, 9) != Some(IPPROTO_TCP) {
         return Err(GsoError::NotTcp);
     }
-    Ok((l3 + header, l3 + total))
+    extent(l3, header, total)
 }
 
 /// The same for IPv6; extension headers are refused (Linux puts none before a TSO
 /// packet's TCP header).
 fn ipv6_extent(frame: &[u8], l3: usize) -> Result<(usize, usize), GsoError> {
-    let version = byte(frame, l3).ok_or(GsoError::BadIpHeader)? >> 4;
-    let payload = be16(frame, l3 + 4).map_or(0, usize::from);
-    let l4 = l3 + IPV6_HEADER;
-    if version != 6 || l4 + payload > frame.len() {
+    let ip = frame.get(l3..).unwrap_or(&[]);
+    let version = byte(ip, 0).ok_or(GsoError::BadIpHeader)? >> 4;
+    let payload = be16(ip, 4).map_or(0, usize::from);
+    // A 16-bit payload length: nothing saturates.
+    let total = IPV6_HEADER.saturating_add(payload);
+    if version != 6 || total > ip.len() {
         return Err(GsoError::BadIpHeader);
     }
-    if byte(frame, l3 + 6) != Some(IPPROTO_TCP) {
+    if byte(ip, 6) != Some(IPPROTO_TCP) {
         return Err(GsoError::NotTcp);
     }
-    Ok((l4, l4 + payload))
+    extent(l3, IPV6_HEADER, total)
+}
+
+/// (offset of the TCP header, end of the packet) of a packet at `l3` whose IP header
+/// is `header` bytes and which is `total` bytes long (inside the frame: checked).
+fn extent(l3: usize, header: usize, total: usize) -> Result<(usize, usize), GsoError> {
+    match (l3.checked_add(header), l3.checked_add(total)) {
+        (Some(l4), Some(end)) => Ok((l4, end)),
+        _ => Err(GsoError::BadIpHeader),
+    }
 }
 
 fn byte(bytes: &[u8], at: usize) -> Option<u8> {

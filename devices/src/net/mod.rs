@@ -119,7 +119,7 @@ impl NetDevice {
             && chain.fully_mapped()
             && chain.readable_len() >= NET_HDR_SIZE + ETH_HEADER;
         if !shaped || chain.read(mem, 0, &mut header).is_err() {
-            counters.request_errors += 1;
+            counters.request_errors = counters.request_errors.saturating_add(1);
             return;
         }
         let offload = Offload::parse(&header);
@@ -127,22 +127,23 @@ impl NetDevice {
             .tx_limit(&offload, switch)
             .is_none_or(|limit| frame_len > limit)
         {
-            counters.request_errors += 1;
+            counters.request_errors = counters.request_errors.saturating_add(1);
             return;
         }
         let Some(mut frame) = switch.take_buffer(self.port, frame_len) else {
-            counters.request_errors += 1;
+            counters.request_errors = counters.request_errors.saturating_add(1);
             return;
         };
         let copied = chain.read(mem, NET_HDR_SIZE, frame.fill(frame_len));
         frame.offload = offload;
         if copied.is_err() || (offload.is_gso() && !self.gso_frame_valid(&frame)) {
-            counters.request_errors += 1;
+            counters.request_errors = counters.request_errors.saturating_add(1);
             switch.recycle(frame);
             return;
         }
-        counters.frames_tx += 1;
-        counters.bytes_from_guest += chain.readable_len() as u64;
+        counters.frames_tx = counters.frames_tx.saturating_add(1);
+        let bytes = chain.readable_len() as u64;
+        counters.bytes_from_guest = counters.bytes_from_guest.saturating_add(bytes);
         switch.forward(self.port, frame);
     }
 
@@ -160,24 +161,22 @@ impl NetDevice {
         };
         slot.pending = false;
         let result = (|| -> Result<(), QueueError> {
-            let mut attempts = 0;
-            while attempts < QUOTA_PER_PASS {
-                attempts += 1;
+            for _ in 0..QUOTA_PER_PASS {
                 let Some(mut frame) = switch.next_for(self.port) else {
                     return Ok(());
                 };
                 let delivery = self.deliver(queue, chain, &mut frame, mem, counters);
                 match delivery {
                     Ok(Delivery::Delivered) => {
-                        outcome.completed += 1;
+                        outcome.completed = outcome.completed.saturating_add(1);
                         switch.recycle(frame);
                     }
                     Ok(Delivery::SegmentDelivered) => {
-                        outcome.completed += 1;
+                        outcome.completed = outcome.completed.saturating_add(1);
                         switch.requeue(self.port, frame);
                     }
                     Ok(Delivery::TooBig) => {
-                        counters.rx_dropped_too_big += 1;
+                        counters.rx_dropped_too_big = counters.rx_dropped_too_big.saturating_add(1);
                         switch.recycle(frame);
                     }
                     Ok(Delivery::SkippedBuffer) => switch.requeue(self.port, frame),
@@ -200,7 +199,7 @@ impl NetDevice {
             Ok(())
         })();
         if let Err(e) = result {
-            counters.queue_errors += 1;
+            counters.queue_errors = counters.queue_errors.saturating_add(1);
             outcome.broken = Some(e);
         }
         match queue.publish(mem).and_then(|()| queue.needs_interrupt(mem)) {
@@ -243,11 +242,12 @@ impl NetDevice {
         if delivery != Delivery::Delivered {
             return Ok(delivery);
         }
-        counters.gso_segments += 1;
+        counters.gso_segments = counters.gso_segments.saturating_add(1);
         if last {
             return Ok(Delivery::Delivered);
         }
-        frame.segments_done += 1;
+        // A saturated index names no segment: the frame would be dropped, not resent.
+        frame.segments_done = frame.segments_done.saturating_add(1);
         Ok(Delivery::SegmentDelivered)
     }
 }

@@ -54,11 +54,12 @@ impl RxWriter {
         if !load_rx_buffer(queue, chain, head, mem, counters)? {
             // Return it empty so the driver gets it back; the frame tries the next one.
             queue.push_used(mem, head, 0)?;
-            counters.request_errors += 1;
-            counters.requests += 1;
+            counters.request_errors = counters.request_errors.saturating_add(1);
+            counters.requests = counters.requests.saturating_add(1);
             return Ok(Delivery::SkippedBuffer);
         }
-        let capacity = chain.writable_len() - NET_HDR_SIZE;
+        // The room after the header (load_rx_buffer made sure there is a header's).
+        let capacity = chain.writable_len().saturating_sub(NET_HDR_SIZE);
         if !merge && capacity < frame.len() {
             chain.release(mem, counters);
             queue.unpop(1);
@@ -66,9 +67,10 @@ impl RxWriter {
         }
         let first_part = frame.len().min(capacity);
         let mut extra: heapless::Vec<(u16, u32), MAX_MERGE> = heapless::Vec::new();
-        let mut written = first_part;
+        // The frame's bytes past the first buffer's.
+        let mut rest = frame.bytes().get(first_part..).unwrap_or(&[]);
         let mut outcome = Ok(Delivery::Delivered);
-        while written < frame.len() {
+        while !rest.is_empty() {
             let next = if extra.is_full() {
                 None
             } else {
@@ -101,23 +103,25 @@ impl RxWriter {
                     return Err(e);
                 }
             }
-            let part = (frame.len() - written).min(self.merge_chain.writable_len());
-            let bytes = frame.bytes().get(written..written + part).unwrap_or(&[]);
+            let part = rest.len().min(self.merge_chain.writable_len());
+            let (bytes, tail) = rest.split_at_checked(part).unwrap_or((rest, &[]));
             let copied = self.merge_chain.write(mem, 0, bytes);
             self.merge_chain.release(mem, counters);
             if copied.is_err() {
                 chain.release(mem, counters);
                 return Err(QueueError::UnusableBuffer);
             }
-            let _ = extra.push((next_head, part as u32));
-            written += part;
+            let _ = extra.push((next_head, bytes.len() as u32));
+            rest = tail;
         }
+        // The first buffer and the extra ones (at most MAX_MERGE).
+        let buffers = (extra.len() as u16).saturating_add(1);
         if !matches!(outcome, Ok(Delivery::Delivered)) {
             chain.release(mem, counters);
-            queue.unpop(1 + extra.len() as u16);
+            queue.unpop(buffers);
             return outcome;
         }
-        let header = frame.offload.header(1 + extra.len() as u16);
+        let header = frame.offload.header(buffers);
         let first_bytes = frame.bytes().get(..first_part).unwrap_or(&[]);
         let copied = chain
             .write(mem, 0, &header)
@@ -126,13 +130,16 @@ impl RxWriter {
         if copied.is_err() {
             return Err(QueueError::UnusableBuffer);
         }
-        queue.push_used(mem, head, (NET_HDR_SIZE + first_part) as u32)?;
+        // Within the buffer's writable bytes, checked above: never saturates.
+        let used_len = NET_HDR_SIZE.saturating_add(first_part);
+        queue.push_used(mem, head, used_len as u32)?;
         for (extra_head, len) in &extra {
             queue.push_used(mem, *extra_head, *len)?;
         }
-        counters.requests += 1 + extra.len() as u64;
-        counters.frames_rx += 1;
-        counters.bytes_to_guest += (NET_HDR_SIZE + frame.len()) as u64;
+        let bytes = NET_HDR_SIZE.saturating_add(frame.len()) as u64;
+        counters.requests = counters.requests.saturating_add(u64::from(buffers));
+        counters.frames_rx = counters.frames_rx.saturating_add(1);
+        counters.bytes_to_guest = counters.bytes_to_guest.saturating_add(bytes);
         Ok(Delivery::Delivered)
     }
 }

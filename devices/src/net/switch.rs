@@ -60,7 +60,8 @@ impl Switch {
     /// A switch for up to `max_ports` ports carrying frames of up to `frame_capacity` bytes,
     /// and GSO frames of up to 64 KiB.
     pub fn new(max_ports: usize, frame_capacity: usize) -> Self {
-        let frames = max_ports * BACKLOG + max_ports * 2;
+        // Host configuration: a size beyond memory fails the allocation, it does not wrap.
+        let frames = max_ports.saturating_mul(BACKLOG + 2);
         let pool = FramePool::new(frames, frame_capacity, GSO_FRAMES);
         let mut ports = Vec::with_capacity(max_ports);
         for _ in 0..max_ports {
@@ -74,7 +75,10 @@ impl Switch {
         Self {
             ports,
             pool,
-            gso_share: (GSO_FRAMES / max_ports.max(1)).max(1),
+            gso_share: GSO_FRAMES
+                .checked_div(max_ports)
+                .unwrap_or(GSO_FRAMES)
+                .max(1),
             macs: VecDeque::with_capacity(MAC_TABLE_SIZE),
             enqueued: 0,
         }
@@ -125,7 +129,7 @@ impl Switch {
         let frame = self.pool.take(len);
         if frame.is_none() {
             if let Some(p) = self.ports.get_mut(port) {
-                p.stats.dropped_no_pool += 1;
+                p.stats.dropped_no_pool = p.stats.dropped_no_pool.saturating_add(1);
             }
         }
         frame
@@ -144,11 +148,11 @@ impl Switch {
             self.recycle(frame);
             return;
         };
-        port.stats.frames_in += 1;
+        port.stats.frames_in = port.stats.frames_in.saturating_add(1);
         let source = frame.source();
         match port.pinned {
             Some(mac) if mac != source => {
-                port.stats.dropped_spoofed += 1;
+                port.stats.dropped_spoofed = port.stats.dropped_spoofed.saturating_add(1);
                 self.recycle(frame);
                 return;
             }
@@ -218,7 +222,7 @@ impl Switch {
             // Checked before the copy: a full port must not cost a 64 KiB memcpy.
             if !self.has_room(port, &frame) {
                 if let Some(p) = self.ports.get_mut(port) {
-                    p.stats.dropped_backlog_full += 1;
+                    p.stats.dropped_backlog_full = p.stats.dropped_backlog_full.saturating_add(1);
                 }
                 continue;
             }
@@ -258,12 +262,13 @@ impl Switch {
             return;
         }
         if !room {
-            p.stats.dropped_backlog_full += 1;
+            p.stats.dropped_backlog_full = p.stats.dropped_backlog_full.saturating_add(1);
             self.pool.give_back(frame);
             return;
         }
         p.backlog.push_back(frame);
-        self.enqueued += 1;
+        // Only compared for a change (`Backend::run`): wrapping keeps every enqueue seen.
+        self.enqueued = self.enqueued.wrapping_add(1);
     }
 
     pub fn enqueued(&self) -> u64 {
@@ -274,7 +279,7 @@ impl Switch {
     pub fn next_for(&mut self, port: PortId) -> Option<Frame> {
         let p = self.ports.get_mut(port)?;
         let frame = p.backlog.pop_front()?;
-        p.stats.frames_out += 1;
+        p.stats.frames_out = p.stats.frames_out.saturating_add(1);
         Some(frame)
     }
 

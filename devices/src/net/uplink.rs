@@ -62,16 +62,16 @@ impl Uplink {
     /// (a frame that cannot be carried is dropped and counted).
     pub fn receive(&mut self, switch: &mut Switch, bytes: &[u8]) -> bool {
         if bytes.len() < MIN_FRAME || bytes.len() > switch.frame_capacity() {
-            self.stats.dropped_in += 1;
+            self.stats.dropped_in = self.stats.dropped_in.saturating_add(1);
             return false;
         }
         let Some(mut frame) = switch.take_buffer(self.port, bytes.len()) else {
-            self.stats.dropped_in += 1;
+            self.stats.dropped_in = self.stats.dropped_in.saturating_add(1);
             return false;
         };
         frame.fill(bytes.len()).copy_from_slice(bytes);
         frame.offload = Offload::default();
-        self.stats.frames_in += 1;
+        self.stats.frames_in = self.stats.frames_in.saturating_add(1);
         switch.forward(self.port, frame);
         true
     }
@@ -89,7 +89,7 @@ impl Uplink {
             let segmented = frame.offload.is_gso();
             let last = if segmented {
                 let Some(last) = gso::next_segment(&frame, &mut self.segment) else {
-                    self.stats.dropped_out += 1;
+                    self.stats.dropped_out = self.stats.dropped_out.saturating_add(1);
                     switch.recycle(frame);
                     continue;
                 };
@@ -106,25 +106,30 @@ impl Uplink {
             // A refused segment is cut and completed again next time: it counts when it
             // leaves. A refused frame keeps its completed checksum: it counts now.
             if completed && !segmented {
-                self.stats.checksums_completed += 1;
+                self.stats.checksums_completed = self.stats.checksums_completed.saturating_add(1);
             }
             if !send(out.bytes()) {
                 switch.requeue(self.port, frame);
                 break;
             }
-            sent += 1;
+            // Below QUOTA_PER_PASS (the loop's bound).
+            sent = sent.saturating_add(1);
             if segmented {
-                self.stats.segments_out += 1;
-                self.stats.checksums_completed += u64::from(completed);
+                self.stats.segments_out = self.stats.segments_out.saturating_add(1);
+                self.stats.checksums_completed = self
+                    .stats
+                    .checksums_completed
+                    .saturating_add(u64::from(completed));
             }
             if last {
                 switch.recycle(frame);
             } else {
-                frame.segments_done += 1;
+                // A saturated index names no segment: the frame is dropped, not resent.
+                frame.segments_done = frame.segments_done.saturating_add(1);
                 switch.requeue(self.port, frame);
             }
         }
-        self.stats.frames_out += sent as u64;
+        self.stats.frames_out = self.stats.frames_out.saturating_add(sent as u64);
         sent
     }
 
