@@ -181,8 +181,8 @@ impl Backend {
             .iter()
             .filter(|d| matches!(d.model, Model::Net(_)))
             .count();
-        let used = nets + self.uplinks.len();
-        (used < self.switch.port_count()).then_some(used)
+        nets.checked_add(self.uplinks.len())
+            .filter(|&used| used < self.switch.port_count())
     }
 
     /// Adds an uplink on the next free switch port; None when the switch is full.
@@ -190,8 +190,9 @@ impl Backend {
         let port = self.free_port()?;
         let max_frame = self.switch.frame_capacity();
         self.switch.attach(port, None);
+        let index = self.uplinks.len();
         self.uplinks.push(Uplink::new(port, max_frame));
-        Some(self.uplinks.len() - 1)
+        Some(index)
     }
 
     /// A frame from the host's NIC enters the switch; false when it was dropped (counted).
@@ -227,6 +228,7 @@ impl Backend {
     }
 
     fn register(&mut self, frontend: DomainId, base: u64, irq: u32, model: Model) -> DeviceIndex {
+        let index = self.devices.len();
         self.devices.push(Registered {
             frontend,
             base,
@@ -234,7 +236,7 @@ impl Backend {
             model,
             detached: false,
         });
-        self.devices.len() - 1
+        index
     }
 
     /// Answers one trapped register access. Reads return the value; writes return 0.
@@ -243,19 +245,17 @@ impl Backend {
         request: &MmioRequest,
         frontends: &mut F,
     ) -> Result<u64, BackendError> {
-        let found = self.devices.iter_mut().find(|d| {
-            !d.detached
-                && d.frontend == request.frontend
-                && request.addr >= d.base
-                && request.addr - d.base < WINDOW_SIZE
+        let found = self.devices.iter_mut().find_map(|d| {
+            let offset = request.addr.checked_sub(d.base)?;
+            let here = !d.detached && d.frontend == request.frontend && offset < WINDOW_SIZE;
+            here.then_some((d, offset))
         });
-        let Some(device) = found else {
+        let Some((device, offset)) = found else {
             return Err(BackendError::NoDevice {
                 frontend: request.frontend,
                 addr: request.addr,
             });
         };
-        let offset = request.addr - device.base;
         if !request.write {
             let value = match &mut device.model {
                 Model::Blk(d) => d.read(offset, request.size),
@@ -342,8 +342,8 @@ impl Backend {
                 }
             };
             device.detached = true;
-            detached.devices += 1;
-            detached.pages_held += counters.pages_held();
+            detached.devices = detached.devices.saturating_add(1);
+            detached.pages_held = detached.pages_held.saturating_add(counters.pages_held());
         }
         detached
     }

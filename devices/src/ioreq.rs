@@ -83,10 +83,13 @@ impl Ioreq {
     }
 }
 
+/// The bits of an access `size` bytes wide (1, 2, 4 or 8; `to_request` refuses others).
 fn width_mask(size: u8) -> u64 {
     match size {
-        8 => u64::MAX,
-        bytes => (1u64 << (u32::from(bytes) * 8)) - 1,
+        1 => u64::from(u8::MAX),
+        2 => u64::from(u16::MAX),
+        4 => u64::from(u32::MAX),
+        _ => u64::MAX,
     }
 }
 

@@ -62,26 +62,29 @@ pub fn serve_pass<C: VcpuChannel, F: Frontends + ?Sized>(
 ) -> usize {
     for vcpu in vcpus.iter_mut().filter(|v| v.notify_owed) {
         vcpu.notify_owed = !vcpu.channel.notify();
-        stats.notify_failures += u64::from(vcpu.notify_owed);
+        stats.notify_failures = stats
+            .notify_failures
+            .saturating_add(u64::from(vcpu.notify_owed));
     }
-    let mut served = 0;
+    let mut served: usize = 0;
     for vcpu in vcpus.iter_mut() {
         let Some(request) = vcpu.channel.take_ready() else {
             continue;
         };
         let answer = ioreq::serve(backend, frontends, frontend, &request);
-        stats.ioreqs += 1;
+        stats.ioreqs = stats.ioreqs.saturating_add(1);
         if let Some(error) = answer.error {
-            stats.ioreq_errors += 1;
+            stats.ioreq_errors = stats.ioreq_errors.saturating_add(1);
             report(&request, error);
         }
         vcpu.channel.complete(answer.data);
-        vcpu.served += 1;
+        vcpu.served = vcpu.served.saturating_add(1);
         if !vcpu.channel.notify() {
-            stats.notify_failures += 1;
+            stats.notify_failures = stats.notify_failures.saturating_add(1);
             vcpu.notify_owed = true;
         }
-        served += 1;
+        // At most one a vcpu.
+        served = served.saturating_add(1);
     }
     served
 }

@@ -166,20 +166,20 @@ impl<D: VirtioDevice> MmioDevice<D> {
     /// The host could not inject the interrupt taken last: try again next time.
     pub fn defer_interrupt(&mut self) {
         self.interrupt_due = true;
-        self.counters.interrupts_deferred += 1;
+        self.counters.interrupts_deferred = self.counters.interrupts_deferred.saturating_add(1);
     }
 
     fn raise(&mut self, bits: u32) {
         self.interrupt_status |= bits;
         self.interrupt_due = true;
-        self.counters.interrupts += 1;
+        self.counters.interrupts = self.counters.interrupts.saturating_add(1);
     }
 
     /// A guest read of `size` bytes at `offset` in the window.
     pub fn read(&mut self, offset: u64, size: u8) -> Result<u64, MmioError> {
         let result = self.read_inner(offset, size);
         if result.is_err() {
-            self.counters.mmio_errors += 1;
+            self.counters.mmio_errors = self.counters.mmio_errors.saturating_add(1);
         }
         result
     }
@@ -194,14 +194,14 @@ impl<D: VirtioDevice> MmioDevice<D> {
     ) -> Result<(), MmioError> {
         let result = self.write_inner(mem, offset, size, value);
         if result.is_err() {
-            self.counters.mmio_errors += 1;
+            self.counters.mmio_errors = self.counters.mmio_errors.saturating_add(1);
         }
         result
     }
 
     fn read_inner(&mut self, offset: u64, size: u8) -> Result<u64, MmioError> {
-        if offset >= CONFIG_START {
-            return self.read_config(offset - CONFIG_START, size);
+        if let Some(at) = offset.checked_sub(CONFIG_START) {
+            return self.read_config(offset, at, size);
         }
         check_register_width(offset, size)?;
         let sel = self.queue_sel as usize;
@@ -248,8 +248,8 @@ impl<D: VirtioDevice> MmioDevice<D> {
         Ok(u64::from(value))
     }
 
-    fn read_config(&self, at: u64, size: u8) -> Result<u64, MmioError> {
-        let offset = at + CONFIG_START;
+    /// The config field at `at` bytes into the config space (register `offset`).
+    fn read_config(&self, offset: u64, at: u64, size: u8) -> Result<u64, MmioError> {
         if !matches!(size, 1 | 2 | 4 | 8) || !at.is_multiple_of(u64::from(size)) {
             return Err(MmioError::BadWidth { offset, size });
         }
@@ -277,9 +277,9 @@ impl<D: VirtioDevice> MmioDevice<D> {
         size: u8,
         value: u64,
     ) -> Result<(), MmioError> {
-        if offset >= CONFIG_START {
+        if let Some(at) = offset.checked_sub(CONFIG_START) {
             // Every config field stubvirt offers is read-only for the driver.
-            let _ = self.read_config(offset - CONFIG_START, size)?;
+            let _ = self.read_config(offset, at, size)?;
             return Err(MmioError::WrongDirection(offset));
         }
         check_register_width(offset, size)?;
@@ -385,7 +385,7 @@ impl<D: VirtioDevice> MmioDevice<D> {
             }
             Err(error) => {
                 log::warn!("queue {index}: setup refused: {error:?}");
-                self.counters.queue_errors += 1;
+                self.counters.queue_errors = self.counters.queue_errors.saturating_add(1);
                 self.needs_reset();
                 Ok(())
             }
@@ -413,7 +413,7 @@ impl<D: VirtioDevice> MmioDevice<D> {
     }
 
     fn notify(&mut self, value: u32) -> Result<(), MmioError> {
-        self.counters.notifications += 1;
+        self.counters.notifications = self.counters.notifications.saturating_add(1);
         let driver_ok = self.status & status::DRIVER_OK != 0;
         // Without VIRTIO_F_NOTIFICATION_DATA the value is the queue index.
         match self.queues.get_mut(value as usize) {
@@ -422,7 +422,8 @@ impl<D: VirtioDevice> MmioDevice<D> {
                 Ok(())
             }
             _ => {
-                self.counters.ignored_notifications += 1;
+                self.counters.ignored_notifications =
+                    self.counters.ignored_notifications.saturating_add(1);
                 Err(MmioError::NotNow(reg::QUEUE_NOTIFY))
             }
         }

@@ -49,17 +49,19 @@ pub struct Window {
 }
 
 impl Window {
-    /// Window `n` of Xen's (and libxl's) layout.
+    /// Window `n` of Xen's (and libxl's) layout. (Past the last, the values saturate:
+    /// [`Topology::check`] refuses such a window.)
     pub const fn nth(n: u32) -> Window {
         Window {
-            base: FIRST_WINDOW + WINDOW_SIZE * n as u64,
-            spi: FIRST_SPI + n,
+            base: FIRST_WINDOW.saturating_add(WINDOW_SIZE.saturating_mul(n as u64)),
+            spi: FIRST_SPI.saturating_add(n),
         }
     }
 
-    /// The device tree's `interrupts` cell for this SPI.
+    /// The device tree's `interrupts` cell for this SPI (0 for an SPI below 32, which
+    /// [`Topology::check`] refuses).
     pub const fn dt_interrupt(self) -> u32 {
-        self.spi - 32
+        self.spi.saturating_sub(32)
     }
 
     fn overlaps(self, other: Window) -> bool {
