@@ -5,6 +5,11 @@
 //! tests implement with a simulated grant table.
 #![no_std]
 #![forbid(unsafe_code)]
+// Guest-controlled values flow through the arithmetic here: every operation says what it
+// does at the edge (checked_, wrapping_ or saturating_; docs/robustness.md, "Integer
+// overflow"). Tests compute their expectations freely.
+#![deny(clippy::arithmetic_side_effects)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
