@@ -4,6 +4,9 @@
 //! provides the page and the event channel.
 
 pub mod client;
+pub mod discovery;
+#[cfg(test)]
+mod discovery_tests;
 pub mod ring;
 #[cfg(test)]
 mod sim;
