@@ -174,15 +174,17 @@ impl Backend {
         Some(self.register(frontend, base, irq, model))
     }
 
-    /// The next switch port no net device or uplink holds.
+    /// The lowest switch port no attached net device or uplink holds: a detached
+    /// device's port serves again (a frontend created anew gets its NIC back).
     fn free_port(&self) -> Option<usize> {
-        let nets = self
-            .devices
-            .iter()
-            .filter(|d| matches!(d.model, Model::Net(_)))
-            .count();
-        nets.checked_add(self.uplinks.len())
-            .filter(|&used| used < self.switch.port_count())
+        let held = |port: usize| {
+            self.uplinks.iter().any(|u| u.port() == port)
+                || self.devices.iter().any(|d| match &d.model {
+                    Model::Net(net) => !d.detached && net.device().port() == port,
+                    Model::Blk(_) => false,
+                })
+        };
+        (0..self.switch.port_count()).find(|&port| !held(port))
     }
 
     /// Adds an uplink on the next free switch port; None when the switch is full.

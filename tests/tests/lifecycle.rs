@@ -209,3 +209,31 @@ fn detaching_twice_or_an_unknown_frontend_releases_nothing_more() {
         Detached::default()
     );
 }
+
+/// A frontend created anew (xl gives it a new domain id) gets its NIC back on the port
+/// the gone one held, even when every other port is taken; frames flow through it.
+#[test]
+fn a_frontend_created_anew_gets_the_gone_ones_switch_port() {
+    const REBORN: u16 = 4;
+    const MAC_REBORN: [u8; 6] = [0x02, 0, 0, 0, 0, 0x4];
+    let (machine, blk, net, _survivor, _) = world_of_three(false);
+    let uplink = machine.borrow_mut().backend.add_uplink();
+    assert!(uplink.is_some(), "the fourth port");
+    let mut m = machine.borrow_mut();
+    m.detach_frontend(GONE).expect("GONE was served");
+    std::mem::forget((blk, net));
+    m.add_frontend(REBORN, 2);
+    drop(m);
+    let nic = scenario::add_net(&machine, REBORN, 0, MAC_REBORN);
+    assert!(machine.borrow().backend.is_attached(nic));
+    let mut reborn = Net::<REBORN>::new(transport(&machine, REBORN, 0), RX_BUF).unwrap();
+    let mut peer = Net::<PEER>::new(transport(&machine, PEER, 0), RX_BUF).unwrap();
+    let mut rng = Rng::new(4);
+    let sent = frame(MAC_PEER, MAC_REBORN, 200, &mut rng);
+    send(&mut reborn, &sent);
+    let got = peer
+        .receive()
+        .expect("the peer receives the new frontend's frame");
+    assert_eq!(got.packet(), &sent[..]);
+    scenario::assert_no_violations();
+}
