@@ -6,6 +6,7 @@
 //! nothing of ours keeps the domain from being freed. With `frontend_exit=destroy` and
 //! control-domain rights stubvirt then destroys it, as xl's `on_crash=destroy` would.
 
+use super::memories::Memories;
 use super::setup::FrontendServer;
 use crate::xen::abi::event_channel::{Port, VIRQ_DOM_EXC};
 use crate::xen::abi::DomainId;
@@ -13,7 +14,7 @@ use crate::xen::domain_control::{self, DomainState};
 use crate::xen::{dm_op, evtchn};
 use alloc::vec::Vec;
 use core::fmt::Write;
-use devices::backend::Detached;
+use devices::backend::{Backend, Detached, Frontends};
 
 /// Longest time between two checks of every frontend's state.
 const CHECK_EVERY_NS: u64 = 1_000_000_000;
@@ -179,4 +180,23 @@ pub fn destroy(domid: DomainId) {
         crate::console::Writer,
         "STUBVIRT-FRONTEND-DESTROYED frontend={domid} result={result} ms={ms}"
     );
+}
+
+/// Releases a frontend's devices, memory and IOREQ server; `None` if it is not served
+/// (or already released).
+pub fn release_frontend(
+    servers: &mut [FrontendServer],
+    backend: &mut Backend,
+    memories: &mut Memories,
+    domid: DomainId,
+) -> Option<(Detached, Released)> {
+    let server = servers
+        .iter_mut()
+        .find(|s| s.domid == domid && s.departed.is_none())?;
+    let detached = memories
+        .memory(domid)
+        .map(|memory| backend.detach_frontend(domid, memory))
+        .unwrap_or_default();
+    memories.remove(domid);
+    Some((detached, release(server)))
 }

@@ -19,21 +19,28 @@ pub struct Memories {
 
 impl Memories {
     pub fn new(domids: impl Iterator<Item = DomainId>, copy_buffers: bool) -> Self {
-        let live = domids
-            .map(|domid| {
-                let mapped = GrantMemory::new(domid);
-                let memory = if copy_buffers {
-                    BufferRoute::Copied(CopyRoute::new(mapped, XenCopier { frontend: domid }))
-                } else {
-                    BufferRoute::Mapped(mapped)
-                };
-                (domid, memory)
-            })
-            .collect();
-        Self {
-            live,
+        let mut memories = Self {
+            live: Vec::new(),
             departed: None,
+        };
+        for domid in domids {
+            memories.add(domid, copy_buffers);
         }
+        memories
+    }
+
+    /// A frontend found while serving (the xl route); nothing if it has memory already.
+    pub fn add(&mut self, domid: DomainId, copy_buffers: bool) {
+        if self.live.iter().any(|(live, _)| *live == domid) {
+            return;
+        }
+        let mapped = GrantMemory::new(domid);
+        let memory = if copy_buffers {
+            BufferRoute::Copied(CopyRoute::new(mapped, XenCopier { frontend: domid }))
+        } else {
+            BufferRoute::Mapped(mapped)
+        };
+        self.live.push((domid, memory));
     }
 
     /// Grant copies made and refused, over every frontend (copy route only).

@@ -19,6 +19,7 @@ mod memories;
 mod privilege;
 mod report;
 mod setup;
+mod xl_devices;
 
 use crate::arch::BootInfo;
 use crate::cmdline;
@@ -31,12 +32,13 @@ use crate::xen::{dm_op, evtchn, sched};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use devices::backend::{Backend, Frontends, Interrupt};
+use devices::backend::{Backend, Interrupt};
 use devices::blk::backend::BlockBackend;
 use devices::ioreq_loop::{self, IoreqStats};
 use devices::topology::{self, Facts, Topology};
 use memories::Memories;
 use setup::FrontendServer;
+use xl_devices::XlDevices;
 
 /// Longest block without work: the counters are checked at least this often.
 const POLL_NS: u64 = 1_000_000_000;
@@ -74,13 +76,17 @@ pub struct Config {
     /// `confine=flask`: relabel itself and its frontends into its FLASK policy's types
     /// before registering anything (refuses to serve if that fails).
     pub confine: bool,
+    /// `discover=xenstore`: the xl route; frontends and devices come from xenstore while
+    /// serving, none at boot.
+    pub discover: bool,
 }
 
 /// The serve-mode configuration, if the command line or the device tree asks for it.
 pub fn requested(boot: &BootInfo) -> Option<Config> {
     let cmdline = boot.cmdline;
     let frontend = cmdline::serve_frontend(cmdline);
-    if frontend.is_none() && !described(boot) {
+    let discover = cmdline::value_of(cmdline, "discover") == Some("xenstore");
+    if frontend.is_none() && !discover && !described(boot) {
         return None;
     }
     Some(Config {
@@ -95,6 +101,7 @@ pub fn requested(boot: &BootInfo) -> Option<Config> {
         privilege_bystander: cmdline::number(cmdline, "privilege_bystander")
             .and_then(|n| DomainId::try_from(n).ok()),
         confine: cmdline::value_of(cmdline, "confine") == Some("flask"),
+        discover,
     })
 }
 
@@ -125,12 +132,18 @@ fn topology(boot: &BootInfo, cfg: &Config, host_disk: bool) -> Result<Topology, 
     ))
 }
 
-/// The ports the idle loop waits on: every vcpu's ioreq channel, and the exception virq.
-fn poll_set(servers: &[FrontendServer], watch: &lifecycle::Watch) -> Vec<Port> {
+/// The ports the idle loop waits on: every vcpu's ioreq channel, the exception virq and
+/// xenstore's channel (xl route).
+fn poll_set(
+    servers: &[FrontendServer],
+    watch: &lifecycle::Watch,
+    xl: Option<&XlDevices>,
+) -> Vec<Port> {
     servers
         .iter()
         .flat_map(|s| s.vcpus.iter().map(|v| v.channel.port))
         .chain(watch.port())
+        .chain(xl.map(XlDevices::port))
         .collect()
 }
 
@@ -144,15 +157,22 @@ fn refuse(tag: &str, why: &str) -> ! {
 pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     let host = hostdev::probe(boot);
     let host_disk_bytes = host.disk.as_ref().map(|d| d.capacity_bytes());
-    let topology = topology(boot, cfg, host.disk.is_some())
-        .unwrap_or_else(|why| refuse("STUBVIRT-CONFIG-REFUSED", &why));
+    let topology = if cfg.discover {
+        Topology {
+            frontends: Vec::new(),
+            uplink: true,
+        }
+    } else {
+        topology(boot, cfg, host.disk.is_some())
+            .unwrap_or_else(|why| refuse("STUBVIRT-CONFIG-REFUSED", &why))
+    };
     let facts = Facts {
         backend_domid: evtchn::own_domid().unwrap_or(0),
         host_disk_bytes,
         host_disk: host_disk_bytes.is_some(),
         nic_ports: topology::NIC_PORTS,
     };
-    if let Err(why) = topology.check(&facts) {
+    if let (false, Err(why)) = (cfg.discover, topology.check(&facts)) {
         refuse("STUBVIRT-CONFIG-REFUSED", &alloc::format!("{why}"));
     }
     // Dom0less builds every domain before it starts any, so a frontend missing now is a
@@ -205,8 +225,19 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     }
     let mut watch = lifecycle::Watch::start(facts.backend_domid);
     let _ = writeln!(crate::console::Writer, "{}", watch.describe());
+    let mut xl = cfg.discover.then(|| {
+        let mib = u32::try_from(cfg.ramdisk_mb).unwrap_or(u32::MAX);
+        XlDevices::start(mib).unwrap_or_else(|why| refuse("STUBVIRT-XL-FAILED", &why))
+    });
+    if xl.is_some() {
+        let _ = writeln!(
+            crate::console::Writer,
+            "STUBVIRT-XL-WATCHING backend=dom{} dir=backend/virtio",
+            facts.backend_domid
+        );
+    }
     let mut memories = Memories::new(servers.iter().map(|s| s.domid), cfg.copy_buffers);
-    let mut ports = poll_set(&servers, &watch);
+    let mut ports = poll_set(&servers, &watch, xl.as_ref());
     let mut stats: Vec<IoreqStats> = servers.iter().map(|_| IoreqStats::default()).collect();
     let mut irq_errors = 0u64;
     let mut errors_logged = 0u32;
@@ -245,22 +276,66 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             .map(|s| s.domid);
         let gone = watch.check(now, live);
         for gone in &gone {
-            let Some(server) = servers.iter_mut().find(|s| s.domid == gone.domid) else {
-                continue;
-            };
-            let detached = memories
-                .memory(gone.domid)
-                .map(|memory| backend.detach_frontend(gone.domid, memory))
-                .unwrap_or_default();
-            memories.remove(gone.domid);
-            let released = lifecycle::release(server);
-            lifecycle::report_gone(gone, detached, &released);
+            if let Some((detached, released)) =
+                lifecycle::release_frontend(&mut servers, &mut backend, &mut memories, gone.domid)
+            {
+                lifecycle::report_gone(gone, detached, &released);
+            }
+            if let Some(xl) = xl.as_mut() {
+                xl.released(gone.domid);
+            }
             if cfg.destroy_exited {
                 lifecycle::destroy(gone.domid);
             }
         }
-        if !gone.is_empty() {
-            ports = poll_set(&servers, &watch);
+        let mut changed = !gone.is_empty();
+        let xl_changes = xl.as_mut().and_then(|xl| {
+            crate::xen::evtchn::clear_pending(xl.port());
+            xl.changes()
+        });
+        if let (Some(xl), Some(changes)) = (xl.as_mut(), xl_changes) {
+            for domid in changes.release {
+                if let Some((detached, released)) =
+                    lifecycle::release_frontend(&mut servers, &mut backend, &mut memories, domid)
+                {
+                    report::xl_released(domid, detached, &released);
+                }
+                xl.released(domid);
+            }
+            for new in &changes.serve {
+                let domid = new.frontend.domid;
+                let serving = xl_devices::serve_new(
+                    &mut backend,
+                    &mut memories,
+                    new,
+                    &facts,
+                    cfg,
+                    host_disk.as_ref(),
+                );
+                match serving {
+                    Ok(server) => {
+                        let _ = writeln!(
+                            crate::console::Writer,
+                            "{}",
+                            report::ready(&server, cfg.copy_buffers)
+                        );
+                        servers.push(server);
+                        stats.push(IoreqStats::default());
+                        xl.served(new);
+                    }
+                    Err(why) => {
+                        let _ = writeln!(
+                            crate::console::Writer,
+                            "STUBVIRT-XL-SERVE-FAILED frontend={domid} {why}"
+                        );
+                        xl.released(domid);
+                    }
+                }
+            }
+            changed = true;
+        }
+        if changed {
+            ports = poll_set(&servers, &watch, xl.as_ref());
         }
         if let Some(uplink) = uplink.as_mut() {
             more |= uplink.service(&mut backend, now);

@@ -104,3 +104,21 @@ pub fn counters(
     }
     out
 }
+
+/// `STUBVIRT-XL-RELEASED frontend=N devices=D pages_held=P ioreq_server=released
+/// channels=C/C`: xl removed the frontend's devices (or marked them closing).
+pub fn xl_released(
+    domid: crate::xen::abi::DomainId,
+    detached: devices::backend::Detached,
+    released: &super::lifecycle::Released,
+) {
+    let _ = writeln!(
+        crate::console::Writer,
+        "STUBVIRT-XL-RELEASED frontend={domid} devices={} pages_held={} ioreq_server={} channels={}/{}",
+        detached.devices,
+        detached.pages_held,
+        if released.ioreq_server { "released" } else { "kept" },
+        released.channels_closed,
+        released.channels
+    );
+}

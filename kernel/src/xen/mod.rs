@@ -44,6 +44,9 @@ pub mod sched;
 pub mod shared;
 #[cfg(feature = "image")]
 #[allow(unsafe_code)]
+pub mod store_page;
+#[cfg(feature = "image")]
+#[allow(unsafe_code)]
 pub mod sysctl;
 #[cfg(feature = "image")]
 pub mod vcpu_channel;

@@ -1,0 +1,233 @@
+//! Serve mode on the xl route (`discover=xenstore`): the frontends and devices come from
+//! xenstore as `xl` describes them, while serving. stubvirt watches its
+//! `backend/virtio/` directory; on every change it scans it again and serves what is new
+//! (a RAM disk of `ramdisk_mb` for `virtio,device2`, a NIC for `virtio,device1`), marks
+//! each served device `state = 4` (Connected), and releases a frontend whose devices are
+//! gone, offline or closing (`state = 6`, Closed, where the directory is still there).
+
+use super::memories::Memories;
+use super::setup::{self, FrontendServer};
+use super::Config;
+use crate::xen::abi::event_channel::Port;
+use crate::xen::abi::DomainId;
+use crate::xen::store_page::StorePage;
+use crate::xenstore::discovery::{self, state, DeviceKey, Kind, Plan, Refusal, VIRTIO_DIR};
+use crate::xenstore::Client;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use devices::backend::{Backend, Frontends};
+use devices::blk::shared::SharedDisk;
+use devices::topology::{Backing, Device, DeviceKind, Facts, Frontend, Topology, MAX_MTU};
+
+const WATCH_TOKEN: &str = "stubvirt";
+
+/// A frontend seen for the first time: its devices, and their store keys.
+pub struct NewFrontend {
+    pub frontend: Frontend,
+    pub keys: Vec<DeviceKey>,
+}
+
+/// What a change in the store asks for.
+pub struct Changes {
+    pub serve: Vec<NewFrontend>,
+    pub release: Vec<DomainId>,
+}
+
+pub struct XlDevices {
+    client: Client<StorePage>,
+    /// Devices served now.
+    served: Vec<DeviceKey>,
+    /// Frontends released: never served again, even while their keys linger.
+    departed: Vec<DomainId>,
+    ramdisk_mib: u32,
+    /// Refusals already reported, so each is printed once.
+    reported: Vec<(Option<DeviceKey>, Refusal)>,
+}
+
+impl XlDevices {
+    /// Connects to xenstore and watches the virtio backend directory.
+    pub fn start(ramdisk_mib: u32) -> Result<Self, String> {
+        let page = StorePage::from_params()
+            .map_err(|e| alloc::format!("HVM_PARAM_STORE_*: {e}"))?
+            .ok_or("no xenstore: HVM_PARAM_STORE_PFN is 0 (not created by a toolstack?)")?;
+        let mut client = Client::new(page);
+        client
+            .watch(VIRTIO_DIR, WATCH_TOKEN)
+            .map_err(|e| alloc::format!("xenstore watch {VIRTIO_DIR}: {e:?}"))?;
+        Ok(Self {
+            client,
+            served: Vec::new(),
+            departed: Vec::new(),
+            ramdisk_mib,
+            reported: Vec::new(),
+        })
+    }
+
+    pub fn port(&self) -> Port {
+        self.client.channel().port()
+    }
+
+    /// Takes the watch events that arrived; if there were any (or some were lost),
+    /// scans again and returns what to serve and release, grouped by frontend.
+    pub fn changes(&mut self) -> Option<Changes> {
+        let mut changed = self.client.take_events_lost();
+        loop {
+            match self.client.take_event() {
+                Ok(Some(_)) => changed = true,
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("xenstore: {e:?}");
+                    return None;
+                }
+            }
+        }
+        if !changed {
+            return None;
+        }
+        let found = match discovery::scan(&mut self.client) {
+            Ok(found) => found,
+            Err(e) => {
+                log::warn!("xenstore: scan of {VIRTIO_DIR}: {e:?}");
+                return None;
+            }
+        };
+        for refused in &found.refused {
+            if !self.reported.contains(refused) {
+                self.reported.push(*refused);
+                report_refused(*refused);
+            }
+        }
+        let plan = discovery::plan(&self.served, &found);
+        Some(self.group(plan))
+    }
+
+    /// New devices as one topology entry per frontend (never a departed one), and the
+    /// frontends to release.
+    fn group(&self, plan: Plan) -> Changes {
+        let mut release: Vec<DomainId> = Vec::new();
+        for key in &plan.release {
+            if !release.contains(&key.frontend) {
+                release.push(key.frontend);
+            }
+        }
+        let mut serve: Vec<NewFrontend> = Vec::new();
+        for described in plan.serve.iter() {
+            let domid = described.key.frontend;
+            if self.departed.contains(&domid) || release.contains(&domid) {
+                continue;
+            }
+            let device = Device {
+                window: described.window,
+                kind: match described.kind {
+                    Kind::Blk => DeviceKind::Disk {
+                        backing: Backing::RamDisk {
+                            mib: self.ramdisk_mib,
+                        },
+                        read_only: false,
+                    },
+                    Kind::Net => DeviceKind::Nic {
+                        mac: mac_of(described.key),
+                        mtu: MAX_MTU,
+                    },
+                },
+            };
+            match serve.iter_mut().find(|f| f.frontend.domid == domid) {
+                Some(new) => {
+                    new.frontend.devices.push(device);
+                    new.keys.push(described.key);
+                }
+                None => serve.push(NewFrontend {
+                    frontend: Frontend {
+                        domid,
+                        vcpus: 1,
+                        devices: alloc::vec![device],
+                    },
+                    keys: alloc::vec![described.key],
+                }),
+            }
+        }
+        Changes { serve, release }
+    }
+
+    /// The devices of a new frontend now serve: marked Connected in the store.
+    pub fn served(&mut self, new: &NewFrontend) {
+        for key in &new.keys {
+            if !self.served.contains(key) {
+                self.served.push(*key);
+            }
+            if let Err(e) = discovery::set_state(&mut self.client, *key, state::CONNECTED) {
+                log::warn!("xenstore: state of {key:?}: {e:?}");
+            }
+        }
+    }
+
+    /// `domid` is released (gone, or its devices removed): Closed where the store still
+    /// has its directories, and never served again.
+    pub fn released(&mut self, domid: DomainId) {
+        let keys: Vec<DeviceKey> = self
+            .served
+            .iter()
+            .copied()
+            .filter(|k| k.frontend == domid)
+            .collect();
+        for key in keys {
+            // The directory is usually gone already (xl destroy removes it).
+            let _ = discovery::set_state(&mut self.client, key, state::CLOSED);
+        }
+        self.served.retain(|k| k.frontend != domid);
+        if !self.departed.contains(&domid) {
+            self.departed.push(domid);
+        }
+    }
+}
+
+/// A locally administered MAC naming the frontend and device: `02:53:56:dd:dd:nn`.
+fn mac_of(key: DeviceKey) -> [u8; 6] {
+    let [hi, lo] = key.frontend.to_be_bytes();
+    [0x02, 0x53, 0x56, hi, lo, key.devid.to_le_bytes()[0]]
+}
+
+/// `STUBVIRT-XL-REFUSED frontend=F device=D reason=R`
+fn report_refused((key, reason): (Option<DeviceKey>, Refusal)) {
+    let mut line = String::from("STUBVIRT-XL-REFUSED");
+    match key {
+        Some(key) => {
+            let _ = write!(line, " frontend={} device={}", key.frontend, key.devid);
+        }
+        None => line.push_str(" frontend=? device=?"),
+    }
+    let _ = write!(line, " reason={reason:?}");
+    let _ = writeln!(crate::console::Writer, "{line}");
+}
+
+/// The topology check for one new frontend, as the boot-time check does for all.
+pub fn check(frontend: &Frontend, facts: &Facts) -> Result<(), String> {
+    let topology = Topology {
+        frontends: alloc::vec![frontend.clone()],
+        uplink: false,
+    };
+    topology.check(facts).map_err(|e| alloc::format!("{e}"))
+}
+
+/// Serves a frontend the xl route found: its topology checked, its devices added, its
+/// IOREQ server registered. On failure nothing of it stays served.
+pub fn serve_new(
+    backend: &mut Backend,
+    memories: &mut Memories,
+    new: &NewFrontend,
+    facts: &Facts,
+    cfg: &Config,
+    host_disk: Option<&SharedDisk>,
+) -> Result<FrontendServer, String> {
+    let frontend = &new.frontend;
+    check(frontend, facts)?;
+    let devices = setup::add_devices(backend, frontend, host_disk, cfg.blk_queues)?;
+    memories.add(frontend.domid, cfg.copy_buffers);
+    setup::register(frontend.domid, frontend.vcpus, devices).inspect_err(|_| {
+        if let Some(memory) = memories.memory(frontend.domid) {
+            backend.detach_frontend(frontend.domid, memory);
+        }
+        memories.remove(frontend.domid);
+    })
+}
