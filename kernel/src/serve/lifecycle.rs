@@ -38,9 +38,14 @@ pub struct Gone {
 impl Watch {
     /// Binds `VIRQ_DOM_EXC` if Xen lets us: as dom0 we are its handler already (the
     /// hardware domain); with no dom0 nobody is until a control domain asks.
-    pub fn start(own_domid: DomainId) -> Self {
-        if let Err(e) = domain_control::handle_virq(own_domid, VIRQ_DOM_EXC) {
-            log::info!("serve: XEN_DOMCTL_set_virq_handler(VIRQ_DOM_EXC): {e}");
+    /// `take_virq`: make this domain `VIRQ_DOM_EXC`'s handler first. Not where a dom0
+    /// runs xenstored (the xl route): it is the handler there, and needs the virq to
+    /// notice dying domains itself.
+    pub fn start(own_domid: DomainId, take_virq: bool) -> Self {
+        if take_virq {
+            if let Err(e) = domain_control::handle_virq(own_domid, VIRQ_DOM_EXC) {
+                log::info!("serve: XEN_DOMCTL_set_virq_handler(VIRQ_DOM_EXC): {e}");
+            }
         }
         let virq = match evtchn::bind_virq(VIRQ_DOM_EXC, 0) {
             Ok(port) => {

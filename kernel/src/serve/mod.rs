@@ -223,7 +223,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     if let (true, Some(first)) = (cfg.privilege_test, servers.first()) {
         privilege::run(facts.backend_domid, first.domid, cfg.privilege_bystander);
     }
-    let mut watch = lifecycle::Watch::start(facts.backend_domid);
+    let mut watch = lifecycle::Watch::start(facts.backend_domid, !cfg.discover);
     let _ = writeln!(crate::console::Writer, "{}", watch.describe());
     let mut xl = cfg.discover.then(|| {
         let mib = u32::try_from(cfg.ramdisk_mb).unwrap_or(u32::MAX);
