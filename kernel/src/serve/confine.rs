@@ -5,9 +5,14 @@
 //! `unlabeled_t`; the policy lets `dom0_t` relabel exactly these, once. Asked for and not
 //! possible (FLASK is not Xen's XSM, or the policy refuses), serve mode stops: a backend
 //! that was meant to be confined must not run unconfined.
+//!
+//! Each frontend is paused while it is relabelled. A frontend runs from boot, and Xen's
+//! FLASK hooks read a domain's label more than once in one hypercall: an event channel a
+//! frontend created while being relabelled was labelled from its old type and checked
+//! against its new one, and refused (seen once in the serve tests under load).
 
 use crate::xen::abi::{DomainId, DOMID_SELF};
-use crate::xen::flask;
+use crate::xen::{domain_control, flask};
 use alloc::string::String;
 use core::fmt::Write;
 
@@ -25,8 +30,13 @@ pub fn confine(frontends: &[DomainId]) -> Result<(), String> {
     let backend_sid = sid(BACKEND_CONTEXT)?;
     let mut relabelled = String::new();
     for &domid in frontends {
-        flask::relabel_domain(domid, frontend_sid)
+        domain_control::pause(domid)
+            .map_err(|e| alloc::format!("XEN_DOMCTL_pausedomain(frontend {domid}): {e}"))?;
+        let relabelled_one = flask::relabel_domain(domid, frontend_sid);
+        let unpaused = domain_control::unpause(domid);
+        relabelled_one
             .map_err(|e| alloc::format!("FLASK_RELABEL_DOMAIN(frontend {domid}): {e}"))?;
+        unpaused.map_err(|e| alloc::format!("XEN_DOMCTL_unpausedomain(frontend {domid}): {e}"))?;
         let _ = write!(
             relabelled,
             "{}{domid}",
