@@ -18,7 +18,9 @@ const ACTIVE_NS: u64 = 200_000_000;
 /// costs a delay, never the link.
 const IRQ_POLL_NS: u64 = 100_000_000;
 
-pub struct Uplink {
+/// Drives the host NIC for the switch's uplink port (the port itself, its frames and
+/// counters, is `devices::net::uplink::Uplink`).
+pub struct UplinkDriver {
     index: UplinkIndex,
     nic: HostNic,
     /// The NIC's INTID when its interrupt wakes the loop.
@@ -29,7 +31,7 @@ pub struct Uplink {
     irqs: u64,
 }
 
-impl Uplink {
+impl UplinkDriver {
     /// Connects `nic` to a new switch port (None when the switch is full) and, unless
     /// `use_irq` is false, sets up its interrupt.
     pub fn new(

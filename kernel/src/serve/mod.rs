@@ -25,7 +25,7 @@ use crate::arch::BootInfo;
 use crate::cmdline;
 use crate::hostdev;
 use crate::mem;
-use crate::uplink::Uplink;
+use crate::uplink::UplinkDriver;
 use crate::xen::abi::event_channel::Port;
 use crate::xen::abi::DomainId;
 use crate::xen::{dm_op, evtchn, sched};
@@ -209,7 +209,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
     }
     let mut uplink = if topology.uplink {
         host.nic
-            .and_then(|nic| Uplink::new(&mut backend, nic, boot, cfg.uplink_irq))
+            .and_then(|nic| UplinkDriver::new(&mut backend, nic, boot, cfg.uplink_irq))
     } else {
         None
     };
