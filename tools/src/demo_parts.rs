@@ -72,7 +72,11 @@ pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
     frontend_kernel::check_modules(&kernel.modules)?;
     step("[4/5] frontend initramfs (busybox-static, e2fsprogs, fe_io, fe_flood, init.sh, virtio modules)");
     let initramfs = dir.join("initramfs.cpio.gz");
-    frontend_initramfs::build(&initramfs, &initramfs_files(&kernel.modules)?)?;
+    frontend_initramfs::build(
+        &initramfs,
+        frontend_initramfs::INIT,
+        &initramfs_files(&kernel.modules)?,
+    )?;
     let route = options.route();
     let mut dtbs = Vec::new();
     for frontend in demo_layout::demo_topology_for(route, options.frontends).frontends {

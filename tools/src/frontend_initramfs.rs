@@ -99,9 +99,10 @@ const DIRS: &[&str] = &[
     "bin", "dev", "etc", "lib", "mnt", "proc", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin",
 ];
 
-/// Writes `out` (gzip-compressed cpio) with the [`entries`] for `files`.
-pub fn build(out: &Path, files: &[HostFile]) -> Result<(), String> {
-    let archive = cpio_newc(&entries(files)?);
+/// Writes `out` (gzip-compressed cpio) with the [`entries`] for `init` (the script the
+/// kernel runs as `/init`) and `files`.
+pub fn build(out: &Path, init: &str, files: &[HostFile]) -> Result<(), String> {
+    let archive = cpio_newc(&entries(init, files)?);
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
@@ -126,7 +127,7 @@ pub fn build(out: &Path, files: &[HostFile]) -> Result<(), String> {
 
 /// `/init`, `/dev/console` and `files` (symbolic links in the sources followed), with every
 /// parent directory they need.
-fn entries(files: &[HostFile]) -> Result<Vec<Entry>, String> {
+fn entries(init: &str, files: &[HostFile]) -> Result<Vec<Entry>, String> {
     let mut dirs: BTreeSet<String> = DIRS.iter().map(|d| d.to_string()).collect();
     for file in files {
         let mut parent = Path::new(&file.path).parent();
@@ -145,7 +146,7 @@ fn entries(files: &[HostFile]) -> Result<Vec<Entry>, String> {
     entries.push(Entry::File {
         path: "init".into(),
         mode: 0o755,
-        data: INIT.as_bytes().to_vec(),
+        data: init.as_bytes().to_vec(),
     });
     for file in files {
         entries.push(Entry::File {
@@ -213,7 +214,7 @@ mod tests {
             source: source.clone(),
             mode: 0o755,
         }];
-        let entries = entries(&files).unwrap();
+        let entries = entries(INIT, &files).unwrap();
         std::fs::remove_file(&source).unwrap();
         let position = |wanted: &str| {
             entries.iter().position(|e| match e {

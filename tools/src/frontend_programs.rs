@@ -3,7 +3,7 @@
 //!   shared libraries they load (followed from their `NEEDED` entries, so a missing
 //!   package is an error here rather than in the guest) and glibc's dynamic loader. The
 //!   libraries go to `/lib/aarch64-linux-gnu`, which Debian's loader searches without an
-//!   `ld.so.cache`.
+//!   `ld.so.cache`. [`with_libraries`] does the same for any programs (dom0's Xen tools).
 //! - `fe_io` (`tools/frontend/fe_io.c`), the block benchmark, cross-compiled static and
 //!   cached by a hash of its source and flags.
 
@@ -43,12 +43,24 @@ const CROSS_PACKAGES: &[&str] = &[
 
 /// e2fsck, mke2fs, their libraries and the loader, as initramfs files.
 pub fn e2fsprogs() -> Result<Vec<HostFile>, String> {
-    apt::ensure_installed(&["binutils-aarch64-linux-gnu"], "reading arm64 ELF files")?;
     let tree = apt_arm64::unpacked("e2fsprogs", E2FSPROGS_PACKAGES)?;
+    with_libraries(&tree, E2FSPROGS_PROGRAMS, E2FSPROGS_PACKAGES)
+}
+
+/// `programs` (paths in `tree`, unpacked from `packages`) as initramfs files at the same
+/// paths, with the shared libraries they load (followed from their `NEEDED` entries, so a
+/// missing package is an error here rather than in the guest) in `/lib/aarch64-linux-gnu`,
+/// and glibc's dynamic loader where their program interpreter names it.
+pub fn with_libraries(
+    tree: &Path,
+    programs: &[&str],
+    packages: &[&str],
+) -> Result<Vec<HostFile>, String> {
+    apt::ensure_installed(&["binutils-aarch64-linux-gnu"], "reading arm64 ELF files")?;
     let mut files = Vec::new();
     let mut loaders = BTreeSet::new();
     let mut pending: Vec<String> = Vec::new();
-    for program in E2FSPROGS_PROGRAMS {
+    for program in programs {
         let source = tree.join(program);
         let links = linkage(&source)?;
         loaders.extend(links.interpreter);
@@ -64,7 +76,7 @@ pub fn e2fsprogs() -> Result<Vec<HostFile>, String> {
         if !seen.insert(soname.clone()) {
             continue;
         }
-        let source = find_library(&tree, &soname)?;
+        let source = find_library(tree, &soname, packages)?;
         pending.extend(linkage(&source)?.needed);
         files.push(HostFile {
             path: format!("lib/aarch64-linux-gnu/{soname}"),
@@ -74,8 +86,13 @@ pub fn e2fsprogs() -> Result<Vec<HostFile>, String> {
     }
     for loader in loaders {
         let inside = loader.trim_start_matches('/').to_string();
+        // Releases with a merged /usr ship `/lib/...` as `usr/lib/...`.
+        let source = [tree.join(&inside), tree.join("usr").join(&inside)]
+            .into_iter()
+            .find(|path| path.exists())
+            .ok_or_else(|| format!("no {loader} in {}", tree.display()))?;
         files.push(HostFile {
-            source: tree.join(&inside),
+            source,
             path: inside,
             mode: 0o755,
         });
@@ -83,15 +100,15 @@ pub fn e2fsprogs() -> Result<Vec<HostFile>, String> {
     Ok(files)
 }
 
-fn find_library(tree: &Path, soname: &str) -> Result<PathBuf, String> {
+fn find_library(tree: &Path, soname: &str, packages: &[&str]) -> Result<PathBuf, String> {
     LIBRARY_DIRS
         .iter()
         .map(|dir| tree.join(dir).join(soname))
         .find(|path| path.exists())
         .ok_or_else(|| {
             format!(
-                "{soname} is needed by e2fsprogs but none of the packages {} has it ({})",
-                E2FSPROGS_PACKAGES.join(" "),
+                "{soname} is needed but none of the packages {} has it ({})",
+                packages.join(" "),
                 tree.display()
             )
         })
