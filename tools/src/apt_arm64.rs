@@ -1,38 +1,79 @@
-//! Debian arm64 packages for the frontend's initramfs, through a private apt
-//! configuration: the machine's own apt sources, arm64 as the only architecture, own
-//! package lists and cache under `~/.cache/stubvirt/apt-arm64/`, and an empty dpkg status
+//! Debian arm64 packages for the guests' initramfs, through a private apt configuration:
+//! the machine's own apt sources (or the same sources renamed to another Debian release,
+//! see [`apt_source::write_sources`]), arm64 as the only architecture, own package lists
+//! and cache under `~/.cache/stubvirt/apt-arm64[-<release>]/`, and an empty dpkg status
 //! (the system's dpkg state is never read or changed). Packages are only downloaded and
 //! unpacked with `dpkg -x`, never installed. No registry host is named here.
 //!
-//! The unpacked trees are cached in `~/.cache/stubvirt/<label>-arm64-<version>-<key>/`,
-//! keyed by the versions of all their packages.
+//! The unpacked trees are cached in
+//! `~/.cache/stubvirt/<label>[-<release>]-arm64-<version>-<key>/`, keyed by the versions
+//! of all their packages.
 
+use crate::apt_source;
 use crate::process::{run, run_in, step};
 use crate::xen_arm64::fnv1a64;
 use crate::xen_x86::cache_root;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-static LISTS_UPDATED: AtomicBool = AtomicBool::new(false);
+/// The configurations whose package lists this process refreshed already.
+static LISTS_UPDATED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 /// Written last into a cached tree: a tree without it is an interrupted unpack.
 const COMPLETE: &str = ".complete";
 
-/// The unpacked tree of `packages` (arm64): the cached one when present, else downloaded
-/// and unpacked now. `label` names the cache directory (`<label>-arm64-...`).
-pub fn unpacked(label: &str, packages: &[&str]) -> Result<PathBuf, String> {
-    let prefix = format!("{label}-arm64-");
+/// Which Debian release the packages come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Suite {
+    /// The machine's own apt sources, as configured.
+    Machine,
+    /// Another Debian release, e.g. `trixie`: the machine's sources, renamed.
+    Release(&'static str),
+}
+
+impl Suite {
+    /// The private configuration's directory: its own lists and cache per release.
+    fn root(self) -> PathBuf {
+        match self {
+            Suite::Machine => cache_root().join("apt-arm64"),
+            Suite::Release(release) => cache_root().join(format!("apt-arm64-{release}")),
+        }
+    }
+
+    /// What the progress lines and errors call it.
+    fn describe(self) -> String {
+        match self {
+            Suite::Machine => "the machine's sources".to_string(),
+            Suite::Release(release) => format!("{release}: the machine's sources renamed"),
+        }
+    }
+
+    /// `<label>[-<release>]-arm64-`: how the cached trees from this suite are named.
+    fn tree_prefix(self, label: &str) -> String {
+        match self {
+            Suite::Machine => format!("{label}-arm64-"),
+            Suite::Release(release) => format!("{label}-{release}-arm64-"),
+        }
+    }
+}
+
+/// The unpacked tree of `packages` (arm64) from `suite`: the cached one when present, else
+/// downloaded and unpacked now. `label` names the cache directory.
+pub fn unpacked(suite: Suite, label: &str, packages: &[&str]) -> Result<PathBuf, String> {
+    let prefix = suite.tree_prefix(label);
     if let Some(tree) = newest_cached(&prefix, packages) {
         return Ok(tree);
     }
     step(&format!(
-        "fetching {} for arm64 (private apt configuration, the machine's sources)",
-        packages.join(" ")
+        "fetching {} for arm64 (private apt configuration, {})",
+        packages.join(" "),
+        suite.describe()
     ));
-    let work = cache_root().join("apt-arm64/download");
+    let work = suite.root().join("download");
     let _ = std::fs::remove_dir_all(&work);
     create_dir(&work)?;
-    let debs = download(packages, &work)?;
+    let debs = download(suite, packages, &work)?;
     let tree = cache_root().join(format!("{prefix}{}", cache_key(&debs)));
     let _ = std::fs::remove_dir_all(&tree);
     for deb in &debs {
@@ -93,10 +134,15 @@ fn create_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-/// apt options of the private configuration (the sources stay the machine's own).
-fn options() -> Vec<String> {
-    let apt = cache_root().join("apt-arm64");
-    [
+/// apt options of the private configuration (the sources are the machine's own, or for
+/// another release those [`apt_source::write_sources`] wrote into its directory).
+fn options(suite: Suite) -> Vec<String> {
+    let apt = suite.root();
+    let sources = match suite {
+        Suite::Machine => Vec::new(),
+        Suite::Release(_) => apt_source::sources_options(&apt),
+    };
+    let private = [
         "APT::Architecture=arm64".to_string(),
         "APT::Architectures::=arm64".to_string(),
         format!("Dir::State::Lists={}", apt.join("lists").display()),
@@ -105,27 +151,84 @@ fn options() -> Vec<String> {
         "APT::Sandbox::User=root".to_string(),
     ]
     .into_iter()
-    .flat_map(|option| ["-o".to_string(), option])
-    .collect()
+    .flat_map(|option| ["-o".to_string(), option]);
+    sources.into_iter().chain(private).collect()
+}
+
+/// Refreshes `suite`'s package lists, once per process.
+fn update_lists(suite: Suite) -> Result<(), String> {
+    let apt = suite.root();
+    let fresh = LISTS_UPDATED
+        .lock()
+        .map_err(|_| "apt list bookkeeping poisoned".to_string())?
+        .insert(apt.clone());
+    if !fresh {
+        return Ok(());
+    }
+    create_dir(&apt.join("lists/partial"))?;
+    create_dir(&apt.join("cache"))?;
+    if let Suite::Release(release) = suite {
+        apt_source::write_sources(&apt, "deb", Some(release))?;
+    }
+    run(Command::new("apt-get")
+        .arg("-q")
+        .args(options(suite))
+        .arg("update"))
+}
+
+/// The packages `package`'s candidate version in `suite` depends on (versions and
+/// alternatives left out): what a metapackage such as `linux-image-arm64` stands for.
+/// Reads the package lists as they are, refreshing them only when there are none.
+pub fn depends(suite: Suite, package: &str) -> Result<Vec<String>, String> {
+    let has_lists = std::fs::read_dir(suite.root().join("lists"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
+        })
+        .unwrap_or(false);
+    if !has_lists {
+        update_lists(suite)?;
+    }
+    let out = Command::new("apt-cache")
+        .arg("-q")
+        .args(options(suite))
+        .args(["show", "--no-all-versions"])
+        .arg(format!("{package}:arm64"))
+        .output()
+        .map_err(|e| format!("cannot start apt-cache: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "apt-cache show {package} ({}): {}",
+            suite.describe(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(depends_field(&text))
+}
+
+/// The package names of a control text's `Depends` field.
+fn depends_field(control: &str) -> Vec<String> {
+    control
+        .lines()
+        .find_map(|l| l.strip_prefix("Depends:"))
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|dep| dep.split(['|', '(', ':']).next())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .collect()
 }
 
 /// Downloads the `.deb` of each package into `dir` (package lists refreshed once per run).
-fn download(packages: &[&str], dir: &Path) -> Result<Vec<Deb>, String> {
-    let apt = cache_root().join("apt-arm64");
-    create_dir(&apt.join("lists/partial"))?;
-    create_dir(&apt.join("cache"))?;
-    if !LISTS_UPDATED.swap(true, Ordering::SeqCst) {
-        run(Command::new("apt-get")
-            .arg("-q")
-            .args(options())
-            .arg("update"))?;
-    }
+fn download(suite: Suite, packages: &[&str], dir: &Path) -> Result<Vec<Deb>, String> {
+    update_lists(suite)?;
     let arm64: Vec<String> = packages.iter().map(|p| format!("{p}:arm64")).collect();
     run_in(
         dir,
         Command::new("apt-get")
             .arg("-q")
-            .args(options())
+            .args(options(suite))
             .arg("download")
             .args(&arm64),
     )?;
@@ -190,9 +293,27 @@ mod tests {
 
     #[test]
     fn options_keep_the_system_dpkg_state_out() {
-        let options = options();
+        let options = options(Suite::Machine);
         assert!(options.contains(&"Dir::State::status=/dev/null".to_string()));
         assert!(options.contains(&"APT::Architectures::=arm64".to_string()));
         assert_eq!(options.iter().filter(|o| *o == "-o").count(), 6);
+        // Another release: its own sources, lists and cache besides the same options.
+        let trixie = super::options(Suite::Release("trixie"));
+        assert_eq!(trixie.iter().filter(|o| *o == "-o").count(), 8);
+        assert!(trixie
+            .iter()
+            .any(|o| o.ends_with("apt-arm64-trixie/sources.list")));
+        assert!(trixie.iter().any(|o| o.ends_with("apt-arm64-trixie/lists")));
+    }
+
+    #[test]
+    fn depends_names_the_packages_only() {
+        let control = "Package: linux-image-arm64\nDepends: linux-image-6.12.118+deb13-arm64 \
+                       (= 6.12.118-1), a | b, python3:any (>= 3)\nDescription: x\n";
+        assert_eq!(
+            depends_field(control),
+            ["linux-image-6.12.118+deb13-arm64", "a", "python3"]
+        );
+        assert!(depends_field("Package: x\n").is_empty());
     }
 }

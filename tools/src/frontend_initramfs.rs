@@ -82,7 +82,11 @@ pub fn cpio_newc(entries: &[Entry]) -> Vec<u8> {
 
 /// The cached static busybox for arm64, downloading it when missing.
 pub fn busybox() -> Result<PathBuf, String> {
-    let tree = apt_arm64::unpacked("busybox-static", &["busybox-static"])?;
+    let tree = apt_arm64::unpacked(
+        apt_arm64::Suite::Machine,
+        "busybox-static",
+        &["busybox-static"],
+    )?;
     Ok(tree.join("bin/busybox"))
 }
 

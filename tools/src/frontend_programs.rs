@@ -43,7 +43,7 @@ const CROSS_PACKAGES: &[&str] = &[
 
 /// e2fsck, mke2fs, their libraries and the loader, as initramfs files.
 pub fn e2fsprogs() -> Result<Vec<HostFile>, String> {
-    let tree = apt_arm64::unpacked("e2fsprogs", E2FSPROGS_PACKAGES)?;
+    let tree = apt_arm64::unpacked(apt_arm64::Suite::Machine, "e2fsprogs", E2FSPROGS_PACKAGES)?;
     with_libraries(&tree, E2FSPROGS_PROGRAMS, E2FSPROGS_PACKAGES)
 }
 

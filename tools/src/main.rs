@@ -44,6 +44,7 @@ mod topology_file;
 mod xen_arm64;
 mod xen_source;
 mod xen_x86;
+mod xl_route;
 
 use std::process::ExitCode;
 
@@ -75,6 +76,10 @@ commands:
   xen-arm64 [RUNS] [IMAGE]  boot the arm64 image under Xen (as dom0, as domU) RUNS times each
   serve-arm64 [IMAGE]  stubvirt dom0 serving a stubvirt domU frontend over IOREQ (no Linux)
   grant-bench     under the real Xen (arm64 dom0): map+copy+unmap vs GNTTABOP_copy per size
+  xl-smoke [--xen-source PATH]
+                  Xen 4.20 in QEMU with Debian trixie's Linux as dom0 and its xl: creates a
+                  guest with a virtio device and a virtio disk, prints the xenstore keys xl
+                  wrote (default source: ../shared/xen/xen-4.20.4-hypervisor.tar.xz)
   help     this text
 ";
 
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         "xen-arm64" => boot_arm64::xen_command(rest),
         "serve-arm64" => serve_arm64::command(rest),
         "grant-bench" => grant_bench::command(rest),
+        "xl-smoke" => xl_route::command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,16 +1,18 @@
-//! A Xen hypervisor source the user gives us, for the route with no dom0: an archive
-//! (`.tar.xz`, `.tar.gz`, ...) or an unpacked tree. The package registry serves Xen up to
-//! 4.17.5 only, while a dom0less domU can be a control domain (`capabilities = <1>`) from
-//! 4.21 on, so this route builds Xen from whatever newer source the user has.
+//! A Xen hypervisor source the user gives us, for the routes the package registry cannot
+//! serve (it has Xen up to 4.17.5 only): an archive (`.tar.xz`, `.tar.gz`, ...) or an
+//! unpacked tree. The route with no dom0 needs 4.21 or later (a dom0less domU can be a
+//! control domain, `capabilities = <1>`, from 4.21 on); the route with a Linux dom0 and
+//! `xl` needs the release of Debian trixie's binary toolstack, 4.20.
 //!
-//! Where it comes from, first match: `--xen-source PATH`, `STUBVIRT_XEN_SOURCE`, then
-//! `../shared/xen/xen-4.22.0-hypervisor.tar.xz` beside the checkout (what CI has). An
-//! archive whose file name we know must have the sha256 we know; any other source is
-//! accepted by version (4.21 or later) and keyed by its own hash.
+//! Where it comes from, first match: `--xen-source PATH`, `STUBVIRT_XEN_SOURCE` (route
+//! with no dom0), then the route's archive in `../shared/xen/` beside the checkout (what
+//! CI has). An archive whose file name we know must have the sha256 we know; any other
+//! source is accepted by version and keyed by its own hash.
 //!
 //! The hypervisor is built for arm64 with `tools/configs/xen-arm64-nodom0.config`
-//! (IOREQ server, static memory for the direct-mapped driver domain) and cached in
-//! `~/.cache/stubvirt/`, keyed by the source's sha256, the fragment and the recipe.
+//! (IOREQ server, static memory for the direct-mapped driver domain, FLASK without a
+//! built-in policy) and cached in `~/.cache/stubvirt/`, keyed by the source's sha256, the
+//! fragment and the recipe.
 
 use crate::process::{run, step, workspace_root};
 use crate::xen_arm64::{build_in_tree, fnv1a64, BUILD_DEPS};
@@ -40,14 +42,37 @@ const KNOWN_ARCHIVES: &[(&str, &str)] = &[
         "a6fc39fc864408af194f19d75f2490a57e29d51fb8ec746e8c4c6a28a5c4c111",
     ),
 ];
-/// The first release whose dom0less domUs take `capabilities` (a control domain that is
-/// not the hardware domain).
-pub const MIN_VERSION: (u32, u32) = (4, 21);
-/// The archive CI reads, relative to the checkout's parent.
-const SHARED_ARCHIVE: &str = "shared/xen/xen-4.22.0-hypervisor.tar.xz";
+/// The Xen releases a route can boot, and how to say so when a source is not one.
+pub struct Releases {
+    /// The lowest `(major, minor)` accepted.
+    pub min: (u32, u32),
+    /// Whether `min` is also the highest (a route tied to one release line).
+    pub only: bool,
+    /// What needs it, for the refusal.
+    pub why: &'static str,
+    /// The archive of `../shared/xen/` to suggest, and the default.
+    pub archive: &'static str,
+}
+
+/// The route with no dom0: the first release whose dom0less domUs take `capabilities` (a
+/// control domain that is not the hardware domain).
+pub const NO_DOM0: Releases = Releases {
+    min: (4, 21),
+    only: false,
+    why: "a driver domain without dom0 (`capabilities` in dom0less)",
+    archive: "xen-4.22.0-hypervisor.tar.xz",
+};
+/// The route with a Linux dom0 and `xl`: trixie's toolstack speaks 4.20's domctl and
+/// sysctl interfaces, whose versions change with every release.
+pub const XL_DOM0: Releases = Releases {
+    min: (4, 20),
+    only: true,
+    why: "Debian trixie's xl (xen-utils-4.20)",
+    archive: "xen-4.20.4-hypervisor.tar.xz",
+};
 pub const ENV_VAR: &str = "STUBVIRT_XEN_SOURCE";
 
-/// A Xen source checked for the no-dom0 route.
+/// A Xen source checked for a route.
 #[derive(Debug)]
 pub struct XenSource {
     pub path: PathBuf,
@@ -57,23 +82,54 @@ pub struct XenSource {
     archive: bool,
 }
 
-/// Where the source comes from when no `--xen-source` is given: the variable, else the
-/// shared archive if it exists. `None`: nothing to build the route from.
+/// Where the source of the route with no dom0 comes from when no `--xen-source` is given:
+/// the variable, else the shared archive if it exists. `None`: nothing to build it from.
 pub fn default_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(ENV_VAR) {
         return Some(PathBuf::from(path));
     }
-    let shared = workspace_root().parent()?.join(SHARED_ARCHIVE);
+    shared_archive(&NO_DOM0)
+}
+
+/// `releases`' archive in `../shared/xen/` beside the checkout, if it is there.
+pub fn shared_archive(releases: &Releases) -> Option<PathBuf> {
+    let shared = workspace_root()
+        .parent()?
+        .join("shared/xen")
+        .join(releases.archive);
     shared.exists().then_some(shared)
 }
 
+impl Releases {
+    /// `4.21 or later`, or `4.20` for a route tied to one release line.
+    fn describe(&self) -> String {
+        let (major, minor) = self.min;
+        match self.only {
+            true => format!("{major}.{minor}"),
+            false => format!("{major}.{minor} or later"),
+        }
+    }
+
+    fn accepts(&self, version: (u32, u32)) -> bool {
+        version >= self.min && (!self.only || version == self.min)
+    }
+}
+
 impl XenSource {
-    /// Checks `path`: it exists, is an archive or a tree with `xen/Makefile`, has the known
-    /// hash if its name is known, and is Xen 4.21 or later. Each failure is one line that
-    /// says what to pass instead.
+    /// [`Self::open_for`] the route with no dom0.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let hint = "pass --xen-source with a Xen 4.21+ source tree or archive \
-                    (e.g. ../shared/xen/xen-4.22.0-hypervisor.tar.xz)";
+        Self::open_for(path, &NO_DOM0)
+    }
+
+    /// Checks `path`: it exists, is an archive or a tree with `xen/Makefile`, has the known
+    /// hash if its name is known, and is one of `releases`. Each failure is one line that
+    /// says what to pass instead.
+    pub fn open_for(path: &Path, releases: &Releases) -> Result<Self, String> {
+        let hint = format!(
+            "pass --xen-source with a Xen {} source tree or archive (e.g. ../shared/xen/{})",
+            releases.describe(),
+            releases.archive
+        );
         let metadata = std::fs::metadata(path)
             .map_err(|e| format!("Xen source {}: {e}; {hint}", path.display()))?;
         let archive = metadata.is_file();
@@ -87,13 +143,12 @@ impl XenSource {
         let (major, minor, extra) = version_of(&makefile)
             .ok_or_else(|| format!("{}: no XEN_VERSION in xen/Makefile; {hint}", path.display()))?;
         let version = format!("{major}.{minor}{extra}");
-        if (major, minor) < MIN_VERSION {
+        if !releases.accepts((major, minor)) {
             return Err(format!(
-                "{} is Xen {version}: a driver domain without dom0 needs Xen {}.{} or later \
-                 (`capabilities` in dom0less); {hint}",
+                "{} is Xen {version}: {} needs Xen {}; {hint}",
                 path.display(),
-                MIN_VERSION.0,
-                MIN_VERSION.1
+                releases.why,
+                releases.describe()
             ));
         }
         let sha256 = if archive {
@@ -300,19 +355,28 @@ mod tests {
     }
 
     #[test]
-    fn checks_the_shared_archive_when_present() {
-        // CI and every developer machine have it beside the checkout; elsewhere there is
+    fn the_xl_route_takes_4_20_only() {
+        assert!(XL_DOM0.accepts((4, 20)));
+        assert!(!XL_DOM0.accepts((4, 19)) && !XL_DOM0.accepts((4, 22)));
+        assert!(NO_DOM0.accepts((4, 21)) && NO_DOM0.accepts((5, 0)));
+        assert!(!NO_DOM0.accepts((4, 20)));
+        assert_eq!(XL_DOM0.describe(), "4.20");
+    }
+
+    #[test]
+    fn checks_the_shared_archives_when_present() {
+        // CI and every developer machine have them beside the checkout; elsewhere there is
         // nothing to check.
-        let Some(shared) = workspace_root()
-            .parent()
-            .map(|p| p.join(SHARED_ARCHIVE))
-            .filter(|p| p.exists())
-        else {
-            return;
-        };
-        let source = XenSource::open(&shared).unwrap();
-        assert_eq!(source.version, "4.22.0");
-        assert!(source.archive);
-        assert_eq!(source.sha256, KNOWN_ARCHIVES[0].1);
+        for (releases, version, known) in [(&NO_DOM0, "4.22.0", 0), (&XL_DOM0, "4.20.4", 1)] {
+            let Some(shared) = shared_archive(releases) else {
+                continue;
+            };
+            let source = XenSource::open_for(&shared, releases).unwrap();
+            assert_eq!(source.version, version);
+            assert!(source.archive);
+            assert_eq!(source.sha256, KNOWN_ARCHIVES[known].1);
+            let err = XenSource::open_for(&shared, [&XL_DOM0, &NO_DOM0][known]).unwrap_err();
+            assert!(err.contains(&format!("is Xen {version}")), "{err}");
+        }
     }
 }

@@ -1,0 +1,126 @@
+//! The Linux dom0's initramfs: busybox, the Xen tools the run uses with exactly the
+//! libraries they load, the five Xen modules of dom0's kernel, the guest that `xl` creates
+//! (stubvirt's image, `tools/dom0/guest.cfg`) and `tools/dom0/init.sh` as `/init`.
+
+use super::packages::{Dom0Packages, USERLAND};
+use crate::frontend_initramfs::{self, HostFile};
+use crate::frontend_programs;
+use crate::process::run;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const INIT: &str = include_str!("../../dom0/init.sh");
+pub const GUEST_CONFIG: &str = include_str!("../../dom0/guest.cfg");
+/// The programs init runs (paths in the userland tree and in the initramfs).
+const PROGRAMS: &[&str] = &[
+    "usr/lib/xen-4.20/bin/xl",
+    "usr/lib/xen-4.20/bin/xenstored",
+    "usr/lib/xen-4.20/bin/xenconsoled",
+    "usr/lib/xen-4.20/bin/xen-init-dom0",
+    // One program under several names: it acts on the name it was started by.
+    "usr/bin/xenstore-ls",
+    "usr/bin/xenstore-list",
+    "usr/bin/xenstore-read",
+    "usr/bin/xenstore-write",
+];
+/// Libraries loaded with `dlopen`, which no `NEEDED` entry names: glibc's
+/// `pthread_cancel` needs libgcc_s (xl aborts on its error path without it).
+const DLOPENED: &[&str] = &["usr/lib/aarch64-linux-gnu/libgcc_s.so.1"];
+/// What the toolstack needs of the kernel, in the order init loads them (no `modprobe`,
+/// no `modules.dep`): event channels, grant mapping and allocation, hypercalls, xenfs.
+pub const MODULES: &[&str] = &[
+    "drivers/xen/xen-evtchn",
+    "drivers/xen/xen-gntdev",
+    "drivers/xen/xen-gntalloc",
+    "drivers/xen/xen-privcmd",
+    "drivers/xen/xenfs/xenfs",
+];
+
+/// Writes `dir/dom0-initramfs.cpio.gz` for `dom0`, with `guest` (the kernel `xl` boots).
+pub fn build(dir: &Path, dom0: &Dom0Packages, guest: &Path) -> Result<PathBuf, String> {
+    let file = |path: &str, source: PathBuf, mode| HostFile {
+        path: path.to_string(),
+        source,
+        mode,
+    };
+    let config = write(dir, "guest.cfg", GUEST_CONFIG.as_bytes())?;
+    // xl reads its global configuration first; defaults are what the run wants.
+    let xl_conf = write(dir, "xl.conf", b"")?;
+    let mut files = vec![
+        file("bin/busybox", frontend_initramfs::busybox()?, 0o755),
+        file("guest/stubvirt.img", guest.to_path_buf(), 0o644),
+        file("guest/guest.cfg", config, 0o644),
+        file("etc/xen/xl.conf", xl_conf, 0o644),
+    ];
+    files.extend(frontend_programs::with_libraries(
+        &dom0.userland,
+        &[PROGRAMS, DLOPENED].concat(),
+        USERLAND,
+    )?);
+    for module in MODULES {
+        let name = module.rsplit('/').next().unwrap_or(module);
+        let packed = dom0.modules.join(format!("{module}.ko.xz"));
+        let ko = unpacked_module(dir, &packed, name)?;
+        files.push(file(&format!("lib/modules/{name}.ko"), ko, 0o644));
+    }
+    let out = dir.join("dom0-initramfs.cpio.gz");
+    frontend_initramfs::build(&out, INIT, &files)?;
+    Ok(out)
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> Result<PathBuf, String> {
+    let path = dir.join(name);
+    std::fs::write(&path, data).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The module `packed` (`.ko.xz`) decompressed into `dir/modules/<name>.ko`: the kernel
+/// takes a compressed module only through `finit_module` with
+/// `MODULE_INIT_COMPRESSED_FILE`, and whether busybox's `insmod` decompresses depends on
+/// how busybox was built.
+fn unpacked_module(dir: &Path, packed: &Path, name: &str) -> Result<PathBuf, String> {
+    let out_dir = dir.join("modules");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let out = out_dir.join(format!("{name}.ko"));
+    let file = std::fs::File::create(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    run(Command::new("xz").arg("-dc").arg(packed).stdout(file))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_loads_every_module_and_reports() {
+        for module in MODULES {
+            let name = module.rsplit('/').next().unwrap();
+            assert!(INIT.contains(name), "{name}");
+        }
+        assert!(INIT.starts_with("#!/bin/busybox sh\n"));
+        // The lines the host reads (boot::findings), and what the run needs.
+        for needed in [
+            "say \"dom0 up",
+            "say \"xenstored answering\"",
+            "prefixed info ",
+            "prefixed create ",
+            "prefixed list ",
+            "prefixed list-after ",
+            "XL-DOM0 disk-as-written ",
+            "XL-DOM0 xs ",
+            "say \"done\"",
+            "/guest/guest.cfg",
+            "poweroff -f",
+            "xenconsoled",
+        ] {
+            assert!(INIT.contains(needed), "{needed}");
+        }
+    }
+
+    #[test]
+    fn the_guest_asks_for_a_virtio_device_and_a_virtio_disk() {
+        assert!(GUEST_CONFIG.contains("kernel = \"/guest/stubvirt.img\""));
+        assert!(GUEST_CONFIG.contains("type=virtio,device,transport=mmio,grant_usage=1"));
+        assert!(GUEST_CONFIG.contains("specification=virtio"));
+    }
+}
