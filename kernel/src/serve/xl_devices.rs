@@ -1,9 +1,10 @@
 //! Serve mode on the xl route (`discover=xenstore`): the frontends and devices come from
 //! xenstore as `xl` describes them, while serving. stubvirt watches its
-//! `backend/virtio/` directory; on every change it scans it again and serves what is new
-//! (a RAM disk of `ramdisk_mb` for `virtio,device2`, a NIC for `virtio,device1`), marks
-//! each served device `state = 4` (Connected), and releases a frontend whose devices are
-//! gone, offline or closing (`state = 6`, Closed, where the directory is still there).
+//! `backend/virtio/` and `backend/virtio_disk/` directories; on every change it scans
+//! them again and serves what is new (a RAM disk of `ramdisk_mb` for a virtio disk or
+//! `virtio,device2`, a NIC for `virtio,device1`), marks each served device `state = 2`
+//! (InitWait, what libxl waits for), and releases a frontend whose devices are gone,
+//! offline or closing (`state = 6`, Closed, where the directory is still there).
 
 use super::memories::Memories;
 use super::setup::{self, FrontendServer};
@@ -11,7 +12,9 @@ use super::Config;
 use crate::xen::abi::event_channel::Port;
 use crate::xen::abi::DomainId;
 use crate::xen::store_page::StorePage;
-use crate::xenstore::discovery::{self, state, DeviceKey, Kind, Plan, Refusal, VIRTIO_DIR};
+use crate::xenstore::discovery::{
+    self, state, DeviceKey, Kind, Plan, Refusal, VIRTIO_DIR, VIRTIO_DISK_DIR,
+};
 use crate::xenstore::Client;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -52,9 +55,11 @@ impl XlDevices {
             .map_err(|e| alloc::format!("HVM_PARAM_STORE_*: {e}"))?
             .ok_or("no xenstore: HVM_PARAM_STORE_PFN is 0 (not created by a toolstack?)")?;
         let mut client = Client::new(page);
-        client
-            .watch(VIRTIO_DIR, WATCH_TOKEN)
-            .map_err(|e| alloc::format!("xenstore watch {VIRTIO_DIR}: {e:?}"))?;
+        for dir in [VIRTIO_DIR, VIRTIO_DISK_DIR] {
+            client
+                .watch(dir, WATCH_TOKEN)
+                .map_err(|e| alloc::format!("xenstore watch {dir}: {e:?}"))?;
+        }
         Ok(Self {
             client,
             served: Vec::new(),
@@ -88,7 +93,7 @@ impl XlDevices {
         let found = match discovery::scan(&mut self.client) {
             Ok(found) => found,
             Err(e) => {
-                log::warn!("xenstore: scan of {VIRTIO_DIR}: {e:?}");
+                log::warn!("xenstore: scan of the backend directories: {e:?}");
                 return None;
             }
         };
@@ -120,11 +125,11 @@ impl XlDevices {
             let device = Device {
                 window: described.window,
                 kind: match described.kind {
-                    Kind::Blk => DeviceKind::Disk {
+                    Kind::Blk { read_only } => DeviceKind::Disk {
                         backing: Backing::RamDisk {
                             mib: self.ramdisk_mib,
                         },
-                        read_only: false,
+                        read_only,
                     },
                     Kind::Net => DeviceKind::Nic {
                         mac: mac_of(described.key),
@@ -150,13 +155,13 @@ impl XlDevices {
         Changes { serve, release }
     }
 
-    /// The devices of a new frontend now serve: marked Connected in the store.
+    /// The devices of a new frontend now serve: marked InitWait in the store.
     pub fn served(&mut self, new: &NewFrontend) {
         for key in &new.keys {
             if !self.served.contains(key) {
                 self.served.push(*key);
             }
-            if let Err(e) = discovery::set_state(&mut self.client, *key, state::CONNECTED) {
+            if let Err(e) = discovery::set_state(&mut self.client, *key, state::INIT_WAIT) {
                 log::warn!("xenstore: state of {key:?}: {e:?}");
             }
         }

@@ -1,9 +1,11 @@
 //! Finding the devices a toolstack gave this backend: `xl` writes one directory per
-//! virtio device under the backend domain's `backend/virtio/<frontend>/<devid>/`, with
-//! the register window (`base`), its interrupt (`irq`), the device type and the
-//! transport (libxl's `libxl_virtio.c`). Nothing there is trusted: every field is parsed
-//! and checked, and a device described wrong is refused with a reason while the others
-//! are served.
+//! device under the backend domain's `backend/`: a guest's `virtio = [...]` entries
+//! under `virtio/<frontend>/<devid>/` (libxl's `libxl_virtio.c`: `type`
+//! `virtio,device<N>`), its disks with `specification=virtio` under
+//! `virtio_disk/<frontend>/<devid>/` (`libxl_disk.c`: `mode`, `params`), each with the
+//! register window (`base`, hex or decimal), its interrupt (`irq`) and the transport.
+//! Nothing there is trusted: every field is parsed and checked, and a device described
+//! wrong is refused with a reason while the others are served.
 
 use super::client::{parse_number, Client, Error};
 use super::ring::StoreChannel;
@@ -13,12 +15,17 @@ use heapless::Vec;
 
 /// Where xl describes virtio devices, relative to the backend domain's home path.
 pub const VIRTIO_DIR: &str = "backend/virtio";
+/// Where xl describes disks with `specification=virtio`.
+pub const VIRTIO_DISK_DIR: &str = "backend/virtio_disk";
 /// Devices one scan reports (described or refused); more are ignored and counted.
 pub const MAX_DESCRIBED: usize = 16;
 
 /// `XenbusState` values of a device's `state` node.
 pub mod state {
     pub const INITIALISING: u64 = 1;
+    /// What libxl waits for before `xl create` goes on (10 s for a disk); a virtio
+    /// frontend has no xenbus side, so a served device stays here.
+    pub const INIT_WAIT: u64 = 2;
     pub const CONNECTED: u64 = 4;
     pub const CLOSING: u64 = 5;
     pub const CLOSED: u64 = 6;
@@ -29,13 +36,30 @@ pub mod state {
 pub enum Kind {
     /// `virtio,device1`.
     Net,
-    /// `virtio,device2`.
-    Blk,
+    /// `virtio,device2`, or a virtio disk; `read_only` for a disk of `mode` `r`.
+    Blk { read_only: bool },
 }
 
-/// One device directory: which frontend, which device number there.
+/// Which of the two directories a device is described in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dir {
+    Virtio,
+    VirtioDisk,
+}
+
+impl Dir {
+    pub fn path(self) -> &'static str {
+        match self {
+            Dir::Virtio => VIRTIO_DIR,
+            Dir::VirtioDisk => VIRTIO_DISK_DIR,
+        }
+    }
+}
+
+/// One device directory: which directory, which frontend, which device number there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DeviceKey {
+    pub dir: Dir,
     pub frontend: DomainId,
     pub devid: u32,
 }
@@ -72,24 +96,38 @@ pub struct Scan {
     pub ignored: usize,
 }
 
-/// Reads every device directory under [`VIRTIO_DIR`]. A missing directory is an empty
-/// scan (no frontend yet); a store error on a device's nodes refuses that device.
+/// Reads every device directory under [`VIRTIO_DIR`] and [`VIRTIO_DISK_DIR`]. A missing
+/// directory is an empty scan of it (no such device yet); a store error on a device's
+/// nodes refuses that device.
 pub fn scan<C: StoreChannel>(client: &mut Client<C>) -> Result<Scan, Error> {
     let mut result = Scan::default();
-    let frontends = match names(client, VIRTIO_DIR, &mut result.ignored) {
+    for kind_dir in [Dir::Virtio, Dir::VirtioDisk] {
+        scan_dir(client, kind_dir, &mut result)?;
+    }
+    Ok(result)
+}
+
+fn scan_dir<C: StoreChannel>(
+    client: &mut Client<C>,
+    kind_dir: Dir,
+    result: &mut Scan,
+) -> Result<(), Error> {
+    let frontends = match names(client, kind_dir.path(), &mut result.ignored) {
         Ok(names) => names,
-        Err(Error::Store(super::StoreError::NoEntry)) => return Ok(result),
+        Err(Error::Store(super::StoreError::NoEntry)) => return Ok(()),
         Err(e) => return Err(e),
     };
     for frontend_name in &frontends {
         let frontend = parse_number(frontend_name).and_then(|n| DomainId::try_from(n).ok());
-        let dir = path(&[VIRTIO_DIR, text(frontend_name)]);
+        let dir = path(&[kind_dir.path(), text(frontend_name)]);
         let devices = names(client, &dir, &mut result.ignored)?;
         for device_name in &devices {
             let devid = parse_number(device_name).and_then(|n| u32::try_from(n).ok());
-            let key = frontend
-                .zip(devid)
-                .map(|(frontend, devid)| DeviceKey { frontend, devid });
+            let key = frontend.zip(devid).map(|(frontend, devid)| DeviceKey {
+                dir: kind_dir,
+                frontend,
+                devid,
+            });
             let outcome = match key {
                 Some(key) => describe(client, &path(&[&dir, text(device_name)]), key),
                 None => Err(Refusal::BadName),
@@ -101,10 +139,10 @@ pub fn scan<C: StoreChannel>(client: &mut Client<C>) -> Result<Scan, Error> {
             result.ignored = result.ignored.saturating_add(usize::from(full));
         }
     }
-    Ok(result)
+    Ok(())
 }
 
-/// Writes a device's `state` node (e.g. [`state::CONNECTED`] once it is served).
+/// Writes a device's `state` node (e.g. [`state::INIT_WAIT`] once it is served).
 pub fn set_state<C: StoreChannel>(
     client: &mut Client<C>,
     key: DeviceKey,
@@ -113,7 +151,7 @@ pub fn set_state<C: StoreChannel>(
     let mut frontend = [0u8; 5];
     let mut devid = [0u8; 10];
     let dir = path(&[
-        VIRTIO_DIR,
+        key.dir.path(),
         text(super::client::decimal(
             u64::from(key.frontend),
             &mut frontend,
@@ -140,10 +178,20 @@ fn describe<C: StoreChannel>(
         Ok(b"mmio") | Err(Error::Store(super::StoreError::NoEntry)) => {}
         _ => return Err(Refusal::UnsupportedTransport),
     }
-    let kind = match client.read(&path(&[dir, "type"])) {
-        Ok(b"virtio,device1") => Kind::Net,
-        Ok(b"virtio,device2") => Kind::Blk,
-        _ => return Err(Refusal::UnsupportedType),
+    let kind = match key.dir {
+        Dir::Virtio => match client.read(&path(&[dir, "type"])) {
+            Ok(b"virtio,device1") => Kind::Net,
+            Ok(b"virtio,device2") => Kind::Blk { read_only: false },
+            _ => return Err(Refusal::UnsupportedType),
+        },
+        Dir::VirtioDisk => {
+            match client.read(&path(&[dir, "specification"])) {
+                Ok(b"virtio") => {}
+                _ => return Err(Refusal::UnsupportedType),
+            }
+            let read_only = !matches!(client.read(&path(&[dir, "mode"])), Ok(b"w"));
+            Kind::Blk { read_only }
+        }
     };
     Ok(Described {
         key,

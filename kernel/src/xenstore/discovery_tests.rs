@@ -1,5 +1,5 @@
 use super::client::Client;
-use super::discovery::{plan, scan, set_state, state, DeviceKey, Kind, Refusal};
+use super::discovery::{plan, scan, set_state, state, DeviceKey, Dir, Kind, Refusal};
 use super::sim::SimStore;
 use devices::topology::Window;
 
@@ -27,7 +27,38 @@ fn describe(store: &mut SimStore, frontend: u16, devid: u32, kind: &str, n: u32)
 }
 
 fn key(frontend: u16, devid: u32) -> DeviceKey {
-    DeviceKey { frontend, devid }
+    DeviceKey {
+        dir: Dir::Virtio,
+        frontend,
+        devid,
+    }
+}
+
+/// Writes what libxl 4.20 writes for a disk with `specification=virtio` (seen by `cargo
+/// xtask xl-smoke`): its own directory, a decimal `base`.
+fn describe_disk(store: &mut SimStore, frontend: u16, devid: u32, mode: &str, n: u32) {
+    let dir = format!("{HOME}/backend/virtio_disk/{frontend}/{devid}");
+    let window = Window::nth(n);
+    for (node, value) in [
+        (
+            "frontend",
+            format!("/local/domain/{frontend}/device/virtio_disk/{devid}"),
+        ),
+        ("params", "/guest/disk.img".into()),
+        ("frontend-id", frontend.to_string()),
+        ("online", "1".into()),
+        ("state", "1".into()),
+        ("dev", "xvda".into()),
+        ("type", "standalone".into()),
+        ("mode", mode.into()),
+        ("specification", "virtio".into()),
+        ("transport", "mmio".into()),
+        ("base", window.base.to_string()),
+        ("irq", window.spi.to_string()),
+        ("grant_usage", "1".into()),
+    ] {
+        store.toolstack_write(&format!("{dir}/{node}"), &value);
+    }
 }
 
 #[test]
@@ -46,7 +77,7 @@ fn finds_what_xl_describes_and_plans_to_serve_it() {
     assert_eq!(
         kinds,
         [
-            (key(2, 0), Kind::Blk, Window::nth(0)),
+            (key(2, 0), Kind::Blk { read_only: false }, Window::nth(0)),
             (key(2, 1), Kind::Net, Window::nth(1))
         ]
     );
@@ -55,10 +86,42 @@ fn finds_what_xl_describes_and_plans_to_serve_it() {
     assert!(first.release.is_empty());
     let served = [key(2, 0), key(2, 1)];
     assert_eq!(plan(&served, &found), Default::default(), "nothing changes");
-    set_state(&mut client, key(2, 0), state::CONNECTED).unwrap();
+    set_state(&mut client, key(2, 0), state::INIT_WAIT).unwrap();
     assert_eq!(
         client.read_number("backend/virtio/2/0/state").unwrap(),
-        state::CONNECTED
+        state::INIT_WAIT
+    );
+}
+
+#[test]
+fn finds_virtio_disks_in_their_own_directory() {
+    let mut store = SimStore::new(HOME);
+    describe_disk(&mut store, 2, 51712, "w", 0);
+    describe_disk(&mut store, 2, 51728, "r", 2);
+    describe(&mut store, 2, 0, "virtio,device1", 1);
+    let mut client = Client::new(store);
+    let found = scan(&mut client).unwrap();
+    assert!(found.refused.is_empty(), "{:?}", found.refused);
+    let disk = |devid| DeviceKey {
+        dir: Dir::VirtioDisk,
+        frontend: 2,
+        devid,
+    };
+    let kinds: Vec<(DeviceKey, Kind)> = found.described.iter().map(|d| (d.key, d.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (key(2, 0), Kind::Net),
+            (disk(51712), Kind::Blk { read_only: false }),
+            (disk(51728), Kind::Blk { read_only: true }),
+        ]
+    );
+    set_state(&mut client, disk(51712), state::INIT_WAIT).unwrap();
+    assert_eq!(
+        client
+            .read_number("backend/virtio_disk/2/51712/state")
+            .unwrap(),
+        state::INIT_WAIT
     );
 }
 
