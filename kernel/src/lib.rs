@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod cmdline;
+pub mod devtree_nodes;
 pub mod memmap;
 pub mod xen;
 pub mod xenstore;

@@ -1,8 +1,8 @@
 #!/bin/busybox sh
 # /init of the Linux dom0 in `cargo xtask xl-smoke`: bring up the Xen toolstack of Debian
-# trixie (xen-utils-4.20), let `xl` create the guest of /guest/guest.cfg (a virtio device
-# and a virtio disk, both for a backend in dom0), print what xl wrote to xenstore, power
-# off. Every line the host checks starts with "XL-DOM0 ". The order is the one known to
+# trixie (xen-utils-4.20), let `xl` create stubvirt as a driver domain
+# (/guest/stubvirt.cfg), then twice a frontend with a virtio disk and a virtio NIC that
+# stubvirt serves (/guest/frontend.cfg), print what xl wrote to xenstore, power off. Every line the host checks starts with "XL-DOM0 ". The order is the one known to
 # work (../shared/reference/xl-dom0-init-xen420.sh); each step that can hang is bounded.
 /bin/busybox --install -s /bin
 export PATH=/bin:/usr/bin:/usr/lib/xen-4.20/bin
@@ -57,40 +57,36 @@ xenconsoled --pid-file=/run/xenconsoled.pid && say "xenconsoled started"
 
 prefixed info timeout 60 xl info
 
-# xl counts a disk as added once its backend says InitWait (state 2), and gives up after
-# 10 s; stubvirt will say so once it watches xenstore. Until then this stands in for that
-# one step: it prints the disk's keys as xl wrote them (one transaction), then answers.
-stand_in_disk_backend() {
-    base=/local/domain/0/backend/virtio_disk
-    n=0
-    while [ $n -lt 600 ]; do
-        for dom in $(xenstore-list $base 2>/dev/null); do
-            for dev in $(xenstore-list $base/$dom 2>/dev/null); do
-                [ "$(xenstore-read $base/$dom/$dev/state 2>/dev/null)" = 1 ] || continue
-                xenstore-ls -f $base/$dom/$dev | sed 's/^/XL-DOM0 disk-as-written /'
-                xenstore-write $base/$dom/$dev/state 2
-                say "stand-in: $base/$dom/$dev state=2"
-                return
-            done
-        done
-        n=$((n + 1))
-        usleep 100000
-    done
-    say "stand-in: no disk backend appeared in 60 s"
-}
-stand_in_disk_backend &
+# stubvirt, the driver domain: it watches its backend directories in xenstore.
+prefixed create-backend timeout 60 xl create /guest/stubvirt.cfg
+backend=$(xl domid stubvirt 2>/dev/null)
+say "backend domid=$backend"
+[ -n "$backend" ] || finish
+sed "s/@BACKEND@/$backend/" /guest/frontend.cfg >/tmp/frontend.cfg
 # The standalone disk backend is not Xen's: libxl only checks that the target exists.
 dd if=/dev/zero of=/guest/disk.img bs=1M count=0 seek=16 2>/dev/null
-# Paused: the guest cannot end (and xl remove its keys) before they are read.
-prefixed create timeout 120 xl -v create -p /guest/guest.cfg
-domid=$(xl domid fe 2>/dev/null)
-say "guest domid=$domid"
+
+# Two frontends one after the other: the second is the first created again (a new
+# domain id), which stubvirt must serve as well once it released the first.
+for round in 1 2; do
+    # Paused until its devices are served: xl create itself waits (10 s at most) for
+    # stubvirt to answer the disk with InitWait, so rc=0 means stubvirt answered.
+    prefixed create-$round timeout 120 xl -v create -p /tmp/frontend.cfg
+    domid=$(xl domid fe 2>/dev/null)
+    say "round $round frontend domid=$domid"
+    [ -n "$domid" ] || break
+    xenstore-ls -f /local/domain/$backend/backend 2>&1 | sed "s/^/XL-DOM0 xs-$round /"
+    prefixed unpause-$round xl unpause $domid
+    # The frontend powers off after its checks; xl's daemon then destroys it.
+    n=0
+    while xl domid fe >/dev/null 2>&1; do
+        n=$((n + 1))
+        [ $n -ge 120 ] && say "round $round frontend still there after 120 s" && break
+        sleep 1
+    done
+    say "round $round frontend gone after ${n} s"
+    sleep 2
+    xenstore-ls -f /local/domain/$backend/backend 2>&1 | sed "s/^/XL-DOM0 xs-after-$round /"
+done
 prefixed list xl list
-xenstore-ls -f /local/domain/0/backend 2>&1 | sed 's/^/XL-DOM0 xs /'
-[ -n "$domid" ] && xenstore-ls -f /local/domain/$domid/device 2>&1 | sed 's/^/XL-DOM0 xs /'
-if [ -n "$domid" ]; then
-    prefixed unpause xl unpause $domid
-    sleep 5
-    prefixed list-after xl list
-fi
 finish

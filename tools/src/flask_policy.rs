@@ -21,9 +21,22 @@ const PARTS: [&str; 2] = ["tools/flask/policy", "xen/xsm/flask/policy"];
 /// The Xen command line that makes FLASK Xen's XSM and enforces the policy module.
 pub const XEN_ARGS: &str = "xsm=flask flask=enforcing";
 
+/// The module as Xen `version` takes it. Before 4.21 there is no
+/// `domain2:get_domain_state` (nor the domctl): stubvirt asks for a domain's state with
+/// `XEN_DOMCTL_getdomaininfo` there, so each such rule allows `domain:getdomaininfo`.
+pub fn module_for(version: &str) -> String {
+    let mut numbers = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    if (major, minor) >= (4, 21) {
+        return MODULE.to_string();
+    }
+    MODULE.replace(":domain2 get_domain_state;", ":domain getdomaininfo;")
+}
+
 /// The binary policy for `source`, built when missing.
 pub fn policy(source: &XenSource) -> Result<PathBuf, String> {
-    let key = fnv1a64(&[source.sha256(), MODULE, RECIPE]);
+    let module = module_for(&source.version);
+    let key = fnv1a64(&[source.sha256(), &module, RECIPE]);
     let dir = cache_root().join(format!("flask-policy-{}-{key:016x}", source.version));
     let policy = dir.join("xenpolicy");
     if policy.exists() {
@@ -40,7 +53,8 @@ pub fn policy(source: &XenSource) -> Result<PathBuf, String> {
     source.extract(&PARTS, &tree)?;
     let policy_dir = tree.join("tools/flask/policy");
     let modules = policy_dir.join("modules");
-    std::fs::write(modules.join("stubvirt.te"), MODULE).map_err(|e| format!("stubvirt.te: {e}"))?;
+    std::fs::write(modules.join("stubvirt.te"), &module)
+        .map_err(|e| format!("stubvirt.te: {e}"))?;
     let conf = modules.join("modules.conf");
     let mut enabled =
         std::fs::read_to_string(&conf).map_err(|e| format!("{}: {e}", conf.display()))?;
@@ -57,4 +71,20 @@ pub fn policy(source: &XenSource) -> Result<PathBuf, String> {
     std::fs::rename(&built, &policy).map_err(|e| format!("{}: {e}", built.display()))?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn before_4_21_the_state_rules_allow_getdomaininfo() {
+        assert_eq!(module_for("4.22.0"), MODULE);
+        let old = module_for("4.20.4");
+        assert!(!old.contains("get_domain_state;"));
+        assert_eq!(
+            old.matches(":domain getdomaininfo;").count(),
+            MODULE.matches(":domain2 get_domain_state;").count()
+        );
+    }
 }

@@ -1,7 +1,7 @@
-//! Booting Xen with the Linux dom0 in QEMU (TCG) and reading what its init reported: the
-//! system device tree (QEMU's own plus `/chosen` with dom0's kernel and initramfs), the
-//! bounded run with its console in `target/logs/xl-dom0.log`, and the checks of the
-//! `XL-DOM0` lines.
+//! Booting Xen with the Linux dom0 in QEMU (TCG) and reading what happened: the system
+//! device tree (QEMU's own plus `/chosen` with dom0's kernel and initramfs and the FLASK
+//! policy), the bounded run with its console in `target/logs/xl-dom0.log`, and the checks
+//! of dom0's `XL-DOM0` lines and of what stubvirt and its frontends printed.
 
 use crate::demo_layout::{self, Module};
 use crate::demo_parts::size_of;
@@ -20,26 +20,40 @@ pub const DOM0_ARGS: &str = "console=hvc0 rdinit=/init loglevel=4";
 /// Lines after which nothing more comes: init's last line, Xen's or dom0's panic.
 const FINAL_MARKS: [&str; 3] = ["XL-DOM0 done", "Panic on CPU", "Kernel panic"];
 
-/// Writes `dir/system.dtb` for Xen with `kernel` and `initramfs` as dom0; returns it and
-/// the loads that put the modules where it says.
+/// Writes `dir/system.dtb` for Xen with `kernel` and `initramfs` as dom0 and `policy` as
+/// the FLASK policy it enforces; returns it and the loads that put the modules where it
+/// says.
 pub fn system_tree(
     dir: &Path,
     kernel: &Path,
     initramfs: &Path,
+    policy: &Path,
 ) -> Result<(PathBuf, Vec<Load>), String> {
-    let modules = demo_layout::layout(MODULE_BASE, &[size_of(kernel)?, size_of(initramfs)?])?;
-    let [kernel_at, initramfs_at] = modules[..] else {
-        return Err("two boot modules expected".into());
+    let files = [kernel, initramfs, policy];
+    let sizes = files
+        .iter()
+        .map(|f| size_of(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let modules = demo_layout::layout(MODULE_BASE, &sizes)?;
+    let [kernel_at, initramfs_at, policy_at] = modules[..] else {
+        return Err("three boot modules expected".into());
     };
     let mut dts = sysdt_arm64::qemu_dts(dir)?;
-    dts.push_str(&chosen(kernel_at, initramfs_at));
+    let chosen = chosen(kernel_at, initramfs_at);
+    dts.push_str(&sysdt_arm64::with_xsm_policy(
+        &chosen,
+        policy_at.addr,
+        policy_at.size,
+    ));
     let dtb = sysdt_arm64::compile(dir, &dts)?;
-    let loads = [(kernel, kernel_at), (initramfs, initramfs_at)]
+    let loads = files
+        .iter()
+        .zip([kernel_at, initramfs_at, policy_at])
         .map(|(file, at)| Load {
             file: file.to_path_buf(),
             addr: at.addr,
         })
-        .into();
+        .collect();
     Ok((dtb, loads))
 }
 
@@ -73,26 +87,29 @@ pub fn run(
 /// What the run showed.
 pub struct Findings {
     /// One line per check: its name, and whether it passed.
-    pub checks: Vec<(&'static str, bool)>,
+    pub checks: Vec<(String, bool)>,
     /// What `xl info` said Xen is (`xen_version`).
     pub xen_version: Option<String>,
-    /// Every xenstore key init printed after `xl create`, `path = "value"`, in order.
+    /// stubvirt's domain id, and each round's frontend's.
+    pub backend: Option<String>,
+    pub frontends: Vec<String>,
+    /// The backend keys dom0 printed while each frontend was created (paused), and
+    /// after it was gone.
     pub keys: Vec<String>,
-    /// The disk's backend keys as xl wrote them, before the stand-in backend answered.
-    pub disk_as_written: Vec<String>,
-    /// `xl list` with the guest created (paused), and 5 s after it was unpaused.
-    pub list: Vec<String>,
-    pub list_after: Vec<String>,
+    pub keys_after: Vec<String>,
+    /// Every line stubvirt and its frontends printed (`STUBVIRT-...`).
+    pub stubvirt: Vec<String>,
+    /// FLASK denials Xen logged.
+    pub denials: Vec<String>,
     /// Seconds from QEMU's start to dom0's init, and to its last line.
     pub dom0_up: Option<f64>,
     pub done: Option<f64>,
 }
 
-/// Where xl writes the backend half of each kind of device, for a backend in dom0.
-pub const VIRTIO_BACKEND: &str = "/local/domain/0/backend/virtio/";
-pub const DISK_BACKEND: &str = "/local/domain/0/backend/virtio_disk/";
+/// The rounds init runs: a frontend, then the same created again.
+pub const ROUNDS: [u32; 2] = [1, 2];
 
-/// Reads the `XL-DOM0` lines of `transcript`.
+/// Reads `transcript`: dom0's `XL-DOM0` lines and the guests' `STUBVIRT-` lines.
 pub fn findings(transcript: &Transcript) -> Findings {
     let with = |label: &str| -> Vec<String> {
         let prefix = format!("XL-DOM0 {label} ");
@@ -104,52 +121,119 @@ pub fn findings(transcript: &Transcript) -> Findings {
     };
     let at = |needle: &str| transcript.find(needle).map(|(t, _)| t.as_secs_f64());
     let ok = |label: &str| with(label).iter().any(|rest| rest == "rc=0");
-    let keys = with("xs");
-    let disk_as_written = with("disk-as-written");
-    let has_key = |part: &str| keys.iter().any(|k| k.contains(part));
+    let stubvirt: Vec<String> = transcript
+        .lines
+        .iter()
+        .filter_map(|(_, line)| line.find("STUBVIRT-").map(|at| line[at..].to_string()))
+        .collect();
+    let printed = |needle: &str| stubvirt.iter().any(|l| l.starts_with(needle));
     let xen_version = with("info")
         .iter()
         .find_map(|rest| rest.strip_prefix("xen_version"))
         .map(|v| v.trim_start_matches([' ', ':']).to_string());
-    let checks = vec![
+    let backend = with("backend")
+        .into_iter()
+        .find_map(|r| r.strip_prefix("domid=").map(str::to_string));
+    let mut checks: Vec<(String, bool)> = vec![
         (
-            "dom0 Linux reached its init",
+            "dom0 Linux reached its init".into(),
             at("XL-DOM0 dom0 up").is_some(),
         ),
         (
-            "xenstored answers",
+            "xenstored answers".into(),
             at("XL-DOM0 xenstored answering").is_some(),
         ),
         (
-            "xl info works (Xen 4.20)",
+            "xl info works (Xen 4.20)".into(),
             ok("info")
                 && xen_version
                     .as_deref()
                     .is_some_and(|v| v.starts_with("4.20")),
         ),
-        ("xl create of the guest succeeds", ok("create")),
         (
-            "virtio device: backend keys, and the guest's pointing at them",
-            has_key(VIRTIO_BACKEND)
-                && has_key(&format!("/device/virtio/0/backend = \"{VIRTIO_BACKEND}")),
+            "Xen enforces stubvirt's FLASK policy".into(),
+            at("Flask:  Starting in enforcing mode").is_some(),
         ),
         (
-            "virtio disk: backend keys as xl wrote them, and the guest's",
-            disk_as_written.iter().any(|k| k.starts_with(DISK_BACKEND))
-                && has_key(&format!("/backend = \"{DISK_BACKEND}")),
-        ),
-        (
-            "dom0 init reported to the end",
-            matches!(transcript.end, End::Stopped(_)) && at("XL-DOM0 done").is_some(),
+            "xl creates stubvirt (stubvirt_t), which watches xenstore".into(),
+            ok("create-backend") && backend.is_some() && printed("STUBVIRT-XL-WATCHING"),
         ),
     ];
+    let mut frontends = Vec::new();
+    for round in ROUNDS {
+        let domid = with(&format!("round {round} frontend"))
+            .into_iter()
+            .find_map(|r| r.strip_prefix("domid=").map(str::to_string))
+            .filter(|d| !d.is_empty());
+        let served = |line: &str| {
+            domid
+                .as_ref()
+                .is_some_and(|d| printed(&format!("{line} frontend={d} ")))
+        };
+        let released = served("STUBVIRT-XL-RELEASED") || served("STUBVIRT-FRONTEND-GONE");
+        let released_clean = stubvirt.iter().any(|l| {
+            domid.as_ref().is_some_and(|d| {
+                (l.starts_with(&format!("STUBVIRT-XL-RELEASED frontend={d} "))
+                    || l.starts_with(&format!("STUBVIRT-FRONTEND-GONE frontend={d} ")))
+                    && l.contains(" pages_held=0 ")
+            })
+        });
+        checks.push((
+            format!("round {round}: xl create waits for stubvirt's InitWait and succeeds"),
+            ok(&format!("create-{round}")),
+        ));
+        checks.push((
+            format!("round {round}: stubvirt serves the frontend (disk and NIC)"),
+            served("STUBVIRT-READY") && printed("STUBVIRT-FRONTEND result=pass"),
+        ));
+        checks.push((
+            format!("round {round}: the frontend passes its disk checks and is gone"),
+            stubvirt
+                .iter()
+                .filter(|l| l.starts_with("STUBVIRT-FRONTEND result=pass"))
+                .count()
+                >= round as usize
+                && at(&format!("XL-DOM0 round {round} frontend gone")).is_some(),
+        ));
+        checks.push((
+            format!("round {round}: stubvirt released it, nothing held"),
+            released && released_clean,
+        ));
+        frontends.extend(domid);
+    }
+    let denials: Vec<String> = transcript
+        .lines
+        .iter()
+        .filter(|(_, l)| l.contains("avc:  denied"))
+        .map(|(_, l)| l.clone())
+        .collect();
+    checks.push((
+        "the second frontend is a new domain".into(),
+        frontends.len() == 2 && frontends[0] != frontends[1],
+    ));
+    checks.push((
+        "no FLASK denial of stubvirt_t or stubvirt_frontend_t".into(),
+        !denials.iter().any(|d| d.contains("stubvirt")),
+    ));
+    checks.push((
+        "dom0 init reported to the end".into(),
+        matches!(transcript.end, End::Stopped(_)) && at("XL-DOM0 done").is_some(),
+    ));
     Findings {
         checks,
         xen_version,
-        keys,
-        disk_as_written,
-        list: with("list"),
-        list_after: with("list-after"),
+        backend,
+        frontends,
+        keys: ROUNDS
+            .iter()
+            .flat_map(|r| with(&format!("xs-{r}")))
+            .collect(),
+        keys_after: ROUNDS
+            .iter()
+            .flat_map(|r| with(&format!("xs-after-{r}")))
+            .collect(),
+        stubvirt,
+        denials,
         dom0_up: at("XL-DOM0 dom0 up"),
         done: at("XL-DOM0 done"),
     }
@@ -159,46 +243,62 @@ pub fn findings(transcript: &Transcript) -> Findings {
 mod tests {
     use super::*;
 
-    /// The `XL-DOM0` lines of a passing run (abridged).
+    /// The lines of a passing run (abridged; the guests' lines as Xen prints them).
     const PASSING: &[&str] = &[
         "XL-DOM0 dom0 up: 6.12.118+deb13-arm64",
+        "(XEN) Flask:  Starting in enforcing mode.",
         "XL-DOM0 xenstored answering",
         "XL-DOM0 info xen_version            : 4.20.4",
         "XL-DOM0 info rc=0",
-        "XL-DOM0 disk-as-written /local/domain/0/backend/virtio_disk/1/51712/state = \"1\"",
-        "XL-DOM0 create rc=0",
-        "XL-DOM0 list fe                                           1    64     1     --p---       0.0",
-        "XL-DOM0 list rc=0",
-        "XL-DOM0 xs /local/domain/0/backend/virtio_disk/1/51712/state = \"2\"",
-        "XL-DOM0 xs /local/domain/0/backend/virtio/1/0/state = \"1\"",
-        "XL-DOM0 xs /local/domain/1/device/virtio_disk/51712/backend = \"/local/domain/0/backend/virtio_disk/1/51712\"",
-        "XL-DOM0 xs /local/domain/1/device/virtio/0/backend = \"/local/domain/0/backend/virtio/1/0\"",
+        "XL-DOM0 create-backend rc=0",
+        "XL-DOM0 backend domid=1",
+        "(d1) STUBVIRT-XL-WATCHING backend=dom1 dir=backend/virtio",
+        "XL-DOM0 create-1 rc=0",
+        "XL-DOM0 round 1 frontend domid=2",
+        "(d1) STUBVIRT-READY frontend=2 vcpus=2 devices=blk@0x2000000,net@0x2000200",
+        "XL-DOM0 xs-1 /local/domain/1/backend/virtio_disk/2/51712/state = \"2\"",
+        "(d2) STUBVIRT-FRONTEND result=pass checks=30 failed=0",
+        "(d1) STUBVIRT-XL-RELEASED frontend=2 devices=2 pages_held=0 ioreq_server=released",
+        "XL-DOM0 round 1 frontend gone after 12 s",
+        "XL-DOM0 create-2 rc=0",
+        "XL-DOM0 round 2 frontend domid=3",
+        "(d1) STUBVIRT-READY frontend=3 vcpus=2 devices=blk@0x2000000,net@0x2000200",
+        "(d3) STUBVIRT-FRONTEND result=pass checks=30 failed=0",
+        "(d1) STUBVIRT-FRONTEND-GONE frontend=3 state=gone via=poll devices=2 pages_held=0 ",
+        "XL-DOM0 round 2 frontend gone after 11 s",
         "XL-DOM0 done",
     ];
 
     #[test]
     fn a_passing_run_passes_every_check() {
         let found = findings(&Transcript::of(PASSING));
-        assert!(found.checks.iter().all(|(_, ok)| *ok), "{:?}", found.checks);
+        let failed: Vec<_> = found.checks.iter().filter(|(_, ok)| !ok).collect();
+        assert!(failed.is_empty(), "{failed:?}");
         assert_eq!(found.xen_version.as_deref(), Some("4.20.4"));
-        assert_eq!(found.keys.len(), 4);
-        assert_eq!(found.disk_as_written.len(), 1);
-        assert_eq!(found.list.len(), 2);
+        assert_eq!(found.frontends, ["2", "3"]);
+        assert_eq!(found.keys.len(), 1);
     }
 
     #[test]
     fn each_missing_piece_fails_its_check() {
         for (dropped, check) in [
-            ("XL-DOM0 create rc=0", "xl create of the guest succeeds"),
             (
-                "XL-DOM0 disk-as-written",
-                "virtio disk: backend keys as xl wrote them, and the guest's",
+                "XL-DOM0 create-1 rc=0",
+                "round 1: xl create waits for stubvirt's InitWait and succeeds",
             ),
             (
-                "/device/virtio/0/backend",
-                "virtio device: backend keys, and the guest's pointing at them",
+                "STUBVIRT-READY frontend=3",
+                "round 2: stubvirt serves the frontend (disk and NIC)",
             ),
-            ("XL-DOM0 info xen_version", "xl info works (Xen 4.20)"),
+            (
+                "STUBVIRT-XL-RELEASED frontend=2",
+                "round 1: stubvirt released it, nothing held",
+            ),
+            ("Flask:  Starting", "Xen enforces stubvirt's FLASK policy"),
+            (
+                "STUBVIRT-XL-WATCHING",
+                "xl creates stubvirt (stubvirt_t), which watches xenstore",
+            ),
         ] {
             let lines: Vec<&str> = PASSING
                 .iter()
@@ -210,10 +310,20 @@ mod tests {
                 .checks
                 .iter()
                 .filter(|(_, ok)| !ok)
-                .map(|(c, _)| *c)
+                .map(|(c, _)| c.as_str())
                 .collect();
             assert_eq!(failed, [check], "without {dropped}");
         }
+        let denied = [
+            PASSING,
+            &["(XEN) avc:  denied  { map_read } for scontext=system_u:system_r:stubvirt_t"],
+        ]
+        .concat();
+        let found = findings(&Transcript::of(&denied));
+        assert!(found
+            .checks
+            .iter()
+            .any(|(c, ok)| !ok && c.starts_with("no FLASK denial")));
     }
 
     #[test]

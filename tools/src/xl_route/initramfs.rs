@@ -1,6 +1,7 @@
 //! The Linux dom0's initramfs: busybox, the Xen tools the run uses with exactly the
-//! libraries they load, the five Xen modules of dom0's kernel, the guest that `xl` creates
-//! (stubvirt's image, `tools/dom0/guest.cfg`) and `tools/dom0/init.sh` as `/init`.
+//! libraries they load, the five Xen modules of dom0's kernel, the guests that `xl`
+//! creates (stubvirt's image as the driver domain, `tools/dom0/stubvirt.cfg`, and as a
+//! test frontend, `tools/dom0/frontend.cfg`) and `tools/dom0/init.sh` as `/init`.
 
 use super::packages::{Dom0Packages, USERLAND};
 use crate::frontend_initramfs::{self, HostFile};
@@ -10,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const INIT: &str = include_str!("../../dom0/init.sh");
-pub const GUEST_CONFIG: &str = include_str!("../../dom0/guest.cfg");
+pub const BACKEND_CONFIG: &str = include_str!("../../dom0/stubvirt.cfg");
+pub const FRONTEND_CONFIG: &str = include_str!("../../dom0/frontend.cfg");
 /// The programs init runs (paths in the userland tree and in the initramfs).
 const PROGRAMS: &[&str] = &[
     "usr/lib/xen-4.20/bin/xl",
@@ -43,13 +45,15 @@ pub fn build(dir: &Path, dom0: &Dom0Packages, guest: &Path) -> Result<PathBuf, S
         source,
         mode,
     };
-    let config = write(dir, "guest.cfg", GUEST_CONFIG.as_bytes())?;
+    let backend = write(dir, "stubvirt.cfg", BACKEND_CONFIG.as_bytes())?;
+    let frontend = write(dir, "frontend.cfg", FRONTEND_CONFIG.as_bytes())?;
     // xl reads its global configuration first; defaults are what the run wants.
     let xl_conf = write(dir, "xl.conf", b"")?;
     let mut files = vec![
         file("bin/busybox", frontend_initramfs::busybox()?, 0o755),
         file("guest/stubvirt.img", guest.to_path_buf(), 0o644),
-        file("guest/guest.cfg", config, 0o644),
+        file("guest/stubvirt.cfg", backend, 0o644),
+        file("guest/frontend.cfg", frontend, 0o644),
         file("etc/xen/xl.conf", xl_conf, 0o644),
     ];
     files.extend(frontend_programs::with_libraries(
@@ -103,13 +107,16 @@ mod tests {
             "say \"dom0 up",
             "say \"xenstored answering\"",
             "prefixed info ",
-            "prefixed create ",
+            "prefixed create-backend ",
+            "prefixed create-$round ",
+            "prefixed unpause-$round ",
             "prefixed list ",
-            "prefixed list-after ",
-            "XL-DOM0 disk-as-written ",
-            "XL-DOM0 xs ",
+            "XL-DOM0 xs-$round ",
+            "XL-DOM0 xs-after-$round ",
+            "say \"round $round frontend gone",
             "say \"done\"",
-            "/guest/guest.cfg",
+            "/guest/stubvirt.cfg",
+            "/guest/frontend.cfg",
             "poweroff -f",
             "xenconsoled",
         ] {
@@ -118,9 +125,14 @@ mod tests {
     }
 
     #[test]
-    fn the_guest_asks_for_a_virtio_device_and_a_virtio_disk() {
-        assert!(GUEST_CONFIG.contains("kernel = \"/guest/stubvirt.img\""));
-        assert!(GUEST_CONFIG.contains("type=virtio,device,transport=mmio,grant_usage=1"));
-        assert!(GUEST_CONFIG.contains("specification=virtio"));
+    fn stubvirt_discovers_and_the_frontend_asks_it_for_a_disk_and_a_nic() {
+        assert!(BACKEND_CONFIG.contains("discover=xenstore"));
+        assert!(BACKEND_CONFIG.contains("seclabel = \"system_u:system_r:stubvirt_t\""));
+        assert!(FRONTEND_CONFIG.contains("backend=@BACKEND@"));
+        assert!(FRONTEND_CONFIG.contains("seclabel = \"system_u:system_r:stubvirt_frontend_t\""));
+        assert!(FRONTEND_CONFIG.contains("backend=stubvirt,type=virtio,device1,transport=mmio"));
+        assert!(FRONTEND_CONFIG
+            .contains("backend=stubvirt,backendtype=standalone,specification=virtio"));
+        assert!(INIT.contains("sed \"s/@BACKEND@/$backend/\""));
     }
 }

@@ -32,11 +32,20 @@ pub fn write(bytes: &[u8]) {
     }
 }
 
+/// Polls of a full transmit FIFO before a byte is dropped: a UART that never drains (or
+/// a device tree naming one that is not there) costs some output, never the whole run.
+const TX_FULL_POLLS: u32 = 1 << 20;
+
 fn pl011_put(base: usize, byte: u8) {
     // SAFETY: `base` came from the device tree's PL011/SBSA UART node; the whole first
     // GiB is identity mapped as device memory by entry.S, and FR/DR are 32-bit registers.
     unsafe {
+        let mut polls = 0;
         while core::ptr::read_volatile((base + UART_FR) as *const u32) & FR_TXFF != 0 {
+            polls += 1;
+            if polls >= TX_FULL_POLLS {
+                return;
+            }
             core::hint::spin_loop();
         }
         core::ptr::write_volatile((base + UART_DR) as *mut u32, u32::from(byte));

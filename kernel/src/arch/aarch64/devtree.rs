@@ -60,15 +60,8 @@ pub fn boot_info(dtb: usize, load_base: usize) -> BootInfo {
     read_virtio_mmio(&fdt, &mut info);
     info.cmdline = fdt.chosen().bootargs().unwrap_or("");
 
-    let hypervisor = fdt.find_node("/hypervisor").filter(|node| {
-        node.compatible()
-            .is_some_and(|c| c.all().any(|s| s == "xen,xen"))
-    });
-    let psci_smc = fdt
-        .find_node("/psci")
-        .and_then(|node| node.property("method"))
-        .and_then(|method| method.as_str())
-        == Some("smc");
+    let hypervisor = crate::devtree_nodes::hypervisor(&fdt);
+    let psci_smc = crate::devtree_nodes::psci_uses_smc(&fdt);
     power::use_smc(psci_smc);
 
     let Some(hypervisor) = hypervisor else {
