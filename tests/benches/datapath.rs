@@ -771,7 +771,10 @@ fn main() {
         ]);
     }
     common::print_table(
-        "Net: frames through the switch between two simulated frontends (8 frames per notification; 64 KiB GSO frames of 65549 bytes 4 per notification)",
+        &format!(
+            "Net: frames through the switch between two simulated frontends ({FRAMES} frames per notification; 64 KiB GSO frames of {gso_frame_len} bytes {} per notification)",
+            gso_rig::FRAMES
+        ),
         &["frame", "frames/s", "Gbit/s"],
         &rows,
     );
