@@ -650,6 +650,7 @@ fn main() {
         ]);
     }
     common::print_table(
+        "blk",
         "Block data path through the simulated grant path (RAM disk; 1 MiB = 254 + 2 segment requests; copy route = kernel default)",
         &[
             "workload",
@@ -719,6 +720,7 @@ fn main() {
         ]);
     }
     common::print_table(
+        "blk-exits",
         "Hypercalls and exits per request (simulated Xen counts; EVENT_IDX on)",
         &[
             "workload",
@@ -732,6 +734,7 @@ fn main() {
         &rows,
     );
     common::print_table(
+        "blk-exits-copy",
         "The same with request buffers by GNTTABOP_copy (the kernel's default; exits and interrupts unchanged)",
         &[
             "workload",
@@ -771,6 +774,7 @@ fn main() {
         ]);
     }
     common::print_table(
+        "net",
         &format!(
             "Net: frames through the switch between two simulated frontends ({FRAMES} frames per notification; 64 KiB GSO frames of {gso_frame_len} bytes {} per notification)",
             gso_rig::FRAMES
@@ -911,6 +915,6 @@ fn footprint() {
             "absent: run `cargo xtask build`".into(),
         ]),
     }
-    common::print_table("Footprint (bytes)", &["what", "bytes"], &rows);
+    common::print_table("footprint", "Footprint (bytes)", &["what", "bytes"], &rows);
     let _ = Duration::ZERO;
 }
