@@ -8,6 +8,7 @@ mod apt;
 mod apt_arm64;
 mod apt_source;
 mod bench;
+mod bench_provenance;
 mod boot_arm64;
 mod boot_failure;
 mod boot_x86;
@@ -22,6 +23,7 @@ mod demo_lifecycle;
 mod demo_options;
 mod demo_parts;
 mod demo_report;
+mod doc_blocks;
 mod flask_policy;
 mod frontend_initramfs;
 mod frontend_kernel;
@@ -64,7 +66,9 @@ commands:
            frontend's partial device tree, and an ImageBuilder configuration
   bench [--quick] [queue|datapath]
                   criterion benchmarks (vs rust-vmm virtio-queue, blk/net data paths,
-                  hypercalls and exits per request, footprint) and their tables
+                  hypercalls and exits per request, footprint) and their tables; a full
+                  run (every bench, no --quick) also sizes fresh images and rewrites the
+                  generated tables of docs/performance.md
   test     run every test the project has (what CI runs)
   check    the fast tier: fmt, every lint (host and both images), host tests; no QEMU
   fuzz [--seconds N] [--save-corpus] [--no-sanitizer] [TARGET...]
