@@ -78,7 +78,8 @@ commands:
   xen-x86 [RUNS]  boot the x86_64 image under Xen in QEMU RUNS times (median time)
   xen-arm64 [RUNS] [IMAGE]  boot the arm64 image under Xen (as dom0, as domU) RUNS times each
   serve-arm64 [IMAGE]  stubvirt dom0 serving a stubvirt domU frontend over IOREQ (no Linux)
-  grant-bench     under the real Xen (arm64 dom0): map+copy+unmap vs GNTTABOP_copy per size
+  grant-bench     under the real Xen (arm64 dom0): map+copy+unmap vs GNTTABOP_copy per size;
+                  rewrites its table in docs/performance.md
   help     this text
 ";
 
