@@ -14,12 +14,11 @@
 //! Criterion's own output streams as it runs; the tables each bench prints at its end
 //! are collected and repeated at the bottom so they are not lost in it.
 
-use crate::bench_provenance::{self, PERFORMANCE_DOC};
+use crate::bench_provenance::{self, RunStart, PERFORMANCE_DOC};
 use crate::doc_blocks::{self, Block};
 use crate::process::{cargo, step, workspace_root};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::time::{Instant, SystemTime};
 
 const BENCHES: [&str; 2] = ["queue", "datapath"];
 /// The blocks this command writes are `<!-- bench:ID ... -->`.
@@ -52,8 +51,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // Broken markers fail now, not after the minutes of a run.
     doc_blocks::find(&doc, OWNER).map_err(|e| format!("{PERFORMANCE_DOC}: {e}"))?;
 
-    let (started, clock) = (SystemTime::now(), Instant::now());
-    let commit = bench_provenance::commit();
+    let start = RunStart::now();
     let mut produced = Vec::new();
     if full {
         produced.push(image_sizes()?);
@@ -63,7 +61,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         tables.extend(run_bench(bench, quick)?);
     }
     step("summary");
-    println!("machine: {}, commit {commit}", bench_provenance::machine());
+    println!(
+        "machine: {}, commit {}",
+        bench_provenance::machine(),
+        start.commit
+    );
     for line in &tables {
         println!("{line}");
     }
@@ -82,15 +84,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ));
         return Ok(());
     }
-    let elapsed = clock.elapsed();
-    let provenance = bench_provenance::block_lines(COMMAND, &commit, started, elapsed);
-    produced.insert(0, Block::new("run", provenance));
+    produced.insert(0, Block::new("run", start.block_lines(COMMAND)));
     doc_blocks::rewrite_file(&doc_path, OWNER, COMMAND, &produced)?;
     let ids: Vec<&str> = produced.iter().map(|b| b.id.as_str()).collect();
     step(&format!(
         "wrote {PERFORMANCE_DOC}: blocks {} ({})",
         ids.join(", "),
-        bench_provenance::duration(elapsed)
+        bench_provenance::duration(start.clock.elapsed())
     ));
     Ok(())
 }

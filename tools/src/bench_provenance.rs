@@ -4,7 +4,7 @@
 
 use crate::process::workspace_root;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The document the measuring commands write their blocks into.
 pub const PERFORMANCE_DOC: &str = "docs/performance.md";
@@ -47,6 +47,15 @@ pub fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
+/// The 1-minute load average: on a shared machine, what else ran shows in the figures,
+/// so the block says how busy the machine was.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The UTC date of `time` as YYYY-MM-DD.
 pub fn date(time: SystemTime) -> String {
     let days = time
@@ -86,19 +95,42 @@ pub fn duration(elapsed: Duration) -> String {
     }
 }
 
-/// The lines of the block that heads a run's tables.
-pub fn block_lines(
-    command: &str,
-    commit: &str,
-    started: SystemTime,
-    elapsed: Duration,
-) -> Vec<String> {
-    vec![
-        format!("- command: `{command}` (took {})", duration(elapsed)),
-        format!("- commit: {commit}"),
-        format!("- date: {} (UTC)", date(started)),
-        format!("- machine: {}", machine()),
-    ]
+/// What a run records when it starts, for its block.
+pub struct RunStart {
+    pub commit: String,
+    pub time: SystemTime,
+    pub clock: Instant,
+    pub load: String,
+}
+
+impl RunStart {
+    /// Call before the run changes anything (see [`commit`]).
+    pub fn now() -> Self {
+        Self {
+            commit: commit(),
+            time: SystemTime::now(),
+            clock: Instant::now(),
+            load: load_average(),
+        }
+    }
+
+    /// The lines of the block that heads the run's tables.
+    pub fn block_lines(&self, command: &str) -> Vec<String> {
+        vec![
+            format!(
+                "- command: `{command}` (took {})",
+                duration(self.clock.elapsed())
+            ),
+            format!("- commit: {}", self.commit),
+            format!("- date: {} (UTC)", date(self.time)),
+            format!("- machine: {}", machine()),
+            format!(
+                "- load average (1 min) at the start and the end: {} and {}",
+                self.load,
+                load_average()
+            ),
+        ]
+    }
 }
 
 #[cfg(test)]

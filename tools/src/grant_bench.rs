@@ -5,14 +5,13 @@
 //! docs/performance.md (blocks `grant-bench:routes` and `grant-bench:run`, see
 //! `doc_blocks`), so the figures there are always a whole run's.
 
-use crate::bench_provenance::{self, PERFORMANCE_DOC};
+use crate::bench_provenance::{RunStart, PERFORMANCE_DOC};
 use crate::doc_blocks::{self, Block};
 use crate::guest_console::End;
 use crate::process::{step, workspace_root};
 use crate::sysdt_arm64::{Role, BOOTARGS};
 use crate::{apt, boot_arm64, image_arm64, xen_arm64};
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime};
 
 /// The blocks this command writes are `<!-- grant-bench:ID ... -->`.
 const OWNER: &str = "grant-bench";
@@ -48,8 +47,7 @@ pub fn parse(line: &str) -> Option<Case> {
 }
 
 pub fn command(_args: &[String]) -> Result<(), String> {
-    let (started, clock) = (SystemTime::now(), Instant::now());
-    let commit = bench_provenance::commit();
+    let start = RunStart::now();
     apt::ensure_installed(
         &["qemu-system-arm", "device-tree-compiler"],
         "booting Xen for arm64 in QEMU",
@@ -80,8 +78,10 @@ pub fn command(_args: &[String]) -> Result<(), String> {
     if cases.iter().any(|c| !c.ok) || transcript.find("done ok=1").is_none() {
         return Err("a route did not move the right bytes (table above)".into());
     }
-    let provenance = bench_provenance::block_lines(COMMAND, &commit, started, clock.elapsed());
-    let blocks = [Block::new("run", provenance), Block::new("routes", table)];
+    let blocks = [
+        Block::new("run", start.block_lines(COMMAND)),
+        Block::new("routes", table),
+    ];
     doc_blocks::rewrite_file(
         &workspace_root().join(PERFORMANCE_DOC),
         OWNER,
