@@ -14,6 +14,7 @@ use devices::backend::Backend;
 use devices::backend::{DomainId, Frontends};
 use devices::blk::backend::RamDisk;
 use devices::blk::BlkOptions;
+use devices::copy_route::CopyRoute;
 use devices::grant::PAGE_SIZE;
 use devices::ioreq::{self, Ioreq, IOREQ_TYPE_COPY, IOREQ_WRITE, STATE_IOREQ_READY};
 use devices::memory::{AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage};
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use stubvirt_tests::net_fixture::{RawNet, MAC_A, MAC_B, RX_AREA, TX_AREA};
 use stubvirt_tests::rings::{Granted, RawDriver, RawQueue};
 use stubvirt_tests::scenario::{self, Shared, FRONTEND, MAX_FRAME, NET_PORTS};
-use stubvirt_tests::world::{self, GrantedMemory, HypercallStats};
+use stubvirt_tests::world::{self, GrantedMemory, HypercallStats, SimCopier};
 
 /// Counts heap bytes live and allocations made, for the footprint table.
 struct CountingAllocator;
@@ -650,6 +651,7 @@ fn main() {
         ]);
     }
     common::print_table(
+        "blk",
         "Block data path through the simulated grant path (RAM disk; 1 MiB = 254 + 2 segment requests; copy route = kernel default)",
         &[
             "workload",
@@ -719,6 +721,7 @@ fn main() {
         ]);
     }
     common::print_table(
+        "blk-exits",
         "Hypercalls and exits per request (simulated Xen counts; EVENT_IDX on)",
         &[
             "workload",
@@ -732,6 +735,7 @@ fn main() {
         &rows,
     );
     common::print_table(
+        "blk-exits-copy",
         "The same with request buffers by GNTTABOP_copy (the kernel's default; exits and interrupts unchanged)",
         &[
             "workload",
@@ -771,7 +775,11 @@ fn main() {
         ]);
     }
     common::print_table(
-        "Net: frames through the switch between two simulated frontends (8 frames per notification; 64 KiB GSO frames of 65549 bytes 4 per notification)",
+        "net",
+        &format!(
+            "Net: frames through the switch between two simulated frontends ({FRAMES} frames per notification; 64 KiB GSO frames of {gso_frame_len} bytes {} per notification)",
+            gso_rig::FRAMES
+        ),
         &["frame", "frames/s", "Gbit/s"],
         &rows,
     );
@@ -779,8 +787,9 @@ fn main() {
     footprint();
 }
 
-/// Heap allocated by building a backend with one RAM disk and one net device, the
-/// structs' own sizes, and allocations made while serving I/O.
+/// Heap allocated by building a backend with one RAM disk and one net device, and by a
+/// frontend's copy route, the structs' own sizes, and allocations made while serving
+/// I/O. (The images' sizes are `cargo xtask bench`'s own table, from a fresh build.)
 fn footprint() {
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut backend = Backend::new(NET_PORTS, MAX_FRAME);
@@ -800,6 +809,17 @@ fn footprint() {
     );
     let after_net = LIVE_BYTES.load(Ordering::Relaxed);
     let devices_heap = (after_blk - with_disk) + (after_net - after_blk);
+    // The kernel's default route, one per frontend: its token table and the scratch of
+    // the pages passed through, for as many buffer pages as may be outstanding at once
+    // (`MAX_COPIED_PAGES`). The memory and copier it wraps are handles that allocate
+    // nothing, so this is the kernel's figure too.
+    let before_route = LIVE_BYTES.load(Ordering::Relaxed);
+    let route = CopyRoute::new(
+        GrantedMemory { frontend: FRONTEND },
+        SimCopier { frontend: FRONTEND },
+    );
+    let copy_route_heap = LIVE_BYTES.load(Ordering::Relaxed) - before_route;
+    drop(route);
     let total = (after_backend - before) + devices_heap + std::mem::size_of::<Backend>();
     drop(backend);
 
@@ -851,7 +871,7 @@ fn footprint() {
     assert_eq!(served, 32, "the batch was served");
     rig.reaped = rig.queue.used_idx();
 
-    let mut rows = vec![
+    let rows = vec![
         vec![
             "Backend (switch: 4 ports, 264 frames of 1518 B and 8 GSO frames of 65550 B), heap"
                 .into(),
@@ -874,6 +894,11 @@ fn footprint() {
             ),
         ],
         vec![
+            "CopyRoute per frontend (the kernel's default route: token table and scratch), heap"
+                .into(),
+            format!("{copy_route_heap}"),
+        ],
+        vec![
             "size_of::<Backend>()".into(),
             format!("{}", std::mem::size_of::<Backend>()),
         ],
@@ -887,27 +912,6 @@ fn footprint() {
             format!("{io_allocations}"),
         ],
     ];
-    let images = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/images");
-    match std::fs::read_dir(&images) {
-        Ok(entries) => {
-            let mut files: Vec<_> = entries.flatten().collect();
-            files.sort_by_key(|e| e.file_name());
-            for entry in files {
-                if let Ok(meta) = entry.metadata() {
-                    if meta.is_file() {
-                        rows.push(vec![
-                            format!("image {}", entry.file_name().to_string_lossy()),
-                            format!("{}", meta.len()),
-                        ]);
-                    }
-                }
-            }
-        }
-        Err(_) => rows.push(vec![
-            "images (target/images)".into(),
-            "absent: run `cargo xtask build`".into(),
-        ]),
-    }
-    common::print_table("Footprint (bytes)", &["what", "bytes"], &rows);
+    common::print_table("footprint", "Footprint (bytes)", &["what", "bytes"], &rows);
     let _ = Duration::ZERO;
 }

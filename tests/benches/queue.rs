@@ -661,6 +661,7 @@ fn main() {
         ]);
     }
     common::print_table(
+        "queue",
         "Queue processing, chains/s (median; stubvirt vs rust-vmm virtio-queue 0.18)",
         &[
             "chain shape",

@@ -1,16 +1,31 @@
 //! `cargo xtask bench [--quick] [queue|datapath ...]`: the criterion benchmarks of
 //! `tests/benches` (queue processing against rust-vmm `virtio-queue`; block and net
 //! data paths, hypercalls and exits per request, footprint through the simulated Xen),
-//! then their summary tables again, with the machine they ran on.
+//! then their summary tables again.
+//!
+//! A full run (every bench, no `--quick`) also builds both images for their sizes and
+//! then rewrites the generated blocks of docs/performance.md (see `doc_blocks`): the
+//! run's provenance (`bench:run`), every table the benches print, by the id each is
+//! printed with (`print_table` in tests/benches/common), and the images (`bench:images`).
+//! A table without a block, or a block without a table, fails the run, so the document
+//! and the benches cannot drift apart. A partial or quick run only prints: its figures
+//! are not comparable with a full run's.
 //!
 //! Criterion's own output streams as it runs; the tables each bench prints at its end
 //! are collected and repeated at the bottom so they are not lost in it.
 
+use crate::bench_provenance::{self, RunStart, PERFORMANCE_DOC};
+use crate::doc_blocks::{self, Block};
 use crate::process::{cargo, step, workspace_root};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 const BENCHES: [&str; 2] = ["queue", "datapath"];
+/// The blocks this command writes are `<!-- bench:ID ... -->`.
+const OWNER: &str = "bench";
+const COMMAND: &str = "cargo xtask bench";
+/// The size every image must stay within (the workspace's release profile says why).
+const IMAGE_BUDGET_BYTES: u64 = 256 * 1024;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut quick = false;
@@ -29,55 +44,109 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if selected.is_empty() {
         selected = BENCHES.iter().map(|b| b.to_string()).collect();
     }
-    let root = workspace_root();
-    let mut tables = vec![machine()];
+    let full = !quick && BENCHES.iter().all(|b| selected.iter().any(|s| s == b));
+    let doc_path = workspace_root().join(PERFORMANCE_DOC);
+    let doc = std::fs::read_to_string(&doc_path)
+        .map_err(|e| format!("read {}: {e}", doc_path.display()))?;
+    // Broken markers fail now, not after the minutes of a run.
+    doc_blocks::find(&doc, OWNER).map_err(|e| format!("{PERFORMANCE_DOC}: {e}"))?;
+
+    let start = RunStart::now();
+    let mut produced = Vec::new();
+    if full {
+        produced.push(image_sizes()?);
+    }
+    let mut tables = Vec::new();
     for bench in &selected {
-        step(&format!("cargo bench -p stubvirt-tests --bench {bench}"));
-        let mut command = cargo();
-        command
-            .args(["bench", "-p", "stubvirt-tests", "--bench", bench])
-            .env("CRITERION_HOME", root.join("target/criterion"))
-            .current_dir(&root)
-            .stdout(Stdio::piped());
-        if quick {
-            command.env("STUBVIRT_BENCH_QUICK", "1");
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start cargo bench: {e}"))?;
-        let stdout = child.stdout.take().ok_or("cargo bench has no stdout")?;
-        let mut in_tables = false;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.map_err(|e| format!("reading cargo bench output: {e}"))?;
-            println!("{line}");
-            in_tables |= line.starts_with("## ");
-            if in_tables {
-                tables.push(line);
-            }
-        }
-        let status = child.wait().map_err(|e| format!("cargo bench: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo bench --bench {bench} failed: {status}"));
-        }
+        tables.extend(run_bench(bench, quick)?);
     }
     step("summary");
-    for line in tables {
+    println!(
+        "machine: {}, commit {}",
+        bench_provenance::machine(),
+        start.commit
+    );
+    for line in &tables {
         println!("{line}");
     }
+    produced.extend(
+        doc_blocks::find(&tables.join("\n"), OWNER)
+            .map_err(|e| format!("the benches' tables: {e}"))?,
+    );
+
+    if !full {
+        if let Some(problem) = doc_blocks::unplaced(&doc, OWNER, &produced)? {
+            return Err(format!("{PERFORMANCE_DOC}: {problem}"));
+        }
+        step(&format!(
+            "partial run (--quick or not every bench): {PERFORMANCE_DOC} left as it is; \
+             only a full `{COMMAND}` rewrites it"
+        ));
+        return Ok(());
+    }
+    produced.insert(0, Block::new("run", start.block_lines(COMMAND)));
+    doc_blocks::rewrite_file(&doc_path, OWNER, COMMAND, &produced)?;
+    let ids: Vec<&str> = produced.iter().map(|b| b.id.as_str()).collect();
+    step(&format!(
+        "wrote {PERFORMANCE_DOC}: blocks {} ({})",
+        ids.join(", "),
+        bench_provenance::duration(start.clock.elapsed())
+    ));
     Ok(())
 }
 
-/// The machine line for the tables: cores and CPU model.
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("machine: {cores} cores, {model}")
+/// Runs one bench binary, streaming its output, and returns its lines from the first
+/// table title on (the tables it prints at its end).
+fn run_bench(bench: &str, quick: bool) -> Result<Vec<String>, String> {
+    let root = workspace_root();
+    step(&format!("cargo bench -p stubvirt-tests --bench {bench}"));
+    let mut command = cargo();
+    command
+        .args(["bench", "-p", "stubvirt-tests", "--bench", bench])
+        .env("CRITERION_HOME", root.join("target/criterion"))
+        .current_dir(&root)
+        .stdout(Stdio::piped());
+    if quick {
+        command.env("STUBVIRT_BENCH_QUICK", "1");
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start cargo bench: {e}"))?;
+    let stdout = child.stdout.take().ok_or("cargo bench has no stdout")?;
+    let mut tables = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading cargo bench output: {e}"))?;
+        println!("{line}");
+        if !tables.is_empty() || line.starts_with("## ") {
+            tables.push(line);
+        }
+    }
+    let status = child.wait().map_err(|e| format!("cargo bench: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo bench --bench {bench} failed: {status}"));
+    }
+    Ok(tables)
+}
+
+/// The `images` block: both images built afresh from the measured tree (what is in
+/// `target/images` may be another commit's), and their sizes against the budget.
+fn image_sizes() -> Result<Block, String> {
+    let images = [crate::image_arm64::build()?, crate::image_x86::build()?];
+    let root = workspace_root();
+    let mut lines = vec![
+        "| image | bytes | KiB | of the 256 KiB budget |".to_string(),
+        "|---|---|---|---|".to_string(),
+    ];
+    for image in images {
+        let bytes = std::fs::metadata(&image)
+            .map_err(|e| format!("{}: {e}", image.display()))?
+            .len();
+        let shown = image.strip_prefix(&root).unwrap_or(&image).display();
+        lines.push(format!(
+            "| `{shown}` | {bytes} | {:.1} | {:.0}% |",
+            bytes as f64 / 1024.0,
+            100.0 * bytes as f64 / IMAGE_BUDGET_BYTES as f64
+        ));
+    }
+    Ok(Block::new("images", lines))
 }

@@ -1,12 +1,21 @@
 //! `cargo xtask grant-bench`: stubvirt's arm64 image as dom0 of the real Xen (QEMU TCG)
 //! with `grantbench=1` times the two routes to a frontend's bytes, map + copy + unmap
 //! against `GNTTABOP_copy`, and this prints the table with the faster route per size.
+//! A run whose every copy moved the right bytes writes the table and its provenance into
+//! docs/performance.md (blocks `grant-bench:routes` and `grant-bench:run`, see
+//! `doc_blocks`), so the figures there are always a whole run's.
 
+use crate::bench_provenance::{RunStart, PERFORMANCE_DOC};
+use crate::doc_blocks::{self, Block};
 use crate::guest_console::End;
-use crate::process::step;
+use crate::process::{step, workspace_root};
 use crate::sysdt_arm64::{Role, BOOTARGS};
 use crate::{apt, boot_arm64, image_arm64, xen_arm64};
 use std::collections::BTreeMap;
+
+/// The blocks this command writes are `<!-- grant-bench:ID ... -->`.
+const OWNER: &str = "grant-bench";
+const COMMAND: &str = "cargo xtask grant-bench";
 
 /// One case of the kernel's `STUBVIRT-GRANTBENCH` lines.
 #[derive(Debug, PartialEq)]
@@ -38,6 +47,7 @@ pub fn parse(line: &str) -> Option<Case> {
 }
 
 pub fn command(_args: &[String]) -> Result<(), String> {
+    let start = RunStart::now();
     apt::ensure_installed(
         &["qemu-system-arm", "device-tree-compiler"],
         "booting Xen for arm64 in QEMU",
@@ -61,10 +71,37 @@ pub fn command(_args: &[String]) -> Result<(), String> {
             transcript.tail(20)
         ));
     }
-    println!("| way | bytes x frames | map+copy+unmap | GNTTABOP_copy | copy/map | faster |");
-    println!("|---|---|---|---|---|---|");
-    for c in &cases {
-        println!(
+    let table = table(&cases);
+    for line in &table {
+        println!("{line}");
+    }
+    if cases.iter().any(|c| !c.ok) || transcript.find("done ok=1").is_none() {
+        return Err("a route did not move the right bytes (table above)".into());
+    }
+    let blocks = [
+        Block::new("run", start.block_lines(COMMAND)),
+        Block::new("routes", table),
+    ];
+    doc_blocks::rewrite_file(
+        &workspace_root().join(PERFORMANCE_DOC),
+        OWNER,
+        COMMAND,
+        &blocks,
+    )?;
+    step(&format!(
+        "wrote {PERFORMANCE_DOC}: blocks grant-bench:run, grant-bench:routes"
+    ));
+    Ok(())
+}
+
+/// The result table, one row per case, with the faster route.
+fn table(cases: &[Case]) -> Vec<String> {
+    let mut lines = vec![
+        "| way | bytes x frames | map+copy+unmap | GNTTABOP_copy | copy/map | faster |".to_string(),
+        "|---|---|---|---|---|---|".to_string(),
+    ];
+    for c in cases {
+        lines.push(format!(
             "| {} | {} x {} | {:.1} us | {:.1} us | {:.2} | {}{} |",
             if c.way == "from" {
                 "frontend -> backend"
@@ -78,12 +115,9 @@ pub fn command(_args: &[String]) -> Result<(), String> {
             c.copy_ns as f64 / c.map_ns.max(1) as f64,
             if c.copy_ns < c.map_ns { "copy" } else { "map" },
             if c.ok { "" } else { " (DATA CHECK FAILED)" }
-        );
+        ));
     }
-    if cases.iter().any(|c| !c.ok) || transcript.find("done ok=1").is_none() {
-        return Err("a route did not move the right bytes (table above)".into());
-    }
-    Ok(())
+    lines
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod apt;
 mod apt_arm64;
 mod apt_source;
 mod bench;
+mod bench_provenance;
 mod boot_arm64;
 mod boot_failure;
 mod boot_x86;
@@ -22,6 +23,7 @@ mod demo_lifecycle;
 mod demo_options;
 mod demo_parts;
 mod demo_report;
+mod doc_blocks;
 mod flask_policy;
 mod frontend_initramfs;
 mod frontend_kernel;
@@ -65,7 +67,9 @@ commands:
            frontend's partial device tree, and an ImageBuilder configuration
   bench [--quick] [queue|datapath]
                   criterion benchmarks (vs rust-vmm virtio-queue, blk/net data paths,
-                  hypercalls and exits per request, footprint) and their tables
+                  hypercalls and exits per request, footprint) and their tables; a full
+                  run (every bench, no --quick) also sizes fresh images and rewrites the
+                  generated tables of docs/performance.md
   test     run every test the project has (what CI runs)
   check    the fast tier: fmt, every lint (host and both images), host tests; no QEMU
   fuzz [--seconds N] [--save-corpus] [--no-sanitizer] [TARGET...]
@@ -75,11 +79,13 @@ commands:
   xen-x86 [RUNS]  boot the x86_64 image under Xen in QEMU RUNS times (median time)
   xen-arm64 [RUNS] [IMAGE]  boot the arm64 image under Xen (as dom0, as domU) RUNS times each
   serve-arm64 [IMAGE]  stubvirt dom0 serving a stubvirt domU frontend over IOREQ (no Linux)
-  grant-bench     under the real Xen (arm64 dom0): map+copy+unmap vs GNTTABOP_copy per size
+  grant-bench     under the real Xen (arm64 dom0): map+copy+unmap vs GNTTABOP_copy per size;
+                  rewrites its table in docs/performance.md
   xl-smoke [--xen-source PATH]
-                  Xen 4.20 in QEMU with Debian trixie's Linux as dom0 and its xl: creates a
-                  guest with a virtio device and a virtio disk, prints the xenstore keys xl
-                  wrote (default source: ../shared/xen/xen-4.20.4-hypervisor.tar.xz)
+                  the xl route: Xen 4.20 in QEMU with Debian trixie's Linux as dom0; its xl
+                  creates stubvirt (discover=xenstore) and twice a frontend with a virtio disk
+                  and NIC that stubvirt serves, under the FLASK policy (default source:
+                  ../shared/xen/xen-4.20.4-hypervisor.tar.xz)
   help     this text
 ";
 

@@ -48,7 +48,12 @@ pub fn median_ns(group: &str, id: &str) -> Option<f64> {
 }
 
 /// Prints a table with a title, a header row and rows, columns padded.
-pub fn print_table(title: &str, header: &[&str], rows: &[Vec<String>]) {
+///
+/// The table lines are framed by `<!-- bench:{id} -->` and `<!-- /bench:{id} -->`:
+/// `cargo xtask bench` finds them by these markers and copies the lines between them,
+/// unchanged, into the block of the same id in docs/performance.md. So `id` must stay
+/// stable, and the lines carry nothing but the table (no trailing whitespace).
+pub fn print_table(id: &str, title: &str, header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -56,6 +61,7 @@ pub fn print_table(title: &str, header: &[&str], rows: &[Vec<String>]) {
         }
     }
     println!("\n## {title}\n");
+    println!("<!-- bench:{id} -->");
     let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells
             .iter()
@@ -76,6 +82,7 @@ pub fn print_table(title: &str, header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.clone());
     }
+    println!("<!-- /bench:{id} -->");
 }
 
 /// A rate with an SI suffix.
