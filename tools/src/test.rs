@@ -11,6 +11,8 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     crate::test_arm64::tests()?;
     step("end to end: the demo's run on both routes (no dom0 on Xen 4.21+, dom0 on 4.17.5), every check asserted");
     crate::demo::run_test()?;
+    step("end to end: the xl route (Xen 4.20, a Linux dom0 whose xl creates stubvirt and its frontends, FLASK enforcing)");
+    crate::xl_route::command(&[])?;
     Ok(())
 }
 

@@ -307,20 +307,22 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
                 let serving = xl_devices::serve_new(
                     &mut backend,
                     &mut memories,
+                    &mut servers,
                     new,
                     &facts,
                     cfg,
                     host_disk.as_ref(),
                 );
                 match serving {
-                    Ok(server) => {
-                        let _ = writeln!(
-                            crate::console::Writer,
-                            "{}",
-                            report::ready(&server, cfg.copy_buffers)
-                        );
-                        servers.push(server);
-                        stats.push(IoreqStats::default());
+                    Ok(at) => {
+                        if let Some(server) = servers.get(at) {
+                            let _ = writeln!(
+                                crate::console::Writer,
+                                "{}",
+                                report::ready(server, cfg.copy_buffers)
+                            );
+                        }
+                        stats.resize_with(servers.len(), IoreqStats::default);
                         xl.served(new);
                     }
                     Err(why) => {
@@ -328,6 +330,15 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
                             crate::console::Writer,
                             "STUBVIRT-XL-SERVE-FAILED frontend={domid} {why}"
                         );
+                        // Nothing half-served: what it had already goes too.
+                        if let Some((detached, released)) = lifecycle::release_frontend(
+                            &mut servers,
+                            &mut backend,
+                            &mut memories,
+                            domid,
+                        ) {
+                            report::xl_released(domid, detached, &released);
+                        }
                         xl.released(domid);
                     }
                 }

@@ -148,20 +148,7 @@ pub fn register(
     let page = IoreqPage::acquire(domid, id)
         .map_err(|e| fail("XENMEM_acquire_resource(ioreq page 0)", e))?;
     for device in &devices {
-        let (base, name) = (device.base, device.name);
-        dm_op::map_io_range(
-            domid,
-            id,
-            XEN_DMOP_IO_RANGE_MEMORY,
-            base,
-            base + WINDOW_SIZE - 1,
-        )
-        .map_err(|e| {
-            fail(
-                &alloc::format!("XEN_DMOP_map_io_range_to_ioreq_server({name}@{base:#x})"),
-                e,
-            )
-        })?;
+        map_window(domid, id, device)?;
     }
     dm_op::set_ioreq_server_state(domid, id, true)
         .map_err(|e| fail("XEN_DMOP_set_ioreq_server_state", e))?;
@@ -194,6 +181,34 @@ pub fn register(
         vcpus: slots,
         devices,
         departed: None,
+    })
+}
+
+/// Adds `devices` to a running server (the xl route describes a frontend's devices one
+/// by one): their windows go to its IOREQ server.
+pub fn extend(server: &mut FrontendServer, devices: Vec<Served>) -> Result<(), String> {
+    for device in devices {
+        map_window(server.domid, server.id, &device)?;
+        server.devices.push(device);
+    }
+    Ok(())
+}
+
+/// Sends the accesses to `device`'s register window to IOREQ server `id`.
+fn map_window(domid: DomainId, id: IoServId, device: &Served) -> Result<(), String> {
+    let (base, name) = (device.base, device.name);
+    dm_op::map_io_range(
+        domid,
+        id,
+        XEN_DMOP_IO_RANGE_MEMORY,
+        base,
+        base + WINDOW_SIZE - 1,
+    )
+    .map_err(|e| {
+        fail(
+            &alloc::format!("XEN_DMOP_map_io_range_to_ioreq_server({name}@{base:#x})"),
+            e,
+        )
     })
 }
 

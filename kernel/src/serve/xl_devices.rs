@@ -25,10 +25,13 @@ use devices::topology::{Backing, Device, DeviceKind, Facts, Frontend, Topology, 
 
 const WATCH_TOKEN: &str = "stubvirt";
 
-/// A frontend seen for the first time: its devices, and their store keys.
+/// Devices of a frontend seen for the first time, and their store keys; `combined` is
+/// the frontend with every device it has, those already served included (what the
+/// topology check looks at).
 pub struct NewFrontend {
     pub frontend: Frontend,
     pub keys: Vec<DeviceKey>,
+    pub combined: Frontend,
 }
 
 /// What a change in the store asks for.
@@ -41,6 +44,8 @@ pub struct XlDevices {
     client: Client<StorePage>,
     /// Devices served now.
     served: Vec<DeviceKey>,
+    /// Each served frontend with its devices so far.
+    topologies: Vec<Frontend>,
     /// Frontends released: never served again, even while their keys linger.
     departed: Vec<DomainId>,
     ramdisk_mib: u32,
@@ -63,6 +68,7 @@ impl XlDevices {
         Ok(Self {
             client,
             served: Vec::new(),
+            topologies: Vec::new(),
             departed: Vec::new(),
             ramdisk_mib,
             reported: Vec::new(),
@@ -149,14 +155,33 @@ impl XlDevices {
                         devices: alloc::vec![device],
                     },
                     keys: alloc::vec![described.key],
+                    combined: Frontend {
+                        domid,
+                        vcpus: 1,
+                        devices: Vec::new(),
+                    },
                 }),
             }
+        }
+        for new in &mut serve {
+            let mut combined = self
+                .topologies
+                .iter()
+                .find(|f| f.domid == new.frontend.domid)
+                .cloned()
+                .unwrap_or_else(|| new.combined.clone());
+            combined
+                .devices
+                .extend(new.frontend.devices.iter().copied());
+            new.combined = combined;
         }
         Changes { serve, release }
     }
 
     /// The devices of a new frontend now serve: marked InitWait in the store.
     pub fn served(&mut self, new: &NewFrontend) {
+        self.topologies.retain(|f| f.domid != new.frontend.domid);
+        self.topologies.push(new.combined.clone());
         for key in &new.keys {
             if !self.served.contains(key) {
                 self.served.push(*key);
@@ -181,6 +206,7 @@ impl XlDevices {
             let _ = discovery::set_state(&mut self.client, key, state::CLOSED);
         }
         self.served.retain(|k| k.frontend != domid);
+        self.topologies.retain(|f| f.domid != domid);
         if !self.departed.contains(&domid) {
             self.departed.push(domid);
         }
@@ -215,24 +241,36 @@ pub fn check(frontend: &Frontend, facts: &Facts) -> Result<(), String> {
     topology.check(facts).map_err(|e| alloc::format!("{e}"))
 }
 
-/// Serves a frontend the xl route found: its topology checked, its devices added, its
-/// IOREQ server registered. On failure nothing of it stays served.
+/// Serves devices the xl route found: checked together with what their frontend has
+/// already, added, and given to its IOREQ server (a new one for a new frontend). Returns
+/// the index of the server that serves them. On failure nothing of them is served.
 pub fn serve_new(
     backend: &mut Backend,
     memories: &mut Memories,
+    servers: &mut Vec<FrontendServer>,
     new: &NewFrontend,
     facts: &Facts,
     cfg: &Config,
     host_disk: Option<&SharedDisk>,
-) -> Result<FrontendServer, String> {
-    let frontend = &new.frontend;
-    check(frontend, facts)?;
-    let devices = setup::add_devices(backend, frontend, host_disk, cfg.blk_queues)?;
-    memories.add(frontend.domid, cfg.copy_buffers);
-    setup::register(frontend.domid, frontend.vcpus, devices).inspect_err(|_| {
-        if let Some(memory) = memories.memory(frontend.domid) {
-            backend.detach_frontend(frontend.domid, memory);
+) -> Result<usize, String> {
+    let domid = new.frontend.domid;
+    check(&new.combined, facts)?;
+    let live = servers
+        .iter()
+        .position(|s| s.domid == domid && s.departed.is_none());
+    let devices = setup::add_devices(backend, &new.frontend, host_disk, cfg.blk_queues)?;
+    if let Some(at) = live {
+        let server = servers.get_mut(at).ok_or("server vanished")?;
+        setup::extend(server, devices)?;
+        return Ok(at);
+    }
+    memories.add(domid, cfg.copy_buffers);
+    let server = setup::register(domid, new.frontend.vcpus, devices).inspect_err(|_| {
+        if let Some(memory) = memories.memory(domid) {
+            backend.detach_frontend(domid, memory);
         }
-        memories.remove(frontend.domid);
-    })
+        memories.remove(domid);
+    })?;
+    servers.push(server);
+    Ok(servers.len() - 1)
 }
