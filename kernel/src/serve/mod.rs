@@ -291,7 +291,7 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
         let mut changed = !gone.is_empty();
         let xl_changes = xl.as_mut().and_then(|xl| {
             crate::xen::evtchn::clear_pending(xl.port());
-            xl.changes()
+            xl.changes(now)
         });
         if let (Some(xl), Some(changes)) = (xl.as_mut(), xl_changes) {
             for domid in changes.release {

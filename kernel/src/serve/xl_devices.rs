@@ -51,7 +51,12 @@ pub struct XlDevices {
     ramdisk_mib: u32,
     /// Refusals already reported, so each is printed once.
     reported: Vec<(Option<DeviceKey>, Refusal)>,
+    /// When to scan again after a scan the store did not answer (system time, ns).
+    rescan_at: Option<u64>,
 }
+
+/// How long after a scan the store did not answer the next one runs.
+const RESCAN_AFTER_NS: u64 = 1_000_000_000;
 
 impl XlDevices {
     /// Connects to xenstore and watches the virtio backend directory.
@@ -72,6 +77,7 @@ impl XlDevices {
             departed: Vec::new(),
             ramdisk_mib,
             reported: Vec::new(),
+            rescan_at: None,
         })
     }
 
@@ -79,10 +85,15 @@ impl XlDevices {
         self.client.channel().port()
     }
 
-    /// Takes the watch events that arrived; if there were any (or some were lost),
-    /// scans again and returns what to serve and release, grouped by frontend.
-    pub fn changes(&mut self) -> Option<Changes> {
+    /// Takes the watch events that arrived; if there were any (or some were lost, or a
+    /// scan the store did not answer is due again), scans again and returns what to serve
+    /// and release, grouped by frontend. `now`: system time (ns).
+    pub fn changes(&mut self, now: u64) -> Option<Changes> {
         let mut changed = self.client.take_events_lost();
+        if self.rescan_at.is_some_and(|at| now >= at) {
+            self.rescan_at = None;
+            changed = true;
+        }
         loop {
             match self.client.take_event() {
                 Ok(Some(_)) => changed = true,
@@ -99,7 +110,8 @@ impl XlDevices {
         let found = match discovery::scan(&mut self.client) {
             Ok(found) => found,
             Err(e) => {
-                log::warn!("xenstore: scan of the backend directories: {e:?}");
+                log::warn!("xenstore: scan of the backend directories: {e:?}; again in 1 s");
+                self.rescan_at = Some(now.saturating_add(RESCAN_AFTER_NS));
                 return None;
             }
         };

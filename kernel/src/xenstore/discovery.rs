@@ -97,8 +97,9 @@ pub struct Scan {
 }
 
 /// Reads every device directory under [`VIRTIO_DIR`] and [`VIRTIO_DISK_DIR`]. A missing
-/// directory is an empty scan of it (no such device yet); a store error on a device's
-/// nodes refuses that device.
+/// directory is an empty scan of it (no such device yet); a device whose nodes say
+/// something stubvirt does not serve is refused. If the store does not answer (timeout,
+/// broken connection) the whole scan fails: a device is never refused for a slow store.
 pub fn scan<C: StoreChannel>(client: &mut Client<C>) -> Result<Scan, Error> {
     let mut result = Scan::default();
     for kind_dir in [Dir::Virtio, Dir::VirtioDisk] {
@@ -129,7 +130,7 @@ fn scan_dir<C: StoreChannel>(
                 devid,
             });
             let outcome = match key {
-                Some(key) => describe(client, &path(&[&dir, text(device_name)]), key),
+                Some(key) => describe(client, &path(&[&dir, text(device_name)]), key)?,
                 None => Err(Refusal::BadName),
             };
             let full = match outcome {
@@ -163,42 +164,85 @@ pub fn set_state<C: StoreChannel>(
     client.write(&dir, super::client::decimal(value, &mut digits))
 }
 
+/// A device directory's description, or why it is refused. `Err`: the store did not
+/// answer (timeout, broken connection): nothing is decided about the device, and the
+/// scan is to be run again.
 fn describe<C: StoreChannel>(
     client: &mut Client<C>,
     dir: &str,
     key: DeviceKey,
-) -> Result<Described, Refusal> {
-    let mut number = |node: &str| client.read_number(&path(&[dir, node])).ok();
-    let base = number("base").ok_or(Refusal::NoWindow)?;
-    let irq = number("irq").ok_or(Refusal::NoWindow)?;
-    let online = number("online").unwrap_or(1);
-    let device_state = number("state").unwrap_or(state::INITIALISING);
-    let window = window(base, irq).ok_or(Refusal::WindowOutOfRange)?;
-    match client.read(&path(&[dir, "transport"])) {
-        Ok(b"mmio") | Err(Error::Store(super::StoreError::NoEntry)) => {}
-        _ => return Err(Refusal::UnsupportedTransport),
+) -> Result<Result<Described, Refusal>, Error> {
+    let base = node_number(client, dir, "base")?;
+    let irq = node_number(client, dir, "irq")?;
+    let online = node_number(client, dir, "online")?.unwrap_or(1);
+    let device_state = node_number(client, dir, "state")?.unwrap_or(state::INITIALISING);
+    let Some((base, irq)) = base.zip(irq) else {
+        return Ok(Err(Refusal::NoWindow));
+    };
+    let Some(window) = window(base, irq) else {
+        return Ok(Err(Refusal::WindowOutOfRange));
+    };
+    if !matches!(
+        node_is(client, dir, "transport", b"mmio")?,
+        Some(true) | None
+    ) {
+        return Ok(Err(Refusal::UnsupportedTransport));
     }
     let kind = match key.dir {
-        Dir::Virtio => match client.read(&path(&[dir, "type"])) {
-            Ok(b"virtio,device1") => Kind::Net,
-            Ok(b"virtio,device2") => Kind::Blk { read_only: false },
-            _ => return Err(Refusal::UnsupportedType),
-        },
-        Dir::VirtioDisk => {
-            match client.read(&path(&[dir, "specification"])) {
-                Ok(b"virtio") => {}
-                _ => return Err(Refusal::UnsupportedType),
+        Dir::Virtio => {
+            if node_is(client, dir, "type", b"virtio,device1")? == Some(true) {
+                Kind::Net
+            } else if node_is(client, dir, "type", b"virtio,device2")? == Some(true) {
+                Kind::Blk { read_only: false }
+            } else {
+                return Ok(Err(Refusal::UnsupportedType));
             }
-            let read_only = !matches!(client.read(&path(&[dir, "mode"])), Ok(b"w"));
-            Kind::Blk { read_only }
+        }
+        Dir::VirtioDisk => {
+            if node_is(client, dir, "specification", b"virtio")? != Some(true) {
+                return Ok(Err(Refusal::UnsupportedType));
+            }
+            let writable = node_is(client, dir, "mode", b"w")? == Some(true);
+            Kind::Blk {
+                read_only: !writable,
+            }
         }
     };
-    Ok(Described {
+    Ok(Ok(Described {
         key,
         kind,
         window,
         wanted: online != 0 && device_state < state::CLOSING,
-    })
+    }))
+}
+
+/// Whether `dir/node` holds `value`; `None` when there is no such node (or the store
+/// refuses it); `Err` when the store did not answer.
+fn node_is<C: StoreChannel>(
+    client: &mut Client<C>,
+    dir: &str,
+    node: &str,
+    value: &[u8],
+) -> Result<Option<bool>, Error> {
+    match client.read(&path(&[dir, node])) {
+        Ok(read) => Ok(Some(read == value)),
+        Err(Error::Store(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `dir/node` as a number; `None` when absent or not a number; `Err` when the store did
+/// not answer.
+fn node_number<C: StoreChannel>(
+    client: &mut Client<C>,
+    dir: &str,
+    node: &str,
+) -> Result<Option<u64>, Error> {
+    match client.read_number(&path(&[dir, node])) {
+        Ok(number) => Ok(Some(number)),
+        Err(Error::Store(_) | Error::BadReply) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A window inside Xen's virtio-mmio range, aligned to a window, with an SPI Xen sets

@@ -190,3 +190,17 @@ fn a_scan_is_bounded() {
     assert_eq!(found.described.len() + found.refused.len(), 16);
     assert_eq!(found.ignored, 24, "the rest are counted");
 }
+
+#[test]
+fn a_store_too_slow_to_answer_fails_the_scan_instead_of_refusing_devices() {
+    let mut store = SimStore::new(HOME);
+    describe(&mut store, 2, 0, "virtio,device1", 0);
+    let mut client = Client::new(store);
+    client.set_timeout_ms(100);
+    client.channel_mut().misbehave.silent = true;
+    assert_eq!(scan(&mut client).err(), Some(super::Error::Timeout));
+    client.channel_mut().misbehave.silent = false;
+    let found = scan(&mut client).unwrap();
+    assert_eq!(found.described.len(), 1, "served once the store answers");
+    assert!(found.refused.is_empty());
+}
