@@ -53,7 +53,11 @@ done
 say "xenstored answering"
 prefixed init-dom0 timeout 60 xen-init-dom0
 # Without xenconsoled, `xl create` waits for the guest's console until it times out.
-xenconsoled --pid-file=/run/xenconsoled.pid && say "xenconsoled started"
+# It also keeps each guest's console in /var/log/xen/console/guest-NAME.log, which init
+# prints once a Linux frontend is done.
+mkdir -p /var/log/xen/console
+xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console &&
+    say "xenconsoled started"
 
 prefixed info timeout 60 xl info
 
@@ -88,5 +92,48 @@ for round in 1 2; do
     sleep 2
     xenstore-ls -f /local/domain/$backend/backend 2>&1 | sed "s/^/XL-DOM0 xs-after-$round /"
 done
+# Linux frontends (the demo's kernel and checks): two at once, each with a RAM disk and a
+# NIC on stubvirt's switch; each checks its disk, pings the other and one sends the other
+# 4 MiB over TCP. Then one is created again and destroyed by xl while it uses its disk.
+linux_frontend() {
+    sed -e "s/@NAME@/$1/" -e "s|@ARGS@|$2|" /guest/linux-frontend.cfg >/tmp/$1.cfg
+    prefixed create-$1 timeout 120 xl create -p /tmp/$1.cfg
+    say "$1 domid=$(xl domid $1 2>/dev/null)"
+}
+# Waits (at most $2 s) until domain $1 is gone.
+wait_gone() {
+    n=0
+    while xl domid $1 >/dev/null 2>&1; do
+        n=$((n + 1))
+        [ $n -ge $2 ] && say "$1 still there after $2 s" && return 1
+        sleep 1
+    done
+    say "$1 gone after ${n} s"
+}
+console_of() {
+    sed "s/^/XL-$2 /" /var/log/xen/console/guest-$1.log 2>/dev/null | tr -d '\r'
+}
+linux_frontend fe1 "fe_ip=10.0.3.1 fe_gw=10.0.3.2 fe_peer=10.0.3.2:5001"
+linux_frontend fe2 "fe_ip=10.0.3.2 fe_gw=10.0.3.1 fe_peer_listen=5001"
+prefixed unpause-fe1 xl unpause fe1
+prefixed unpause-fe2 xl unpause fe2
+wait_gone fe1 400
+wait_gone fe2 200
+console_of fe1 FE1
+console_of fe2 FE2
+rm -f /var/log/xen/console/guest-fe1.log
+linux_frontend fe1 "fe_ip=10.0.3.1 fe_gw=10.0.3.2"
+prefixed unpause-again xl unpause fe1
+n=0
+until grep -q "FRONTEND-RESULT stage=blk " /var/log/xen/console/guest-fe1.log 2>/dev/null; do
+    n=$((n + 1))
+    [ $n -ge 240 ] && say "fe1 again: no disk stage after 120 s" && break
+    usleep 500000
+done
+prefixed destroy xl destroy fe1
+wait_gone fe1 60
+sleep 3
+console_of fe1 FE1-AGAIN
+xenstore-ls -f /local/domain/$backend/backend 2>&1 | sed "s/^/XL-DOM0 xs-end /"
 prefixed list xl list
 finish

@@ -122,8 +122,8 @@ fn compile_dts(dir: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
     Ok(dtb)
 }
 
-/// Everything in the initramfs besides `/init`.
-fn initramfs_files(module_dir: &Path) -> Result<Vec<HostFile>, String> {
+/// Everything in the frontend's initramfs besides `/init`.
+pub fn initramfs_files(module_dir: &Path) -> Result<Vec<HostFile>, String> {
     let file = |path: &str, source: PathBuf, mode| HostFile {
         path: path.to_string(),
         source,

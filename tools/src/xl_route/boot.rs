@@ -101,6 +101,8 @@ pub struct Findings {
     pub stubvirt: Vec<String>,
     /// FLASK denials Xen logged.
     pub denials: Vec<String>,
+    /// The Linux frontends' figures, for the summary.
+    pub figures: Vec<String>,
     /// Seconds from QEMU's start to dom0's init, and to its last line.
     pub dom0_up: Option<f64>,
     pub done: Option<f64>,
@@ -222,6 +224,8 @@ pub fn findings(transcript: &Transcript) -> Findings {
         "no FLASK denial of stubvirt_t or stubvirt_frontend_t".into(),
         !denials.iter().any(|d| d.contains("stubvirt")),
     ));
+    let (linux, figures) = super::linux_checks::checks(transcript, &stubvirt);
+    checks.extend(linux);
     checks.push((
         "dom0 init reported to the end".into(),
         matches!(transcript.end, End::Stopped(_)) && at("XL-DOM0 done").is_some(),
@@ -241,6 +245,7 @@ pub fn findings(transcript: &Transcript) -> Findings {
             .collect(),
         stubvirt,
         denials,
+        figures,
         dom0_up: at("XL-DOM0 dom0 up"),
         done: at("XL-DOM0 done"),
     }
@@ -274,6 +279,33 @@ mod tests {
         "(d3) STUBVIRT-FRONTEND result=pass checks=30 failed=0",
         "(d1) STUBVIRT-FRONTEND-GONE frontend=3 state=gone via=poll devices=2 pages_held=0 ",
         "XL-DOM0 round 2 frontend gone after 11 s",
+        "XL-DOM0 fe1 domid=4",
+        "XL-DOM0 fe2 domid=5",
+        "(d1) STUBVIRT-XL-RELEASED frontend=4 devices=2 pages_held=0 ioreq_server=released",
+        "XL-FE1 FRONTEND-RESULT stage=handshake backend=ready blk=ready net=ready disk=absent",
+        "XL-FE1 FRONTEND-RESULT stage=blk dev=/dev/vda size_bytes=16777216 ro=0 ssz=512",
+        "XL-FE1 FRONTEND-RESULT stage=blk_verify ok=1 bytes=16777216 regions=16",
+        "XL-FE1 FRONTEND-RESULT stage=blk_perf rand4k_read_qd32_iops=20",
+        "XL-FE1 FRONTEND-RESULT stage=fs mkfs=ext2 ok=1 files=48 fsck=clean",
+        "XL-FE1 FRONTEND-RESULT stage=net ip=10.0.3.1 gw=10.0.3.2 ping_gw=1 ping_avg_ms=3.1",
+        "XL-FE1 FRONTEND-RESULT stage=peer_send ip=10.0.3.2 ping=1 rc=0 tries=1 s=9.5",
+        "XL-FE1 FRONTEND-RESULT stage=peer_send bytes=4194304 sha256=5f2a",
+        "XL-FE1 FRONTEND-RESULT done=1 uptime=120.3",
+        "XL-FE2 FRONTEND-RESULT stage=handshake backend=ready blk=ready net=ready disk=absent",
+        "XL-FE2 FRONTEND-RESULT stage=blk dev=/dev/vda size_bytes=16777216 ro=0 ssz=512",
+        "XL-FE2 FRONTEND-RESULT stage=blk_verify ok=1 bytes=16777216 regions=16",
+        "XL-FE2 FRONTEND-RESULT stage=blk_perf rand4k_read_qd32_iops=22",
+        "XL-FE2 FRONTEND-RESULT stage=fs mkfs=ext2 ok=1 files=48 fsck=clean",
+        "XL-FE2 FRONTEND-RESULT stage=net ip=10.0.3.2 gw=10.0.3.1 ping_gw=1 ping_avg_ms=2.9",
+        "XL-FE2 FRONTEND-RESULT stage=peer_recv bytes=4194304 waited_s=30.1",
+        "XL-FE2 FRONTEND-RESULT stage=peer_recv sha256=5f2a",
+        "XL-FE2 FRONTEND-RESULT done=1 uptime=121.0",
+        "XL-DOM0 fe1 domid=6",
+        "(d1) STUBVIRT-READY frontend=6 vcpus=2 devices=blk@0x2000000,net@0x2000200",
+        "XL-DOM0 destroy rc=0",
+        "(d1) STUBVIRT-XL-RELEASED frontend=6 devices=2 pages_held=0 ioreq_server=released",
+        "XL-FE1-AGAIN FRONTEND-RESULT stage=handshake backend=ready blk=ready net=ready",
+        "XL-FE1-AGAIN FRONTEND-RESULT stage=blk dev=/dev/vda size_bytes=16777216 ro=0",
         "XL-DOM0 done",
     ];
 
@@ -306,6 +338,19 @@ mod tests {
             (
                 "STUBVIRT-XL-WATCHING",
                 "xl creates stubvirt (stubvirt_t), which watches xenstore",
+            ),
+            (
+                "XL-FE2 FRONTEND-RESULT stage=peer_recv sha256",
+                "Linux frontends: 4 MiB over TCP from one to the other, byte-exact",
+            ),
+            (
+                "XL-FE1 FRONTEND-RESULT stage=net",
+                "Linux frontends: each pings the other through stubvirt's switch",
+            ),
+            (
+                "STUBVIRT-XL-RELEASED frontend=6",
+                "Linux frontend created again: served (a new domain), then xl destroy while \
+                 it uses its disk; stubvirt releases it",
             ),
         ] {
             let lines: Vec<&str> = PASSING

@@ -13,6 +13,13 @@ use std::process::Command;
 pub const INIT: &str = include_str!("../../dom0/init.sh");
 pub const BACKEND_CONFIG: &str = include_str!("../../dom0/stubvirt.cfg");
 pub const FRONTEND_CONFIG: &str = include_str!("../../dom0/frontend.cfg");
+pub const LINUX_FRONTEND_CONFIG: &str = include_str!("../../dom0/linux-frontend.cfg");
+
+/// The Linux frontend's kernel and initramfs (the demo's).
+pub struct LinuxFrontend {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+}
 /// The programs init runs (paths in the userland tree and in the initramfs).
 const PROGRAMS: &[&str] = &[
     "usr/lib/xen-4.20/bin/xl",
@@ -38,8 +45,14 @@ pub const MODULES: &[&str] = &[
     "drivers/xen/xenfs/xenfs",
 ];
 
-/// Writes `dir/dom0-initramfs.cpio.gz` for `dom0`, with `guest` (the kernel `xl` boots).
-pub fn build(dir: &Path, dom0: &Dom0Packages, guest: &Path) -> Result<PathBuf, String> {
+/// Writes `dir/dom0-initramfs.cpio.gz` for `dom0`, with `guest` (stubvirt's image) and
+/// `linux` (the Linux frontend) for `xl` to boot.
+pub fn build(
+    dir: &Path,
+    dom0: &Dom0Packages,
+    guest: &Path,
+    linux: &LinuxFrontend,
+) -> Result<PathBuf, String> {
     let file = |path: &str, source: PathBuf, mode| HostFile {
         path: path.to_string(),
         source,
@@ -47,6 +60,7 @@ pub fn build(dir: &Path, dom0: &Dom0Packages, guest: &Path) -> Result<PathBuf, S
     };
     let backend = write(dir, "stubvirt.cfg", BACKEND_CONFIG.as_bytes())?;
     let frontend = write(dir, "frontend.cfg", FRONTEND_CONFIG.as_bytes())?;
+    let linux_frontend = write(dir, "linux-frontend.cfg", LINUX_FRONTEND_CONFIG.as_bytes())?;
     // xl reads its global configuration first; defaults are what the run wants.
     let xl_conf = write(dir, "xl.conf", b"")?;
     let mut files = vec![
@@ -54,6 +68,9 @@ pub fn build(dir: &Path, dom0: &Dom0Packages, guest: &Path) -> Result<PathBuf, S
         file("guest/stubvirt.img", guest.to_path_buf(), 0o644),
         file("guest/stubvirt.cfg", backend, 0o644),
         file("guest/frontend.cfg", frontend, 0o644),
+        file("guest/linux-frontend.cfg", linux_frontend, 0o644),
+        file("guest/fe-Image", linux.kernel.clone(), 0o644),
+        file("guest/fe-initramfs.cpio.gz", linux.initramfs.clone(), 0o644),
         file("etc/xen/xl.conf", xl_conf, 0o644),
     ];
     files.extend(frontend_programs::with_libraries(
@@ -117,6 +134,13 @@ mod tests {
             "say \"done\"",
             "/guest/stubvirt.cfg",
             "/guest/frontend.cfg",
+            "/guest/linux-frontend.cfg",
+            "linux_frontend fe1 ",
+            "linux_frontend fe2 ",
+            "prefixed destroy xl destroy fe1",
+            "console_of fe1 FE1",
+            "console_of fe2 FE2",
+            "--log=guest",
             "poweroff -f",
             "xenconsoled",
         ] {

@@ -14,6 +14,7 @@
 
 mod boot;
 mod initramfs;
+mod linux_checks;
 mod packages;
 
 use crate::apt;
@@ -22,9 +23,25 @@ use crate::xen_source::{self, XenSource, XL_DOM0};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The whole QEMU run, boot to power-off: about 20-30 s here (dom0's init after 10-20 s),
-/// several times that when the host is busy.
-const DEADLINE: Duration = Duration::from_secs(300);
+/// The whole QEMU run, boot to power-off: a few minutes here (dom0's init after 10-20 s,
+/// two Linux frontends' checks), several times that when the host is busy.
+const DEADLINE: Duration = Duration::from_secs(900);
+
+/// The demo's frontend Linux and its initramfs (`tools/frontend/init.sh`).
+fn linux_frontend(dir: &std::path::Path) -> Result<initramfs::LinuxFrontend, String> {
+    let kernel = crate::frontend_kernel::ensure()?;
+    crate::frontend_kernel::check_modules(&kernel.modules)?;
+    let out = dir.join("fe-initramfs.cpio.gz");
+    crate::frontend_initramfs::build(
+        &out,
+        crate::frontend_initramfs::INIT,
+        &crate::demo_parts::initramfs_files(&kernel.modules)?,
+    )?;
+    Ok(initramfs::LinuxFrontend {
+        kernel: kernel.image,
+        initramfs: out,
+    })
+}
 
 /// `cargo xtask xl-smoke [--xen-source PATH]`.
 pub fn command(args: &[String]) -> Result<(), String> {
@@ -60,9 +77,10 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let xen = source.hypervisor()?;
     step("[2/4] Debian trixie's dom0 kernel and Xen 4.20 userland (arm64)");
     let dom0 = packages::fetch()?;
-    step("[3/4] dom0 initramfs (busybox, xl and its libraries, Xen modules, stubvirt)");
+    step("[3/4] dom0 initramfs (busybox, xl and its libraries, Xen modules, stubvirt, the Linux frontend)");
     let guest = crate::image_arm64::build()?;
-    let ramdisk = initramfs::build(&dir, &dom0, &guest)?;
+    let linux = linux_frontend(&dir)?;
+    let ramdisk = initramfs::build(&dir, &dom0, &guest, &linux)?;
     let policy = crate::flask_policy::policy(&source)?;
     step(&format!(
         "[4/4] booting Xen {} with {} as dom0 (bounded: {} s)",
@@ -95,6 +113,10 @@ pub fn command(args: &[String]) -> Result<(), String> {
     println!("---- and once it was gone");
     for key in &findings.keys_after {
         println!("    {key}");
+    }
+    println!("---- Linux frontends");
+    for line in &findings.figures {
+        println!("    {line}");
     }
     println!("---- FLASK denials: {}", findings.denials.len());
     for line in &findings.denials {
