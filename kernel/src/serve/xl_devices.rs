@@ -21,9 +21,14 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use devices::backend::{Backend, Frontends};
 use devices::blk::shared::SharedDisk;
-use devices::topology::{Backing, Device, DeviceKind, Facts, Frontend, Topology, MAX_MTU};
+use devices::topology::{
+    Backing, Device, DeviceKind, Facts, Frontend, Topology, MAX_FRONTENDS, MAX_MTU,
+};
 
 const WATCH_TOKEN: &str = "stubvirt";
+/// Heap a new frontend needs: one Linux frontend's devices and server took about 306 KB
+/// in the end-to-end run (docs/topology.md), with a margin.
+const HEAP_RESERVE: u64 = 400 * 1024;
 
 /// Devices of a frontend seen for the first time, and their store keys; `combined` is
 /// the frontend with every device it has, those already served included (what the
@@ -270,6 +275,23 @@ pub fn serve_new(
     let live = servers
         .iter()
         .position(|s| s.domid == domid && s.departed.is_none());
+    if live.is_none() {
+        let serving = servers.iter().filter(|s| s.departed.is_none()).count();
+        if serving >= MAX_FRONTENDS {
+            return Err(alloc::format!(
+                "{serving} frontends served already: at most {MAX_FRONTENDS}"
+            ));
+        }
+    }
+    // A frontend that goes leaves some heap behind (its devices' models are kept,
+    // detached, for the counters): refuse before the heap runs out rather than fail an
+    // allocation while serving.
+    let free = crate::mem::HEAP_BYTES.saturating_sub(crate::mem::heap_used() as u64);
+    if free < HEAP_RESERVE {
+        return Err(alloc::format!(
+            "heap: {free} bytes free, a frontend needs {HEAP_RESERVE}"
+        ));
+    }
     let devices = setup::add_devices(backend, &new.frontend, host_disk, cfg.blk_queues)?;
     if let Some(at) = live {
         let server = servers.get_mut(at).ok_or("server vanished")?;
