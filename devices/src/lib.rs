@@ -28,4 +28,6 @@ pub mod memory;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
 pub mod topology;
