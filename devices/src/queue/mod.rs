@@ -484,3 +484,6 @@ fn release_regions<M: GuestMemory + ?Sized>(
     let refused = mem.unmap_batch(&pages);
     counters.count_unmap(pages.len(), refused);
 }
+
+#[cfg(test)]
+mod tests;
