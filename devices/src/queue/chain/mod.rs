@@ -330,3 +330,6 @@ impl ChainBatch {
         self.pages.truncate(pages);
     }
 }
+
+#[cfg(test)]
+mod tests;
