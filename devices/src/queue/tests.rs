@@ -302,3 +302,29 @@ fn without_event_idx_the_no_interrupt_flag_decides() {
     assert!(!f.queue.arm_notifications(&mut f.mem.clone()).unwrap());
     assert_eq!(f.ring.avail_event(), 0);
 }
+
+#[test]
+fn rings_across_a_page_boundary_work_as_any() {
+    // Each ring starts 16 bytes before its page's end: descriptors, avail entries, used
+    // entries and the event fields all lie in the second page, some across the seam.
+    let mem = TestMemory::new();
+    let mut ring = TestQueue::at_offset(&mem, 8, 4080);
+    let mut queue = activate(&mem, &ring.config(), true).unwrap();
+    assert_eq!(mem.live_mappings(), 6);
+    let heads: Vec<u16> = (0..5).map(|_| ring.add_chain(&[(4, true)])).collect();
+    let mut mem_mut = mem.clone();
+    let mut answers = Vec::new();
+    while let Some(head) = queue.pop(&mem).unwrap() {
+        let desc = queue.descriptor(&mem, head).unwrap();
+        assert_eq!((desc.addr, desc.len), (ring.buffers(head)[0].addr, 4));
+        answers.push((head, u32::from(head) * 3));
+    }
+    assert_eq!(answers.iter().map(|a| a.0).collect::<Vec<_>>(), heads);
+    queue.push_used_all(&mut mem_mut, &answers).unwrap();
+    queue.publish(&mut mem_mut).unwrap();
+    let expected: Vec<(u32, u32)> = answers.iter().map(|&(h, l)| (u32::from(h), l)).collect();
+    assert_eq!(ring.used(), expected);
+    assert!(!queue.arm_notifications(&mut mem_mut).unwrap());
+    assert_eq!(ring.avail_event(), 5);
+    assert!(mem.violations().is_empty(), "{:?}", mem.violations());
+}

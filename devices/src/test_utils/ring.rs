@@ -1,7 +1,6 @@
 //! [`TestQueue`]: the driver's side of a split virtqueue, laid out in a [`TestMemory`].
 
-use super::memory::{dma, TestMemory};
-use crate::grant::PAGE_SIZE;
+use super::memory::TestMemory;
 use crate::queue::{Descriptor, QueueConfig, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -44,12 +43,20 @@ pub struct TestQueue {
 
 impl TestQueue {
     pub fn new(mem: &TestMemory, size: u16) -> Self {
+        Self::at_offset(mem, size, 0)
+    }
+
+    /// A queue whose three rings each start `offset` bytes into their first page (a
+    /// multiple of 16 keeps every ring aligned), so they may cross into a second one.
+    pub fn at_offset(mem: &TestMemory, size: u16, offset: usize) -> Self {
         let n = usize::from(size);
         // Room for the event fields (EVENT_IDX) after each ring's entries.
-        let pages = |bytes: usize| bytes.div_ceil(PAGE_SIZE);
-        let desc = dma(mem.alloc(pages(16 * n), true), 0);
-        let avail = dma(mem.alloc(pages(6 + 2 * n), true), 0);
-        let used = dma(mem.alloc(pages(6 + 8 * n), false), 0);
+        let ring = |bytes: usize, read_only| mem.buffer(offset, bytes, read_only);
+        let (desc, avail, used) = (
+            ring(16 * n, true),
+            ring(6 + 2 * n, true),
+            ring(6 + 8 * n, false),
+        );
         Self {
             mem: mem.clone(),
             size,
