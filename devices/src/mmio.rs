@@ -569,3 +569,6 @@ fn set_low(field: &mut u64, value: u32) {
 fn set_high(field: &mut u64, value: u32) {
     *field = (*field & 0xffff_ffff) | (u64::from(value) << 32);
 }
+
+#[cfg(test)]
+mod tests;
