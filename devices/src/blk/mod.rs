@@ -425,3 +425,6 @@ fn storage_status(error: StorageError, counters: &mut Counters) -> u8 {
     }
     STATUS_IOERR
 }
+
+#[cfg(test)]
+mod tests;
