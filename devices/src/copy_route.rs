@@ -345,3 +345,6 @@ fn runs(pieces: &[Piece]) -> impl Iterator<Item = &[Piece]> {
         Some(run)
     })
 }
+
+#[cfg(test)]
+mod tests;
