@@ -289,7 +289,11 @@ impl<D: VirtioDevice> MmioDevice<D> {
             reg::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
             reg::DRIVER_FEATURES => self.write_driver_features(offset, value)?,
             reg::QUEUE_SEL => self.queue_sel = value,
-            reg::QUEUE_NUM => self.queue_config(offset)?.size = value as u16,
+            // A size past 16 bits is kept as one QueueReady refuses, not truncated into
+            // a size that may pass (0x1_0008 is not 8).
+            reg::QUEUE_NUM => {
+                self.queue_config(offset)?.size = u16::try_from(value).unwrap_or(u16::MAX)
+            }
             reg::QUEUE_DESC_LOW => set_low(&mut self.queue_config(offset)?.desc, value),
             reg::QUEUE_DESC_HIGH => set_high(&mut self.queue_config(offset)?.desc, value),
             reg::QUEUE_DRIVER_LOW => set_low(&mut self.queue_config(offset)?.driver, value),

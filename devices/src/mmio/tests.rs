@@ -289,3 +289,18 @@ fn a_broken_ring_lets_go_of_its_rings_and_asks_for_a_reset() {
     assert_eq!(driver::read(&mut dev, reg::QUEUE_READY), 0);
     assert!(ring.used().is_empty());
 }
+
+#[test]
+fn a_queue_size_past_16_bits_is_refused_not_truncated() {
+    let (mut dev, mut mem) = device();
+    let ring = TestQueue::new(&mem, 8);
+    driver::negotiate(&mut dev, &mut mem, RING_FEATURES);
+    driver::set_queue(&mut dev, &mut mem, 0, &ring);
+    driver::write(&mut dev, &mut mem, reg::QUEUE_READY, 0);
+    // 0x1_0008 is no queue size, whatever its low half says.
+    driver::write(&mut dev, &mut mem, reg::QUEUE_NUM, 0x1_0008);
+    driver::write(&mut dev, &mut mem, reg::QUEUE_READY, 1);
+    assert_eq!(driver::read(&mut dev, reg::QUEUE_READY), 0);
+    assert_ne!(dev.status() & status::NEEDS_RESET, 0);
+    assert_eq!(mem.live_mappings(), 0);
+}
