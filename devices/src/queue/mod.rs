@@ -452,7 +452,8 @@ impl SplitQueue {
             let used_event = self
                 .avail
                 .read_u16(rings, ring_at(self.size, AVAIL_ENTRY)?)?;
-            // virtio 1.2 2.7.10: interrupt if used_event lies in (old, new].
+            // virtio 1.2 2.7.10 (vring_need_event): interrupt if used_event lies in
+            // [old, new), i.e. the device moved past the entry the driver waits for.
             new.wrapping_sub(used_event).wrapping_sub(1) < new.wrapping_sub(old)
         } else {
             self.avail.read_u16(rings, 0)? & AVAIL_F_NO_INTERRUPT == 0
