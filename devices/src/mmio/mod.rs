@@ -9,9 +9,13 @@ use crate::device::{Io, ProcessOutcome, QueueSlot, VirtioDevice, MAX_QUEUES};
 use crate::features;
 use crate::memory::GuestMemory;
 use crate::queue::chain::ChainBatch;
-use crate::queue::SplitQueue;
 use alloc::boxed::Box;
 use heapless::Vec;
+
+mod queue_registers;
+mod registers;
+
+pub use registers::{reg, status, MmioError, INT_CONFIG_CHANGE, INT_USED_BUFFER};
 
 /// Size of the register window a device occupies.
 pub const WINDOW_SIZE: u64 = 0x200;
@@ -20,69 +24,6 @@ const VERSION: u32 = 2;
 /// "XENS": stubvirt's vendor id, shown by Linux in /sys/bus/virtio/devices/*/vendor.
 pub const VENDOR_ID: u32 = 0x534e_4558;
 const CONFIG_START: u64 = 0x100;
-
-pub mod reg {
-    pub const MAGIC_VALUE: u64 = 0x000;
-    pub const VERSION: u64 = 0x004;
-    pub const DEVICE_ID: u64 = 0x008;
-    pub const VENDOR_ID: u64 = 0x00c;
-    pub const DEVICE_FEATURES: u64 = 0x010;
-    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
-    pub const DRIVER_FEATURES: u64 = 0x020;
-    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
-    pub const QUEUE_SEL: u64 = 0x030;
-    pub const QUEUE_NUM_MAX: u64 = 0x034;
-    pub const QUEUE_NUM: u64 = 0x038;
-    pub const QUEUE_READY: u64 = 0x044;
-    pub const QUEUE_NOTIFY: u64 = 0x050;
-    pub const INTERRUPT_STATUS: u64 = 0x060;
-    pub const INTERRUPT_ACK: u64 = 0x064;
-    pub const STATUS: u64 = 0x070;
-    pub const QUEUE_DESC_LOW: u64 = 0x080;
-    pub const QUEUE_DESC_HIGH: u64 = 0x084;
-    pub const QUEUE_DRIVER_LOW: u64 = 0x090;
-    pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
-    pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
-    pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
-    pub const SHM_SEL: u64 = 0x0ac;
-    pub const SHM_LEN_LOW: u64 = 0x0b0;
-    pub const SHM_LEN_HIGH: u64 = 0x0b4;
-    pub const SHM_BASE_LOW: u64 = 0x0b8;
-    pub const SHM_BASE_HIGH: u64 = 0x0bc;
-    pub const QUEUE_RESET: u64 = 0x0c0;
-    pub const CONFIG_GENERATION: u64 = 0x0fc;
-    pub const CONFIG: u64 = 0x100;
-}
-
-/// Device status bits (virtio 1.2 section 2.1).
-pub mod status {
-    pub const ACKNOWLEDGE: u32 = 1;
-    pub const DRIVER: u32 = 2;
-    pub const DRIVER_OK: u32 = 4;
-    pub const FEATURES_OK: u32 = 8;
-    pub const NEEDS_RESET: u32 = 0x40;
-    pub const FAILED: u32 = 0x80;
-}
-
-/// InterruptStatus bits.
-pub const INT_USED_BUFFER: u32 = 1;
-pub const INT_CONFIG_CHANGE: u32 = 2;
-
-/// Accesses the virtio-mmio spec does not allow. The access has no effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MmioError {
-    /// Control registers take aligned 32-bit accesses only; config fields their own width.
-    BadWidth { offset: u64, size: u8 },
-    /// Beyond the registers and the device's config space.
-    OutOfRange(u64),
-    /// Reading a write-only register or writing a read-only one.
-    WrongDirection(u64),
-    /// A write the current state forbids (features after FEATURES_OK, queue registers of
-    /// a ready queue, queue setup before FEATURES_OK, a queue index that does not exist).
-    NotNow(u64),
-    /// A status write that clears bits or skips a step.
-    BadStatus { from: u32, to: u32 },
-}
 
 /// A virtio device behind a virtio-mmio register window.
 pub struct MmioDevice<D: VirtioDevice> {
@@ -338,99 +279,6 @@ impl<D: VirtioDevice> MmioDevice<D> {
             _ => {}
         }
         Ok(())
-    }
-
-    /// The selected queue's registers, writable only between FEATURES_OK and QueueReady.
-    fn queue_config(&mut self, offset: u64) -> Result<&mut crate::queue::QueueConfig, MmioError> {
-        let features_ok = self.status & status::FEATURES_OK != 0;
-        match self.queues.get_mut(self.queue_sel as usize) {
-            Some(slot) if features_ok && slot.live.is_none() => Ok(&mut slot.config),
-            _ => Err(MmioError::NotNow(offset)),
-        }
-    }
-
-    fn write_queue_ready<M: GuestMemory + ?Sized>(
-        &mut self,
-        mem: &mut M,
-        value: u32,
-    ) -> Result<(), MmioError> {
-        let index = self.queue_sel as usize;
-        let negotiated = self.negotiated();
-        let features_ok = self.status & status::FEATURES_OK != 0;
-        let max = self.device.queue_max_size(index);
-        let Some(slot) = self.queues.get_mut(index) else {
-            return Err(MmioError::NotNow(reg::QUEUE_READY));
-        };
-        if value == 0 {
-            if let Some(queue) = slot.live.take() {
-                queue.release(mem, &mut self.counters);
-            }
-            slot.pending = false;
-            return Ok(());
-        }
-        if !features_ok {
-            return Err(MmioError::NotNow(reg::QUEUE_READY));
-        }
-        if slot.live.is_some() {
-            return Ok(());
-        }
-        let activated = SplitQueue::activate(
-            mem,
-            &slot.config,
-            max,
-            negotiated & features::EVENT_IDX != 0,
-            negotiated & features::INDIRECT_DESC != 0,
-            &mut self.counters,
-        );
-        match activated {
-            Ok(queue) => {
-                slot.live = Some(queue);
-                Ok(())
-            }
-            Err(error) => {
-                log::warn!("queue {index}: setup refused: {error:?}");
-                self.counters.queue_errors = self.counters.queue_errors.saturating_add(1);
-                self.needs_reset();
-                Ok(())
-            }
-        }
-    }
-
-    fn write_queue_reset<M: GuestMemory + ?Sized>(
-        &mut self,
-        mem: &mut M,
-        value: u32,
-    ) -> Result<(), MmioError> {
-        if self.negotiated() & features::RING_RESET == 0 {
-            return Err(MmioError::NotNow(reg::QUEUE_RESET));
-        }
-        let Some(slot) = self.queues.get_mut(self.queue_sel as usize) else {
-            return Err(MmioError::NotNow(reg::QUEUE_RESET));
-        };
-        if value == 1 {
-            if let Some(queue) = slot.live.take() {
-                queue.release(mem, &mut self.counters);
-            }
-            *slot = QueueSlot::default();
-        }
-        Ok(())
-    }
-
-    fn notify(&mut self, value: u32) -> Result<(), MmioError> {
-        self.counters.notifications = self.counters.notifications.saturating_add(1);
-        let driver_ok = self.status & status::DRIVER_OK != 0;
-        // Without VIRTIO_F_NOTIFICATION_DATA the value is the queue index.
-        match self.queues.get_mut(value as usize) {
-            Some(slot) if driver_ok && slot.live.is_some() => {
-                slot.pending = true;
-                Ok(())
-            }
-            _ => {
-                self.counters.ignored_notifications =
-                    self.counters.ignored_notifications.saturating_add(1);
-                Err(MmioError::NotNow(reg::QUEUE_NOTIFY))
-            }
-        }
     }
 
     fn write_status<M: GuestMemory + ?Sized>(
