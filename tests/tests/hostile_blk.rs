@@ -132,6 +132,27 @@ fn indirect_inside_indirect_breaks_the_queue() {
 }
 
 #[test]
+fn descriptor_loop_inside_an_indirect_table_breaks_the_queue() {
+    let mut f = BlkFixture::new(devices::features::INDIRECT_DESC);
+    let table = Granted::new(FRONTEND, 1, false);
+    let header = f.header(0, T_IN, 0);
+    let entries = [
+        (header, 16, DESC_F_NEXT, 1u16),
+        (f.mem.dma(DATA), 512, DESC_F_NEXT | DESC_F_WRITE, 0),
+    ];
+    for (k, (addr, len, flags, next)) in entries.into_iter().enumerate() {
+        let mut entry = Vec::new();
+        entry.extend_from_slice(&addr.to_le_bytes());
+        entry.extend_from_slice(&u32::to_le_bytes(len));
+        entry.extend_from_slice(&flags.to_le_bytes());
+        entry.extend_from_slice(&next.to_le_bytes());
+        table.write(16 * k, &entry);
+    }
+    f.submit(0, &[(table.dma(0), 32, DESC_F_INDIRECT)]);
+    assert_queue0_broken(&mut f);
+}
+
+#[test]
 fn indirect_without_negotiating_it_breaks_the_queue() {
     let mut f = BlkFixture::new(0);
     let table = Granted::new(FRONTEND, 1, true);
