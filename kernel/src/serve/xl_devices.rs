@@ -160,37 +160,29 @@ impl XlDevices {
                     },
                 },
             };
-            match serve.iter_mut().find(|f| f.frontend.domid == domid) {
-                Some(new) => {
-                    new.frontend.devices.push(device);
-                    new.keys.push(described.key);
-                }
-                None => serve.push(NewFrontend {
-                    frontend: Frontend {
-                        domid,
-                        vcpus: 1,
-                        devices: alloc::vec![device],
-                    },
-                    keys: alloc::vec![described.key],
-                    combined: Frontend {
+            let at = match serve.iter().position(|f| f.frontend.domid == domid) {
+                Some(at) => at,
+                None => {
+                    let frontend = Frontend {
                         domid,
                         vcpus: 1,
                         devices: Vec::new(),
-                    },
-                }),
+                    };
+                    // What it has already (devices found in an earlier scan) comes first.
+                    let served = self.topologies.iter().find(|f| f.domid == domid);
+                    serve.push(NewFrontend {
+                        combined: served.cloned().unwrap_or_else(|| frontend.clone()),
+                        frontend,
+                        keys: Vec::new(),
+                    });
+                    serve.len() - 1
+                }
+            };
+            if let Some(new) = serve.get_mut(at) {
+                new.frontend.devices.push(device);
+                new.combined.devices.push(device);
+                new.keys.push(described.key);
             }
-        }
-        for new in &mut serve {
-            let mut combined = self
-                .topologies
-                .iter()
-                .find(|f| f.domid == new.frontend.domid)
-                .cloned()
-                .unwrap_or_else(|| new.combined.clone());
-            combined
-                .devices
-                .extend(new.frontend.devices.iter().copied());
-            new.combined = combined;
         }
         Changes { serve, release }
     }
