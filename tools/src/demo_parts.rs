@@ -133,6 +133,7 @@ pub fn initramfs_files(module_dir: &Path) -> Result<Vec<HostFile>, String> {
         file("bin/busybox", frontend_initramfs::busybox()?, 0o755),
         file("usr/bin/fe_io", frontend_programs::fe_io()?, 0o755),
         file("usr/bin/fe_flood", frontend_programs::fe_flood()?, 0o755),
+        file("usr/bin/fe_tcp", frontend_programs::fe_tcp()?, 0o755),
     ];
     files.extend(frontend_programs::e2fsprogs()?);
     for module in frontend_kernel::MODULES {

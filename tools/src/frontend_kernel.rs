@@ -110,7 +110,7 @@ pub fn ensure() -> Result<Kernel, String> {
     })
 }
 
-/// The modules the init script loads, in load order (virtio_mmio last: loading it probes
+/// The modules the init scripts load, in load order (virtio_mmio last: loading it probes
 /// the devices, after the readiness handshake).
 pub const MODULES: &[&str] = &[
     "virtio_ring.ko",
@@ -121,6 +121,9 @@ pub const MODULES: &[&str] = &[
     "virtio_blk.ko",
     "virtio_net.ko",
     "virtio_mmio.ko",
+    // Xen's PV frontends: only the side-by-side bench loads them.
+    "xen-blkfront.ko",
+    "xen-netfront.ko",
 ];
 
 /// Checks that the build produced every module the init script loads.

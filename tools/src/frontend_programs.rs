@@ -165,6 +165,12 @@ pub fn fe_flood() -> Result<PathBuf, String> {
     compile_static("fe_flood", include_str!("../frontend/fe_flood.c"))
 }
 
+/// The static arm64 `fe_tcp` (`tools/frontend/fe_tcp.c`), the side-by-side bench's TCP
+/// streams between two frontends.
+pub fn fe_tcp() -> Result<PathBuf, String> {
+    compile_static("fe_tcp", include_str!("../frontend/fe_tcp.c"))
+}
+
 /// A one-file C program for the frontend, static arm64, cached by source and flags.
 fn compile_static(name: &str, source_text: &str) -> Result<PathBuf, String> {
     let mut key_parts = vec![source_text, CC];

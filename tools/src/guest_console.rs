@@ -5,7 +5,7 @@
 
 use crate::console_pieces::Rejoin;
 use crate::process::workspace_root;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -66,7 +66,8 @@ impl Transcript {
 }
 
 /// Runs `command` (stdin closed, stdout+stderr collected) until `stop` accepts a line, the
-/// guest exits, or `deadline` passes; saves the transcript as `target/logs/<name>.log`.
+/// guest exits, or `deadline` passes; saves the transcript as `target/logs/<name>.log`,
+/// written as the lines come so that a long run can be followed (`tail -f`).
 pub fn watch(
     name: &str,
     command: &mut Command,
@@ -109,6 +110,11 @@ pub fn watch(
     }
     drop(tx);
 
+    let log = workspace_root()
+        .join("target/logs")
+        .join(format!("{name}.log"));
+    let _ = std::fs::create_dir_all(log.parent().unwrap_or(&log));
+    let mut live = std::fs::File::create(&log).ok();
     let mut lines = Vec::new();
     let mut partial = Vec::new();
     let mut rejoin = Rejoin::default();
@@ -126,6 +132,9 @@ pub fn watch(
                     };
                     let line = line.trim_end().to_string();
                     let hit = stop(&line);
+                    if let Some(file) = live.as_mut() {
+                        let _ = writeln!(file, "[{:8.3}] {line}", start.elapsed().as_secs_f64());
+                    }
                     lines.push((start.elapsed(), line));
                     if hit {
                         end = Some(End::Stopped(lines.len() - 1));
@@ -151,14 +160,11 @@ pub fn watch(
     let _ = child.kill();
     let _ = child.wait();
 
-    let log = workspace_root()
-        .join("target/logs")
-        .join(format!("{name}.log"));
+    drop(live);
     let text: String = lines
         .iter()
         .map(|(t, l)| format!("[{:8.3}] {l}\n", t.as_secs_f64()))
         .collect();
-    let _ = std::fs::create_dir_all(log.parent().unwrap_or(&log));
     let _ = std::fs::write(&log, text);
     let end = end.unwrap_or(End::TimedOut);
     Ok(Transcript { lines, end, log })
