@@ -2,8 +2,10 @@
 # /init of the Linux dom0 in `cargo xtask xl-smoke`: bring up the Xen toolstack of Debian
 # trixie (xen-utils-4.20), let `xl` create stubvirt as a driver domain
 # (/guest/stubvirt.cfg), then twice a frontend with a virtio disk and a virtio NIC that
-# stubvirt serves (/guest/frontend.cfg), print what xl wrote to xenstore, power off. Every line the host checks starts with "XL-DOM0 ". The order is the one known to
-# work (../shared/reference/xl-dom0-init-xen420.sh); each step that can hang is bounded.
+# stubvirt serves (/guest/frontend.cfg), then Linux frontends; print what xl wrote to
+# xenstore, power off. With dom0_bench=1 on the command line, the side-by-side bench
+# (`cargo xtask bench-e2e`, /bench.sh) runs instead of the frontends. Every line the host
+# checks starts with "XL-DOM0 ". Each step that can hang is bounded.
 /bin/busybox --install -s /bin
 export PATH=/bin:/usr/bin:/usr/lib/xen-4.20/bin
 
@@ -21,6 +23,20 @@ prefixed() {
 finish() {
     say "done"
     poweroff -f
+}
+# Waits (at most $2 s) until domain $1 is gone.
+wait_gone() {
+    n=0
+    while xl domid $1 >/dev/null 2>&1; do
+        n=$((n + 1))
+        [ $n -ge $2 ] && say "$1 still there after $2 s" && return 1
+        sleep 1
+    done
+    say "$1 gone after ${n} s"
+}
+# Guest $1's console (kept by xenconsoled), each line prefixed XL-$2.
+console_of() {
+    sed "s/^/XL-$2 /" /var/log/xen/console/guest-$1.log 2>/dev/null | tr -d '\r'
 }
 
 mount -t proc proc /proc
@@ -69,6 +85,11 @@ say "backend domid=$backend"
 sed "s/@BACKEND@/$backend/" /guest/frontend.cfg >/tmp/frontend.cfg
 # The standalone disk backend is not Xen's: libxl only checks that the target exists.
 dd if=/dev/zero of=/guest/disk.img bs=1M count=0 seek=16 2>/dev/null
+# The side-by-side bench against Linux's PV backends instead (cargo xtask bench-e2e).
+if [ -n "${dom0_bench:-}" ]; then
+    . /bench.sh
+    finish
+fi
 
 # Two frontends one after the other: the second is the first created again (a new
 # domain id), which stubvirt must serve as well once it released the first.
@@ -99,19 +120,6 @@ linux_frontend() {
     sed -e "s/@NAME@/$1/" -e "s|@ARGS@|$2|" /guest/linux-frontend.cfg >/tmp/$1.cfg
     prefixed create-$1 timeout 120 xl create -p /tmp/$1.cfg
     say "$1 domid=$(xl domid $1 2>/dev/null)"
-}
-# Waits (at most $2 s) until domain $1 is gone.
-wait_gone() {
-    n=0
-    while xl domid $1 >/dev/null 2>&1; do
-        n=$((n + 1))
-        [ $n -ge $2 ] && say "$1 still there after $2 s" && return 1
-        sleep 1
-    done
-    say "$1 gone after ${n} s"
-}
-console_of() {
-    sed "s/^/XL-$2 /" /var/log/xen/console/guest-$1.log 2>/dev/null | tr -d '\r'
 }
 linux_frontend fe1 "fe_ip=10.0.3.1 fe_gw=10.0.3.2 fe_peer=10.0.3.2:5001"
 linux_frontend fe2 "fe_ip=10.0.3.2 fe_gw=10.0.3.1 fe_peer_listen=5001"

@@ -23,7 +23,8 @@
 # (rounds of unbinding and binding the virtio drivers during I/O, after the checks),
 # fe_crash_on (PORT: once done, wait for a word on it, then crash the kernel), fe_survive
 # (IP:PORT: run I/O, tell that frontend to crash, check I/O during and after),
-# fe_blk_limit, fe_disk_limit, fe_net_limit (stage bounds, s), fe_io_s (s per figure).
+# fe_blk_limit, fe_disk_limit, fe_net_limit (stage bounds, s), fe_io_s (s per figure),
+# fe_bench (run /bench.sh after the probe instead of the checks; its parameters there).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
 # --install finds busybox through /proc/self/exe.
 /bin/busybox mount -t proc proc /proc
@@ -189,6 +190,12 @@ bounded() {
 
 bounded probe probe_stage 30
 . /tmp/devices 2>/dev/null
+# The side-by-side bench against Linux's PV backends instead of the checks
+# (cargo xtask bench-e2e; tools/frontend/bench.sh).
+if [ -n "${fe_bench:-}" ]; then
+    . /bench.sh
+    finish
+fi
 
 # A busy or hostile frontend (fe_flood=SECONDS): ring the disk's QueueNotify as fast as
 # possible first, while the other frontends take their figures; then the usual checks.

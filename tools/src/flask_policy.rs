@@ -35,7 +35,14 @@ pub fn module_for(version: &str) -> String {
 
 /// The binary policy for `source`, built when missing.
 pub fn policy(source: &XenSource) -> Result<PathBuf, String> {
-    let module = module_for(&source.version);
+    policy_with(source, "")
+}
+
+/// The binary policy for `source` with `extra` rules appended to the module (a run that
+/// needs more than the product does, e.g. Linux's netback beside stubvirt), built when
+/// missing.
+pub fn policy_with(source: &XenSource, extra: &str) -> Result<PathBuf, String> {
+    let module = module_for(&source.version) + extra;
     let key = fnv1a64(&[source.sha256(), &module, RECIPE]);
     let dir = cache_root().join(format!("flask-policy-{}-{key:016x}", source.version));
     let policy = dir.join("xenpolicy");

@@ -86,6 +86,11 @@ commands:
                   creates stubvirt (discover=xenstore) and twice a frontend with a virtio disk
                   and NIC that stubvirt serves, under the FLASK policy (default source:
                   ../shared/xen/xen-4.20.4-hypervisor.tar.xz)
+  bench-e2e [--check] [--xen-source PATH]
+                  stubvirt beside Linux's PV backends (blkback, netback) in one boot of the
+                  xl route: the same Linux frontends measure both (fe_io, TCP, ping);
+                  rewrites its table in docs/performance.md (--check: a short run that
+                  only checks every figure comes, as `cargo xtask test` does)
   help     this text
 ";
 
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         "serve-arm64" => serve_arm64::command(rest),
         "grant-bench" => grant_bench::command(rest),
         "xl-smoke" => xl_route::command(rest),
+        "bench-e2e" => xl_route::side_by_side::command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

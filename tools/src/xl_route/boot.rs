@@ -20,14 +20,15 @@ pub const DOM0_ARGS: &str = "console=hvc0 rdinit=/init loglevel=4";
 /// Lines after which nothing more comes: init's last line, Xen's or dom0's panic.
 const FINAL_MARKS: [&str; 3] = ["XL-DOM0 done", "Panic on CPU", "Kernel panic"];
 
-/// Writes `dir/system.dtb` for Xen with `kernel` and `initramfs` as dom0 and `policy` as
-/// the FLASK policy it enforces; returns it and the loads that put the modules where it
-/// says.
+/// Writes `dir/system.dtb` for Xen with `kernel` and `initramfs` as dom0 (command line
+/// `dom0_args`) and `policy` as the FLASK policy it enforces; returns it and the loads
+/// that put the modules where it says.
 pub fn system_tree(
     dir: &Path,
     kernel: &Path,
     initramfs: &Path,
     policy: &Path,
+    dom0_args: &str,
 ) -> Result<(PathBuf, Vec<Load>), String> {
     let files = [kernel, initramfs, policy];
     let sizes = files
@@ -39,7 +40,7 @@ pub fn system_tree(
         return Err("three boot modules expected".into());
     };
     let mut dts = sysdt_arm64::qemu_dts(dir)?;
-    let chosen = chosen(kernel_at, initramfs_at);
+    let chosen = chosen(kernel_at, initramfs_at, dom0_args);
     dts.push_str(&sysdt_arm64::with_xsm_policy(
         &chosen,
         policy_at.addr,
@@ -58,28 +59,30 @@ pub fn system_tree(
 }
 
 /// `/chosen`: Xen's command line and dom0's kernel and ramdisk modules.
-fn chosen(kernel: Module, initramfs: Module) -> String {
+fn chosen(kernel: Module, initramfs: Module, dom0_args: &str) -> String {
     let mut out = String::from("/ {\n chosen {\n  #address-cells = <2>;\n  #size-cells = <2>;\n");
     let _ = writeln!(out, "  xen,xen-bootargs = \"{XEN_ARGS}\";");
     out.push_str(&demo_layout::module_node(
         "  ",
         "kernel",
         kernel,
-        Some(DOM0_ARGS),
+        Some(dom0_args),
     ));
     out.push_str(&demo_layout::module_node("  ", "ramdisk", initramfs, None));
     out.push_str(" };\n};\n");
     out
 }
 
-/// Boots `xen` with the tree and loads, until init's last line, a panic, or `deadline`.
+/// Boots `xen` with the tree and loads, until init's last line, a panic, or `deadline`;
+/// the console goes to `target/logs/<log>.log`.
 pub fn run(
     xen: &Path,
     (dtb, loads): &(PathBuf, Vec<Load>),
     deadline: Duration,
+    log: &str,
 ) -> Result<Transcript, String> {
     let mut command = sysdt_arm64::qemu_command(xen, dtb, loads);
-    watch("xl-dom0", &mut command, deadline, |line| {
+    watch(log, &mut command, deadline, |line| {
         FINAL_MARKS.iter().any(|mark| line.contains(mark))
     })
 }
@@ -389,7 +392,7 @@ mod tests {
             addr: 0x5260_0000,
             size: 0x2e_92f4,
         };
-        let text = chosen(kernel, initramfs);
+        let text = chosen(kernel, initramfs, DOM0_ARGS);
         assert!(text.contains(&format!("xen,xen-bootargs = \"{XEN_ARGS}\";")));
         assert!(text.contains(&format!("bootargs = \"{DOM0_ARGS}\";")));
         assert!(text.contains("\"multiboot,ramdisk\", \"multiboot,module\""));

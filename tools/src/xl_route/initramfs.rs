@@ -1,7 +1,9 @@
 //! The Linux dom0's initramfs: busybox, the Xen tools the run uses with exactly the
 //! libraries they load, the five Xen modules of dom0's kernel, the guests that `xl`
 //! creates (stubvirt's image as the driver domain, `tools/dom0/stubvirt.cfg`, and as a
-//! test frontend, `tools/dom0/frontend.cfg`) and `tools/dom0/init.sh` as `/init`.
+//! test frontend, `tools/dom0/frontend.cfg`) and `tools/dom0/init.sh` as `/init`; and what
+//! the side-by-side bench adds (`tools/dom0/bench.sh`, its frontend's configuration and
+//! hotplug scripts, Linux's PV backends with a RAM disk and a bridge).
 
 use super::packages::{Dom0Packages, USERLAND};
 use crate::frontend_initramfs::{self, HostFile};
@@ -14,6 +16,11 @@ pub const INIT: &str = include_str!("../../dom0/init.sh");
 pub const BACKEND_CONFIG: &str = include_str!("../../dom0/stubvirt.cfg");
 pub const FRONTEND_CONFIG: &str = include_str!("../../dom0/frontend.cfg");
 pub const LINUX_FRONTEND_CONFIG: &str = include_str!("../../dom0/linux-frontend.cfg");
+pub const BENCH: &str = include_str!("../../dom0/bench.sh");
+pub const BENCH_FRONTEND_CONFIG: &str = include_str!("../../dom0/bench-frontend.cfg");
+/// libxl's hotplug scripts for the bench's PV devices (xl's own need bash and more).
+pub const VIF_SCRIPT: &str = include_str!("../../dom0/vif-bench");
+pub const BLOCK_SCRIPT: &str = include_str!("../../dom0/block-bench");
 
 /// The Linux frontend's kernel and initramfs (the demo's).
 pub struct LinuxFrontend {
@@ -44,6 +51,16 @@ pub const MODULES: &[&str] = &[
     "drivers/xen/xen-privcmd",
     "drivers/xen/xenfs/xenfs",
 ];
+/// What the bench loads besides (`tools/dom0/bench.sh`, in this order): the RAM disks,
+/// the bridge with what it depends on, and Linux's PV backends.
+pub const BENCH_MODULES: &[&str] = &[
+    "drivers/block/brd",
+    "net/llc/llc",
+    "net/802/stp",
+    "net/bridge/bridge",
+    "drivers/block/xen-blkback/xen-blkback",
+    "drivers/net/xen-netback/xen-netback",
+];
 
 /// Writes `dir/dom0-initramfs.cpio.gz` for `dom0`, with `guest` (stubvirt's image) and
 /// `linux` (the Linux frontend) for `xl` to boot.
@@ -61,6 +78,10 @@ pub fn build(
     let backend = write(dir, "stubvirt.cfg", BACKEND_CONFIG.as_bytes())?;
     let frontend = write(dir, "frontend.cfg", FRONTEND_CONFIG.as_bytes())?;
     let linux_frontend = write(dir, "linux-frontend.cfg", LINUX_FRONTEND_CONFIG.as_bytes())?;
+    let bench = write(dir, "bench.sh", BENCH.as_bytes())?;
+    let bench_frontend = write(dir, "bench-frontend.cfg", BENCH_FRONTEND_CONFIG.as_bytes())?;
+    let vif_script = write(dir, "vif-bench", VIF_SCRIPT.as_bytes())?;
+    let block_script = write(dir, "block-bench", BLOCK_SCRIPT.as_bytes())?;
     // xl reads its global configuration first; defaults are what the run wants.
     let xl_conf = write(dir, "xl.conf", b"")?;
     let mut files = vec![
@@ -72,13 +93,17 @@ pub fn build(
         file("guest/fe-Image", linux.kernel.clone(), 0o644),
         file("guest/fe-initramfs.cpio.gz", linux.initramfs.clone(), 0o644),
         file("etc/xen/xl.conf", xl_conf, 0o644),
+        file("bench.sh", bench, 0o644),
+        file("guest/bench-frontend.cfg", bench_frontend, 0o644),
+        file("etc/xen/scripts/vif-bench", vif_script, 0o755),
+        file("etc/xen/scripts/block-bench", block_script, 0o755),
     ];
     files.extend(frontend_programs::with_libraries(
         &dom0.userland,
         &[PROGRAMS, DLOPENED].concat(),
         USERLAND,
     )?);
-    for module in MODULES {
+    for module in MODULES.iter().chain(BENCH_MODULES) {
         let name = module.rsplit('/').next().unwrap_or(module);
         let packed = dom0.modules.join(format!("{module}.ko.xz"));
         let ko = unpacked_module(dir, &packed, name)?;
@@ -145,6 +170,23 @@ mod tests {
             "xenconsoled",
         ] {
             assert!(INIT.contains(needed), "{needed}");
+        }
+    }
+
+    #[test]
+    fn the_bench_loads_its_modules_and_names_its_scripts() {
+        for module in BENCH_MODULES {
+            let name = module.rsplit('/').next().unwrap();
+            assert!(BENCH.contains(name), "{name}");
+        }
+        assert!(INIT.contains("dom0_bench") && INIT.contains(". /bench.sh"));
+        assert!(BENCH_FRONTEND_CONFIG.contains("script=/etc/xen/scripts/vif-bench"));
+        assert!(BENCH_FRONTEND_CONFIG.contains("script=/etc/xen/scripts/block-bench"));
+        assert!(BENCH_FRONTEND_CONFIG.contains("bridge=xenbr0") && BENCH.contains("addbr xenbr0"));
+        assert!(BENCH.contains("/guest/bench-frontend.cfg"));
+        for script in [VIF_SCRIPT, BLOCK_SCRIPT] {
+            assert!(script.starts_with("#!/bin/busybox sh\n"));
+            assert!(script.contains("hotplug-status\" connected"));
         }
     }
 

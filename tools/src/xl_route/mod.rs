@@ -16,6 +16,7 @@ mod boot;
 mod initramfs;
 mod linux_checks;
 mod packages;
+pub mod side_by_side;
 
 use crate::apt;
 use crate::process::{step, workspace_root};
@@ -27,35 +28,63 @@ use std::time::{Duration, Instant};
 /// two Linux frontends' checks), several times that when the host is busy.
 const DEADLINE: Duration = Duration::from_secs(900);
 
-/// The demo's frontend Linux and its initramfs (`tools/frontend/init.sh`).
+/// What a Linux frontend's init runs instead of its checks in the side-by-side bench.
+const FRONTEND_BENCH: &str = include_str!("../../frontend/bench.sh");
+
+/// The demo's frontend Linux and its initramfs (`tools/frontend/init.sh`, and
+/// `tools/frontend/bench.sh` for the side-by-side bench).
 fn linux_frontend(dir: &std::path::Path) -> Result<initramfs::LinuxFrontend, String> {
     let kernel = crate::frontend_kernel::ensure()?;
     crate::frontend_kernel::check_modules(&kernel.modules)?;
     let out = dir.join("fe-initramfs.cpio.gz");
-    crate::frontend_initramfs::build(
-        &out,
-        crate::frontend_initramfs::INIT,
-        &crate::demo_parts::initramfs_files(&kernel.modules)?,
-    )?;
+    let bench = dir.join("fe-bench.sh");
+    std::fs::write(&bench, FRONTEND_BENCH).map_err(|e| format!("{}: {e}", bench.display()))?;
+    let mut files = crate::demo_parts::initramfs_files(&kernel.modules)?;
+    files.push(crate::frontend_initramfs::HostFile {
+        path: "bench.sh".into(),
+        source: bench,
+        mode: 0o644,
+    });
+    crate::frontend_initramfs::build(&out, crate::frontend_initramfs::INIT, &files)?;
     Ok(initramfs::LinuxFrontend {
         kernel: kernel.image,
         initramfs: out,
     })
 }
 
-/// `cargo xtask xl-smoke [--xen-source PATH]`.
-pub fn command(args: &[String]) -> Result<(), String> {
-    let started = Instant::now();
-    let path = match args {
+/// What a boot of Xen with the Linux dom0 needs, built or taken from the caches.
+struct Prepared {
+    source: XenSource,
+    /// The hypervisor.
+    xen: PathBuf,
+    dom0: packages::Dom0Packages,
+    /// The system device tree and the loads of its modules.
+    tree: (PathBuf, Vec<crate::sysdt_arm64::Load>),
+}
+
+/// The Xen source `args` name (`--xen-source PATH`), or the shared 4.20 archive.
+fn xen_source_path(args: &[String], command: &str) -> Result<PathBuf, String> {
+    match args {
         [] => xen_source::shared_archive(&XL_DOM0).ok_or_else(|| {
             format!(
                 "no Xen 4.20 source: pass --xen-source (e.g. ../shared/xen/{})",
                 XL_DOM0.archive
             )
-        })?,
-        [flag, path] if flag == "--xen-source" => PathBuf::from(path),
-        other => return Err(format!("xl-smoke: unexpected arguments {other:?}")),
-    };
+        }),
+        [flag, path] if flag == "--xen-source" => Ok(PathBuf::from(path)),
+        other => Err(format!("{command}: unexpected arguments {other:?}")),
+    }
+}
+
+/// How a run boots dom0: its command line, and FLASK rules beyond the product's.
+struct Dom0Run<'a> {
+    args: &'a str,
+    extra_policy: &'a str,
+}
+
+/// Builds (or takes from the caches) everything a boot needs for `run`; the steps are
+/// numbered out of `steps` (the caller's last is the boot).
+fn prepare(path: &std::path::Path, run: &Dom0Run, steps: usize) -> Result<Prepared, String> {
     apt::ensure_installed(
         &[
             "qemu-system-arm",
@@ -68,35 +97,60 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let dir = workspace_root().join("target/xl-dom0");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
 
-    let source = XenSource::open_for(&path, &XL_DOM0)?;
+    let source = XenSource::open_for(path, &XL_DOM0)?;
     step(&format!(
-        "[1/4] Xen {} for arm64 ({})",
+        "[1/{steps}] Xen {} for arm64 ({})",
         source.version,
         path.display()
     ));
     let xen = source.hypervisor()?;
-    step("[2/4] Debian trixie's dom0 kernel and Xen 4.20 userland (arm64)");
+    step(&format!(
+        "[2/{steps}] Debian trixie's dom0 kernel and Xen 4.20 userland (arm64)"
+    ));
     let dom0 = packages::fetch()?;
-    step("[3/4] dom0 initramfs (busybox, xl and its libraries, Xen modules, stubvirt, the Linux frontend)");
+    step(&format!(
+        "[3/{steps}] dom0 initramfs (busybox, xl and its libraries, Xen modules, stubvirt, \
+         the Linux frontend)"
+    ));
     let guest = crate::image_arm64::build()?;
     let linux = linux_frontend(&dir)?;
     let ramdisk = initramfs::build(&dir, &dom0, &guest, &linux)?;
-    let policy = crate::flask_policy::policy(&source)?;
+    let policy = crate::flask_policy::policy_with(&source, run.extra_policy)?;
+    let tree = boot::system_tree(&dir, &dom0.kernel, &ramdisk, &policy, run.args)?;
+    Ok(Prepared {
+        source,
+        xen,
+        dom0,
+        tree,
+    })
+}
+
+/// `cargo xtask xl-smoke [--xen-source PATH]`.
+pub fn command(args: &[String]) -> Result<(), String> {
+    let started = Instant::now();
+    let path = xen_source_path(args, "xl-smoke")?;
+    let machine = prepare(
+        &path,
+        &Dom0Run {
+            args: boot::DOM0_ARGS,
+            extra_policy: "",
+        },
+        4,
+    )?;
     step(&format!(
         "[4/4] booting Xen {} with {} as dom0 (bounded: {} s)",
-        source.version,
-        dom0.kernel_package,
+        machine.source.version,
+        machine.dom0.kernel_package,
         DEADLINE.as_secs()
     ));
-    let tree = boot::system_tree(&dir, &dom0.kernel, &ramdisk, &policy)?;
     let booted = Instant::now();
-    let transcript = boot::run(&xen, &tree, DEADLINE)?;
+    let transcript = boot::run(&machine.xen, &machine.tree, DEADLINE, "xl-dom0")?;
     let qemu_seconds = booted.elapsed().as_secs_f64();
     let findings = boot::findings(&transcript);
 
     println!(
         "\n==== xl smoke: Xen {}, dom0 {}",
-        source.version, dom0.kernel_package
+        machine.source.version, machine.dom0.kernel_package
     );
     println!(
         "---- stubvirt dom{}; frontends {}",
