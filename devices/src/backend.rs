@@ -132,6 +132,12 @@ impl<T: BlockBackend + ?Sized> BlockBackend for Box<T> {
     fn serial(&self) -> &[u8] {
         (**self).serial()
     }
+    fn in_memory(&self) -> bool {
+        (**self).in_memory()
+    }
+    fn with_memory(&mut self, writing: bool, f: &mut dyn FnMut(&mut [u8]) -> u64) -> bool {
+        (**self).with_memory(writing, f)
+    }
 }
 
 impl Backend {

@@ -8,6 +8,7 @@
 use crate::copy_route::{CopyRoute, GrantCopier};
 use crate::memory::{
     AccessError, Barrier, DescriptorWords, GuestMemory, MapError, MapRequest, MappedPage, Piece,
+    Placed,
 };
 
 pub enum BufferRoute<M, C> {
@@ -110,6 +111,16 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for BufferRoute<M, C> {
     #[inline]
     fn write_pieces(&mut self, pieces: &[Piece], src: &[u8]) -> Result<(), AccessError> {
         either!(self, m => m.write_pieces(pieces, src))
+    }
+
+    #[inline]
+    fn read_placed(&self, pieces: &[Placed], local: &mut [u8]) -> Result<(), AccessError> {
+        either!(self, m => m.read_placed(pieces, local))
+    }
+
+    #[inline]
+    fn write_placed(&mut self, pieces: &[Placed], local: &[u8]) -> Result<(), AccessError> {
+        either!(self, m => m.write_placed(pieces, local))
     }
 
     #[inline]

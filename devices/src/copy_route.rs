@@ -17,24 +17,27 @@
 
 use crate::grant::GrantRef;
 use crate::memory::{
-    descriptor_words, Access, AccessError, Barrier, DescriptorWords, GuestMemory, MapError,
-    MapRequest, MappedPage, PageUse, Piece, PIECES_PER_ACCESS,
+    descriptor_words, placed_range, Access, AccessError, Barrier, DescriptorWords, GuestMemory,
+    MapError, MapRequest, MappedPage, PageUse, Piece, Placed, PIECES_PER_ACCESS,
 };
 use alloc::vec::Vec as HeapVec;
 use heapless::Vec;
 
-/// Bytes of one grant: `len` bytes from `offset` in the page `gref` names.
+/// Bytes of one grant: `len` bytes from `offset` in the page `gref` names, and where they
+/// go to or come from in the call's local buffer (`local..local + len`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GrantPiece {
     pub gref: GrantRef,
     pub offset: usize,
     pub len: usize,
+    pub local: usize,
 }
 
 /// Copies between the backend's memory and one frontend's grants, every piece of a call
-/// in one operation (the kernel: one `GNTTABOP_copy`; the tests: the simulated Xen's
-/// checks). `pieces` are at most [`PIECES_PER_ACCESS`] and their lengths add up to the
-/// local buffer's.
+/// in one operation, in order (the kernel: one `GNTTABOP_copy`; the tests: the simulated
+/// Xen's checks). `pieces` are at most [`PIECES_PER_ACCESS`], each inside the local buffer
+/// (a piece outside it is refused): one after the other for a request's bytes, anywhere
+/// for a gathered transfer (several requests' data at their sectors of a RAM disk).
 pub trait GrantCopier {
     fn copy_from_grants(&self, pieces: &[GrantPiece], dst: &mut [u8]) -> Result<(), AccessError>;
     fn copy_to_grants(&self, pieces: &[GrantPiece], src: &[u8]) -> Result<(), AccessError>;
@@ -96,18 +99,20 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
         MAX_COPIED_PAGES.saturating_sub(self.free.len())
     }
 
-    /// The grants behind a run of our (copied) pieces, checked as a mapping would be;
-    /// `None` for a run of the wrapped implementation's pieces (see [`runs`]).
+    /// The grants behind a run of our (copied) pieces, checked as a mapping would be, each
+    /// inside a local buffer of `local_len` bytes.
     fn grants(
         &self,
-        run: &[Piece],
+        run: impl Iterator<Item = Placed>,
         write: bool,
-    ) -> Result<Option<Vec<GrantPiece, PIECES_PER_ACCESS>>, AccessError> {
-        if run.first().is_none_or(|p| !is_copied(p.page)) {
-            return Ok(None);
-        }
+        local_len: usize,
+    ) -> Result<Vec<GrantPiece, PIECES_PER_ACCESS>, AccessError> {
         let mut grants = Vec::new();
-        for piece in run {
+        for placed in run {
+            let piece = placed.piece;
+            if placed_range(&placed).is_none_or(|range| range.end > local_len) {
+                return Err(AccessError::OutOfPage);
+            }
             let (gref, access) = self.lookup(piece.page).ok_or(AccessError::NotMapped)?;
             if write && access != Access::ReadWrite {
                 return Err(AccessError::ReadOnly);
@@ -123,10 +128,11 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
                 gref,
                 offset: piece.offset,
                 len: piece.len,
+                local: placed.local,
             };
             grants.push(grant).map_err(|_| AccessError::OutOfPage)?;
         }
-        Ok(Some(grants))
+        Ok(grants)
     }
 
     fn lookup(&self, page: MappedPage) -> Option<(GrantRef, Access)> {
@@ -247,17 +253,16 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
 
     fn read_pieces(&self, pieces: &[Piece], dst: &mut [u8]) -> Result<(), AccessError> {
         let mut rest = dst;
-        for run in runs(pieces) {
+        for run in runs(pieces, |p| p.page) {
             let len = run.iter().map(|p| p.len).sum::<usize>();
             let (part, tail) = core::mem::take(&mut rest)
                 .split_at_mut_checked(len)
                 .ok_or(AccessError::OutOfPage)?;
-            match self.grants(run, false)? {
-                Some(grants) => {
-                    let result = self.copier.copy_from_grants(&grants, part);
-                    self.count(result, len)?;
-                }
-                None => self.mapped.read_pieces(run, part)?,
+            if run_is_copied(run, |p| p.page) {
+                let grants = self.grants(one_after_another(run), false, len)?;
+                self.count(self.copier.copy_from_grants(&grants, part), len)?;
+            } else {
+                self.mapped.read_pieces(run, part)?;
             }
             rest = tail;
         }
@@ -266,17 +271,42 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
 
     fn write_pieces(&mut self, pieces: &[Piece], src: &[u8]) -> Result<(), AccessError> {
         let mut rest = src;
-        for run in runs(pieces) {
+        for run in runs(pieces, |p| p.page) {
             let len = run.iter().map(|p| p.len).sum::<usize>();
             let (part, tail) = rest.split_at_checked(len).ok_or(AccessError::OutOfPage)?;
-            match self.grants(run, true)? {
-                Some(grants) => {
-                    let result = self.copier.copy_to_grants(&grants, part);
-                    self.count(result, len)?;
-                }
-                None => self.mapped.write_pieces(run, part)?,
+            if run_is_copied(run, |p| p.page) {
+                let grants = self.grants(one_after_another(run), true, len)?;
+                self.count(self.copier.copy_to_grants(&grants, part), len)?;
+            } else {
+                self.mapped.write_pieces(run, part)?;
             }
             rest = tail;
+        }
+        Ok(())
+    }
+
+    fn read_placed(&self, pieces: &[Placed], local: &mut [u8]) -> Result<(), AccessError> {
+        for run in runs(pieces, |p| p.piece.page) {
+            if run_is_copied(run, |p| p.piece.page) {
+                let grants = self.grants(run.iter().copied(), false, local.len())?;
+                let result = self.copier.copy_from_grants(&grants, local);
+                self.count(result, placed_bytes(run))?;
+            } else {
+                self.mapped.read_placed(run, local)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_placed(&mut self, pieces: &[Placed], local: &[u8]) -> Result<(), AccessError> {
+        for run in runs(pieces, |p| p.piece.page) {
+            if run_is_copied(run, |p| p.piece.page) {
+                let grants = self.grants(run.iter().copied(), true, local.len())?;
+                let result = self.copier.copy_to_grants(&grants, local);
+                self.count(result, placed_bytes(run))?;
+            } else {
+                self.mapped.write_placed(run, local)?;
+            }
         }
         Ok(())
     }
@@ -328,17 +358,39 @@ fn is_copied(page: MappedPage) -> bool {
     page.token & COPIED != 0
 }
 
-/// `pieces` cut into runs of one kind (copied or mapped) of at most
-/// [`PIECES_PER_ACCESS`]: each run is one copy operation or goes to the wrapped memory. A
-/// chain mixes kinds only when the table of copied pages ran out in the middle of a batch.
-fn runs(pieces: &[Piece]) -> impl Iterator<Item = &[Piece]> {
+/// Whether a run of [`runs`] is of our (copied) pieces.
+fn run_is_copied<T>(run: &[T], page: impl Fn(&T) -> MappedPage) -> bool {
+    run.first().is_some_and(|p| is_copied(page(p)))
+}
+
+/// A request's pieces placed one after the other in its buffer.
+fn one_after_another(run: &[Piece]) -> impl Iterator<Item = Placed> + '_ {
+    run.iter().scan(0usize, |at, &piece| {
+        let local = *at;
+        // Pieces of one run: at most PIECES_PER_ACCESS pages, never near saturating.
+        *at = at.saturating_add(piece.len);
+        Some(Placed { piece, local })
+    })
+}
+
+/// The bytes a gathered run moves.
+fn placed_bytes(run: &[Placed]) -> usize {
+    run.iter()
+        .fold(0, |sum: usize, p| sum.saturating_add(p.piece.len))
+}
+
+/// `pieces` (whose pages `page` gives) cut into runs of one kind (copied or mapped) of at
+/// most [`PIECES_PER_ACCESS`]: each run is one copy operation or goes to the wrapped
+/// memory. A chain mixes kinds only when the table of copied pages ran out in the middle
+/// of a batch.
+fn runs<T>(pieces: &[T], page: impl Fn(&T) -> MappedPage) -> impl Iterator<Item = &[T]> {
     let mut rest = pieces;
     core::iter::from_fn(move || {
-        let kind = is_copied(rest.first()?.page);
+        let kind = is_copied(page(rest.first()?));
         let len = rest
             .iter()
             .take(PIECES_PER_ACCESS)
-            .take_while(|p| is_copied(p.page) == kind)
+            .take_while(|p| is_copied(page(p)) == kind)
             .count();
         let (run, after) = rest.split_at(len);
         rest = after;

@@ -92,6 +92,17 @@ pub struct Piece {
     pub len: usize,
 }
 
+/// A piece of guest memory and where its bytes are in a local buffer: one element of a
+/// gathered transfer ([`GuestMemory::read_placed`], [`GuestMemory::write_placed`]), whose
+/// pieces each have their own place in the buffer (the data of several requests, each at
+/// its sectors of a RAM disk), in any order, overlapping or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub piece: Piece,
+    /// Where the piece's bytes start in the local buffer.
+    pub local: usize,
+}
+
 /// The part of `pieces` (consecutive in a stream) covering the `len` bytes from `at`,
 /// trimmed at both ends. Bytes beyond the pieces are left out.
 pub fn slice_pieces(
@@ -234,6 +245,39 @@ pub trait GuestMemory {
         Ok(())
     }
 
+    /// Copies each of `pieces`, in order, from guest memory into its place in `local`. At
+    /// most [`PIECES_PER_ACCESS`]; each piece by itself here, and in one operation on the
+    /// copy route (one `GNTTABOP_copy`), as [`Self::read_pieces`]. A piece whose place
+    /// leaves `local` is refused ([`AccessError::OutOfPage`]). On an error some pieces may
+    /// have been copied.
+    fn read_placed(&self, pieces: &[Placed], local: &mut [u8]) -> Result<(), AccessError> {
+        for placed in pieces {
+            let part = placed_range(placed).and_then(|range| local.get_mut(range));
+            let piece = placed.piece;
+            self.read(
+                piece.page,
+                piece.offset,
+                part.ok_or(AccessError::OutOfPage)?,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Copies each of `pieces`, in order, from its place in `local` into guest memory; see
+    /// [`Self::read_placed`].
+    fn write_placed(&mut self, pieces: &[Placed], local: &[u8]) -> Result<(), AccessError> {
+        for placed in pieces {
+            let part = placed_range(placed).and_then(|range| local.get(range));
+            let piece = placed.piece;
+            self.write(
+                piece.page,
+                piece.offset,
+                part.ok_or(AccessError::OutOfPage)?,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Writes a naturally aligned ring field in one access.
     fn write_u16(
         &mut self,
@@ -243,6 +287,12 @@ pub trait GuestMemory {
     ) -> Result<(), AccessError> {
         self.write(page, offset, &value.to_le_bytes())
     }
+}
+
+/// The bytes of the local buffer a [`Placed`] piece names.
+pub fn placed_range(placed: &Placed) -> Option<core::ops::Range<usize>> {
+    let end = placed.local.checked_add(placed.piece.len)?;
+    Some(placed.local..end)
 }
 
 #[cfg(test)]

@@ -232,6 +232,7 @@ fn copy_route(pool: &mut Pool, local: &mut [u8], case: Case) -> bool {
                 gref: pool.first_gref + (f * ppf + p) as u32,
                 offset: 0,
                 len: len as u16,
+                local: f * case.bytes + p * PAGE_SIZE,
             };
             if pieces.push(piece).is_err() {
                 return false;

@@ -235,12 +235,21 @@ fn grant_copies(c: &mut Checks, table: &mut GrantTable, domid: DomainId) {
         c.check("grant entries for the copies", false);
         return;
     };
-    let piece = |gref, offset, len| GrantPiece { gref, offset, len };
+    let piece = |gref, offset, len, local| GrantPiece {
+        gref,
+        offset,
+        len,
+        local,
+    };
     // 300 bytes from each grant, landing across the boundary of our two local pages.
     let dest = local
         .get_mut(PAGE_SIZE - 150..PAGE_SIZE + 450)
         .unwrap_or_default();
-    let copied = grant::copy_from_grants(domid, &[piece(rw, 10, 300), piece(ro, 20, 300)], dest);
+    let copied = grant::copy_from_grants(
+        domid,
+        &[piece(rw, 10, 300, 0), piece(ro, 20, 300, 300)],
+        dest,
+    );
     let expect = |at: usize| granted.get(at..at + 300).map(<[u8]>::to_vec);
     c.check(
         "GNTTABOP_copy from grants (rw and ro, split at a local page boundary)",
@@ -251,17 +260,17 @@ fn grant_copies(c: &mut Checks, table: &mut GrantTable, domid: DomainId) {
     let src = [0xc3u8; 64];
     c.check(
         "GNTTABOP_copy to a writable grant",
-        grant::copy_to_grants(domid, &[piece(rw, 4000, 64)], &src).is_ok()
+        grant::copy_to_grants(domid, &[piece(rw, 4000, 64, 0)], &src).is_ok()
             && granted.get(4000..4064) == Some(&src[..]),
     );
     c.check(
         "GNTTABOP_copy to a read-only grant refused, nothing written",
-        grant::copy_to_grants(domid, &[piece(ro, 0, 64)], &src).is_err()
+        grant::copy_to_grants(domid, &[piece(ro, 0, 64, 0)], &src).is_err()
             && granted.get(PAGE_SIZE..PAGE_SIZE + 64) != Some(&src[..]),
     );
     c.check(
         "GNTTABOP_copy with a bad reference gives GNTST_bad_gntref",
-        grant::copy_from_grants(domid, &[piece(u32::MAX >> 4, 0, 8)], dest)
+        grant::copy_from_grants(domid, &[piece(u32::MAX >> 4, 0, 8, 0)], dest)
             == Err(grant::CopyFailure::Refused(status::BAD_GNTREF)),
     );
     c.check(

@@ -75,4 +75,18 @@ impl BlockBackend for MeteredDisk {
     fn serial(&self) -> &[u8] {
         self.disk.serial()
     }
+
+    fn in_memory(&self) -> bool {
+        self.disk.in_memory()
+    }
+
+    fn with_memory(&mut self, writing: bool, f: &mut dyn FnMut(&mut [u8]) -> u64) -> bool {
+        let mut moved = 0;
+        let handed = self.disk.with_memory(writing, &mut |bytes| {
+            moved = f(bytes);
+            moved
+        });
+        self.charge(moved);
+        handed
+    }
 }

@@ -309,7 +309,6 @@ impl SimCopier {
             if refuse {
                 return Err(AccessError::Refused);
             }
-            let mut done = 0;
             for piece in pieces {
                 let (addr, shared) = w.copy_check(
                     self.frontend,
@@ -318,10 +317,9 @@ impl SimCopier {
                     piece.len,
                     into_grant,
                 )?;
-                if !copy(shared, addr, done..done + piece.len) {
+                if !copy(shared, addr, piece.local..piece.local + piece.len) {
                     return Err(AccessError::Refused);
                 }
-                done += piece.len;
             }
             Ok(())
         })

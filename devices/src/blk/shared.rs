@@ -125,6 +125,33 @@ impl BlockBackend for DiskSlice {
     fn serial(&self) -> &[u8] {
         self.serial.get(..self.serial_len).unwrap_or(&[])
     }
+
+    fn in_memory(&self) -> bool {
+        self.disk.try_borrow().is_ok_and(|d| d.in_memory())
+    }
+
+    /// The slice's own range of the disk's memory.
+    fn with_memory(&mut self, writing: bool, f: &mut dyn FnMut(&mut [u8]) -> u64) -> bool {
+        if writing && self.read_only {
+            return false;
+        }
+        let range = usize::try_from(self.offset).ok().and_then(|start| {
+            let end = usize::try_from(self.length).ok()?.checked_add(start)?;
+            Some(start..end)
+        });
+        let (Some(range), Ok(mut disk)) = (range, self.disk.try_borrow_mut()) else {
+            return false;
+        };
+        let mut inside = false;
+        let handed = disk.with_memory(writing, &mut |bytes| match bytes.get_mut(range.clone()) {
+            Some(ours) => {
+                inside = true;
+                f(ours)
+            }
+            None => 0,
+        });
+        handed && inside
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +206,26 @@ mod tests {
             .chunks(512)
             .zip(2u8..)
             .all(|(s, n)| s.iter().all(|&x| x == n)));
+    }
+
+    #[test]
+    fn a_slice_hands_its_own_range_of_a_disk_in_memory() {
+        let shared = disk();
+        let mut b = DiskSlice::new(shared.clone(), 4 * 512, Some(2 * 512), false);
+        assert!(b.in_memory());
+        let mut seen = Vec::new();
+        assert!(b.with_memory(true, &mut |bytes| {
+            seen.extend_from_slice(bytes);
+            bytes[0] = 0xee;
+            1
+        }));
+        assert_eq!(seen.len(), 1024);
+        assert!(seen[..512].iter().all(|&x| x == 4) && seen[512..].iter().all(|&x| x == 5));
+        assert_eq!(read(&mut b, 0, 1).unwrap(), [0xee], "the disk's byte 2048");
+        // A read-only slice hands its bytes for reading only.
+        let mut r = DiskSlice::new(shared, 0, None, true);
+        assert!(!r.with_memory(true, &mut |_| unreachable!()));
+        assert!(r.with_memory(false, &mut |bytes| bytes.len() as u64));
     }
 
     #[test]

@@ -11,20 +11,16 @@ pub struct TestCopier(pub(super) TestMemory);
 
 impl GrantCopier for TestCopier {
     fn copy_from_grants(&self, pieces: &[GrantPiece], dst: &mut [u8]) -> Result<(), AccessError> {
-        let mut done = 0;
         self.0.grant_copy(pieces, false, |page, piece| {
             let from = &page[piece.offset..piece.offset + piece.len];
-            dst[done..done + piece.len].copy_from_slice(from);
-            done += piece.len;
+            dst[piece.local..piece.local + piece.len].copy_from_slice(from);
         })
     }
 
     fn copy_to_grants(&self, pieces: &[GrantPiece], src: &[u8]) -> Result<(), AccessError> {
-        let mut done = 0;
         self.0.grant_copy(pieces, true, |page, piece| {
             let to = &mut page[piece.offset..piece.offset + piece.len];
-            to.copy_from_slice(&src[done..done + piece.len]);
-            done += piece.len;
+            to.copy_from_slice(&src[piece.local..piece.local + piece.len]);
         })
     }
 }

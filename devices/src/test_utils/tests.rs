@@ -61,6 +61,7 @@ fn driver_bytes_cross_pages_and_copies_check_the_grant() {
         gref: GrantRef(FIRST_GREF + 1),
         offset,
         len,
+        local: 0,
     };
     let mut out = vec![0; 2];
     copier.copy_from_grants(&[piece(0, 2)], &mut out).unwrap();

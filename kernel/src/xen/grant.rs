@@ -253,12 +253,14 @@ pub fn unmap_batch(scratch: &mut BatchScratch, mappings: &[Mapping]) -> usize {
     refused
 }
 
-/// One piece of a frontend's granted page, for `GNTTABOP_copy`.
+/// One piece of a frontend's granted page, for `GNTTABOP_copy`, and where its bytes are
+/// in the call's local buffer (`local..local + len`).
 #[derive(Clone, Copy, Debug)]
 pub struct GrantPiece {
     pub gref: GrantRef,
     pub offset: u16,
     pub len: u16,
+    pub local: usize,
 }
 
 /// Copy operations one `GNTTABOP_copy` call carries (on the stack: 64 x 40 bytes).
@@ -274,16 +276,16 @@ enum CopyWay {
 /// Why a grant copy did not happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CopyFailure {
-    /// Our side: a buffer that is not identity-mapped RAM, shorter than the pieces, or
-    /// more than [`MAX_COPY_OPS`] operations.
+    /// Our side: a buffer that is not identity-mapped RAM, a piece outside it, or more
+    /// than [`MAX_COPY_OPS`] operations.
     Local,
     /// Xen's: the first failing entry's `GNTST_*` status (`GENERAL_ERROR` also when the
     /// whole call failed), e.g. a revoked grant or a read-only one written.
     Refused(i16),
 }
 
-/// Copies the bytes `pieces` name (in order) out of `dom`'s grants into `dest`, with one
-/// `GNTTABOP_copy` hypercall and no mapping.
+/// Copies the bytes `pieces` name (in order) out of `dom`'s grants into their places in
+/// `dest`, with one `GNTTABOP_copy` hypercall and no mapping.
 pub fn copy_from_grants(
     dom: DomainId,
     pieces: &[GrantPiece],
@@ -298,7 +300,8 @@ pub fn copy_from_grants(
     )
 }
 
-/// Copies `src` into the bytes `pieces` name in `dom`'s grants; see [`copy_from_grants`].
+/// Copies the bytes of `src` at the pieces' places into the bytes they name in `dom`'s
+/// grants; see [`copy_from_grants`].
 pub fn copy_to_grants(dom: DomainId, pieces: &[GrantPiece], src: &[u8]) -> Result<(), CopyFailure> {
     copy(
         dom,
@@ -316,13 +319,17 @@ fn copy(
     len: usize,
     way: CopyWay,
 ) -> Result<(), CopyFailure> {
-    let total: usize = pieces.iter().map(|p| usize::from(p.len)).sum();
-    if total > len || !crate::mem::is_identity_mapped(local, len) {
+    if !crate::mem::is_identity_mapped(local, len) {
         return Err(CopyFailure::Local);
     }
     let mut ops: heapless::Vec<GnttabCopy, MAX_COPY_OPS> = heapless::Vec::new();
-    let mut at = local;
     for piece in pieces {
+        let inside = piece.local.checked_add(usize::from(piece.len));
+        if inside.is_none_or(|end| end > len) {
+            return Err(CopyFailure::Local);
+        }
+        // Inside the identity-mapped buffer (checked above): no overflow.
+        let mut at = local + piece.local as u64;
         let (mut offset, mut left) = (piece.offset, piece.len);
         // A local page boundary inside the piece splits it: one op names one page each side.
         while left > 0 {

@@ -20,6 +20,7 @@ fn pieces(
             gref: g.gref.0,
             offset: u16::try_from(g.offset).map_err(|_| AccessError::OutOfPage)?,
             len: u16::try_from(g.len).map_err(|_| AccessError::OutOfPage)?,
+            local: g.local,
         };
         out.push(piece).map_err(|_| AccessError::OutOfPage)?;
     }
