@@ -4,8 +4,7 @@
 use crate::counters::Counters;
 use crate::memory::GuestMemory;
 use crate::queue::chain::ChainBatch;
-use crate::queue::completion::Completion;
-use crate::queue::serve::{serve_pass, PassOutcome};
+use crate::queue::serve::{serve_pass, Handler, PassOutcome};
 use crate::queue::{QueueConfig, QueueError, SplitQueue};
 
 /// Queues one device may have (blk with MQ, or net rx/tx).
@@ -82,21 +81,14 @@ pub trait VirtioDevice {
 
 /// Serves every pending queue of `io` with one handler, quota per queue, each chain's
 /// first `prefetch` bytes read ahead (see [`serve_pass`]).
-pub fn serve_pending<M: GuestMemory + ?Sized>(
+pub fn serve_pending<M: GuestMemory + ?Sized, H: Handler<M> + ?Sized>(
     io: Io<'_, M>,
     prefetch: usize,
-    mut handle: impl FnMut(usize, &ChainBatch, &mut M, &mut Counters) -> Completion,
+    handler: &mut H,
 ) -> ProcessOutcome {
     let mut outcome = ProcessOutcome::default();
-    for (index, slot) in io.queues.iter_mut().enumerate() {
-        let pass = serve_queue(
-            slot,
-            io.chain,
-            io.mem,
-            io.counters,
-            prefetch,
-            |chain, mem, counters| handle(index, chain, mem, counters),
-        );
+    for slot in io.queues.iter_mut() {
+        let pass = serve_queue(slot, io.chain, io.mem, io.counters, prefetch, handler);
         outcome.absorb(&pass);
     }
     outcome
@@ -104,13 +96,13 @@ pub fn serve_pending<M: GuestMemory + ?Sized>(
 
 /// Serves one queue if it is live and pending; a queue that breaks lets go of its rings
 /// at once and stays stopped until the driver resets it.
-pub fn serve_queue<M: GuestMemory + ?Sized>(
+pub fn serve_queue<M: GuestMemory + ?Sized, H: Handler<M> + ?Sized>(
     slot: &mut QueueSlot,
     chain: &mut ChainBatch,
     mem: &mut M,
     counters: &mut Counters,
     prefetch: usize,
-    handle: impl FnMut(&ChainBatch, &mut M, &mut Counters) -> Completion,
+    handler: &mut H,
 ) -> PassOutcome {
     let Some(queue) = slot.live.as_mut() else {
         slot.pending = false;
@@ -126,7 +118,7 @@ pub fn serve_queue<M: GuestMemory + ?Sized>(
         counters,
         QUOTA_PER_PASS,
         prefetch,
-        handle,
+        handler,
     );
     slot.pending = pass.more;
     if pass.broken.is_some() {

@@ -394,7 +394,7 @@ fn stubvirt_rounds<M: GuestMemory + DriverLike>(
             heads.len() + 1,
             // Header read in the handler, as rust-vmm's side reads it.
             0,
-            stubvirt_handle,
+            &mut stubvirt_handle::<M>,
         );
         elapsed += start.elapsed();
         assert_eq!(outcome.completed, heads.len(), "{outcome:?}");

@@ -6,6 +6,7 @@
 
 pub mod backend;
 mod config;
+mod gather;
 mod request;
 pub mod shared;
 
@@ -15,9 +16,13 @@ use crate::features::blk as f;
 use crate::memory::{slice_pieces, GuestMemory, Piece};
 use crate::queue::chain::{BufferError, ChainBatch};
 use crate::queue::completion::{Completion, LastByte};
+use crate::queue::serve::{FailedChains, Handler};
 use crate::queue::QUEUE_SIZE_LIMIT;
+use alloc::boxed::Box;
 use backend::{BlockBackend, StorageError, SECTOR_SIZE};
 pub use config::{BlkOptions, MAX_RANGE_SEGMENTS};
+pub use gather::Gather;
+use gather::Way;
 use request::{RangeSegment, RequestHeader, RequestType, RANGE_SEGMENT_SIZE};
 
 pub const DEVICE_ID: u32 = 2;
@@ -68,6 +73,9 @@ pub struct BlkDevice<B: BlockBackend> {
     backend: B,
     options: BlkOptions,
     pass: PassBudget,
+    /// The data copies of the batch being served, when they are gathered (see `gather`):
+    /// allocated once, here (about 1.3 KiB, kept out of the device models' enum).
+    gather: Box<Gather>,
 }
 
 impl<B: BlockBackend> BlkDevice<B> {
@@ -76,6 +84,7 @@ impl<B: BlockBackend> BlkDevice<B> {
             backend,
             options,
             pass: PassBudget::default(),
+            gather: Box::new(Gather::new()),
         }
     }
 
@@ -137,22 +146,16 @@ impl<B: BlockBackend> VirtioDevice for BlkDevice<B> {
         _context: &mut (),
     ) -> ProcessOutcome {
         self.pass = PassBudget::default();
-        // The headers of a pass are read together: one grant copy per 32 on the copy route.
-        serve_pending(io, request::HEADER_SIZE, |_queue, chain, mem, counters| {
-            self.handle(chain, mem, counters)
-        })
+        // The headers of a pass are read together: one grant copy per 32 on the copy
+        // route; so are the status bytes, and the data of a RAM disk (`gather`).
+        serve_pending(io, request::HEADER_SIZE, self)
     }
 }
 
-impl<B: BlockBackend> BlkDevice<B> {
+impl<B: BlockBackend, M: GuestMemory + ?Sized> Handler<M> for BlkDevice<B> {
     /// Answers one request: the used length (bytes written to the driver), and the status
     /// byte, which the pass writes together with the other requests' statuses.
-    fn handle<M: GuestMemory + ?Sized>(
-        &mut self,
-        chain: &ChainBatch,
-        mem: &mut M,
-        counters: &mut Counters,
-    ) -> Completion {
+    fn handle(&mut self, chain: &ChainBatch, mem: &mut M, counters: &mut Counters) -> Completion {
         let Some(status_at) = chain.writable_len().checked_sub(1) else {
             // No status byte: the driver cannot be told anything; return the chain empty.
             counters.request_errors = counters.request_errors.saturating_add(1);
@@ -163,27 +166,51 @@ impl<B: BlockBackend> BlkDevice<B> {
             Ok(Answer::Deferred) => return Completion::deferred(),
             Err(status) => (status, 0),
         };
-        // The data, then the status byte: a length the used ring cannot hold (never, the
-        // data being what the chain's mapped pages hold) fails the request.
-        let used_len = data_written
-            .checked_add(1)
-            .and_then(|len| u32::try_from(len).ok());
-        let (status, used_len) = used_len.map_or((STATUS_IOERR, 1), |len| (status, len));
-        if status != STATUS_OK {
-            counters.request_errors = counters.request_errors.saturating_add(1);
-        }
-        Completion {
-            used_len,
-            last_byte: Some(LastByte {
-                at: status_at,
-                value: status,
-                // A failed request was counted above.
-                counts_if_lost: status == STATUS_OK,
-            }),
-            deferred: false,
-        }
+        answer(status_at, status, data_written, counters)
     }
 
+    /// The data copies gathered for the batch are made, before its status bytes.
+    fn settle(&mut self, mem: &mut M, counters: &mut Counters) -> FailedChains {
+        self.gather.settle(&mut self.backend, mem, counters)
+    }
+
+    /// A request whose gathered data copy was refused: IOERR, and no data.
+    fn failed(&mut self, chain: &ChainBatch, counters: &mut Counters) -> Completion {
+        // Only requests with a status byte are gathered.
+        let status_at = chain.writable_len().saturating_sub(1);
+        answer(status_at, STATUS_IOERR, 0, counters)
+    }
+}
+
+/// The answer of a request with its status byte at `status_at`.
+fn answer(
+    status_at: usize,
+    status: u8,
+    data_written: usize,
+    counters: &mut Counters,
+) -> Completion {
+    // The data, then the status byte: a length the used ring cannot hold (never, the
+    // data being what the chain's mapped pages hold) fails the request.
+    let used_len = data_written
+        .checked_add(1)
+        .and_then(|len| u32::try_from(len).ok());
+    let (status, used_len) = used_len.map_or((STATUS_IOERR, 1), |len| (status, len));
+    if status != STATUS_OK {
+        counters.request_errors = counters.request_errors.saturating_add(1);
+    }
+    Completion {
+        used_len,
+        last_byte: Some(LastByte {
+            at: status_at,
+            value: status,
+            // A failed request was counted above.
+            counts_if_lost: status == STATUS_OK,
+        }),
+        deferred: false,
+    }
+}
+
+impl<B: BlockBackend> BlkDevice<B> {
     /// Performs the request (unless the pass's budget is spent: then nothing happens), or
     /// fails with its status byte.
     fn execute<M: GuestMemory + ?Sized>(
@@ -199,6 +226,11 @@ impl<B: BlockBackend> BlkDevice<B> {
         if !chain.fully_mapped() {
             return Err(STATUS_IOERR);
         }
+        let gathering = self.gathering(chain, mem);
+        if !gathering || !matches!(header.kind, RequestType::In | RequestType::Out) {
+            // Everything gathered so far takes effect before this request does.
+            self.gather.flush(&mut self.backend, mem, counters);
+        }
         let writable_data = chain.writable_len().saturating_sub(1);
         let readable_data = chain.readable_len().saturating_sub(request::HEADER_SIZE);
         match header.kind {
@@ -206,6 +238,10 @@ impl<B: BlockBackend> BlkDevice<B> {
                 let offset = self.checked_range(header.sector, writable_data as u64)?;
                 if !self.pass.charge(writable_data as u64) {
                     return Ok(Answer::Deferred);
+                }
+                if gathering {
+                    self.gather_data(chain, mem, counters, Way::ToGuest, offset, writable_data)?;
+                    return Ok(Answer::Done(writable_data));
                 }
                 self.copy_to_guest(chain, mem, offset, writable_data)
                     .map_err(|e| storage_status(e, counters))?;
@@ -218,6 +254,10 @@ impl<B: BlockBackend> BlkDevice<B> {
                 let offset = self.checked_range(header.sector, readable_data as u64)?;
                 if !self.pass.charge(readable_data as u64) {
                     return Ok(Answer::Deferred);
+                }
+                if gathering {
+                    self.gather_data(chain, mem, counters, Way::FromGuest, offset, readable_data)?;
+                    return Ok(Answer::Done(0));
                 }
                 self.copy_from_guest(chain, mem, offset, readable_data)
                     .map_err(|e| storage_status(e, counters))?;
@@ -350,6 +390,42 @@ impl<B: BlockBackend> BlkDevice<B> {
         } else {
             Ok(())
         }
+    }
+
+    /// Whether the data of this request is gathered with the batch's others (`gather`):
+    /// several requests in the batch, a memory that moves pieces together (the copy
+    /// route), and a disk in memory.
+    fn gathering<M: GuestMemory + ?Sized>(&self, chain: &ChainBatch, mem: &M) -> bool {
+        chain.batched() > 1 && mem.moves_pieces_together() && self.backend.in_memory()
+    }
+
+    /// Queues the data of a read (`Way::ToGuest`: the writable stream's first `len`
+    /// bytes) or a write (`Way::FromGuest`: the readable stream's after the header) with
+    /// the disk's bytes at `offset`, to be copied with the batch's others.
+    fn gather_data<M: GuestMemory + ?Sized>(
+        &mut self,
+        chain: &ChainBatch,
+        mem: &mut M,
+        counters: &mut Counters,
+        way: Way,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), u8> {
+        let (writable, at) = match way {
+            Way::ToGuest => (true, 0),
+            Way::FromGuest => (false, request::HEADER_SIZE),
+        };
+        // Inside the disk (checked_range), whose bytes are in memory: within usize.
+        let mut disk_at = usize::try_from(offset).map_err(|_| STATUS_IOERR)?;
+        let owner = chain.selected();
+        chain
+            .for_each_piece(writable, at, len, |piece| {
+                let (gather, disk) = (&mut self.gather, &mut self.backend);
+                gather.add(disk, mem, counters, way, owner, piece, disk_at);
+                disk_at = disk_at.saturating_add(piece.len);
+                Ok(())
+            })
+            .map_err(|_| STATUS_IOERR)
     }
 
     /// Disk bytes at `offset` into the writable stream, page piece by page piece, with no

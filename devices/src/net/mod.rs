@@ -322,10 +322,11 @@ impl VirtioDevice for NetDevice {
         } = io;
         if let Some(tx) = queues.get_mut(TX) {
             // Tx headers are not read ahead (0): only blk does so far.
-            let pass = serve_queue(tx, chain, mem, counters, 0, |chain, mem, counters| {
+            let mut transmit = |chain: &ChainBatch, mem: &mut M, counters: &mut Counters| {
                 self.transmit(chain, mem, counters, switch);
                 Completion::written(0)
-            });
+            };
+            let pass = serve_queue(tx, chain, mem, counters, 0, &mut transmit);
             outcome.absorb(&pass);
         }
         if let Some(rx) = queues.get_mut(RX) {

@@ -79,11 +79,33 @@ pub struct LastBytes {
 }
 
 impl LastBytes {
-    /// Keeps `byte` of chain `index` for [`Self::write_all`] (for a memory that moves
-    /// pieces together); false if there is no room (more chains than a batch holds), and
-    /// the caller writes it at once ([`write_now`]).
-    pub fn keep(&mut self, index: usize, byte: LastByte) -> bool {
-        self.pending.push((index, byte)).is_ok()
+    /// Answers chain `index` of the batch (the one `chain` has selected) with
+    /// `completion`, and returns its used length. Its last byte is kept for
+    /// [`Self::write_all`] when `together` (a memory that moves pieces together, several
+    /// chains), in place of the byte kept for the chain's first answer if this one
+    /// revises it ([`super::serve::Handler::settle`]); otherwise, or if there is no room,
+    /// it is written at once ([`write_now`]).
+    pub fn answer<M: GuestMemory + ?Sized>(
+        &mut self,
+        chain: &ChainBatch,
+        index: usize,
+        mem: &mut M,
+        completion: Completion,
+        together: bool,
+        counters: &mut Counters,
+    ) -> u32 {
+        let mut used_len = completion.used_len;
+        // Kept in chain order: a first answer goes at the end, a revised one in place.
+        let at = self.pending.partition_point(|&(kept, _)| kept < index);
+        if self.pending.get(at).is_some_and(|&(kept, _)| kept == index) {
+            self.pending.remove(at);
+        }
+        if let Some(byte) = completion.last_byte {
+            if !(together && self.pending.insert(at, (index, byte)).is_ok()) {
+                write_now(chain, mem, byte, &mut used_len, counters);
+            }
+        }
+        used_len
     }
 
     /// Writes the bytes kept, while the batch is still mapped: each group of up to

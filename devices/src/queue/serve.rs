@@ -7,7 +7,7 @@
 //! in one batch, and only then pushes their used entries.
 
 use super::chain::{ChainBatch, Collected, MAX_BATCH_CHAINS};
-use super::completion::{write_now, Completion, LastBytes};
+use super::completion::{Completion, LastBytes};
 use super::{QueueError, SplitQueue};
 use crate::counters::Counters;
 use crate::memory::GuestMemory;
@@ -26,19 +26,56 @@ pub struct PassOutcome {
     pub broken: Option<QueueError>,
 }
 
+/// Chains a [`Handler::settle`] reports failed: bit `i` for chain `i` of the batch.
+pub type FailedChains = u64;
+const _: () = assert!(MAX_BATCH_CHAINS <= FailedChains::BITS as usize);
+
+/// How a device answers the chains of a batch. A closure over one chain is a handler
+/// that leaves nothing for later.
+pub trait Handler<M: GuestMemory + ?Sized> {
+    /// Answers the selected chain (the used length, and maybe a last byte to write).
+    fn handle(&mut self, chain: &ChainBatch, mem: &mut M, counters: &mut Counters) -> Completion;
+
+    /// Ends what [`Self::handle`] left pending for the batch (blk: the data copies it
+    /// gathered across chains), after its last chain was handled and before the batch's
+    /// last bytes are written, it is unmapped and its used entries are pushed. Returns the
+    /// chains whose pending work failed: each is answered by [`Self::failed`] instead.
+    fn settle(&mut self, mem: &mut M, counters: &mut Counters) -> FailedChains {
+        let _ = (mem, counters);
+        0
+    }
+
+    /// The answer of the selected chain, whose work [`Self::settle`] found failed.
+    fn failed(&mut self, chain: &ChainBatch, counters: &mut Counters) -> Completion {
+        let _ = (chain, counters);
+        Completion::written(0)
+    }
+}
+
+impl<M, F> Handler<M> for F
+where
+    M: GuestMemory + ?Sized,
+    F: FnMut(&ChainBatch, &mut M, &mut Counters) -> Completion,
+{
+    fn handle(&mut self, chain: &ChainBatch, mem: &mut M, counters: &mut Counters) -> Completion {
+        self(chain, mem, counters)
+    }
+}
+
 /// Serves up to `quota` chains, in batches: collect (walk each chain), map the batch,
 /// read the first `prefetch` bytes of every chain together (the device's request header,
 /// 0 for none; see [`ChainBatch::prefetch`]), `handle` each chain (it returns the used
-/// length, and maybe a last byte to write), write the batch's last bytes together, unmap
-/// the batch, push the used entries. Then publish once and decide about the interrupt.
-pub fn serve_pass<M: GuestMemory + ?Sized>(
+/// length, and maybe a last byte to write), settle what the handler left pending, write
+/// the batch's last bytes together, unmap the batch, push the used entries. Then publish
+/// once and decide about the interrupt.
+pub fn serve_pass<M: GuestMemory + ?Sized, H: Handler<M> + ?Sized>(
     queue: &mut SplitQueue,
     chain: &mut ChainBatch,
     mem: &mut M,
     counters: &mut Counters,
     quota: usize,
     prefetch: usize,
-    mut handle: impl FnMut(&ChainBatch, &mut M, &mut Counters) -> Completion,
+    handler: &mut H,
 ) -> PassOutcome {
     let mut outcome = PassOutcome::default();
     // A pass starts from an empty batch, whatever another path left: chains of another
@@ -86,7 +123,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
                     counters.request_errors = counters.request_errors.saturating_add(1);
                     Completion::written(0)
                 } else {
-                    handle(chain, mem, counters)
+                    handler.handle(chain, mem, counters)
                 };
                 if completion.deferred {
                     // This chain and the ones after it were popped last: they go back on
@@ -96,15 +133,20 @@ pub fn serve_pass<M: GuestMemory + ?Sized>(
                     deferred = true;
                     break;
                 }
-                let mut used_len = completion.used_len;
-                if let Some(byte) = completion.last_byte {
-                    // Room for every chain of the batch: `keep` refuses none.
-                    if !(together && last_bytes.keep(index, byte)) {
-                        write_now(chain, mem, byte, &mut used_len, counters);
-                    }
-                }
+                let used_len = last_bytes.answer(chain, index, mem, completion, together, counters);
                 // Capacity equals the batch's: cannot fail.
                 let _ = answers.push((chain.head(), used_len));
+            }
+            let mut failed = handler.settle(mem, counters);
+            while failed != 0 {
+                let index = failed.trailing_zeros() as usize;
+                failed &= failed.wrapping_sub(1);
+                chain.select(index);
+                let completion = handler.failed(chain, counters);
+                if let Some((_, used_len)) = answers.get_mut(index) {
+                    *used_len =
+                        last_bytes.answer(chain, index, mem, completion, together, counters);
+                }
             }
             last_bytes.write_all(chain, mem, &mut answers, counters);
             chain.release(mem, counters);

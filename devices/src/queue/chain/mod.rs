@@ -216,6 +216,11 @@ impl ChainBatch {
         self.chains.len()
     }
 
+    /// The index in the batch of the chain the accessors refer to.
+    pub fn selected(&self) -> usize {
+        self.selected
+    }
+
     /// Makes chain `index` of the batch the one the accessors refer to.
     pub fn select(&mut self, index: usize) {
         self.selected = index;
