@@ -103,12 +103,12 @@ impl<M: GuestMemory, C: GrantCopier> CopyRoute<M, C> {
     /// inside a local buffer of `local_len` bytes.
     fn grants(
         &self,
-        run: impl Iterator<Item = Placed>,
+        run: &[Placed],
         write: bool,
         local_len: usize,
     ) -> Result<Vec<GrantPiece, PIECES_PER_ACCESS>, AccessError> {
         let mut grants = Vec::new();
-        for placed in run {
+        for &placed in run {
             let piece = placed.piece;
             if placed_range(&placed).is_none_or(|range| range.end > local_len) {
                 return Err(AccessError::OutOfPage);
@@ -251,44 +251,19 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
         self.write_pieces(&[Piece { page, offset, len }], src)
     }
 
+    // A request's pieces are placed one after the other in its buffer: the same copies.
     fn read_pieces(&self, pieces: &[Piece], dst: &mut [u8]) -> Result<(), AccessError> {
-        let mut rest = dst;
-        for run in runs(pieces, |p| p.page) {
-            let len = run.iter().map(|p| p.len).sum::<usize>();
-            let (part, tail) = core::mem::take(&mut rest)
-                .split_at_mut_checked(len)
-                .ok_or(AccessError::OutOfPage)?;
-            if run_is_copied(run, |p| p.page) {
-                let grants = self.grants(one_after_another(run), false, len)?;
-                self.count(self.copier.copy_from_grants(&grants, part), len)?;
-            } else {
-                self.mapped.read_pieces(run, part)?;
-            }
-            rest = tail;
-        }
-        Ok(())
+        one_after_another(pieces, |placed| self.read_placed(placed, dst))
     }
 
     fn write_pieces(&mut self, pieces: &[Piece], src: &[u8]) -> Result<(), AccessError> {
-        let mut rest = src;
-        for run in runs(pieces, |p| p.page) {
-            let len = run.iter().map(|p| p.len).sum::<usize>();
-            let (part, tail) = rest.split_at_checked(len).ok_or(AccessError::OutOfPage)?;
-            if run_is_copied(run, |p| p.page) {
-                let grants = self.grants(one_after_another(run), true, len)?;
-                self.count(self.copier.copy_to_grants(&grants, part), len)?;
-            } else {
-                self.mapped.write_pieces(run, part)?;
-            }
-            rest = tail;
-        }
-        Ok(())
+        one_after_another(pieces, |placed| self.write_placed(placed, src))
     }
 
     fn read_placed(&self, pieces: &[Placed], local: &mut [u8]) -> Result<(), AccessError> {
         for run in runs(pieces, |p| p.piece.page) {
             if run_is_copied(run, |p| p.piece.page) {
-                let grants = self.grants(run.iter().copied(), false, local.len())?;
+                let grants = self.grants(run, false, local.len())?;
                 let result = self.copier.copy_from_grants(&grants, local);
                 self.count(result, placed_bytes(run))?;
             } else {
@@ -301,7 +276,7 @@ impl<M: GuestMemory, C: GrantCopier> GuestMemory for CopyRoute<M, C> {
     fn write_placed(&mut self, pieces: &[Placed], local: &[u8]) -> Result<(), AccessError> {
         for run in runs(pieces, |p| p.piece.page) {
             if run_is_copied(run, |p| p.piece.page) {
-                let grants = self.grants(run.iter().copied(), true, local.len())?;
+                let grants = self.grants(run, true, local.len())?;
                 let result = self.copier.copy_to_grants(&grants, local);
                 self.count(result, placed_bytes(run))?;
             } else {
@@ -363,14 +338,25 @@ fn run_is_copied<T>(run: &[T], page: impl Fn(&T) -> MappedPage) -> bool {
     run.first().is_some_and(|p| is_copied(page(p)))
 }
 
-/// A request's pieces placed one after the other in its buffer.
-fn one_after_another(run: &[Piece]) -> impl Iterator<Item = Placed> + '_ {
-    run.iter().scan(0usize, |at, &piece| {
-        let local = *at;
-        // Pieces of one run: at most PIECES_PER_ACCESS pages, never near saturating.
-        *at = at.saturating_add(piece.len);
-        Some(Placed { piece, local })
-    })
+/// `pieces` placed one after the other from the start of the local buffer, handed to
+/// `copy` [`PIECES_PER_ACCESS`] at a time (the length of each piece is checked against
+/// the buffer by the copy).
+fn one_after_another(
+    pieces: &[Piece],
+    mut copy: impl FnMut(&[Placed]) -> Result<(), AccessError>,
+) -> Result<(), AccessError> {
+    let mut group: Vec<Placed, PIECES_PER_ACCESS> = Vec::new();
+    let mut at: usize = 0;
+    for &piece in pieces {
+        if group.is_full() {
+            copy(&group)?;
+            group.clear();
+        }
+        // Room was made above.
+        let _ = group.push(Placed { piece, local: at });
+        at = at.checked_add(piece.len).ok_or(AccessError::OutOfPage)?;
+    }
+    copy(&group)
 }
 
 /// The bytes a gathered run moves.
