@@ -894,6 +894,11 @@ fn footprint() {
             ),
         ],
         vec![
+            "size_of::<blk::Gather>() (per blk device: a batch's gathered data copies, inside the device heap above)"
+                .into(),
+            format!("{}", std::mem::size_of::<devices::blk::Gather>()),
+        ],
+        vec![
             "CopyRoute per frontend (the kernel's default route: token table and scratch), heap"
                 .into(),
             format!("{copy_route_heap}"),
