@@ -86,13 +86,22 @@ for b in stubvirt linux; do
         ip -s link show $dev 2>&1 | notes_of /dev/stdin 6
     fi
 done
+# TCP's retransmitted segments so far (/proc/net/snmp's Tcp RetransSegs).
+retransmitted() { awk '/^Tcp:/ { if (n++) print $13 }' /proc/net/snmp; }
+# Interface $1's counter $2.
+counter() { cat /sys/class/net/$1/statistics/$2; }
 send_all() {
     for round in $(seq 1 $ROUNDS); do
         for b in $(order $round); do
-            eval net=\$NET_$b port=\$PORT_$b
+            eval net=\$NET_$b port=\$PORT_$b dev=\$IF_$b
+            frames=$(counter $dev tx_packets) bytes=$(counter $dev tx_bytes) resent=$(retransmitted)
             out=$(timeout 300 fe_tcp send $net.$OTHER $port $TCP_S 2>/tmp/send.err) ||
                 notes_of /tmp/send.err 2
             result "stage=bench_tcp_send backend=$b round=$round to=$net.$OTHER ${out:-ok=0}"
+            # Frames the interface sent and their mean size (TSO's 64 KiB frames, or
+            # segments), and the segments TCP sent again.
+            frames=$(($(counter $dev tx_packets) - frames)) bytes=$(($(counter $dev tx_bytes) - bytes))
+            result "stage=bench_tcp_frames backend=$b round=$round tx_frames=$frames mean_bytes=$((bytes / (frames + 1))) retransmitted=$(($(retransmitted) - resent))"
         done
     done
 }
@@ -114,3 +123,17 @@ else
     receive_all
     send_all
 fi
+# How TCP fared over both networks together: timeouts, tail-loss probes, duplicates
+# the other side reported (a retransmission that was not needed), checksum errors.
+tcp_ext() {
+    awk '/^TcpExt:/ { if (seen++) { for (i = 2; i <= NF; i++) v[names[i]] = $i } else {
+        for (i = 2; i <= NF; i++) names[i] = $i } }
+        END { printf "timeouts=%s loss_probes=%s dsack_recv=%s spurious_rto=%s ofo_queue=%s",
+            v["TCPTimeouts"], v["TCPLossProbes"], v["TCPDSACKRecv"], v["TCPSpuriousRTOs"], v["TCPOFOQueue"] }' \
+        /proc/net/netstat
+}
+result "stage=bench_tcp_stats $(tcp_ext) csum_errors=$(awk '/^Tcp:/ { if (n++) print $16 }' /proc/net/snmp)"
+for b in stubvirt linux; do
+    eval dev=\$IF_$b
+    result "stage=bench_tcp_stats backend=$b rx_dropped=$(counter $dev rx_dropped) tx_dropped=$(counter $dev tx_dropped)"
+done

@@ -100,6 +100,16 @@ pub fn counters(
                 errors,
                 backend.status(device.index).unwrap_or(0)
             );
+            // A NIC's port: frames the switch dropped on their way in or out, and the
+            // segments it cut from GSO frames for this driver.
+            if let Some(port) = backend.port_stats(device.index) {
+                let dropped = port
+                    .dropped_backlog_full
+                    .saturating_add(port.dropped_no_pool)
+                    .saturating_add(port.dropped_spoofed)
+                    .saturating_add(c.rx_dropped_too_big);
+                let _ = write!(out, ",drops:{dropped},segs:{}", c.gso_segments);
+            }
         }
     }
     out
