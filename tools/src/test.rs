@@ -13,6 +13,8 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     crate::demo::run_test()?;
     step("end to end: the xl route (Xen 4.20, a Linux dom0 whose xl creates stubvirt and its frontends, FLASK enforcing)");
     crate::xl_route::command(&[])?;
+    step("end to end: the side-by-side bench, short (stubvirt and Linux's PV backends serve the same frontends; every figure must come, none is judged)");
+    crate::xl_route::side_by_side::command(&["--check".to_string()])?;
     Ok(())
 }
 
