@@ -8,6 +8,7 @@
 use crate::blk::backend::{BlockBackend, StorageError};
 use crate::blk::{BlkDevice, BlkOptions};
 use crate::counters::Counters;
+use crate::device::VirtioDevice;
 use crate::memory::GuestMemory;
 use crate::mmio::{MmioDevice, MmioError, WINDOW_SIZE};
 use crate::net::switch::{PortStats, Switch};
@@ -92,6 +93,8 @@ pub struct Backend {
     devices: Vec<Registered>,
     switch: Switch,
     uplinks: Vec<Uplink>,
+    /// Whether devices added from now on offer `VIRTIO_F_INDIRECT_DESC`.
+    indirect_descriptors: bool,
 }
 
 /// Index of an uplink (a switch port the host connects to its own NIC).
@@ -147,6 +150,24 @@ impl Backend {
             devices: Vec::new(),
             switch: Switch::new(net_ports, max_frame),
             uplinks: Vec::new(),
+            indirect_descriptors: true,
+        }
+    }
+
+    /// Whether devices added from now on offer indirect descriptors (they do by default).
+    /// Without them a driver puts a request's descriptors in the ring itself, which on
+    /// Xen saves mapping (or copying) each request's table before its header is read.
+    pub fn offer_indirect_descriptors(&mut self, offer: bool) {
+        self.indirect_descriptors = offer;
+    }
+
+    /// `device` behind its register file, offering what this backend's devices offer.
+    fn behind_registers<D: VirtioDevice>(&self, device: D) -> MmioDevice<D> {
+        let mmio = MmioDevice::new(device);
+        if self.indirect_descriptors {
+            mmio
+        } else {
+            mmio.without_indirect_descriptors()
         }
     }
 
@@ -158,7 +179,7 @@ impl Backend {
         store: Box<dyn BlockBackend>,
         options: BlkOptions,
     ) -> DeviceIndex {
-        let model = Model::Blk(MmioDevice::new(BlkDevice::new(store, options)));
+        let model = Model::Blk(self.behind_registers(BlkDevice::new(store, options)));
         self.register(frontend, base, irq, model)
     }
 
@@ -175,7 +196,7 @@ impl Backend {
             return None;
         }
         let mac = options.mac;
-        let model = Model::Net(MmioDevice::new(NetDevice::new(port, options)));
+        let model = Model::Net(self.behind_registers(NetDevice::new(port, options)));
         self.switch.attach(port, Some(mac));
         Some(self.register(frontend, base, irq, model))
     }

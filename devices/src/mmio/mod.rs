@@ -41,6 +41,8 @@ pub struct MmioDevice<D: VirtioDevice> {
     // Boxed: the per-chain scratch is ~40 KB, too big for the kernel's boot stack.
     chain: Box<ChainBatch>,
     counters: Counters,
+    /// The transport features offered (see [`Self::without_indirect_descriptors`]).
+    transport: u64,
 }
 
 impl<D: VirtioDevice> MmioDevice<D> {
@@ -62,7 +64,16 @@ impl<D: VirtioDevice> MmioDevice<D> {
             interrupt_due: false,
             chain: Box::new(ChainBatch::new()),
             counters: Counters::default(),
+            transport: features::TRANSPORT,
         }
+    }
+
+    /// The device without `VIRTIO_F_INDIRECT_DESC`: drivers then put every descriptor
+    /// in the ring, and a chain's table needs no grant of its own to be reached (on Xen
+    /// a map and an unmap, or a copy, per request before its header can be read).
+    pub fn without_indirect_descriptors(mut self) -> Self {
+        self.transport &= !features::INDIRECT_DESC;
+        self
     }
 
     pub fn device(&self) -> &D {
@@ -83,7 +94,7 @@ impl<D: VirtioDevice> MmioDevice<D> {
 
     /// Features offered to the driver: the device's and the transport's.
     pub fn offered_features(&self) -> u64 {
-        self.device.features() | features::TRANSPORT
+        self.device.features() | self.transport
     }
 
     fn negotiated(&self) -> u64 {

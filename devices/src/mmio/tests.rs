@@ -90,6 +90,19 @@ fn driver_features_are_assembled_from_both_pages_and_checked() {
 }
 
 #[test]
+fn a_device_without_indirect_descriptors_neither_offers_nor_accepts_them() {
+    let (dev, mut mem) = device();
+    let mut dev = dev.without_indirect_descriptors();
+    assert_eq!(dev.offered_features() & features::INDIRECT_DESC, 0);
+    assert_ne!(dev.offered_features() & features::EVENT_IDX, 0);
+    let wanted = features::REQUIRED | features::INDIRECT_DESC;
+    let status = driver::negotiate(&mut dev, &mut mem, wanted);
+    assert_eq!(status & status::FEATURES_OK, 0, "INDIRECT_DESC accepted");
+    let status = driver::negotiate(&mut dev, &mut mem, features::REQUIRED | features::EVENT_IDX);
+    assert_ne!(status & status::FEATURES_OK, 0);
+}
+
+#[test]
 fn status_only_gains_bits_and_in_order() {
     let (mut dev, mut mem) = device();
     let early = dev.write(&mut mem, reg::DRIVER_FEATURES, 4, 1);
