@@ -302,16 +302,19 @@ impl Backend {
         result.map(|()| 0).map_err(BackendError::Register)
     }
 
-    /// One bounded round over every device: serve queues, move frames through the
-    /// switch, and have `inject` deliver the interrupts due (it returns false when
-    /// `set_irq_level` failed: the interrupt is retried next round). Returns whether work
-    /// remains (call again before blocking).
+    /// One bounded round over every device at host time `now_ns`: serve queues, move
+    /// frames through the switch, and have `inject` deliver the interrupts due (it returns
+    /// false when `set_irq_level` failed: the interrupt is retried next round). Returns
+    /// whether work remains (call again before blocking; else block no later than
+    /// [`Self::next_deadline`]).
     pub fn run<F: Frontends + ?Sized>(
         &mut self,
         frontends: &mut F,
+        now_ns: u64,
         inject: &mut dyn FnMut(Interrupt) -> bool,
     ) -> bool {
         let mut more = false;
+        self.switch.set_now(now_ns);
         let enqueued_before = self.switch.enqueued();
         for device in self.devices.iter_mut().filter(|d| !d.detached) {
             let Some(mem) = frontends.memory(device.frontend) else {
@@ -339,8 +342,31 @@ impl Backend {
                 }
             }
         }
-        // Frames switched this round may be for ports served before they arrived.
-        more || self.switch.enqueued() != enqueued_before
+        // Frames switched this round may be for ports served before they arrived, and a
+        // receiver served after its sender may have drained what the sender waits for.
+        more || self.switch.enqueued() != enqueued_before || self.net_tx_ready()
+    }
+
+    fn net_devices(&self) -> impl Iterator<Item = &NetDevice> {
+        self.devices
+            .iter()
+            .filter(|d| !d.detached)
+            .filter_map(|d| match &d.model {
+                Model::Net(net) => Some(net.device()),
+                Model::Blk(_) => None,
+            })
+    }
+
+    /// Whether a net device's tx queue waited for a receiver that can go on now.
+    fn net_tx_ready(&self) -> bool {
+        self.net_devices().any(|d| d.tx_ready(&self.switch))
+    }
+
+    /// The host time by which [`Self::run`] must run again though nothing happens: the
+    /// earliest end of a tx queue's wait for a receiver (see
+    /// [`crate::net::TX_BLOCK_LIMIT_NS`]). None: only events bring work.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.net_devices().filter_map(NetDevice::tx_deadline).min()
     }
 
     /// Stops serving `frontend` for good (its domain shut down, crashed or is gone):

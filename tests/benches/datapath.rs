@@ -864,7 +864,7 @@ fn footprint() {
         let mut m = rig.machine.borrow_mut();
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         let _ = ioreq::serve(&mut m.backend, &mut frontends, FRONTEND, &notify);
-        while m.backend.run(&mut frontends, &mut |_| true) {}
+        while m.backend.run(&mut frontends, 0, &mut |_| true) {}
         ALLOCATIONS.load(Ordering::Relaxed) - before
     };
     let served = rig.queue.used_idx().wrapping_sub(rig.reaped);

@@ -34,6 +34,8 @@ pub struct Machine {
     pub rounds: u64,
     /// Fault injection: refuse this many upcoming `set_irq_level` calls.
     pub irq_refusals: u64,
+    /// The host's clock as the backend sees it (ns): it moves only when a test moves it.
+    pub now_ns: u64,
 }
 
 impl Machine {
@@ -47,6 +49,7 @@ impl Machine {
             ioreq_errors: Vec::new(),
             rounds: 0,
             irq_refusals: 0,
+            now_ns: 0,
         }
     }
 
@@ -189,6 +192,13 @@ impl Machine {
             .map(|v| v.channel.slot)
     }
 
+    /// Moves the clock on by `ns` and runs the backend until it is idle, as the host
+    /// does when its poll times out.
+    pub fn advance(&mut self, ns: u64) {
+        self.now_ns += ns;
+        self.run_until_idle();
+    }
+
     /// Runs the backend's loop until it reports no more work.
     pub fn run_until_idle(&mut self) {
         for _ in 0..MAX_ROUNDS {
@@ -210,7 +220,7 @@ impl Machine {
         let refusals = &mut self.irq_refusals;
         let more = self
             .backend
-            .run(&mut self.frontends, &mut |irq: Interrupt| {
+            .run(&mut self.frontends, self.now_ns, &mut |irq: Interrupt| {
                 if *refusals > 0 {
                     *refusals -= 1;
                     return false;

@@ -7,6 +7,7 @@
 
 use devices::features::{self, net as nf};
 use devices::mmio::status;
+use devices::net::TX_BLOCK_LIMIT_NS;
 use stubvirt_tests::hal::GrantDmaHal;
 use stubvirt_tests::net_fixture::{NetLayout, RawNet, LARGE_RX_AREA, MAC_A, MAC_B};
 use stubvirt_tests::rings::RawDriver;
@@ -464,6 +465,9 @@ fn a_receiver_that_takes_nothing_holds_only_part_of_the_gso_buffers() {
     for _ in 0..devices::net::pool::GSO_FRAMES {
         a.send(to_b.header, &to_b.frame);
     }
+    // A waits for B, until B has drained nothing for the limit: then the frame A waited
+    // with drops, and the ones after it at once.
+    machine.borrow_mut().advance(TX_BLOCK_LIMIT_NS);
     let stats = machine.borrow().backend.port_stats(1).unwrap();
     let kept = machine.borrow().backend.switch().gso_share() as u64;
     let sent = devices::net::pool::GSO_FRAMES as u64;
@@ -513,6 +517,7 @@ fn two_stalled_receivers_cannot_starve_the_others_of_gso_buffers() {
         for _ in 0..devices::net::pool::GSO_FRAMES {
             a.send(gso.header, &gso.frame);
         }
+        machine.borrow_mut().advance(TX_BLOCK_LIMIT_NS);
     }
     let to_d = max_frame(Ip::V6, MAC_D, MAC_A);
     for _ in 0..devices::net::pool::GSO_FRAMES {

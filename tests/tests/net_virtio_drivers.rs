@@ -83,12 +83,14 @@ fn frames_of_every_size_cross_the_switch_intact() {
     );
 }
 
+/// B takes nothing for a while: A's frames fill B's rx ring, then its port's backlog;
+/// none drops. (A frame beyond that would hold A's tx queue back, which `virtio-drivers`
+/// waits out in `send`: tests/tests/net_backpressure.rs drives that by hand.)
 #[test]
-fn frames_wait_for_rx_buffers_then_drop_when_the_backlog_is_full() {
+fn frames_wait_for_rx_buffers_in_the_backlog_and_arrive_in_order() {
     let (machine, mut a, mut b) = two_frontends();
     let mut rng = Rng::new(5);
-    // B never takes its frames: its QUEUE rx buffers fill, then the port backlog, then drops.
-    let total = QUEUE + devices::net::switch::BACKLOG + 10;
+    let total = QUEUE + devices::net::switch::BACKLOG;
     let mut frames = Vec::new();
     for _ in 0..total {
         let payload = frame(MAC_B, MAC_A, 100, &mut rng);
@@ -98,19 +100,15 @@ fn frames_wait_for_rx_buffers_then_drop_when_the_backlog_is_full() {
         frames.push(payload);
     }
     let stats = machine.borrow().backend.port_stats(1).unwrap();
-    assert_eq!(stats.dropped_backlog_full, 10);
+    assert_eq!(stats.dropped_backlog_full, 0);
     // B now drains: first what sat in its rx ring, then the backlog as buffers come back.
-    for (index, expected) in frames
-        .iter()
-        .take(QUEUE + devices::net::switch::BACKLOG)
-        .enumerate()
-    {
+    for (index, expected) in frames.iter().enumerate() {
         let rx = b
             .receive()
             .unwrap_or_else(|e| panic!("frame {index}: {e:?}"));
         assert_eq!(rx.packet(), &expected[..], "frame {index} in order");
         b.recycle_rx_buffer(rx).unwrap();
     }
-    assert!(b.receive().is_err(), "nothing beyond what was kept");
+    assert!(b.receive().is_err(), "nothing more");
     scenario::assert_no_violations();
 }

@@ -3,6 +3,10 @@
 //!
 //! A frame that does not fit the rx buffers the driver posted is dropped and counted,
 //! never truncated; a frame with no rx buffer yet waits in the port's bounded backlog.
+//! When a frontend's backlog is full (or holds its share of GSO frames), a frame another
+//! frontend sends it stays on the sender's tx ring, and the tx queue after it, until the
+//! receiver drains something: the sender is held back, not dropped, for at most
+//! [`TX_BLOCK_LIMIT_NS`] without a drain.
 //! With HOST_TSO4/6 a driver may send GSO frames of up to 64 KiB; a driver that
 //! negotiated the matching GUEST_TSO4/6 receives them whole, any other one in segments
 //! cut by [`gso`].
@@ -33,6 +37,13 @@ const TX: usize = 1;
 const LINK_UP: u16 = 1;
 /// Ethernet header plus one VLAN tag on top of the MTU.
 const L2_OVERHEAD: usize = ETH_HEADER + 4;
+/// The longest a frontend's tx queue waits for a receiving frontend that drains nothing:
+/// then the frame it waits with drops (counted as the full backlog's), and frames for that
+/// port drop at once until it drains again. Long enough for a live receiver (Linux refills
+/// its rx ring from NAPI within a scheduling tick, some ms at worst), short against TCP's
+/// minimum retransmission timeout (200 ms), so that a stalled receiver costs its senders'
+/// other flows less than one timeout.
+pub const TX_BLOCK_LIMIT_NS: u64 = 50_000_000;
 
 /// What a net device advertises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +59,31 @@ impl NetOptions {
     }
 }
 
+/// The tx queue's head frame waits for `port` to take a frame of `len` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Blocked {
+    port: PortId,
+    len: usize,
+    /// The port's [`Switch::drained`] when the wait began.
+    drained: u64,
+    since_ns: u64,
+}
+
+impl Blocked {
+    fn deadline(&self) -> u64 {
+        self.since_ns.saturating_add(TX_BLOCK_LIMIT_NS)
+    }
+
+    /// Whether the head frame is worth trying again: the port has room, drained since,
+    /// was found stalled by another sender, or the wait is over.
+    fn ready(&self, switch: &Switch) -> bool {
+        switch.can_take(self.port, self.len)
+            || switch.drained(self.port) != self.drained
+            || switch.is_stalled(self.port)
+            || switch.now() >= self.deadline()
+    }
+}
+
 /// A virtio-net device on switch port `port`.
 pub struct NetDevice {
     port: PortId,
@@ -56,6 +92,8 @@ pub struct NetDevice {
     rx: RxWriter,
     /// The segment being cut from a GSO frame for a driver that cannot take it whole.
     segment: Frame,
+    /// The tx queue waits for a receiver (its head chain left on the ring).
+    blocked: Option<Blocked>,
 }
 
 impl NetDevice {
@@ -66,11 +104,23 @@ impl NetDevice {
             negotiated: 0,
             rx: RxWriter::new(),
             segment: Frame::with_capacity(options.max_frame()),
+            blocked: None,
         }
     }
 
     pub fn port(&self) -> PortId {
         self.port
+    }
+
+    /// When the tx queue's wait for a receiver ends, if it waits: the host must run the
+    /// backend by then even if nothing else happens.
+    pub fn tx_deadline(&self) -> Option<u64> {
+        self.blocked.as_ref().map(Blocked::deadline)
+    }
+
+    /// Whether the tx queue waited for a receiver and may go on now.
+    pub fn tx_ready(&self, switch: &Switch) -> bool {
+        self.blocked.is_some_and(|b| b.ready(switch))
     }
 
     fn has(&self, feature: u64) -> bool {
@@ -106,13 +156,60 @@ impl NetDevice {
         }
     }
 
+    /// Whether the frame of `chain` must wait on the ring: its destination is another
+    /// frontend whose backlog cannot take it now, that drained within
+    /// [`TX_BLOCK_LIMIT_NS`] and was not found stalled. A wait that runs out marks the
+    /// port stalled, and the frame goes on to be dropped as a full backlog's.
+    fn must_wait<M: GuestMemory + ?Sized>(
+        &mut self,
+        chain: &ChainBatch,
+        mem: &M,
+        frame_len: usize,
+        switch: &mut Switch,
+    ) -> bool {
+        let mut addresses = [0u8; 12];
+        if chain.read(mem, NET_HDR_SIZE, &mut addresses).is_err() {
+            return false;
+        }
+        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = addresses;
+        let (destination, source) = ([d0, d1, d2, d3, d4, d5], [s0, s1, s2, s3, s4, s5]);
+        let Some(port) = switch
+            .holds_back(self.port, destination, source)
+            .filter(|&port| !switch.can_take(port, frame_len) && !switch.is_stalled(port))
+        else {
+            self.blocked = None;
+            return false;
+        };
+        let drained = switch.drained(port);
+        let now = switch.now();
+        match self.blocked {
+            Some(b) if b.port == port && b.drained == drained => {
+                if now < b.deadline() {
+                    return true;
+                }
+                switch.mark_stalled(port);
+                self.blocked = None;
+                false
+            }
+            _ => {
+                self.blocked = Some(Blocked {
+                    port,
+                    len: frame_len,
+                    drained,
+                    since_ns: now,
+                });
+                true
+            }
+        }
+    }
+
     fn transmit<M: GuestMemory + ?Sized>(
-        &self,
+        &mut self,
         chain: &ChainBatch,
         mem: &M,
         counters: &mut Counters,
         switch: &mut Switch,
-    ) {
+    ) -> Completion {
         let frame_len = chain.readable_len().saturating_sub(NET_HDR_SIZE);
         let mut header = [0u8; NET_HDR_SIZE];
         let shaped = chain.writable_len() == 0
@@ -120,7 +217,7 @@ impl NetDevice {
             && chain.readable_len() >= NET_HDR_SIZE + ETH_HEADER;
         if !shaped || chain.read(mem, 0, &mut header).is_err() {
             counters.request_errors = counters.request_errors.saturating_add(1);
-            return;
+            return Completion::written(0);
         }
         let offload = Offload::parse(&header);
         if self
@@ -128,23 +225,28 @@ impl NetDevice {
             .is_none_or(|limit| frame_len > limit)
         {
             counters.request_errors = counters.request_errors.saturating_add(1);
-            return;
+            return Completion::written(0);
+        }
+        // Decided before a buffer is taken: a frame that waits holds none.
+        if self.must_wait(chain, mem, frame_len, switch) {
+            return Completion::deferred();
         }
         let Some(mut frame) = switch.take_buffer(self.port, frame_len) else {
             counters.request_errors = counters.request_errors.saturating_add(1);
-            return;
+            return Completion::written(0);
         };
         let copied = chain.read(mem, NET_HDR_SIZE, frame.fill(frame_len));
         frame.offload = offload;
         if copied.is_err() || (offload.is_gso() && !self.gso_frame_valid(&frame)) {
             counters.request_errors = counters.request_errors.saturating_add(1);
             switch.recycle(frame);
-            return;
+            return Completion::written(0);
         }
         counters.frames_tx = counters.frames_tx.saturating_add(1);
         let bytes = chain.readable_len() as u64;
         counters.bytes_from_guest = counters.bytes_from_guest.saturating_add(bytes);
         switch.forward(self.port, frame);
+        Completion::written(0)
     }
 
     fn receive<M: GuestMemory + ?Sized>(
@@ -169,14 +271,17 @@ impl NetDevice {
                 match delivery {
                     Ok(Delivery::Delivered) => {
                         outcome.completed = outcome.completed.saturating_add(1);
+                        switch.note_drained(self.port);
                         switch.recycle(frame);
                     }
                     Ok(Delivery::SegmentDelivered) => {
                         outcome.completed = outcome.completed.saturating_add(1);
+                        switch.note_drained(self.port);
                         switch.requeue(self.port, frame);
                     }
                     Ok(Delivery::TooBig) => {
                         counters.rx_dropped_too_big = counters.rx_dropped_too_big.saturating_add(1);
+                        switch.note_drained(self.port);
                         switch.recycle(frame);
                     }
                     Ok(Delivery::SkippedBuffer) => switch.requeue(self.port, frame),
@@ -306,6 +411,7 @@ impl VirtioDevice for NetDevice {
 
     fn reset(&mut self) {
         self.negotiated = 0;
+        self.blocked = None;
     }
 
     fn process<M: GuestMemory + ?Sized>(
@@ -321,13 +427,25 @@ impl VirtioDevice for NetDevice {
             chain,
         } = io;
         if let Some(tx) = queues.get_mut(TX) {
-            // Tx headers are not read ahead (0): only blk does so far.
-            let mut transmit = |chain: &ChainBatch, mem: &mut M, counters: &mut Counters| {
-                self.transmit(chain, mem, counters, switch);
-                Completion::written(0)
-            };
-            let pass = serve_queue(tx, chain, mem, counters, 0, &mut transmit);
-            outcome.absorb(&pass);
+            if tx.live.is_none() {
+                self.blocked = None;
+            }
+            // While the head chain waits for a receiver, the queue is not served (its
+            // notifications stay pending): it goes on when the receiver drains, or the
+            // wait runs out (`Backend::run` and the host's deadline see to both).
+            if self.blocked.is_none_or(|b| b.ready(switch)) {
+                if self.blocked.is_some() {
+                    tx.pending = true;
+                }
+                // Tx headers are not read ahead (0): only blk does so far.
+                let mut transmit = |chain: &ChainBatch, mem: &mut M, counters: &mut Counters| {
+                    self.transmit(chain, mem, counters, switch)
+                };
+                let mut pass = serve_queue(tx, chain, mem, counters, 0, &mut transmit);
+                // A head that waits is no work to do again at once: that would spin.
+                pass.more &= self.blocked.is_none();
+                outcome.absorb(&pass);
+            }
         }
         if let Some(rx) = queues.get_mut(RX) {
             if switch.has_frames_for(self.port) && rx.live.is_some() {

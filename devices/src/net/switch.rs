@@ -40,6 +40,13 @@ struct Port {
     stats: PortStats,
     /// A device or uplink is on this port: only such ports get flooded frames.
     attached: bool,
+    /// Times the device on this port took a frame or segment into an rx buffer (or
+    /// dropped one too big for its buffers): what a sender held back for it waits to see
+    /// move. Wrapping: only compared for a change.
+    drained: u64,
+    /// `drained` when a sender waited [`super::TX_BLOCK_LIMIT_NS`] for this port in vain:
+    /// until it drains again, frames for it drop at once instead of holding senders back.
+    stalled_at: Option<u64>,
     /// The one source MAC a frontend's port may send from; `None`: a learning port.
     pinned: Option<[u8; 6]>,
 }
@@ -54,6 +61,8 @@ pub struct Switch {
     macs: VecDeque<([u8; 6], PortId)>,
     /// Frames ever queued to a port: lets the host see that a round switched something.
     enqueued: u64,
+    /// The host's clock at the start of this round (ns), for how long senders wait.
+    now_ns: u64,
 }
 
 impl Switch {
@@ -69,6 +78,8 @@ impl Switch {
                 backlog: VecDeque::with_capacity(BACKLOG),
                 stats: PortStats::default(),
                 attached: false,
+                drained: 0,
+                stalled_at: None,
                 pinned: None,
             });
         }
@@ -81,7 +92,17 @@ impl Switch {
                 .max(1),
             macs: VecDeque::with_capacity(MAC_TABLE_SIZE),
             enqueued: 0,
+            now_ns: 0,
         }
+    }
+
+    /// The host's clock for this round: devices have none of their own.
+    pub fn set_now(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now_ns
     }
 
     /// A device or uplink now uses `port`: a frontend's device pinned to its `mac`, the
@@ -90,6 +111,8 @@ impl Switch {
         if let Some(p) = self.ports.get_mut(port) {
             p.attached = true;
             p.pinned = mac;
+            // A new device is waited for afresh, whatever its predecessor did.
+            p.stalled_at = None;
         }
         if let Some(mac) = mac {
             // A wire host may have been learned with this address before: it is the
@@ -242,12 +265,70 @@ impl Switch {
     /// Whether `port`'s backlog takes `frame`: fewer than [`BACKLOG`] frames waiting, and
     /// fewer large ones than its share if it is large.
     fn has_room(&self, port: PortId, frame: &Frame) -> bool {
+        self.room_for(port, frame.capacity() > self.pool.small_capacity())
+    }
+
+    fn room_for(&self, port: PortId, large: bool) -> bool {
         let small = self.pool.small_capacity();
         self.ports.get(port).is_some_and(|p| {
             p.backlog.len() < BACKLOG
-                && (frame.capacity() <= small
+                && (!large
                     || p.backlog.iter().filter(|f| f.capacity() > small).count() < self.gso_share)
         })
+    }
+
+    /// Whether `port`'s backlog takes a frame of `len` bytes now (see [`Self::has_room`]).
+    pub fn can_take(&self, port: PortId, len: usize) -> bool {
+        self.room_for(port, len > self.pool.small_capacity())
+    }
+
+    /// The port a frame from `from` with these addresses would wait for when it cannot
+    /// take it: the attached frontend port (pinned) that owns a unicast `destination`.
+    /// None for what is dropped anyway (a spoofed source, a frame for its sender or a
+    /// detached port), for broadcast, multicast and unknown destinations (flooded), and
+    /// for the uplink, whose NIC is not held up by a frontend.
+    pub fn holds_back(
+        &self,
+        from: PortId,
+        destination: [u8; 6],
+        source: [u8; 6],
+    ) -> Option<PortId> {
+        let sender = self.ports.get(from)?;
+        if sender.pinned.is_some_and(|mac| mac != source) || destination[0] & 1 != 0 {
+            return None;
+        }
+        let port = self
+            .ports
+            .iter()
+            .position(|p| p.pinned == Some(destination))?;
+        let owner = self.ports.get(port)?;
+        (port != from && owner.attached).then_some(port)
+    }
+
+    /// How often `port` drained so far (wrapping; see the field).
+    pub fn drained(&self, port: PortId) -> u64 {
+        self.ports.get(port).map_or(0, |p| p.drained)
+    }
+
+    /// The device on `port` took a frame or a segment out of its backlog for good.
+    pub fn note_drained(&mut self, port: PortId) {
+        if let Some(p) = self.ports.get_mut(port) {
+            p.drained = p.drained.wrapping_add(1);
+        }
+    }
+
+    /// A sender waited long enough for `port`: until it drains, it holds no one back.
+    pub fn mark_stalled(&mut self, port: PortId) {
+        if let Some(p) = self.ports.get_mut(port) {
+            p.stalled_at = Some(p.drained);
+        }
+    }
+
+    /// Whether `port` was found stalled and has drained nothing since.
+    pub fn is_stalled(&self, port: PortId) -> bool {
+        self.ports
+            .get(port)
+            .is_some_and(|p| p.stalled_at == Some(p.drained))
     }
 
     fn enqueue(&mut self, port: PortId, frame: Frame) {

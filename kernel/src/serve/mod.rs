@@ -268,14 +268,14 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
                 },
             );
         }
-        let mut more = backend.run(&mut memories, &mut |irq: Interrupt| {
+        let now = evtchn::system_time_ns();
+        let mut more = backend.run(&mut memories, now, &mut |irq: Interrupt| {
             let raised = dm_op::set_irq_level(irq.frontend, irq.irq, true).is_ok();
             // Edge SPI: lower it again at once.
             let lowered = dm_op::set_irq_level(irq.frontend, irq.irq, false).is_ok();
             irq_errors += u64::from(!raised) + u64::from(!lowered);
             raised
         });
-        let now = evtchn::system_time_ns();
         let live = servers
             .iter()
             .filter(|s| s.departed.is_none())
@@ -379,6 +379,11 @@ pub fn run(boot: &BootInfo, cfg: &Config) -> ! {
             } else {
                 uplink.as_ref().map_or(POLL_NS, |u| u.poll_timeout(now))
             };
+            // A tx queue waiting for a receiver gives up at its deadline even if no
+            // event comes (devices::net::TX_BLOCK_LIMIT_NS).
+            let timeout = backend
+                .next_deadline()
+                .map_or(timeout, |at| timeout.min(at.saturating_sub(now)));
             if let Err(e) = sched::poll(&mut ports, now.saturating_add(timeout)) {
                 log::error!("serve: SCHEDOP_poll: {e}");
             }
