@@ -163,6 +163,33 @@ impl RawNet {
         self.raw.notify(1);
     }
 
+    /// Sends every (header, frame) as a two-descriptor chain (descriptors 2i and 2i + 1),
+    /// the frames laid out one after the other from `at` in `mem`, with one notification
+    /// for them all, as a driver flushing a burst does. Returns the tx used index before.
+    pub fn send_burst(&mut self, at: usize, frames: &[([u8; 12], &[u8])]) -> u16 {
+        let before = self.tx.used_idx();
+        let mut offset = at;
+        for (i, (header, frame)) in frames.iter().enumerate() {
+            let desc = u16::try_from(2 * i).unwrap();
+            assert!(desc + 1 < self.queue_size, "burst larger than the tx ring");
+            self.mem.write(offset, header);
+            self.mem.write(offset + 64, frame);
+            self.tx
+                .set_desc(desc, self.mem.dma(offset), 12, DESC_F_NEXT, desc + 1);
+            self.tx.set_desc(
+                desc + 1,
+                self.mem.dma(offset + 64),
+                frame.len() as u32,
+                0,
+                0,
+            );
+            self.tx.push(desc);
+            offset += (64 + frame.len()).next_multiple_of(64);
+        }
+        self.raw.notify(1);
+        before
+    }
+
     /// Posts `buf_len`-byte rx buffers from [`LARGE_RX_AREA`] on, refilling the ring as
     /// the device uses them, until a refill brings nothing more. Returns every frame
     /// received since the last drain, virtio header included (put together from its
