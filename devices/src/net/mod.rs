@@ -160,17 +160,7 @@ impl NetDevice {
     /// frontend whose backlog cannot take it now, that drained within
     /// [`TX_BLOCK_LIMIT_NS`] and was not found stalled. A wait that runs out marks the
     /// port stalled, and the frame goes on to be dropped as a full backlog's.
-    fn must_wait<M: GuestMemory + ?Sized>(
-        &mut self,
-        chain: &ChainBatch,
-        mem: &M,
-        frame_len: usize,
-        switch: &mut Switch,
-    ) -> bool {
-        let mut addresses = [0u8; 12];
-        if chain.read(mem, NET_HDR_SIZE, &mut addresses).is_err() {
-            return false;
-        }
+    fn must_wait(&mut self, addresses: [u8; 12], frame_len: usize, switch: &mut Switch) -> bool {
         let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = addresses;
         let (destination, source) = ([d0, d1, d2, d3, d4, d5], [s0, s1, s2, s3, s4, s5]);
         let Some(port) = switch
@@ -211,14 +201,23 @@ impl NetDevice {
         switch: &mut Switch,
     ) -> Completion {
         let frame_len = chain.readable_len().saturating_sub(NET_HDR_SIZE);
-        let mut header = [0u8; NET_HDR_SIZE];
+        // The virtio-net header and the frame's two addresses, in one read (one grant
+        // copy on the copy route).
+        let mut head = [0u8; NET_HDR_SIZE + 12];
         let shaped = chain.writable_len() == 0
             && chain.fully_mapped()
             && chain.readable_len() >= NET_HDR_SIZE + ETH_HEADER;
-        if !shaped || chain.read(mem, 0, &mut header).is_err() {
+        if !shaped || chain.read(mem, 0, &mut head).is_err() {
             counters.request_errors = counters.request_errors.saturating_add(1);
             return Completion::written(0);
         }
+        // `head` is exactly the two: never None.
+        let Some((header, addresses)) = head
+            .split_first_chunk::<NET_HDR_SIZE>()
+            .and_then(|(header, rest)| Some((*header, *rest.first_chunk::<12>()?)))
+        else {
+            return Completion::written(0);
+        };
         let offload = Offload::parse(&header);
         if self
             .tx_limit(&offload, switch)
@@ -228,7 +227,7 @@ impl NetDevice {
             return Completion::written(0);
         }
         // Decided before a buffer is taken: a frame that waits holds none.
-        if self.must_wait(chain, mem, frame_len, switch) {
+        if self.must_wait(addresses, frame_len, switch) {
             return Completion::deferred();
         }
         let Some(mut frame) = switch.take_buffer(self.port, frame_len) else {
