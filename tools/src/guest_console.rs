@@ -132,10 +132,11 @@ pub fn watch(
                     };
                     let line = line.trim_end().to_string();
                     let hit = stop(&line);
+                    let at = start.elapsed();
                     if let Some(file) = live.as_mut() {
-                        let _ = writeln!(file, "[{:8.3}] {line}", start.elapsed().as_secs_f64());
+                        let _ = file.write_all(log_line(at, &line).as_bytes());
                     }
-                    lines.push((start.elapsed(), line));
+                    lines.push((at, line));
                     if hit {
                         end = Some(End::Stopped(lines.len() - 1));
                         break;
@@ -150,6 +151,7 @@ pub fn watch(
         }
     }
     // What arrived after the deciding line (same chunk) or without a final newline.
+    let written = lines.len();
     for rest in rejoin.flush() {
         lines.push((start.elapsed(), rest));
     }
@@ -160,14 +162,18 @@ pub fn watch(
     let _ = child.kill();
     let _ = child.wait();
 
-    drop(live);
-    let text: String = lines
-        .iter()
-        .map(|(t, l)| format!("[{:8.3}] {l}\n", t.as_secs_f64()))
-        .collect();
-    let _ = std::fs::write(&log, text);
+    if let Some(file) = live.as_mut() {
+        for (at, line) in lines.iter().skip(written) {
+            let _ = file.write_all(log_line(*at, line).as_bytes());
+        }
+    }
     let end = end.unwrap_or(End::TimedOut);
     Ok(Transcript { lines, end, log })
+}
+
+/// One line of a saved transcript: the time since the start, then the line.
+fn log_line(at: Duration, line: &str) -> String {
+    format!("[{:8.3}] {line}\n", at.as_secs_f64())
 }
 
 /// Prints the median of boot timings (seconds) under `label`.
