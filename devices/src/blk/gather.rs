@@ -20,10 +20,51 @@
 //! and a failed write part of its sectors (virtio leaves them undefined).
 
 use super::backend::BlockBackend;
+use super::{request, BlkDevice, STATUS_IOERR};
 use crate::counters::Counters;
 use crate::memory::{GuestMemory, Piece, Placed, PIECES_PER_ACCESS};
+use crate::queue::chain::ChainBatch;
 use crate::queue::serve::FailedChains;
 use heapless::Vec;
+
+/// The device's side: which requests gather, and what each one queues.
+impl<B: BlockBackend> BlkDevice<B> {
+    /// Whether the data of this request is gathered with the batch's others (`gather`):
+    /// several requests in the batch, a memory that moves pieces together (the copy
+    /// route), and a disk in memory.
+    pub(super) fn gathering<M: GuestMemory + ?Sized>(&self, chain: &ChainBatch, mem: &M) -> bool {
+        chain.batched() > 1 && mem.moves_pieces_together() && self.backend.in_memory()
+    }
+
+    /// Queues the data of a read (`Way::ToGuest`: the writable stream's first `len`
+    /// bytes) or a write (`Way::FromGuest`: the readable stream's after the header) with
+    /// the disk's bytes at `offset`, to be copied with the batch's others.
+    pub(super) fn gather_data<M: GuestMemory + ?Sized>(
+        &mut self,
+        chain: &ChainBatch,
+        mem: &mut M,
+        counters: &mut Counters,
+        way: Way,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), u8> {
+        let (writable, at) = match way {
+            Way::ToGuest => (true, 0),
+            Way::FromGuest => (false, request::HEADER_SIZE),
+        };
+        // Inside the disk (checked_range), whose bytes are in memory: within usize.
+        let mut disk_at = usize::try_from(offset).map_err(|_| STATUS_IOERR)?;
+        let owner = chain.selected();
+        chain
+            .for_each_piece(writable, at, len, |piece| {
+                let (gather, disk) = (&mut self.gather, &mut self.backend);
+                gather.add(disk, mem, counters, way, owner, piece, disk_at);
+                disk_at = disk_at.saturating_add(piece.len);
+                Ok(())
+            })
+            .map_err(|_| STATUS_IOERR)
+    }
+}
 
 /// Which way queued pieces go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
