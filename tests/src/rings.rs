@@ -148,6 +148,18 @@ impl RawQueue {
         self.desc.write(16 * usize::from(index), &bytes);
     }
 
+    /// Whether the backend wrote into one of this queue's ring pages since
+    /// `World::grants_written` was last cleared: a buffer that named the driver's own
+    /// ring. The rings are mapped writable once, at `QueueReady`, before any clear.
+    pub fn rings_written(&self) -> bool {
+        crate::world::with(|w| {
+            [&self.desc, &self.avail, &self.used].iter().any(|ring| {
+                (0..ring.pages as u32)
+                    .any(|i| w.grants_written.contains(&(ring.domain, ring.gref + i)))
+            })
+        })
+    }
+
     /// Makes `head` available and publishes avail.idx.
     pub fn push(&mut self, head: u16) {
         let slot = usize::from(self.avail_idx % self.size);

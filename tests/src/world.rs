@@ -13,7 +13,7 @@ use devices::memory::{
     Access, AccessError, Barrier, GuestMemory, MapError, MapRequest, MappedPage,
 };
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The backend's domain id (stubvirt runs as dom0 in the Arm route).
 pub const BACKEND_DOMID: DomainId = 0;
@@ -78,6 +78,9 @@ pub struct World {
     /// Bytes each of the backend's disks touched, in the order they were added (every
     /// disk is a `MeteredDisk`).
     pub storage_bytes: Vec<u64>,
+    /// Grants the backend copied into or mapped writable (grantor, reference), for a test
+    /// to clear and read: a buffer that names the driver's own used ring shows here.
+    pub grants_written: BTreeSet<(DomainId, u32)>,
 }
 
 thread_local! {
@@ -176,6 +179,9 @@ impl World {
             return Err(MapError::PermissionDenied);
         }
         entry.mapped += 1;
+        if writable {
+            self.grants_written.insert((grantor, request.gref.0));
+        }
         let mapping = Mapping {
             token: 0,
             grantor,
@@ -278,8 +284,12 @@ impl World {
                 && entry.shared.contains(addr, len);
             allowed.then_some((addr, entry.shared))
         })();
-        if checked.is_none() {
-            self.stats.copies_refused += 1;
+        match checked {
+            None => self.stats.copies_refused += 1,
+            Some(_) if into_grant => {
+                self.grants_written.insert((grantor, gref));
+            }
+            Some(_) => {}
         }
         checked.ok_or(AccessError::Refused)
     }

@@ -60,15 +60,23 @@ pub fn run(data: &[u8]) {
             let idx = u.arbitrary().unwrap_or(0);
             f.queues[0].set_avail_idx(idx);
         }
+        world::with(|w| w.grants_written.clear());
         f.raw.notify(0);
+        // A driver whose buffers name its own used ring overwrites its own used entries
+        // with disk data: what it reads back there says nothing about the device.
+        let own_ring_overwritten = f.queues[0].rings_written();
         let completed = f.queues[0].used_idx().wrapping_sub(before);
-        let bound = if lied { QUEUE_SIZE } else { heads };
+        let bound = if lied || own_ring_overwritten {
+            u16::MAX
+        } else {
+            heads
+        };
         assert!(
             completed <= bound,
             "{completed} completions for {bound} chains offered"
         );
         let mut seen = vec![0u32; usize::from(QUEUE_SIZE) + 4];
-        for n in 0..completed {
+        for n in (0..completed).take_while(|_| !own_ring_overwritten) {
             let (id, _len) = f.queues[0].used(before.wrapping_add(n));
             assert!(
                 id < u32::from(QUEUE_SIZE),
