@@ -24,8 +24,9 @@ use crate::demo_lifecycle;
 use crate::demo_options::{options, Options};
 use crate::demo_parts::{prepare, system, Parts};
 use crate::demo_report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
-use crate::guest_console::{watch, Transcript};
+use crate::guest_console::{watch_and_type, Next, Transcript};
 use crate::process::{step, workspace_root};
+use crate::stall_probe::StallProbe;
 use crate::sysdt_arm64;
 use crate::xen_source;
 use std::fmt::Write;
@@ -312,7 +313,8 @@ fn boot(
     let mut stop = until_done(frontends);
     // stubvirt prints its counters every second or so: echo them at most every 10 s.
     let mut counters_shown: Option<Instant> = None;
-    watch(name, command, limit, |line| {
+    let mut probe = StallProbe::default();
+    watch_and_type(name, command, limit, true, |line| {
         let counters = line.contains("STUBVIRT-COUNTERS ");
         let due = counters_shown.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
         let wanted = line.contains("FRONTEND") || line.contains("STUBVIRT-");
@@ -326,7 +328,13 @@ fn boot(
                 line.trim()
             );
         }
-        stop(line)
+        if stop(line) {
+            return Next::Stop;
+        }
+        match probe.keys_after(line) {
+            Some(keys) => Next::Type(keys.to_vec()),
+            None => Next::Go,
+        }
     })
 }
 

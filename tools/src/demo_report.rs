@@ -13,6 +13,8 @@ use std::time::Duration;
 /// What Linux prints when a vcpu stopped reporting to RCU (in these runs: it stopped
 /// taking timer interrupts).
 pub const STALL_REPORT: &str = "rcu_sched detected stalls";
+/// The first line of Xen's timer dump, which `stall_probe` asks for after a stall report.
+const XEN_TIMER_DUMP: &str = "Dumping timer queues";
 
 pub type Results = BTreeMap<String, BTreeMap<String, String>>;
 
@@ -452,11 +454,17 @@ fn ends(s: &mut Summary, r: &Results, t: &Transcript) {
             .find("Possible timer handling issue")
             .and_then(|(_, l)| l.split("rcu: ").nth(1))
             .unwrap_or("see the log");
+        let xen_dump = if t.find(XEN_TIMER_DUMP).is_some() {
+            "Xen's timer queues, domains, run queues and registers follow it in the log"
+        } else {
+            "Xen's state was not dumped"
+        };
         s.check(
             false,
             "stall",
             &format!(
-                "Linux reported an RCU stall at {:.1} s ({}): a frontend vcpu stopped being woken",
+                "Linux reported an RCU stall at {:.1} s ({}): a frontend vcpu stopped being \
+                 woken; {xen_dump}",
                 time.as_secs_f64(),
                 which.trim()
             ),

@@ -65,6 +65,16 @@ impl Transcript {
     }
 }
 
+/// What watching does after a line.
+pub enum Next {
+    /// Go on watching.
+    Go,
+    /// Enough: end the guest.
+    Stop,
+    /// Type these bytes into the guest's console (QEMU's stdin), then go on.
+    Type(Vec<u8>),
+}
+
 /// Runs `command` (stdin closed, stdout+stderr collected) until `stop` accepts a line, the
 /// guest exits, or `deadline` passes; saves the transcript as `target/logs/<name>.log`,
 /// written as the lines come so that a long run can be followed (`tail -f`).
@@ -74,11 +84,28 @@ pub fn watch(
     deadline: Duration,
     mut stop: impl FnMut(&str) -> bool,
 ) -> Result<Transcript, String> {
+    let decide = |line: &str| if stop(line) { Next::Stop } else { Next::Go };
+    watch_and_type(name, command, deadline, false, decide)
+}
+
+/// [`watch`], where `decide` may also type into the guest's console (with `typing`,
+/// QEMU's stdin is a pipe instead of closed).
+pub fn watch_and_type(
+    name: &str,
+    command: &mut Command,
+    deadline: Duration,
+    typing: bool,
+    mut decide: impl FnMut(&str) -> Next,
+) -> Result<Transcript, String> {
     let shown = format!("{command:?}");
     let start = Instant::now();
     let mut child = command
         .current_dir(workspace_root())
-        .stdin(Stdio::null())
+        .stdin(if typing {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -109,6 +136,7 @@ pub fn watch(
         });
     }
     drop(tx);
+    let mut keyboard = child.stdin.take();
 
     let log = workspace_root()
         .join("target/logs")
@@ -131,7 +159,16 @@ pub fn watch(
                         continue;
                     };
                     let line = line.trim_end().to_string();
-                    let hit = stop(&line);
+                    let hit = match decide(&line) {
+                        Next::Go => false,
+                        Next::Stop => true,
+                        Next::Type(keys) => {
+                            if let Some(stdin) = keyboard.as_mut() {
+                                let _ = stdin.write_all(&keys).and_then(|()| stdin.flush());
+                            }
+                            false
+                        }
+                    };
                     let at = start.elapsed();
                     if let Some(file) = live.as_mut() {
                         let _ = file.write_all(log_line(at, &line).as_bytes());

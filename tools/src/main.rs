@@ -38,6 +38,7 @@ mod process;
 mod qemu_arm64;
 mod serve_arm64;
 mod serve_frontends_arm64;
+mod stall_probe;
 mod sysdt_arm64;
 mod test;
 mod test_arm64;
