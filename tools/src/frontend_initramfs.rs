@@ -5,9 +5,9 @@
 //! needed; `/dev/console` is made without root).
 //!
 //! busybox comes from the machine's own apt sources through the private arm64 apt
-//! configuration of [`apt_arm64`].
+//! configuration of [`apt::arm64`].
 
-use crate::apt_arm64;
+use crate::apt;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,8 +82,8 @@ pub fn cpio_newc(entries: &[Entry]) -> Vec<u8> {
 
 /// The cached static busybox for arm64, downloading it when missing.
 pub fn busybox() -> Result<PathBuf, String> {
-    let tree = apt_arm64::unpacked(
-        apt_arm64::Suite::Machine,
+    let tree = apt::arm64::unpacked(
+        apt::arm64::Suite::Machine,
         "busybox-static",
         &["busybox-static"],
     )?;

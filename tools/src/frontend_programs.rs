@@ -8,7 +8,6 @@
 //!   cached by a hash of its source and flags.
 
 use crate::apt;
-use crate::apt_arm64;
 use crate::frontend_initramfs::HostFile;
 use crate::process::{run, step};
 use crate::xen_arm64::fnv1a64;
@@ -43,7 +42,7 @@ const CROSS_PACKAGES: &[&str] = &[
 
 /// e2fsck, mke2fs, their libraries and the loader, as initramfs files.
 pub fn e2fsprogs() -> Result<Vec<HostFile>, String> {
-    let tree = apt_arm64::unpacked(apt_arm64::Suite::Machine, "e2fsprogs", E2FSPROGS_PACKAGES)?;
+    let tree = apt::arm64::unpacked(apt::arm64::Suite::Machine, "e2fsprogs", E2FSPROGS_PACKAGES)?;
     with_libraries(&tree, E2FSPROGS_PROGRAMS, E2FSPROGS_PACKAGES)
 }
 

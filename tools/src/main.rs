@@ -3,10 +3,7 @@
 //! Every subcommand is a plain function in its own module; this file only dispatches.
 
 mod abi_headers;
-#[allow(dead_code)] // used by the image and boot-test modules as they land
 mod apt;
-mod apt_arm64;
-mod apt_source;
 mod bench;
 mod bench_provenance;
 mod boot_arm64;

@@ -7,7 +7,7 @@
 //! config fragment; a fresh machine (or a changed fragment) rebuilds, in about 25 s.
 
 use crate::apt;
-use crate::apt_source::AptSource;
+use crate::apt::source::AptSource;
 use crate::process::{run, step};
 use crate::xen_x86::cache_root;
 use std::path::{Path, PathBuf};

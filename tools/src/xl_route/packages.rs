@@ -2,10 +2,10 @@
 //! (`xen-utils-4.20`: xl, xenstored, xenconsoled, xen-init-dom0) and the libraries these
 //! load. The registry serves trixie's binary packages to the machine's bookworm sources
 //! renamed (its source packages it does not), so they come through a private apt
-//! configuration naming trixie ([`apt_arm64::Suite::Release`]), unpacked and cached keyed
+//! configuration naming trixie ([`apt::arm64::Suite::Release`]), unpacked and cached keyed
 //! by their versions.
 
-use crate::apt_arm64::{self, Suite};
+use crate::apt::{self, arm64::Suite};
 use std::path::{Path, PathBuf};
 
 pub const SUITE: Suite = Suite::Release("trixie");
@@ -71,7 +71,7 @@ pub fn fetch() -> Result<Dom0Packages, String> {
     // the archive has replaced that kernel since, the download fails after refreshing the
     // lists, and the kernel they name now is taken instead.
     let mut kernel_package = current_kernel()?;
-    let kernel_tree = match apt_arm64::unpacked(SUITE, "dom0-linux", &[&kernel_package]) {
+    let kernel_tree = match apt::arm64::unpacked(SUITE, "dom0-linux", &[&kernel_package]) {
         Ok(tree) => tree,
         Err(first) => {
             let newer = current_kernel()?;
@@ -79,11 +79,11 @@ pub fn fetch() -> Result<Dom0Packages, String> {
                 return Err(first);
             }
             kernel_package = newer;
-            apt_arm64::unpacked(SUITE, "dom0-linux", &[&kernel_package])?
+            apt::arm64::unpacked(SUITE, "dom0-linux", &[&kernel_package])?
         }
     };
     let (kernel, modules) = kernel_files(&kernel_tree)?;
-    let userland = apt_arm64::unpacked(SUITE, "dom0-xen-userland", USERLAND)?;
+    let userland = apt::arm64::unpacked(SUITE, "dom0-xen-userland", USERLAND)?;
     Ok(Dom0Packages {
         kernel_package,
         kernel,
@@ -94,7 +94,7 @@ pub fn fetch() -> Result<Dom0Packages, String> {
 
 /// The kernel package [`KERNEL_METAPACKAGE`] depends on.
 fn current_kernel() -> Result<String, String> {
-    match apt_arm64::depends(SUITE, KERNEL_METAPACKAGE)?.as_slice() {
+    match apt::arm64::depends(SUITE, KERNEL_METAPACKAGE)?.as_slice() {
         [one] => Ok(one.clone()),
         other => Err(format!(
             "{KERNEL_METAPACKAGE} (trixie) depends on {other:?}, not on one kernel"

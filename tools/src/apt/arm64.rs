@@ -1,6 +1,6 @@
 //! Debian arm64 packages for the guests' initramfs, through a private apt configuration:
 //! the machine's own apt sources (or the same sources renamed to another Debian release,
-//! see [`apt_source::write_sources`]), arm64 as the only architecture, own package lists
+//! see [`source::write_sources`]), arm64 as the only architecture, own package lists
 //! and cache under `~/.cache/stubvirt/apt-arm64[-<release>]/`, and an empty dpkg status
 //! (the system's dpkg state is never read or changed). Packages are only downloaded and
 //! unpacked with `dpkg -x`, never installed. No registry host is named here.
@@ -9,7 +9,7 @@
 //! `~/.cache/stubvirt/<label>[-<release>]-arm64-<version>-<key>/`, keyed by the versions
 //! of all their packages.
 
-use crate::apt_source;
+use super::source;
 use crate::process::{run, run_in, step};
 use crate::xen_arm64::fnv1a64;
 use crate::xen_x86::cache_root;
@@ -135,12 +135,12 @@ fn create_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// apt options of the private configuration (the sources are the machine's own, or for
-/// another release those [`apt_source::write_sources`] wrote into its directory).
+/// another release those [`source::write_sources`] wrote into its directory).
 fn options(suite: Suite) -> Vec<String> {
     let apt = suite.root();
     let sources = match suite {
         Suite::Machine => Vec::new(),
-        Suite::Release(_) => apt_source::sources_options(&apt),
+        Suite::Release(_) => source::sources_options(&apt),
     };
     let private = [
         "APT::Architecture=arm64".to_string(),
@@ -168,7 +168,7 @@ fn update_lists(suite: Suite) -> Result<(), String> {
     create_dir(&apt.join("lists/partial"))?;
     create_dir(&apt.join("cache"))?;
     if let Suite::Release(release) = suite {
-        apt_source::write_sources(&apt, "deb", Some(release))?;
+        source::write_sources(&apt, "deb", Some(release))?;
     }
     run(Command::new("apt-get")
         .arg("-q")

@@ -4,6 +4,9 @@
 //! most once per xtask invocation. No registry host is named here: apt uses the
 //! machine's configured sources.
 
+pub mod arm64;
+pub mod source;
+
 use crate::process::{run, step};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
