@@ -2,7 +2,7 @@
 
 /// Builds all images (each arch's module says how).
 pub fn run(_args: &[String]) -> Result<(), String> {
-    crate::image_x86::build()?;
+    crate::x86::image::build()?;
     crate::image_arm64::build()?;
     Ok(())
 }

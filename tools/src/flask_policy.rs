@@ -6,9 +6,9 @@
 
 use crate::apt;
 use crate::process::{run, step};
+use crate::x86::xen::cache_root;
 use crate::xen_arm64::fnv1a64;
 use crate::xen_source::XenSource;
-use crate::xen_x86::cache_root;
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -10,8 +10,8 @@
 use crate::apt;
 use crate::frontend_initramfs::HostFile;
 use crate::process::{run, step};
+use crate::x86::xen::cache_root;
 use crate::xen_arm64::fnv1a64;
-use crate::xen_x86::cache_root;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -8,7 +8,6 @@ mod bench;
 mod bench_provenance;
 mod boot_arm64;
 mod boot_failure;
-mod boot_x86;
 mod build;
 mod config_file;
 mod console_pieces;
@@ -29,7 +28,6 @@ mod fuzz;
 mod grant_bench;
 mod guest_console;
 mod image_arm64;
-mod image_x86;
 mod privilege_checks;
 mod process;
 mod qemu_arm64;
@@ -41,9 +39,9 @@ mod test;
 mod test_arm64;
 mod toolchain_arm64;
 mod topology_file;
+mod x86;
 mod xen_arm64;
 mod xen_source;
-mod xen_x86;
 mod xl_route;
 
 use std::process::ExitCode;
@@ -107,9 +105,9 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "check" => test::check(rest),
         "fuzz" => fuzz::run(rest),
-        "test-x86" => boot_x86::tests(),
+        "test-x86" => x86::boot::tests(),
         "test-arm64" => test_arm64::tests(),
-        "xen-x86" => boot_x86::xen_command(rest),
+        "xen-x86" => x86::boot::xen_command(rest),
         "xen-arm64" => boot_arm64::xen_command(rest),
         "serve-arm64" => serve_arm64::command(rest),
         "grant-bench" => grant_bench::command(rest),

@@ -7,7 +7,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     check(&[])?;
     step("fuzz smoke: every libFuzzer target for a few seconds");
     crate::fuzz::smoke()?;
-    crate::boot_x86::tests()?;
+    crate::x86::boot::tests()?;
     crate::test_arm64::tests()?;
     step("end to end: the demo's run on both routes (no dom0 on Xen 4.21+, dom0 on 4.17.5), every check asserted");
     crate::demo::run_test()?;
@@ -32,7 +32,7 @@ pub fn check(_args: &[String]) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    crate::image_x86::clippy()?;
+    crate::x86::image::clippy()?;
     crate::image_arm64::clippy()?;
     crate::abi_headers::ensure()?;
     crate::apt::ensure_installed(

@@ -9,7 +9,7 @@
 use crate::apt;
 use crate::apt::source::AptSource;
 use crate::process::{run, step};
-use crate::xen_x86::cache_root;
+use crate::x86::xen::cache_root;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

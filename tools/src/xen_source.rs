@@ -15,8 +15,8 @@
 //! fragment and the recipe.
 
 use crate::process::{run, step, workspace_root};
+use crate::x86::xen::cache_root;
 use crate::xen_arm64::{build_in_tree, fnv1a64, BUILD_DEPS};
-use crate::xen_x86::cache_root;
 use crate::{apt, demo_host};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -11,8 +11,8 @@
 
 use super::source;
 use crate::process::{run, run_in, step};
+use crate::x86::xen::cache_root;
 use crate::xen_arm64::fnv1a64;
-use crate::xen_x86::cache_root;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! exception reports), and as PVH dom0 of Debian's Xen 4.17 inside QEMU (the self-test).
 
 use crate::guest_console::{watch, End, Transcript};
-use crate::{apt, process::step, xen_x86};
+use crate::{apt, process::step, x86::xen};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -202,7 +202,7 @@ pub fn xen_crash_test(image: &Path, xen: &Path) -> Result<(), String> {
 /// The self-test under real Xen, `runs` times; prints each time and the median.
 pub fn xen_selftest(image: &Path, runs: usize) -> Result<(), String> {
     apt::ensure_installed(&[QEMU_PACKAGE], "QEMU to boot Xen")?;
-    let xen = xen_x86::hypervisor()?;
+    let xen = xen::hypervisor()?;
     step(&format!(
         "x86_64 image as PVH dom0 of Xen 4.17 in QEMU (TCG): self-test x{runs}"
     ));
@@ -227,17 +227,17 @@ pub fn xen_command(args: &[String]) -> Result<(), String> {
             .map_err(|_| format!("RUNS must be a number, not `{n}`"))?,
         None => 1,
     };
-    let image = crate::image_x86::build()?;
+    let image = super::image::build()?;
     xen_selftest(&image, runs)
 }
 
 /// The x86_64 part of `cargo xtask test`: lint the image configuration, build the image,
 /// boot it directly under QEMU, then under Xen with the self-test.
 pub fn tests() -> Result<(), String> {
-    crate::image_x86::clippy()?;
-    let image = crate::image_x86::build()?;
+    super::image::clippy()?;
+    let image = super::image::build()?;
     direct_tests(&image)?;
     xen_selftest(&image, 1)?;
     step("x86_64 image as PVH dom0 of Xen: a panic ends in a crash shutdown");
-    xen_crash_test(&image, &xen_x86::hypervisor()?)
+    xen_crash_test(&image, &xen::hypervisor()?)
 }
