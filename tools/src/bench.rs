@@ -131,7 +131,7 @@ fn run_bench(bench: &str, quick: bool) -> Result<Vec<String>, String> {
 /// The `images` block: both images built afresh from the measured tree (what is in
 /// `target/images` may be another commit's), and their sizes against the budget.
 fn image_sizes() -> Result<Block, String> {
-    let images = [crate::image_arm64::build()?, crate::x86::image::build()?];
+    let images = [crate::arm64::image::build()?, crate::x86::image::build()?];
     let root = workspace_root();
     let mut lines = vec![
         "| image | bytes | KiB | of the 256 KiB budget |".to_string(),

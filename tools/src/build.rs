@@ -3,6 +3,6 @@
 /// Builds all images (each arch's module says how).
 pub fn run(_args: &[String]) -> Result<(), String> {
     crate::x86::image::build()?;
-    crate::image_arm64::build()?;
+    crate::arm64::image::build()?;
     Ok(())
 }

@@ -85,7 +85,7 @@ fn check_boot_order(d: &Description) -> Result<(), String> {
 
 fn example(n: u64, size: u64) -> Module {
     Module {
-        addr: crate::sysdt_arm64::MODULE_BASE + n * 0x100_0000,
+        addr: crate::arm64::sysdt::MODULE_BASE + n * 0x100_0000,
         size,
     }
 }
@@ -101,14 +101,14 @@ fn backend_args(d: &Description) -> &'static str {
 
 /// Where the example places the FLASK policy module.
 const POLICY_EXAMPLE: Module = Module {
-    addr: crate::sysdt_arm64::MODULE_BASE + 0x80_0000,
+    addr: crate::arm64::sysdt::MODULE_BASE + 0x80_0000,
     size: 0x3200,
 };
 
 fn chosen(d: &Description) -> String {
     let text = chosen_without_policy(d);
     if d.confine {
-        crate::sysdt_arm64::with_xsm_policy(&text, POLICY_EXAMPLE.addr, POLICY_EXAMPLE.size)
+        crate::arm64::sysdt::with_xsm_policy(&text, POLICY_EXAMPLE.addr, POLICY_EXAMPLE.size)
     } else {
         text
     }
@@ -120,7 +120,7 @@ fn chosen_without_policy(d: &Description) -> String {
     let xen_args = if no_dom0 {
         XEN_ARGS_NO_DOM0
     } else {
-        crate::sysdt_arm64::XEN_ARGS
+        crate::arm64::sysdt::XEN_ARGS
     };
     let _ = writeln!(out, "  xen,xen-bootargs = \"{xen_args}\";");
     let kernel = example(0, 0x4_0000);
@@ -233,7 +233,7 @@ fn imagebuilder(d: &Description) -> String {
             ram.size
         );
     } else {
-        let _ = writeln!(out, "XEN_CMD=\"{}\"", crate::sysdt_arm64::XEN_ARGS);
+        let _ = writeln!(out, "XEN_CMD=\"{}\"", crate::arm64::sysdt::XEN_ARGS);
         out.push_str("DOM0_KERNEL=\"stubvirt.bin\"\nDOM0_CMD=\"loglevel=info\"\n");
         let _ = writeln!(out, "NUM_DOMUS={}", d.frontends.len());
     }

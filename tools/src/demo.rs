@@ -15,6 +15,7 @@
 //! Also `cargo xtask config`: the `/chosen` nodes and partial device trees for both
 //! privilege routes, for a user's own Xen system.
 
+use crate::arm64;
 use crate::demo_frontends;
 use crate::demo_host::{self, TcpSink, TcpSource};
 use crate::demo_layout::{
@@ -27,7 +28,6 @@ use crate::demo_report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
 use crate::guest_console::{watch_and_type, Next, Transcript};
 use crate::process::{step, workspace_root};
 use crate::stall_probe::StallProbe;
-use crate::sysdt_arm64;
 use crate::xen_source;
 use std::fmt::Write;
 use std::path::Path;
@@ -166,7 +166,7 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
         sink.port()
     );
     let (dtb, loads) = system(&dir, &parts, &options)?;
-    let mut command = sysdt_arm64::qemu_command(&parts.xen, &dtb, &loads);
+    let mut command = arm64::sysdt::qemu_command(&parts.xen, &dtb, &loads);
     command.args(demo_host::qemu_devices(&image));
     let route = options.route();
     step(&format!(

@@ -91,7 +91,7 @@ pub fn demo_topology_for(route: Route, count: u16) -> Topology {
 /// which `console_pieces` joins).
 pub fn xen_args(route: Route) -> &'static str {
     match route {
-        Route::Dom0 => crate::sysdt_arm64::XEN_ARGS,
+        Route::Dom0 => crate::arm64::sysdt::XEN_ARGS,
         Route::ControlDomU => "console=dtuart conswitch=ax loglvl=all guest_loglvl=all noreboot",
     }
 }
@@ -405,7 +405,7 @@ pub fn example_modules(route: Route) -> (Backend, Frontend) {
         sizes.push(0x1000); // stubvirt's partial device tree
     }
     sizes.extend([0x80_0000, 0x40_0000, 0x1000]); // frontend Image, initramfs, tree
-    let m = layout(crate::sysdt_arm64::MODULE_BASE, &sizes).unwrap_or_default();
+    let m = layout(crate::arm64::sysdt::MODULE_BASE, &sizes).unwrap_or_default();
     let at = |i: usize| m.get(i).copied().unwrap_or(Module { addr: 0, size: 0 });
     let skip = usize::from(route == Route::ControlDomU);
     (

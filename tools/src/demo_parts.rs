@@ -2,12 +2,12 @@
 //! stubvirt image and its partial device tree, the frontend kernel, initramfs and partial
 //! trees, and the system device tree that loads them all (`cargo xtask demo`).
 
+use crate::arm64::sysdt::{Load, MODULE_BASE};
 use crate::demo_layout::{self, Backend, Frontend, Route};
 use crate::demo_options::Options;
 use crate::frontend_initramfs::{self, HostFile};
 use crate::process::{run, step};
-use crate::sysdt_arm64::{self, Load, MODULE_BASE};
-use crate::{apt, demo_frontends, frontend_kernel, frontend_programs, xen_arm64};
+use crate::{apt, arm64, demo_frontends, frontend_kernel, frontend_programs};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,7 +45,7 @@ pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
     let (xen, xen_version, backend_dtb) = match &options.xen_source {
         None => {
             step("[1/5] Xen 4.17.5 with IOREQ for arm64");
-            (xen_arm64::hypervisor()?, "4.17.5".to_string(), None)
+            (arm64::xen::hypervisor()?, "4.17.5".to_string(), None)
         }
         Some(source) => {
             step(&format!(
@@ -66,7 +66,7 @@ pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
             Route::ControlDomU => "control domU1",
         }
     ));
-    let backend = crate::image_arm64::build()?;
+    let backend = crate::arm64::image::build()?;
     step("[3/5] frontend Linux (linux-source-6.12, XEN_VIRTIO)");
     let kernel = frontend_kernel::ensure()?;
     frontend_kernel::check_modules(&kernel.modules)?;
@@ -190,7 +190,7 @@ pub fn system(
         kernel: m[0],
         dtb: parts.backend_dtb.as_ref().map(|_| m[1]),
     };
-    let mut dts = sysdt_arm64::qemu_dts(dir)?;
+    let mut dts = arm64::sysdt::qemu_dts(dir)?;
     if route == Route::ControlDomU {
         dts.push_str(&demo_layout::host_passthrough_marks());
     }
@@ -217,10 +217,10 @@ pub fn system(
         .collect();
     let chosen = demo_layout::chosen_frontends(route, backend, &listed);
     dts.push_str(&match policy {
-        Some(module) => sysdt_arm64::with_xsm_policy(&chosen, module.addr, module.size),
+        Some(module) => arm64::sysdt::with_xsm_policy(&chosen, module.addr, module.size),
         None => chosen,
     });
-    let system_dtb = sysdt_arm64::compile(dir, &dts)?;
+    let system_dtb = arm64::sysdt::compile(dir, &dts)?;
     let loads = files
         .iter()
         .zip(&m)

@@ -5,9 +5,9 @@
 //! second). docs/privilege.md says what the module allows.
 
 use crate::apt;
+use crate::arm64::xen::fnv1a64;
 use crate::process::{run, step};
 use crate::x86::xen::cache_root;
-use crate::xen_arm64::fnv1a64;
 use crate::xen_source::XenSource;
 use std::path::PathBuf;
 use std::process::Command;

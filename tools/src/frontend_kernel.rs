@@ -8,9 +8,9 @@
 //! when one of them changes.
 
 use crate::apt;
+use crate::arm64::xen::fnv1a64;
 use crate::process::{run, step};
 use crate::x86::xen::cache_root;
-use crate::xen_arm64::fnv1a64;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

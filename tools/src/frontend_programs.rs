@@ -8,10 +8,10 @@
 //!   cached by a hash of its source and flags.
 
 use crate::apt;
+use crate::arm64::xen::fnv1a64;
 use crate::frontend_initramfs::HostFile;
 use crate::process::{run, step};
 use crate::x86::xen::cache_root;
-use crate::xen_arm64::fnv1a64;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,12 +5,12 @@
 //! docs/performance.md (blocks `grant-bench:routes` and `grant-bench:run`, see
 //! `doc_blocks`), so the figures there are always a whole run's.
 
+use crate::arm64::sysdt::{Role, BOOTARGS};
 use crate::bench_provenance::{RunStart, PERFORMANCE_DOC};
 use crate::doc_blocks::{self, Block};
 use crate::guest_console::End;
 use crate::process::{step, workspace_root};
-use crate::sysdt_arm64::{Role, BOOTARGS};
-use crate::{apt, boot_arm64, image_arm64, xen_arm64};
+use crate::{apt, arm64};
 use std::collections::BTreeMap;
 
 /// The blocks this command writes are `<!-- grant-bench:ID ... -->`.
@@ -52,13 +52,14 @@ pub fn command(_args: &[String]) -> Result<(), String> {
         &["qemu-system-arm", "device-tree-compiler"],
         "booting Xen for arm64 in QEMU",
     )?;
-    let image = image_arm64::build()?;
-    let xen = xen_arm64::hypervisor()?;
+    let image = arm64::image::build()?;
+    let xen = arm64::xen::hypervisor()?;
     step("grant routes under Xen 4.17.5 (arm64 dom0, QEMU TCG): map+copy+unmap vs GNTTABOP_copy");
     let args = format!("{BOOTARGS} grantbench=1");
-    let transcript = boot_arm64::boot(&image, &xen, Role::Dom0, &args, "arm64-grant-bench", |l| {
-        l.contains("STUBVIRT-GRANTBENCH done") || l.contains("STUBVIRT-GRANTBENCH setup=")
-    })?;
+    let transcript =
+        arm64::boot::boot(&image, &xen, Role::Dom0, &args, "arm64-grant-bench", |l| {
+            l.contains("STUBVIRT-GRANTBENCH done") || l.contains("STUBVIRT-GRANTBENCH setup=")
+        })?;
     let cases: Vec<Case> = transcript
         .lines
         .iter()

@@ -4,9 +4,9 @@
 
 mod abi_headers;
 mod apt;
+mod arm64;
 mod bench;
 mod bench_provenance;
-mod boot_arm64;
 mod boot_failure;
 mod build;
 mod config_file;
@@ -27,20 +27,12 @@ mod frontend_programs;
 mod fuzz;
 mod grant_bench;
 mod guest_console;
-mod image_arm64;
 mod privilege_checks;
 mod process;
-mod qemu_arm64;
-mod serve_arm64;
-mod serve_frontends_arm64;
 mod stall_probe;
-mod sysdt_arm64;
 mod test;
-mod test_arm64;
-mod toolchain_arm64;
 mod topology_file;
 mod x86;
-mod xen_arm64;
 mod xen_source;
 mod xl_route;
 
@@ -106,10 +98,10 @@ fn main() -> ExitCode {
         "check" => test::check(rest),
         "fuzz" => fuzz::run(rest),
         "test-x86" => x86::boot::tests(),
-        "test-arm64" => test_arm64::tests(),
+        "test-arm64" => arm64::test::tests(),
         "xen-x86" => x86::boot::xen_command(rest),
-        "xen-arm64" => boot_arm64::xen_command(rest),
-        "serve-arm64" => serve_arm64::command(rest),
+        "xen-arm64" => arm64::boot::xen_command(rest),
+        "serve-arm64" => arm64::serve::command(rest),
         "grant-bench" => grant_bench::command(rest),
         "xl-smoke" => xl_route::command(rest),
         "bench-e2e" => xl_route::side_by_side::command(rest),

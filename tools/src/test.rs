@@ -8,7 +8,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     step("fuzz smoke: every libFuzzer target for a few seconds");
     crate::fuzz::smoke()?;
     crate::x86::boot::tests()?;
-    crate::test_arm64::tests()?;
+    crate::arm64::test::tests()?;
     step("end to end: the demo's run on both routes (no dom0 on Xen 4.21+, dom0 on 4.17.5), every check asserted");
     crate::demo::run_test()?;
     step("end to end: the xl route (Xen 4.20, a Linux dom0 whose xl creates stubvirt and its frontends, FLASK enforcing)");
@@ -33,7 +33,7 @@ pub fn check(_args: &[String]) -> Result<(), String> {
         "warnings",
     ]))?;
     crate::x86::image::clippy()?;
-    crate::image_arm64::clippy()?;
+    crate::arm64::image::clippy()?;
     crate::abi_headers::ensure()?;
     crate::apt::ensure_installed(
         &["device-tree-compiler"],

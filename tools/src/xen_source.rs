@@ -14,9 +14,9 @@
 //! built-in policy) and cached in `~/.cache/stubvirt/`, keyed by the source's sha256, the
 //! fragment and the recipe.
 
+use crate::arm64::xen::{build_in_tree, fnv1a64, BUILD_DEPS};
 use crate::process::{run, step, workspace_root};
 use crate::x86::xen::cache_root;
-use crate::xen_arm64::{build_in_tree, fnv1a64, BUILD_DEPS};
 use crate::{apt, demo_host};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -10,9 +10,9 @@
 //! of all their packages.
 
 use super::source;
+use crate::arm64::xen::fnv1a64;
 use crate::process::{run, run_in, step};
 use crate::x86::xen::cache_root;
-use crate::xen_arm64::fnv1a64;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

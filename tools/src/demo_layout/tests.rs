@@ -1,5 +1,5 @@
 use super::*;
-use crate::sysdt_arm64::MODULE_BASE;
+use crate::arm64::sysdt::MODULE_BASE;
 
 fn fe() -> Frontend {
     Frontend {

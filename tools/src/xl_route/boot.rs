@@ -3,10 +3,11 @@
 //! policy), the bounded run with its console in `target/logs/xl-dom0.log`, and the checks
 //! of dom0's `XL-DOM0` lines and of what stubvirt and its frontends printed.
 
+use crate::arm64;
+use crate::arm64::sysdt::{Load, MODULE_BASE};
 use crate::demo_layout::{self, Module};
 use crate::demo_parts::size_of;
 use crate::guest_console::{watch, End, Transcript};
-use crate::sysdt_arm64::{self, Load, MODULE_BASE};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,14 +40,14 @@ pub fn system_tree(
     let [kernel_at, initramfs_at, policy_at] = modules[..] else {
         return Err("three boot modules expected".into());
     };
-    let mut dts = sysdt_arm64::qemu_dts(dir)?;
+    let mut dts = arm64::sysdt::qemu_dts(dir)?;
     let chosen = chosen(kernel_at, initramfs_at, dom0_args);
-    dts.push_str(&sysdt_arm64::with_xsm_policy(
+    dts.push_str(&arm64::sysdt::with_xsm_policy(
         &chosen,
         policy_at.addr,
         policy_at.size,
     ));
-    let dtb = sysdt_arm64::compile(dir, &dts)?;
+    let dtb = arm64::sysdt::compile(dir, &dts)?;
     let loads = files
         .iter()
         .zip([kernel_at, initramfs_at, policy_at])
@@ -81,7 +82,7 @@ pub fn run(
     deadline: Duration,
     log: &str,
 ) -> Result<Transcript, String> {
-    let mut command = sysdt_arm64::qemu_command(xen, dtb, loads);
+    let mut command = arm64::sysdt::qemu_command(xen, dtb, loads);
     watch(log, &mut command, deadline, |line| {
         FINAL_MARKS.iter().any(|mark| line.contains(mark))
     })

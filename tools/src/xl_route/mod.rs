@@ -59,7 +59,7 @@ struct Prepared {
     xen: PathBuf,
     dom0: packages::Dom0Packages,
     /// The system device tree and the loads of its modules.
-    tree: (PathBuf, Vec<crate::sysdt_arm64::Load>),
+    tree: (PathBuf, Vec<crate::arm64::sysdt::Load>),
 }
 
 /// The Xen source `args` name (`--xen-source PATH`), or the shared 4.20 archive.
@@ -112,7 +112,7 @@ fn prepare(path: &std::path::Path, run: &Dom0Run, steps: usize) -> Result<Prepar
         "[3/{steps}] dom0 initramfs (busybox, xl and its libraries, Xen modules, stubvirt, \
          the Linux frontend)"
     ));
-    let guest = crate::image_arm64::build()?;
+    let guest = crate::arm64::image::build()?;
     let linux = linux_frontend(&dir)?;
     let ramdisk = initramfs::build(&dir, &dom0, &guest, &linux)?;
     let policy = crate::flask_policy::policy_with(&source, run.extra_policy)?;

@@ -1,12 +1,13 @@
-//! stubvirt under real Xen (4.17.5 with IOREQ, built by `xen_arm64`) in
+//! stubvirt under real Xen (4.17.5 with IOREQ, built by `arm64::xen`) in
 //! `qemu-system-aarch64` (TCG): (a) as dom0, (b) as a dom0less domU with no dom0. Each boot
 //! must print one `STUBVIRT-SELFTEST aarch64 result=pass ... failed=0` line. Then one panic
 //! and one exception under Xen must be reported, not hang.
 
+use super::sysdt::{self, Role};
+use super::xen;
+use crate::apt;
 use crate::guest_console::{watch, End, Transcript};
 use crate::process::{step, workspace_root};
-use crate::sysdt_arm64::{self, Role};
-use crate::{apt, xen_arm64};
 use std::path::Path;
 use std::time::Duration;
 
@@ -31,8 +32,8 @@ pub fn boot(
     stop: impl FnMut(&str) -> bool,
 ) -> Result<Transcript, String> {
     let dir = workspace_root().join("target/arm64-boot").join(name);
-    let (dtb, loads) = sysdt_arm64::build(&dir, role, image, sysdt_arm64::XEN_ARGS, bootargs)?;
-    let mut command = sysdt_arm64::qemu_command(xen, &dtb, &loads);
+    let (dtb, loads) = sysdt::build(&dir, role, image, sysdt::XEN_ARGS, bootargs)?;
+    let mut command = sysdt::qemu_command(xen, &dtb, &loads);
     watch(name, &mut command, DEADLINE, stop)
 }
 
@@ -58,14 +59,7 @@ pub fn selftest_once(
     run: usize,
 ) -> Result<(String, f64, f64), String> {
     let name = format!("arm64-xen-{}-{run}", format!("{role:?}").to_lowercase());
-    let transcript = boot(
-        image,
-        xen,
-        role,
-        sysdt_arm64::BOOTARGS,
-        &name,
-        until_verdict(),
-    )?;
+    let transcript = boot(image, xen, role, sysdt::BOOTARGS, &name, until_verdict())?;
     passed(&transcript).ok_or_else(|| {
         failure(
             &transcript,
@@ -151,7 +145,7 @@ pub fn xen_tests(image: &Path, runs: usize) -> Result<(), String> {
         &["qemu-system-arm", "device-tree-compiler"],
         "booting Xen for arm64 in QEMU",
     )?;
-    let xen = xen_arm64::hypervisor()?;
+    let xen = xen::hypervisor()?;
     for role in [Role::Dom0, Role::DomU] {
         step(&format!(
             "arm64 image as {role:?} of Xen 4.17.5 (IOREQ) in QEMU (TCG): self-test x{runs}"
@@ -181,7 +175,7 @@ pub fn xen_command(args: &[String]) -> Result<(), String> {
     };
     let image = match args.get(1) {
         Some(path) => std::path::PathBuf::from(path),
-        None => crate::image_arm64::build()?,
+        None => super::image::build()?,
     };
     xen_tests(&image, runs)
 }

@@ -443,8 +443,8 @@ mod tests {
     #[test]
     fn user_examples_match_what_the_tests_boot() {
         let examples = [
-            (Role::Dom0, include_str!("../configs/arm64-dom0.dts")),
-            (Role::DomU, include_str!("../configs/arm64-domU.dts")),
+            (Role::Dom0, include_str!("../../configs/arm64-dom0.dts")),
+            (Role::DomU, include_str!("../../configs/arm64-domU.dts")),
         ];
         for (role, text) in examples {
             // The examples reserve the 256 KiB image budget, so they fit every image within it.

@@ -17,7 +17,7 @@ use std::time::Instant;
 /// The Debian source version (bookworm). Pinned: the registry here serves 4.17.5's files,
 /// while the newer bookworm-security version's files are not downloadable.
 const VERSION: &str = "4.17.5+72-g01140da4e8-1";
-const CONFIG_FRAGMENT: &str = include_str!("../configs/xen-arm64-extra.config");
+const CONFIG_FRAGMENT: &str = include_str!("../../configs/xen-arm64-extra.config");
 /// Part of the cache key: bump when the build recipe below changes.
 const RECIPE: &str = "arm64_defconfig+fragment;olddefconfig;make -C xen";
 pub const BUILD_DEPS: &[&str] = &[

@@ -4,18 +4,18 @@
 //! IOREQ. Where a Xen 4.21+ source is at hand (`xen_source`), the self-test and the serve
 //! mode run again with no dom0 at all: stubvirt as a control domU.
 
+use super::sysdt::Role;
 use crate::process::step;
-use crate::sysdt_arm64::Role;
 use crate::xen_source::{self, XenSource};
 
 /// Runs every arm64 image test.
 pub fn tests() -> Result<(), String> {
-    crate::image_arm64::clippy()?;
-    let image = crate::image_arm64::build()?;
-    crate::qemu_arm64::run(&image)?;
-    crate::boot_arm64::xen_tests(&image, 1)?;
-    let xen = crate::xen_arm64::hypervisor()?;
-    crate::serve_arm64::serve_test(&image, &xen)?;
+    super::image::clippy()?;
+    let image = super::image::build()?;
+    super::qemu::run(&image)?;
+    super::boot::xen_tests(&image, 1)?;
+    let xen = super::xen::hypervisor()?;
+    super::serve::serve_test(&image, &xen)?;
     let Some(path) = xen_source::default_path() else {
         // `cargo xtask test` says so again, and fails under CI, at the end-to-end step.
         step("SKIPPED arm64 tests with no dom0: no Xen 4.21+ source");
@@ -27,11 +27,10 @@ pub fn tests() -> Result<(), String> {
         "arm64 image as control domU1 of Xen {} with no dom0: self-test",
         source.version
     ));
-    let (fields, seconds, _) =
-        crate::boot_arm64::selftest_once(&image, &xen, Role::ControlDomU, 1)?;
+    let (fields, seconds, _) = super::boot::selftest_once(&image, &xen, Role::ControlDomU, 1)?;
     println!("    STUBVIRT-SELFTEST {fields}  ({seconds:.2} s after QEMU start)");
-    crate::serve_arm64::serve_test_without_dom0(&image, &xen)?;
+    super::serve::serve_test_without_dom0(&image, &xen)?;
     let policy = crate::flask_policy::policy(&source)?;
-    crate::serve_arm64::serve_test_confined(&image, &xen, &policy)?;
-    crate::serve_frontends_arm64::test(&image, &xen)
+    super::serve::serve_test_confined(&image, &xen, &policy)?;
+    super::serve_frontends::test(&image, &xen)
 }

@@ -6,9 +6,9 @@
 //! nothing left mapped. A second boot describes two NICs with one MAC: stubvirt must
 //! refuse it with `STUBVIRT-CONFIG-REFUSED` before it registers anything.
 
+use super::sysdt;
 use crate::guest_console::{watch, End, Transcript};
 use crate::process::{run, step, workspace_root};
-use crate::sysdt_arm64;
 use devices::topology::{Backing, Device, DeviceKind, Frontend, Topology, Window};
 use std::path::Path;
 use std::process::Command;
@@ -68,8 +68,8 @@ fn boot(
         .arg(&dts))?;
     let frontends = vec![(FRONTEND_ARGS.to_string(), VCPUS); 2];
     let (system, loads) =
-        sysdt_arm64::build_control_and_frontends(&dir, image, "loglevel=info", &dtb, &frontends)?;
-    let mut command = sysdt_arm64::qemu_command(xen, &system, &loads);
+        sysdt::build_control_and_frontends(&dir, image, "loglevel=info", &dtb, &frontends)?;
+    let mut command = sysdt::qemu_command(xen, &system, &loads);
     watch(name, &mut command, DEADLINE, stop)
 }
 

@@ -2,8 +2,8 @@
 //! position-independent ELF (linker/aarch64.ld), flattened with `objcopy -O binary` into an
 //! arm64 `Image`, whose 64-byte header is then checked.
 
+use super::toolchain;
 use crate::process::{run, step, workspace_root};
-use crate::toolchain_arm64;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -27,7 +27,7 @@ fn image_cargo(subcommand: &str) -> Command {
         "-Clink-arg=-zmax-page-size=4096",
     ]
     .join("\x1f");
-    let mut command = toolchain_arm64::cargo(subcommand);
+    let mut command = toolchain::cargo(subcommand);
     command
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
         .args(["--release", "--package", "kernel", "--features", "image"])
@@ -42,14 +42,14 @@ fn image_cargo(subcommand: &str) -> Command {
 /// Lints the arm64 image configuration (arch/aarch64 and everything it links) with
 /// Debian's clippy: the workspace-wide clippy run never compiles the aarch64 code.
 pub fn clippy() -> Result<(), String> {
-    toolchain_arm64::ensure()?;
+    toolchain::ensure()?;
     step("lints of the arm64 image (Debian cargo-clippy, aarch64-unknown-none, -D warnings)");
     run(image_cargo("clippy").args(["--", "-D", "warnings"]))
 }
 
 /// Builds the image and returns its path.
 pub fn build() -> Result<PathBuf, String> {
-    toolchain_arm64::ensure()?;
+    toolchain::ensure()?;
     let root = workspace_root();
     step("building the arm64 image (Debian rustc-web, -Zbuild-std, aarch64-unknown-none)");
     run(image_cargo("build").args(["--bin", "stubvirt"]))?;
@@ -59,7 +59,7 @@ pub fn build() -> Result<PathBuf, String> {
     if let Some(dir) = image.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    run(Command::new(toolchain_arm64::OBJCOPY)
+    run(Command::new(toolchain::OBJCOPY)
         .args(["-O", "binary"])
         .arg(&elf)
         .arg(&image))?;

@@ -8,13 +8,13 @@
 //! through a hand-built virtqueue whose rings and buffers it grants to dom0, and starts its
 //! second vcpu for one register read, so both vcpus' ioreq slots are exercised.
 
+use super::sysdt;
 use crate::guest_console::{watch, End, Transcript};
 use crate::privilege_checks::{
     privileges, privileges_are, unexpected_denials, PRIVILEGES_UNDER_POLICY,
     PRIVILEGES_WITHOUT_POLICY,
 };
 use crate::process::{step, workspace_root};
-use crate::sysdt_arm64;
 use std::path::Path;
 use std::time::Duration;
 
@@ -148,9 +148,9 @@ fn boot(image: &Path, xen: &Path, run: &Run) -> Result<Transcript, String> {
     let dir = workspace_root().join("target/arm64-boot").join(run.name);
     let (dtb, loads) = match run.backend {
         Backend::Dom0 => {
-            sysdt_arm64::build_dom0_and_domu(&dir, image, &run.backend_args, DOMU_ARGS, DOMU_VCPUS)?
+            sysdt::build_dom0_and_domu(&dir, image, &run.backend_args, DOMU_ARGS, DOMU_VCPUS)?
         }
-        Backend::ControlDomU => sysdt_arm64::build_control_and_frontend(
+        Backend::ControlDomU => sysdt::build_control_and_frontend(
             &dir,
             image,
             crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU),
@@ -159,7 +159,7 @@ fn boot(image: &Path, xen: &Path, run: &Run) -> Result<Transcript, String> {
             run.policy,
         )?,
     };
-    let mut command = sysdt_arm64::qemu_command(xen, &dtb, &loads);
+    let mut command = sysdt::qemu_command(xen, &dtb, &loads);
     watch(run.name, &mut command, DEADLINE, until_done())
 }
 
@@ -268,9 +268,9 @@ fn serve_once(image: &Path, xen: &Path, run: &Run) -> Result<(), String> {
 pub fn command(args: &[String]) -> Result<(), String> {
     let image = match args.first() {
         Some(path) => std::path::PathBuf::from(path),
-        None => crate::image_arm64::build()?,
+        None => super::image::build()?,
     };
-    let xen = crate::xen_arm64::hypervisor()?;
+    let xen = super::xen::hypervisor()?;
     serve_test(&image, &xen)
 }
 
