@@ -428,7 +428,7 @@ mod tests {
         for device in demo_layout::demo_devices(Route::ControlDomU) {
             let window = format!(":0x{:x}", device.window.base);
             assert!(
-                crate::frontend_initramfs::INIT.contains(&window),
+                crate::frontend::initramfs::INIT.contains(&window),
                 "{window}"
             );
         }

@@ -5,9 +5,9 @@
 use crate::arm64::sysdt::{Load, MODULE_BASE};
 use crate::demo_layout::{self, Backend, Frontend, Route};
 use crate::demo_options::Options;
-use crate::frontend_initramfs::{self, HostFile};
+use crate::frontend::initramfs::HostFile;
 use crate::process::{run, step};
-use crate::{apt, arm64, demo_frontends, frontend_kernel, frontend_programs};
+use crate::{apt, arm64, demo_frontends, frontend};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,13 +68,13 @@ pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
     ));
     let backend = crate::arm64::image::build()?;
     step("[3/5] frontend Linux (linux-source-6.12, XEN_VIRTIO)");
-    let kernel = frontend_kernel::ensure()?;
-    frontend_kernel::check_modules(&kernel.modules)?;
+    let kernel = frontend::kernel::ensure()?;
+    frontend::kernel::check_modules(&kernel.modules)?;
     step("[4/5] frontend initramfs (busybox-static, e2fsprogs, fe_io, fe_flood, init.sh, virtio modules)");
     let initramfs = dir.join("initramfs.cpio.gz");
-    frontend_initramfs::build(
+    frontend::initramfs::build(
         &initramfs,
-        frontend_initramfs::INIT,
+        frontend::initramfs::INIT,
         &initramfs_files(&kernel.modules)?,
     )?;
     let route = options.route();
@@ -130,13 +130,13 @@ pub fn initramfs_files(module_dir: &Path) -> Result<Vec<HostFile>, String> {
         mode,
     };
     let mut files = vec![
-        file("bin/busybox", frontend_initramfs::busybox()?, 0o755),
-        file("usr/bin/fe_io", frontend_programs::fe_io()?, 0o755),
-        file("usr/bin/fe_flood", frontend_programs::fe_flood()?, 0o755),
-        file("usr/bin/fe_tcp", frontend_programs::fe_tcp()?, 0o755),
+        file("bin/busybox", frontend::initramfs::busybox()?, 0o755),
+        file("usr/bin/fe_io", frontend::programs::fe_io()?, 0o755),
+        file("usr/bin/fe_flood", frontend::programs::fe_flood()?, 0o755),
+        file("usr/bin/fe_tcp", frontend::programs::fe_tcp()?, 0o755),
     ];
-    files.extend(frontend_programs::e2fsprogs()?);
-    for module in frontend_kernel::MODULES {
+    files.extend(frontend::programs::e2fsprogs()?);
+    for module in frontend::kernel::MODULES {
         let path = format!("lib/modules/{module}");
         files.push(file(&path, module_dir.join(module), 0o644));
     }

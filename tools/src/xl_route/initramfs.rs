@@ -6,8 +6,8 @@
 //! hotplug scripts, Linux's PV backends with a RAM disk and a bridge).
 
 use super::packages::{Dom0Packages, USERLAND};
-use crate::frontend_initramfs::{self, HostFile};
-use crate::frontend_programs;
+use crate::frontend;
+use crate::frontend::initramfs::HostFile;
 use crate::process::run;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,7 +85,7 @@ pub fn build(
     // xl reads its global configuration first; defaults are what the run wants.
     let xl_conf = write(dir, "xl.conf", b"")?;
     let mut files = vec![
-        file("bin/busybox", frontend_initramfs::busybox()?, 0o755),
+        file("bin/busybox", frontend::initramfs::busybox()?, 0o755),
         file("guest/stubvirt.img", guest.to_path_buf(), 0o644),
         file("guest/stubvirt.cfg", backend, 0o644),
         file("guest/frontend.cfg", frontend, 0o644),
@@ -98,7 +98,7 @@ pub fn build(
         file("etc/xen/scripts/vif-bench", vif_script, 0o755),
         file("etc/xen/scripts/block-bench", block_script, 0o755),
     ];
-    files.extend(frontend_programs::with_libraries(
+    files.extend(frontend::programs::with_libraries(
         &dom0.userland,
         &[PROGRAMS, DLOPENED].concat(),
         USERLAND,
@@ -110,7 +110,7 @@ pub fn build(
         files.push(file(&format!("lib/modules/{name}.ko"), ko, 0o644));
     }
     let out = dir.join("dom0-initramfs.cpio.gz");
-    frontend_initramfs::build(&out, INIT, &files)?;
+    frontend::initramfs::build(&out, INIT, &files)?;
     Ok(out)
 }
 

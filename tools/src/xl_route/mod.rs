@@ -34,18 +34,18 @@ const FRONTEND_BENCH: &str = include_str!("../../frontend/bench.sh");
 /// The demo's frontend Linux and its initramfs (`tools/frontend/init.sh`, and
 /// `tools/frontend/bench.sh` for the side-by-side bench).
 fn linux_frontend(dir: &std::path::Path) -> Result<initramfs::LinuxFrontend, String> {
-    let kernel = crate::frontend_kernel::ensure()?;
-    crate::frontend_kernel::check_modules(&kernel.modules)?;
+    let kernel = crate::frontend::kernel::ensure()?;
+    crate::frontend::kernel::check_modules(&kernel.modules)?;
     let out = dir.join("fe-initramfs.cpio.gz");
     let bench = dir.join("fe-bench.sh");
     std::fs::write(&bench, FRONTEND_BENCH).map_err(|e| format!("{}: {e}", bench.display()))?;
     let mut files = crate::demo_parts::initramfs_files(&kernel.modules)?;
-    files.push(crate::frontend_initramfs::HostFile {
+    files.push(crate::frontend::initramfs::HostFile {
         path: "bench.sh".into(),
         source: bench,
         mode: 0o644,
     });
-    crate::frontend_initramfs::build(&out, crate::frontend_initramfs::INIT, &files)?;
+    crate::frontend::initramfs::build(&out, crate::frontend::initramfs::INIT, &files)?;
     Ok(initramfs::LinuxFrontend {
         kernel: kernel.image,
         initramfs: out,

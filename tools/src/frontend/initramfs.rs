@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub const INIT: &str = include_str!("../frontend/init.sh");
+pub const INIT: &str = include_str!("../../frontend/init.sh");
 
 /// One archive member.
 pub enum Entry {

@@ -18,8 +18,8 @@ use std::time::Instant;
 /// The Debian binary package carrying the source tarball (bookworm-security).
 const SOURCE_PACKAGE: &str = "linux-source-6.12";
 const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
-pub const CONFIG: &str = include_str!("../frontend/linux.config");
-const BUILD_SCRIPT: &str = include_str!("../frontend/build-linux.sh");
+pub const CONFIG: &str = include_str!("../../frontend/linux.config");
+const BUILD_SCRIPT: &str = include_str!("../../frontend/build-linux.sh");
 const BUILD_DEPS: &[&str] = &[
     "gcc-aarch64-linux-gnu",
     "binutils-aarch64-linux-gnu",

@@ -7,9 +7,9 @@
 //! - `fe_io` (`tools/frontend/fe_io.c`), the block benchmark, cross-compiled static and
 //!   cached by a hash of its source and flags.
 
+use super::initramfs::HostFile;
 use crate::apt;
 use crate::arm64::xen::fnv1a64;
-use crate::frontend_initramfs::HostFile;
 use crate::process::{run, step};
 use crate::x86::xen::cache_root;
 use std::collections::BTreeSet;
@@ -31,7 +31,7 @@ const E2FSPROGS_PROGRAMS: &[&str] = &["sbin/e2fsck", "sbin/mke2fs"];
 const LIBRARY_DIRS: &[&str] = &["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu"];
 const READELF: &str = "aarch64-linux-gnu-readelf";
 
-const FE_IO_SOURCE: &str = include_str!("../frontend/fe_io.c");
+const FE_IO_SOURCE: &str = include_str!("../../frontend/fe_io.c");
 const CC: &str = "aarch64-linux-gnu-gcc";
 const CFLAGS: &[&str] = &["-static", "-O2", "-pthread", "-Wall", "-Wextra", "-Werror"];
 const CROSS_PACKAGES: &[&str] = &[
@@ -161,13 +161,13 @@ pub fn fe_io() -> Result<PathBuf, String> {
 
 /// The static arm64 `fe_flood` (`tools/frontend/fe_flood.c`).
 pub fn fe_flood() -> Result<PathBuf, String> {
-    compile_static("fe_flood", include_str!("../frontend/fe_flood.c"))
+    compile_static("fe_flood", include_str!("../../frontend/fe_flood.c"))
 }
 
 /// The static arm64 `fe_tcp` (`tools/frontend/fe_tcp.c`), the side-by-side bench's TCP
 /// streams between two frontends.
 pub fn fe_tcp() -> Result<PathBuf, String> {
-    compile_static("fe_tcp", include_str!("../frontend/fe_tcp.c"))
+    compile_static("fe_tcp", include_str!("../../frontend/fe_tcp.c"))
 }
 
 /// A one-file C program for the frontend, static arm64, cached by source and flags.
@@ -231,7 +231,7 @@ Dynamic section at offset 0x5fd18 contains 31 entries:
 
     #[test]
     fn init_runs_the_programs_where_they_are_put() {
-        let init = crate::frontend_initramfs::INIT;
+        let init = crate::frontend::initramfs::INIT;
         for program in E2FSPROGS_PROGRAMS {
             assert!(init.contains(&format!("=/{program}\n")), "{program}");
         }
