@@ -52,9 +52,9 @@ pub fn render(d: &Description) -> Result<String, String> {
             "\n---- FLASK policy module (stubvirt.te): add it to Xen's tools/flask/policy/modules \
              with `stubvirt = on` in modules.conf and build the policy there (make -f \
              Makefile.common FLASK_BUILD_DIR=... XEN_FULLVERSION=...), or let \
-             tools/src/flask_policy.rs do it; the binary is the xen,xsm-policy module\n\n",
+             tools/src/xen/flask_policy.rs do it; the binary is the xen,xsm-policy module\n\n",
         );
-        out.push_str(crate::flask_policy::MODULE);
+        out.push_str(crate::xen::flask_policy::MODULE);
     }
     Ok(out)
 }
@@ -215,7 +215,7 @@ fn imagebuilder(d: &Description) -> String {
                 out,
                 "XEN_CMD=\"{XEN_ARGS_NO_DOM0} {}\"\n# ImageBuilder 2025+: the xen,xsm-policy \
                  module\nXEN_POLICY=\"stubvirt-xenpolicy\"",
-                crate::flask_policy::XEN_ARGS
+                crate::xen::flask_policy::XEN_ARGS
             );
         } else {
             let _ = writeln!(out, "XEN_CMD=\"{XEN_ARGS_NO_DOM0}\"");

@@ -28,7 +28,7 @@ use crate::demo_report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
 use crate::guest_console::{watch_and_type, Next, Transcript};
 use crate::process::{step, workspace_root};
 use crate::stall_probe::StallProbe;
-use crate::xen_source;
+use crate::xen;
 use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
@@ -98,7 +98,7 @@ impl From<String> for Failure {
 /// (docs/testing.md; seen on Xen 4.17.5 and on 4.22). Any other failure fails the test.
 pub fn run_test() -> Result<(), String> {
     step("end to end, route with no dom0: stubvirt as a control domU of Xen 4.21+");
-    match xen_source::default_path() {
+    match xen::source::default_path() {
         Some(path) => {
             // The product: Xen enforcing stubvirt's FLASK policy, stubvirt confined to two
             // Linux frontends: everything the one-frontend run checks, for each, the
@@ -120,13 +120,13 @@ pub fn run_test() -> Result<(), String> {
             return Err(format!(
                 "CI=true but no Xen 4.21+ source for the route with no dom0: set {} or \
                  provide ../shared/xen/xen-4.22.0-hypervisor.tar.xz",
-                xen_source::ENV_VAR
+                xen::source::ENV_VAR
             ));
         }
         None => step(&format!(
             "SKIPPED the route with no dom0: no Xen 4.21+ source (set {} to a Xen tree or \
              archive, or put the shared archive at ../shared/xen/)",
-            xen_source::ENV_VAR
+            xen::source::ENV_VAR
         )),
     }
     step("end to end, dom0 route: stubvirt as dom0 of Xen 4.17.5, then driver resets");
@@ -271,7 +271,7 @@ fn summaries(
     }
     if options.confine {
         for (passed, what, detail) in
-            crate::privilege_checks::confined_run(t, &domids, options.crash)
+            crate::xen::privilege_checks::confined_run(t, &domids, options.crash)
         {
             ok &= passed;
             let mark = if passed { "ok  " } else { "FAIL" };

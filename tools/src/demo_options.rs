@@ -2,7 +2,7 @@
 //! frontends are asked to do.
 
 use crate::demo_layout::{backend_args, Route, FRONTEND_ARGS};
-use crate::xen_source::XenSource;
+use crate::xen::source::XenSource;
 use std::fmt::Write;
 use std::path::Path;
 use std::time::Duration;

@@ -104,7 +104,7 @@ pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
         kernel_version: kernel.version,
         kernel_built_seconds: kernel.built_seconds,
         xsm_policy: match (&options.xen_source, options.confine) {
-            (Some(source), true) => Some(crate::flask_policy::policy(source)?),
+            (Some(source), true) => Some(crate::xen::flask_policy::policy(source)?),
             _ => None,
         },
     })

@@ -2,7 +2,6 @@
 //!
 //! Every subcommand is a plain function in its own module; this file only dispatches.
 
-mod abi_headers;
 mod apt;
 mod arm64;
 mod bench;
@@ -20,18 +19,16 @@ mod demo_options;
 mod demo_parts;
 mod demo_report;
 mod doc_blocks;
-mod flask_policy;
 mod frontend;
 mod fuzz;
 mod grant_bench;
 mod guest_console;
-mod privilege_checks;
 mod process;
 mod stall_probe;
 mod test;
 mod topology_file;
 mod x86;
-mod xen_source;
+mod xen;
 mod xl_route;
 
 use std::process::ExitCode;

@@ -34,7 +34,7 @@ pub fn check(_args: &[String]) -> Result<(), String> {
     ]))?;
     crate::x86::image::clippy()?;
     crate::arm64::image::clippy()?;
-    crate::abi_headers::ensure()?;
+    crate::xen::abi_headers::ensure()?;
     crate::apt::ensure_installed(
         &["device-tree-compiler"],
         "dtc, for the host test that reads back the topology node",

@@ -10,11 +10,11 @@
 
 use super::sysdt;
 use crate::guest_console::{watch, End, Transcript};
-use crate::privilege_checks::{
+use crate::process::{step, workspace_root};
+use crate::xen::privilege_checks::{
     privileges, privileges_are, unexpected_denials, PRIVILEGES_UNDER_POLICY,
     PRIVILEGES_WITHOUT_POLICY,
 };
-use crate::process::{step, workspace_root};
 use std::path::Path;
 use std::time::Duration;
 

@@ -396,7 +396,7 @@ pub fn with_xsm_policy(chosen: &str, addr: u64, size: u64) -> String {
     for line in chosen.split_inclusive('\n') {
         match line.strip_suffix("\";\n") {
             Some(args) if !placed && line.contains("xen,xen-bootargs = \"") => {
-                let _ = writeln!(text, "{args} {}\";", crate::flask_policy::XEN_ARGS);
+                let _ = writeln!(text, "{args} {}\";", crate::xen::flask_policy::XEN_ARGS);
                 text.push_str(&node);
                 placed = true;
             }

@@ -1,12 +1,13 @@
 //! The arm64 part of `cargo xtask test`: lint and build the image, boot it under plain QEMU
 //! (fast, no Xen), then under real Xen 4.17.5 as dom0 and as a dom0less domU with the
 //! self-test, then the serve mode: a stubvirt dom0 answering a stubvirt domU frontend over
-//! IOREQ. Where a Xen 4.21+ source is at hand (`xen_source`), the self-test and the serve
+//! IOREQ. Where a Xen 4.21+ source is at hand (`xen::source`), the self-test and the serve
 //! mode run again with no dom0 at all: stubvirt as a control domU.
 
 use super::sysdt::Role;
 use crate::process::step;
-use crate::xen_source::{self, XenSource};
+use crate::xen;
+use crate::xen::source::XenSource;
 
 /// Runs every arm64 image test.
 pub fn tests() -> Result<(), String> {
@@ -16,7 +17,7 @@ pub fn tests() -> Result<(), String> {
     super::boot::xen_tests(&image, 1)?;
     let xen = super::xen::hypervisor()?;
     super::serve::serve_test(&image, &xen)?;
-    let Some(path) = xen_source::default_path() else {
+    let Some(path) = xen::source::default_path() else {
         // `cargo xtask test` says so again, and fails under CI, at the end-to-end step.
         step("SKIPPED arm64 tests with no dom0: no Xen 4.21+ source");
         return Ok(());
@@ -30,7 +31,7 @@ pub fn tests() -> Result<(), String> {
     let (fields, seconds, _) = super::boot::selftest_once(&image, &xen, Role::ControlDomU, 1)?;
     println!("    STUBVIRT-SELFTEST {fields}  ({seconds:.2} s after QEMU start)");
     super::serve::serve_test_without_dom0(&image, &xen)?;
-    let policy = crate::flask_policy::policy(&source)?;
+    let policy = crate::xen::flask_policy::policy(&source)?;
     super::serve::serve_test_confined(&image, &xen, &policy)?;
     super::serve_frontends::test(&image, &xen)
 }

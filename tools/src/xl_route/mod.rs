@@ -20,7 +20,8 @@ pub mod side_by_side;
 
 use crate::apt;
 use crate::process::{step, workspace_root};
-use crate::xen_source::{self, XenSource, XL_DOM0};
+use crate::xen;
+use crate::xen::source::{XenSource, XL_DOM0};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,7 @@ struct Prepared {
 /// The Xen source `args` name (`--xen-source PATH`), or the shared 4.20 archive.
 fn xen_source_path(args: &[String], command: &str) -> Result<PathBuf, String> {
     match args {
-        [] => xen_source::shared_archive(&XL_DOM0).ok_or_else(|| {
+        [] => xen::source::shared_archive(&XL_DOM0).ok_or_else(|| {
             format!(
                 "no Xen 4.20 source: pass --xen-source (e.g. ../shared/xen/{})",
                 XL_DOM0.archive
@@ -115,7 +116,7 @@ fn prepare(path: &std::path::Path, run: &Dom0Run, steps: usize) -> Result<Prepar
     let guest = crate::arm64::image::build()?;
     let linux = linux_frontend(&dir)?;
     let ramdisk = initramfs::build(&dir, &dom0, &guest, &linux)?;
-    let policy = crate::flask_policy::policy_with(&source, run.extra_policy)?;
+    let policy = crate::xen::flask_policy::policy_with(&source, run.extra_policy)?;
     let tree = boot::system_tree(&dir, &dom0.kernel, &ramdisk, &policy, run.args)?;
     Ok(Prepared {
         source,

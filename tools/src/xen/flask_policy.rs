@@ -4,15 +4,15 @@
 //! keyed by the Xen source, the module and the recipe; a missing cache is rebuilt (about a
 //! second). docs/privilege.md says what the module allows.
 
+use super::source::XenSource;
 use crate::apt;
 use crate::arm64::xen::fnv1a64;
 use crate::process::{run, step};
 use crate::x86::xen::cache_root;
-use crate::xen_source::XenSource;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub const MODULE: &str = include_str!("../flask/stubvirt.te");
+pub const MODULE: &str = include_str!("../../flask/stubvirt.te");
 /// Part of the cache key: bump when the recipe changes.
 const RECIPE: &str =
     "tools/flask/policy+xen/xsm/flask/policy;modules.conf+=stubvirt;make -f Makefile.common";

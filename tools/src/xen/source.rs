@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const CONFIG_FRAGMENT: &str = include_str!("../configs/xen-arm64-nodom0.config");
+const CONFIG_FRAGMENT: &str = include_str!("../../configs/xen-arm64-nodom0.config");
 /// Part of the cache key: bump when the build recipe changes.
 const RECIPE: &str = "copy xen,config,Config.mk;arm64_defconfig+fragment;olddefconfig;make -C xen";
 /// The options the route cannot do without (checked after `olddefconfig`).
