@@ -16,6 +16,7 @@
 //! privilege routes, for a user's own Xen system.
 
 use crate::arm64;
+use crate::console::{watch_and_type, Next, Transcript};
 use crate::demo_frontends;
 use crate::demo_host::{self, TcpSink, TcpSource};
 use crate::demo_layout::{
@@ -25,7 +26,6 @@ use crate::demo_lifecycle;
 use crate::demo_options::{options, Options};
 use crate::demo_parts::{prepare, system, Parts};
 use crate::demo_report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
-use crate::guest_console::{watch_and_type, Next, Transcript};
 use crate::process::{step, workspace_root};
 use crate::stall_probe::StallProbe;
 use crate::xen;

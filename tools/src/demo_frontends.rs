@@ -3,9 +3,9 @@
 //! summary checks it unchanged), its share of the host disk, and the check of the
 //! frontend-to-frontend transfer through stubvirt's switch.
 
+use crate::console::{End, Transcript};
 use crate::demo_host;
 use crate::demo_layout::SHARE_BYTES;
-use crate::guest_console::{End, Transcript};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 

@@ -88,7 +88,7 @@ pub fn demo_topology_for(route: Route, count: u16) -> Topology {
 /// `conswitch=ax` keeps the serial input with Xen: the domain holding it gets its vpl011
 /// output printed a character at a time, which Xen cuts mid-line whenever the vcpu moves
 /// between physical CPUs; every other domain's lines come out whole (in 126-byte pieces,
-/// which `console_pieces` joins).
+/// which `console::pieces` joins).
 pub fn xen_args(route: Route) -> &'static str {
     match route {
         Route::Dom0 => crate::arm64::sysdt::XEN_ARGS,

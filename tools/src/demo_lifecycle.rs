@@ -8,8 +8,8 @@
 //! first runs I/O; stubvirt must notice, release it, have Xen free it, and keep serving
 //! the first throughout.
 
+use crate::console::Transcript;
 use crate::demo_report::{get, results, Results};
-use crate::guest_console::Transcript;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -289,7 +289,7 @@ mod tests {
                 .iter()
                 .map(|(s, l)| (Duration::from_secs(*s), l.to_string()))
                 .collect(),
-            end: crate::guest_console::End::Stopped(lines.len() - 1),
+            end: crate::console::End::Stopped(lines.len() - 1),
             log: "x".into(),
         }
     }

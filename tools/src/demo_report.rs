@@ -3,8 +3,8 @@
 //! the bytes the TCP source sent). One line per check, `ok` or `FAIL`; the run passes
 //! only when every check does.
 
+use crate::console::{End, Transcript};
 use crate::demo_host::{Received, Served};
-use crate::guest_console::{End, Transcript};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
@@ -98,14 +98,14 @@ pub fn summary(t: &Transcript, header: &str, host: &HostSide) -> Result<String, 
         text: header.to_string(),
         ok: true,
     };
-    if let Some(why) = crate::boot_failure::xen_panic(t) {
+    if let Some(why) = crate::console::boot_failure::xen_panic(t) {
         s.check(false, "xen", &why);
         return Err(s.text);
     }
     if let Some(expected) = &host.backend {
         domain(&mut s, t, expected);
     }
-    if let Some(why) = crate::boot_failure::devices_refused(t) {
+    if let Some(why) = crate::console::boot_failure::devices_refused(t) {
         s.check(false, "host devs", &why);
     }
     let ready = t.find("STUBVIRT-READY ").map(|(time, l)| {

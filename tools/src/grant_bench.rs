@@ -7,8 +7,8 @@
 
 use crate::arm64::sysdt::{Role, BOOTARGS};
 use crate::bench_provenance::{RunStart, PERFORMANCE_DOC};
+use crate::console::End;
 use crate::doc_blocks::{self, Block};
-use crate::guest_console::End;
 use crate::process::{step, workspace_root};
 use crate::{apt, arm64};
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 use super::sysdt::{self, Role};
 use super::xen;
 use crate::apt;
-use crate::guest_console::{watch, End, Transcript};
+use crate::console::{watch, End, Transcript};
 use crate::process::{step, workspace_root};
 use std::path::Path;
 use std::time::Duration;
@@ -159,7 +159,7 @@ pub fn xen_tests(image: &Path, runs: usize) -> Result<(), String> {
             );
             times.push(seconds);
         }
-        crate::guest_console::print_median(&format!("{role:?} boot-to-result"), times);
+        crate::console::print_median(&format!("{role:?} boot-to-result"), times);
     }
     crash_tests(image, &xen)
 }

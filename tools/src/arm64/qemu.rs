@@ -4,7 +4,7 @@
 //! Seconds, not minutes.
 
 use crate::apt;
-use crate::guest_console::{watch, End, Transcript};
+use crate::console::{watch, End, Transcript};
 use crate::process::step;
 use std::path::Path;
 use std::process::Command;

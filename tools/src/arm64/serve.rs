@@ -9,7 +9,7 @@
 //! second vcpu for one register read, so both vcpus' ioreq slots are exercised.
 
 use super::sysdt;
-use crate::guest_console::{watch, End, Transcript};
+use crate::console::{watch, End, Transcript};
 use crate::process::{step, workspace_root};
 use crate::xen::privilege_checks::{
     privileges, privileges_are, unexpected_denials, PRIVILEGES_UNDER_POLICY,

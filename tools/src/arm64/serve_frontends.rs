@@ -7,7 +7,7 @@
 //! refuse it with `STUBVIRT-CONFIG-REFUSED` before it registers anything.
 
 use super::sysdt;
-use crate::guest_console::{watch, End, Transcript};
+use crate::console::{watch, End, Transcript};
 use crate::process::{run, step, workspace_root};
 use devices::topology::{Backing, Device, DeviceKind, Frontend, Topology, Window};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Booting the x86_64 image in tests: directly under QEMU (seconds: banner, panic and
 //! exception reports), and as PVH dom0 of Debian's Xen 4.17 inside QEMU (the self-test).
 
-use crate::guest_console::{watch, End, Transcript};
+use crate::console::{watch, End, Transcript};
 use crate::{apt, process::step, x86::xen};
 use std::path::Path;
 use std::process::Command;
@@ -215,7 +215,7 @@ pub fn xen_selftest(image: &Path, runs: usize) -> Result<(), String> {
         );
         times.push(seconds);
     }
-    crate::guest_console::print_median("boot-to-result under Xen", times);
+    crate::console::print_median("boot-to-result under Xen", times);
     Ok(())
 }
 

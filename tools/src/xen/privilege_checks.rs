@@ -3,7 +3,7 @@
 //! the route (docs/privilege.md), and, under the FLASK policy, that Xen denied nothing but
 //! what that test provoked.
 
-use crate::guest_console::Transcript;
+use crate::console::Transcript;
 
 /// What Xen lets stubvirt do on both routes with no XSM policy (dom0 of 4.17, control
 /// domU of 4.22): everything a control domain may, so only the grant check refuses
@@ -173,7 +173,7 @@ pub fn confined_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest_console::End;
+    use crate::console::End;
     use std::time::Duration;
 
     fn transcript(lines: &[&str]) -> Transcript {

@@ -5,9 +5,9 @@
 
 use crate::arm64;
 use crate::arm64::sysdt::{Load, MODULE_BASE};
+use crate::console::{watch, End, Transcript};
 use crate::demo_layout::{self, Module};
 use crate::demo_parts::size_of;
-use crate::guest_console::{watch, End, Transcript};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

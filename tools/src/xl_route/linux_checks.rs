@@ -2,8 +2,8 @@
 //! `tools/frontend/init.sh` reported (its console as dom0 printed it, `XL-FE1 ...`), and
 //! what stubvirt printed for them.
 
+use crate::console::Transcript;
 use crate::demo_report::{get, results, Results};
-use crate::guest_console::Transcript;
 
 /// The console of the frontend dom0 printed with `label` (`FE1`, `FE2`, `FE1-AGAIN`).
 fn console(transcript: &Transcript, label: &str) -> Results {

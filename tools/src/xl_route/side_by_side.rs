@@ -10,8 +10,8 @@
 
 use super::{boot, prepare, xen_source_path, Dom0Run};
 use crate::bench_provenance::{RunStart, PERFORMANCE_DOC};
+use crate::console::Transcript;
 use crate::doc_blocks::{self, Block};
-use crate::guest_console::Transcript;
 use crate::process::{step, workspace_root};
 use std::collections::BTreeMap;
 use std::time::Duration;

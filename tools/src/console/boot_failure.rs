@@ -2,7 +2,7 @@
 //! refused, e.g. a passthrough it could not set up) with the error lines Xen printed just
 //! before it, or stubvirt refusing the host devices it was given.
 
-use crate::guest_console::Transcript;
+use crate::console::Transcript;
 
 /// Xen's error lines that name a dom0less set-up problem (`dom0less-build.c`,
 /// `device_tree.c`, `static-memory.c`).

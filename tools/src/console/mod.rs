@@ -1,10 +1,15 @@
+//! A guest's console: running the guest and collecting its lines, and reading them back.
+//!
 //! Runs a guest (QEMU, with or without Xen inside) under a deadline and collects its
 //! console line by line, with the time each line arrived (a domU's long lines, which
-//! Xen's vpl011 prints in pieces, are joined back: `console_pieces`). The caller decides when it has
+//! Xen's vpl011 prints in pieces, are joined back: `pieces`). The caller decides when it has
 //! seen enough; the guest is killed then, at the deadline, or reaped when it exits.
 
-use crate::console_pieces::Rejoin;
+pub mod boot_failure;
+pub mod pieces;
+
 use crate::process::workspace_root;
+use pieces::Rejoin;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
