@@ -5,7 +5,6 @@
 mod apt;
 mod arm64;
 mod bench;
-mod bench_provenance;
 mod build;
 mod config_file;
 mod console;
@@ -17,10 +16,8 @@ mod demo_lifecycle;
 mod demo_options;
 mod demo_parts;
 mod demo_report;
-mod doc_blocks;
 mod frontend;
 mod fuzz;
-mod grant_bench;
 mod process;
 mod stall_probe;
 mod test;
@@ -95,7 +92,7 @@ fn main() -> ExitCode {
         "xen-x86" => x86::boot::xen_command(rest),
         "xen-arm64" => arm64::boot::xen_command(rest),
         "serve-arm64" => arm64::serve::command(rest),
-        "grant-bench" => grant_bench::command(rest),
+        "grant-bench" => bench::grant::command(rest),
         "xl-smoke" => xl_route::command(rest),
         "bench-e2e" => xl_route::side_by_side::command(rest),
         "help" | "-h" | "--help" => {

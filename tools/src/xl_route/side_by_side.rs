@@ -9,9 +9,10 @@
 //! of the rounds. The table goes to docs/performance.md (blocks `bench-e2e:`).
 
 use super::{boot, prepare, xen_source_path, Dom0Run};
-use crate::bench_provenance::{RunStart, PERFORMANCE_DOC};
+use crate::bench;
+use crate::bench::doc_blocks::Block;
+use crate::bench::provenance::{RunStart, PERFORMANCE_DOC};
 use crate::console::Transcript;
-use crate::doc_blocks::{self, Block};
 use crate::process::{step, workspace_root};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -228,7 +229,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let doc = std::fs::read_to_string(&doc_path)
         .map_err(|e| format!("read {}: {e}", doc_path.display()))?;
     // Broken markers fail now, not after the run.
-    doc_blocks::find(&doc, OWNER).map_err(|e| format!("{PERFORMANCE_DOC}: {e}"))?;
+    bench::doc_blocks::find(&doc, OWNER).map_err(|e| format!("{PERFORMANCE_DOC}: {e}"))?;
     let start = RunStart::now();
     let machine = prepare(
         &path,
@@ -257,7 +258,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
         Block::new("run", start.block_lines(COMMAND)),
         Block::new("linux-pv", table),
     ];
-    doc_blocks::rewrite_file(&doc_path, OWNER, COMMAND, &produced)?;
+    bench::doc_blocks::rewrite_file(&doc_path, OWNER, COMMAND, &produced)?;
     step(&format!("wrote {PERFORMANCE_DOC}: blocks run, linux-pv"));
     Ok(())
 }

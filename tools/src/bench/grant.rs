@@ -5,10 +5,10 @@
 //! docs/performance.md (blocks `grant-bench:routes` and `grant-bench:run`, see
 //! `doc_blocks`), so the figures there are always a whole run's.
 
+use super::doc_blocks::{self, Block};
+use super::provenance::{RunStart, PERFORMANCE_DOC};
 use crate::arm64::sysdt::{Role, BOOTARGS};
-use crate::bench_provenance::{RunStart, PERFORMANCE_DOC};
 use crate::console::End;
-use crate::doc_blocks::{self, Block};
 use crate::process::{step, workspace_root};
 use crate::{apt, arm64};
 use std::collections::BTreeMap;

@@ -1,3 +1,5 @@
+//! Measuring stubvirt: the benchmark commands and the blocks of figures they write into docs.
+//!
 //! `cargo xtask bench [--quick] [queue|datapath ...]`: the criterion benchmarks of
 //! `tests/benches` (queue processing against rust-vmm `virtio-queue`; block and net
 //! data paths, hypercalls and exits per request, footprint through the simulated Xen),
@@ -14,9 +16,13 @@
 //! Criterion's own output streams as it runs; the tables each bench prints at its end
 //! are collected and repeated at the bottom so they are not lost in it.
 
-use crate::bench_provenance::{self, RunStart, PERFORMANCE_DOC};
-use crate::doc_blocks::{self, Block};
+pub mod doc_blocks;
+pub mod grant;
+pub mod provenance;
+
 use crate::process::{cargo, step, workspace_root};
+use doc_blocks::Block;
+use provenance::{RunStart, PERFORMANCE_DOC};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -63,7 +69,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     step("summary");
     println!(
         "machine: {}, commit {}",
-        bench_provenance::machine(),
+        provenance::machine(),
         start.commit
     );
     for line in &tables {
@@ -90,7 +96,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     step(&format!(
         "wrote {PERFORMANCE_DOC}: blocks {} ({})",
         ids.join(", "),
-        bench_provenance::duration(start.clock.elapsed())
+        provenance::duration(start.clock.elapsed())
     ));
     Ok(())
 }
