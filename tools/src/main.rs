@@ -6,7 +6,7 @@ mod apt;
 mod arm64;
 mod bench;
 mod build;
-mod config_file;
+mod config;
 mod console;
 mod demo;
 mod demo_frontends;
@@ -21,7 +21,6 @@ mod fuzz;
 mod process;
 mod stall_probe;
 mod test;
-mod topology_file;
 mod x86;
 mod xen;
 mod xl_route;
@@ -80,7 +79,7 @@ fn main() -> ExitCode {
         "build" => build::run(rest),
         "demo" => demo::run_demo(rest),
         "config" => match rest.first() {
-            Some(file) => config_file::command(file),
+            Some(file) => config::command(file),
             None => demo::config(rest),
         },
         "bench" => bench::run(rest),

@@ -1,19 +1,23 @@
-//! `cargo xtask config FILE`: a user's system description (see `topology_file`) as the
+//! A user's system description and the dom0less boot pieces `cargo xtask config` makes of it.
+//!
+//! `cargo xtask config FILE`: a user's system description (see `topology`) as the
 //! pieces of a dom0less boot: Xen's `/chosen` nodes, stubvirt's partial device tree
 //! (the host devices passed through to it and the `stubvirt,backend` topology node),
 //! each frontend's partial device tree, and an ImageBuilder configuration
 //! (`scripts/uboot-script-gen`), which computes load addresses itself.
 
+pub mod topology;
+
 use crate::demo_layout::{self, Module, BACKEND_RAM, HOST_DEVICES};
-use crate::topology_file::{self, Description};
 use std::fmt::Write;
+use topology::Description;
 
 /// Xen's arguments with no dom0 (as the demo boots).
 const XEN_ARGS_NO_DOM0: &str = "console=dtuart conswitch=ax loglvl=all guest_loglvl=all noreboot";
 
 pub fn command(path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let description = topology_file::parse(&text).map_err(|e| format!("{path}: {e}"))?;
+    let description = topology::parse(&text).map_err(|e| format!("{path}: {e}"))?;
     print!("{}", render(&description)?);
     Ok(())
 }
@@ -267,7 +271,7 @@ mod tests {
     use super::*;
 
     fn example_description() -> Description {
-        topology_file::parse(include_str!("../configs/two-frontends.toml")).unwrap()
+        topology::parse(include_str!("../../configs/two-frontends.toml")).unwrap()
     }
 
     #[test]
@@ -295,8 +299,8 @@ mod tests {
     }
 
     fn text_without_confine() -> String {
-        let toml = include_str!("../configs/two-frontends.toml").replace("confine = true", "");
-        render(&topology_file::parse(&toml).unwrap()).unwrap()
+        let toml = include_str!("../../configs/two-frontends.toml").replace("confine = true", "");
+        render(&topology::parse(&toml).unwrap()).unwrap()
     }
 
     #[test]

@@ -2,7 +2,7 @@ use super::*;
 use devices::topology::device_tree;
 use std::process::{Command, Stdio};
 
-const EXAMPLE: &str = include_str!("../../configs/two-frontends.toml");
+const EXAMPLE: &str = include_str!("../../../configs/two-frontends.toml");
 
 #[test]
 fn the_example_describes_two_frontends() {
