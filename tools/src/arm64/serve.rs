@@ -153,7 +153,7 @@ fn boot(image: &Path, xen: &Path, run: &Run) -> Result<Transcript, String> {
         Backend::ControlDomU => sysdt::build_control_and_frontend(
             &dir,
             image,
-            crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU),
+            crate::demo::layout::xen_args(crate::demo::layout::Route::ControlDomU),
             &run.backend_args,
             (&format!("{DOMU_ARGS} backend=1"), DOMU_VCPUS),
             run.policy,

@@ -288,7 +288,7 @@ pub fn build_control_and_frontends(
     frontends: &[(String, u32)],
 ) -> Result<(PathBuf, Vec<Load>), String> {
     let size = file_size(image)?;
-    let xen_args = crate::demo_layout::xen_args(crate::demo_layout::Route::ControlDomU);
+    let xen_args = crate::demo::layout::xen_args(crate::demo::layout::Route::ControlDomU);
     let mut text = chosen(Role::ControlDomU, xen_args, MODULE_BASE, size, backend_args);
     let dtb_node = format!(
         "   module@{BACKEND_DTB_BASE:x} {{\n    compatible = \"multiboot,device-tree\", \

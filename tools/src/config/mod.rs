@@ -8,7 +8,8 @@
 
 pub mod topology;
 
-use crate::demo_layout::{self, Module, BACKEND_RAM, HOST_DEVICES};
+use crate::demo;
+use crate::demo::layout::{Module, BACKEND_RAM, HOST_DEVICES};
 use std::fmt::Write;
 use topology::Description;
 
@@ -33,18 +34,18 @@ pub fn render(d: &Description) -> Result<String, String> {
         d.frontends.len()
     );
     out.push_str("---- host device tree additions (the devices Xen passes through)\n");
-    out.push_str(&demo_layout::host_passthrough_marks());
+    out.push_str(&demo::layout::host_passthrough_marks());
     out.push_str("\n---- /chosen (module addresses and sizes are examples)\n\n");
     out.push_str(&chosen(d));
     out.push_str("\n---- stubvirt's partial device tree (stubvirt.dts)\n\n");
-    out.push_str(&demo_layout::backend_partial_dts(Some(&d.topology)));
+    out.push_str(&demo::layout::backend_partial_dts(Some(&d.topology)));
     for frontend in &d.topology.frontends {
         let _ = writeln!(
             out,
             "\n---- frontend {} partial device tree (frontend-{}.dts)\n",
             frontend.domid, frontend.domid
         );
-        out.push_str(&demo_layout::frontend_partial_dts(
+        out.push_str(&demo::layout::frontend_partial_dts(
             &frontend.devices,
             u32::from(d.backend_domid),
         ));
@@ -142,13 +143,13 @@ fn chosen_without_policy(d: &Description) -> String {
             ram.size >> 32,
             ram.size & 0xffff_ffff
         );
-        out.push_str(&demo_layout::module_node(
+        out.push_str(&demo::layout::module_node(
             "   ",
             "kernel",
             kernel,
             Some(backend_args(d)),
         ));
-        out.push_str(&demo_layout::module_node(
+        out.push_str(&demo::layout::module_node(
             "   ",
             "device-tree",
             example(1, 0x1000),
@@ -156,7 +157,7 @@ fn chosen_without_policy(d: &Description) -> String {
         ));
         out.push_str("  };\n");
     } else {
-        out.push_str(&demo_layout::module_node(
+        out.push_str(&demo::layout::module_node(
             "  ",
             "kernel",
             kernel,
@@ -168,7 +169,7 @@ fn chosen_without_policy(d: &Description) -> String {
         let args = frontend
             .cmdline
             .as_deref()
-            .unwrap_or(demo_layout::FRONTEND_ARGS);
+            .unwrap_or(demo::layout::FRONTEND_ARGS);
         let _ = write!(
             out,
             "  domU{} {{\n   compatible = \"xen,domain\";\n   #address-cells = <2>;\n   \
@@ -178,19 +179,19 @@ fn chosen_without_policy(d: &Description) -> String {
             frontend.memory_mib * 1024,
             frontend.vcpus
         );
-        out.push_str(&demo_layout::module_node(
+        out.push_str(&demo::layout::module_node(
             "   ",
             "kernel",
             example(first, 0x80_0000),
             Some(args),
         ));
-        out.push_str(&demo_layout::module_node(
+        out.push_str(&demo::layout::module_node(
             "   ",
             "ramdisk",
             example(first + 1, 0x40_0000),
             None,
         ));
-        out.push_str(&demo_layout::module_node(
+        out.push_str(&demo::layout::module_node(
             "   ",
             "device-tree",
             example(first + 2, 0x1000),
@@ -246,7 +247,7 @@ fn imagebuilder(d: &Description) -> String {
         let args = frontend
             .cmdline
             .as_deref()
-            .unwrap_or(demo_layout::FRONTEND_ARGS);
+            .unwrap_or(demo::layout::FRONTEND_ARGS);
         let _ = writeln!(
             out,
             "DOMU_KERNEL[{i}]=\"Image\"\nDOMU_RAMDISK[{i}]=\"initramfs.cpio\"\n\
@@ -305,10 +306,10 @@ mod tests {
 
     #[test]
     fn the_example_prints_the_trees_the_two_frontend_demo_boots() {
-        use crate::demo_layout::{demo_topology_for, frontend_partial_dts, Route};
+        use crate::demo::layout::{demo_topology_for, frontend_partial_dts, Route};
         let text = render(&example_description()).unwrap();
         let booted = demo_topology_for(Route::ControlDomU, 2);
-        assert!(text.contains(&demo_layout::backend_partial_dts(Some(&booted))));
+        assert!(text.contains(&demo::layout::backend_partial_dts(Some(&booted))));
         for frontend in &booted.frontends {
             assert!(text.contains(&frontend_partial_dts(&frontend.devices, 1)));
         }

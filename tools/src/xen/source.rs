@@ -17,7 +17,7 @@
 use crate::arm64::xen::{build_in_tree, fnv1a64, BUILD_DEPS};
 use crate::process::{run, step, workspace_root};
 use crate::x86::xen::cache_root;
-use crate::{apt, demo_host};
+use crate::{apt, demo};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -152,7 +152,7 @@ impl XenSource {
             ));
         }
         let sha256 = if archive {
-            demo_host::sha256_of_file(path)?
+            demo::host::sha256_of_file(path)?
         } else {
             tree_sha256(path)?
         };

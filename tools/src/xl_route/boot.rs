@@ -6,8 +6,9 @@
 use crate::arm64;
 use crate::arm64::sysdt::{Load, MODULE_BASE};
 use crate::console::{watch, End, Transcript};
-use crate::demo_layout::{self, Module};
-use crate::demo_parts::size_of;
+use crate::demo;
+use crate::demo::layout::Module;
+use crate::demo::parts::size_of;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,7 +37,7 @@ pub fn system_tree(
         .iter()
         .map(|f| size_of(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let modules = demo_layout::layout(MODULE_BASE, &sizes)?;
+    let modules = demo::layout::layout(MODULE_BASE, &sizes)?;
     let [kernel_at, initramfs_at, policy_at] = modules[..] else {
         return Err("three boot modules expected".into());
     };
@@ -63,13 +64,13 @@ pub fn system_tree(
 fn chosen(kernel: Module, initramfs: Module, dom0_args: &str) -> String {
     let mut out = String::from("/ {\n chosen {\n  #address-cells = <2>;\n  #size-cells = <2>;\n");
     let _ = writeln!(out, "  xen,xen-bootargs = \"{XEN_ARGS}\";");
-    out.push_str(&demo_layout::module_node(
+    out.push_str(&demo::layout::module_node(
         "  ",
         "kernel",
         kernel,
         Some(dom0_args),
     ));
-    out.push_str(&demo_layout::module_node("  ", "ramdisk", initramfs, None));
+    out.push_str(&demo::layout::module_node("  ", "ramdisk", initramfs, None));
     out.push_str(" };\n};\n");
     out
 }

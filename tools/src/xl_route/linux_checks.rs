@@ -3,7 +3,7 @@
 //! what stubvirt printed for them.
 
 use crate::console::Transcript;
-use crate::demo_report::{get, results, Results};
+use crate::demo::report::{get, results, Results};
 
 /// The console of the frontend dom0 printed with `label` (`FE1`, `FE2`, `FE1-AGAIN`).
 fn console(transcript: &Transcript, label: &str) -> Results {

@@ -40,7 +40,7 @@ fn linux_frontend(dir: &std::path::Path) -> Result<initramfs::LinuxFrontend, Str
     let out = dir.join("fe-initramfs.cpio.gz");
     let bench = dir.join("fe-bench.sh");
     std::fs::write(&bench, FRONTEND_BENCH).map_err(|e| format!("{}: {e}", bench.display()))?;
-    let mut files = crate::demo_parts::initramfs_files(&kernel.modules)?;
+    let mut files = crate::demo::parts::initramfs_files(&kernel.modules)?;
     files.push(crate::frontend::initramfs::HostFile {
         path: "bench.sh".into(),
         source: bench,

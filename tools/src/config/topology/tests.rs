@@ -37,7 +37,7 @@ fn the_example_describes_two_frontends() {
 
 #[test]
 fn the_example_is_what_the_two_frontend_demo_boots() {
-    use crate::demo_layout::{demo_topology_for, Route, FRONTEND_MEMORY_KB};
+    use crate::demo::layout::{demo_topology_for, Route, FRONTEND_MEMORY_KB};
     let d = parse(EXAMPLE).unwrap();
     assert_eq!(d.topology, demo_topology_for(Route::ControlDomU, 2));
     assert!(d

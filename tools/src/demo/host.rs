@@ -28,7 +28,7 @@ pub fn fresh_disk_image(path: &Path, frontends: u16) -> Result<(), String> {
     let _ = std::fs::remove_file(path);
     let bytes = match frontends {
         0 | 1 => DISK_BYTES,
-        n => crate::demo_layout::SHARE_BYTES * u64::from(n),
+        n => crate::demo::layout::SHARE_BYTES * u64::from(n),
     };
     std::fs::File::create(path)
         .and_then(|file| file.set_len(bytes))

@@ -1,7 +1,7 @@
 //! `cargo xtask demo`'s options: the route, the frontends, and what stubvirt and the
 //! frontends are asked to do.
 
-use crate::demo_layout::{backend_args, Route, FRONTEND_ARGS};
+use super::layout::{backend_args, Route, FRONTEND_ARGS};
 use crate::xen::source::XenSource;
 use std::fmt::Write;
 use std::path::Path;
@@ -25,7 +25,7 @@ pub struct Options {
     /// Seconds the second frontend floods its disk's doorbell before its checks.
     pub flood: Option<u32>,
     /// The second frontend crashes (sysrq c) while the first runs I/O; stubvirt releases
-    /// and destroys it (`demo_lifecycle::crash`).
+    /// and destroys it (`lifecycle::crash`).
     pub crash: bool,
     /// Xen enforces stubvirt's FLASK policy and stubvirt confines itself (`confine=flask`).
     pub confine: bool,
@@ -54,7 +54,7 @@ const DEMO_USAGE: &str = "usage: cargo xtask demo [--xen-source PATH [--frontend
 /// `--crash` has the second frontend crash once done, during the first one's I/O;
 /// `--confine` has Xen enforce stubvirt's FLASK policy and stubvirt confine itself;
 /// `--rebind ROUNDS` has the frontend unbind and bind its virtio drivers with I/O in
-/// flight that many times after its checks (`demo_lifecycle`).
+/// flight that many times after its checks (`lifecycle`).
 pub fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         deadline: DEFAULT_DEADLINE,

@@ -1,34 +1,38 @@
 //! `cargo xtask demo`: the end-to-end run. Xen in `qemu-system-aarch64` (TCG), stubvirt's
 //! arm64 image in serve mode, and one Linux frontend domU, or two (`--frontends 2`)
 //! (Debian's linux-source-6.12 with XEN_VIRTIO, 2 vcpus, a busybox initramfs whose init
-//! runs the tests). Options in `demo_options`, boot pieces in `demo_parts`. The frontend's
+//! runs the tests). Options in `options`, boot pieces in `parts`. The frontend's
 //! partial device tree gives it three `virtio,mmio` nodes (RAM disk, net, and the disk
 //! stubvirt backs with QEMU's own virtio-blk) behind a `xen,grant-dma` IOMMU naming
 //! stubvirt's domid. QEMU also gets a virtio-net on its user network, stubvirt's uplink;
-//! the host checks the raw disk image and serves a TCP transfer (`demo_host`);
-//! `demo_report` writes the summary.
+//! the host checks the raw disk image and serves a TCP transfer (`host`);
+//! `report` writes the summary.
 //!
-//! Two routes ([`Route`], layouts in `demo_layout`): with `--xen-source PATH` (Xen 4.21+),
+//! Two routes ([`Route`], layouts in `layout`): with `--xen-source PATH` (Xen 4.21+),
 //! no dom0 at all: stubvirt is a direct-mapped control domU that QEMU's disk and NIC are
 //! passed through to; without it, Xen 4.17.5 from the registry with stubvirt as dom0.
 //!
 //! Also `cargo xtask config`: the `/chosen` nodes and partial device trees for both
 //! privilege routes, for a user's own Xen system.
 
+pub mod frontends;
+pub mod host;
+pub mod layout;
+pub mod lifecycle;
+pub mod options;
+pub mod parts;
+pub mod report;
+
 use crate::arm64;
 use crate::console::{watch_and_type, Next, Transcript};
-use crate::demo_frontends;
-use crate::demo_host::{self, TcpSink, TcpSource};
-use crate::demo_layout::{
-    self, backend_args, Route, FRONTEND_ARGS, FRONTEND_MEMORY_KB, FRONTEND_VCPUS,
-};
-use crate::demo_lifecycle;
-use crate::demo_options::{options, Options};
-use crate::demo_parts::{prepare, system, Parts};
-use crate::demo_report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
 use crate::process::{step, workspace_root};
 use crate::stall_probe::StallProbe;
 use crate::xen;
+use host::{TcpSink, TcpSource};
+use layout::{backend_args, Route, FRONTEND_ARGS, FRONTEND_MEMORY_KB, FRONTEND_VCPUS};
+use options::{options, Options};
+use parts::{prepare, system, Parts};
+use report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
 use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
@@ -110,7 +114,7 @@ pub fn run_test() -> Result<(), String> {
                 "--frontends".into(),
                 "2".into(),
                 "--rebind".into(),
-                demo_lifecycle::ROUNDS.to_string(),
+                lifecycle::ROUNDS.to_string(),
                 "--crash".into(),
                 "--confine".into(),
             ];
@@ -130,7 +134,7 @@ pub fn run_test() -> Result<(), String> {
         )),
     }
     step("end to end, dom0 route: stubvirt as dom0 of Xen 4.17.5, then driver resets");
-    let rebind = ["--rebind".to_string(), demo_lifecycle::ROUNDS.to_string()];
+    let rebind = ["--rebind".to_string(), lifecycle::ROUNDS.to_string()];
     once_more_if_stalled(|| options(&rebind))
 }
 
@@ -155,8 +159,8 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
     });
     let parts = prepare(&dir, &options)?;
     let image = dir.join("disk.img");
-    demo_host::fresh_disk_image(&image, options.frontends)?;
-    let payload = Arc::new(demo_host::tcp_payload());
+    host::fresh_disk_image(&image, options.frontends)?;
+    let payload = Arc::new(host::tcp_payload());
     let source = TcpSource::start(payload.clone())?;
     let sink = TcpSink::start(payload.len())?;
     let _ = write!(
@@ -167,7 +171,7 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
     );
     let (dtb, loads) = system(&dir, &parts, &options)?;
     let mut command = arm64::sysdt::qemu_command(&parts.xen, &dtb, &loads);
-    command.args(demo_host::qemu_devices(&image));
+    command.args(host::qemu_devices(&image));
     let route = options.route();
     step(&format!(
         "[5/5] booting Xen {} + {} + Linux frontend domU{} (at most {} s; QEMU disk {}, \
@@ -192,8 +196,8 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
     let wall = started.elapsed();
     // QEMU has ended (watch kills and reaps it): the image holds all it wrote.
     let host = HostSide {
-        image_sha256: demo_host::sha256_of_file(&image),
-        tcp_sha256: demo_host::sha256_of_bytes(&payload)?,
+        image_sha256: host::sha256_of_file(&image),
+        tcp_sha256: host::sha256_of_bytes(&payload)?,
         tcp_bytes: payload.len(),
         tcp_port: source.port(),
         tcp_served: source.records(),
@@ -245,13 +249,13 @@ fn summaries(
     let mut ok = true;
     let mut views = Vec::new();
     for (n, &domid) in domids.iter().enumerate() {
-        let mut view = demo_frontends::view(t, domid, &domids);
+        let mut view = frontends::view(t, domid, &domids);
         if options.crash && n == 1 {
             // What happened to it after its crash is the crash check's business.
-            view = demo_frontends::before(view, "FRONTEND-RESULT stage=crash");
+            view = frontends::before(view, "FRONTEND-RESULT stage=crash");
         }
         let own = HostSide {
-            image_sha256: demo_frontends::share_sha256(image, n),
+            image_sha256: frontends::share_sha256(image, n),
             ..host.clone()
         };
         let part = summary(&view, &format!("frontend domU{domid}:\n"), &own);
@@ -260,7 +264,7 @@ fn summaries(
         views.push(view);
     }
     if let [sender, receiver, ..] = &views[..] {
-        let (passed, detail) = demo_frontends::peer(sender, receiver, &host.tcp_sha256);
+        let (passed, detail) = frontends::peer(sender, receiver, &host.tcp_sha256);
         ok &= passed;
         let mark = if passed { "ok  " } else { "FAIL" };
         let _ = writeln!(
@@ -280,7 +284,7 @@ fn summaries(
     }
     if let (true, [survivor, ..]) = (options.crash, &views[..]) {
         let crashed = domids.get(1).copied().unwrap_or(0);
-        let rows = demo_lifecycle::crash(t, survivor, crashed, &host.tcp_sha256, options.confine);
+        let rows = lifecycle::crash(t, survivor, crashed, &host.tcp_sha256, options.confine);
         for (passed, what, detail) in rows {
             ok &= passed;
             let mark = if passed { "ok  " } else { "FAIL" };
@@ -388,11 +392,11 @@ pub fn config(_args: &[String]) -> Result<(), String> {
              domain and holds every privilege; the frontend names domid 0 in `iommus`.",
         ),
     ] {
-        let (backend, fe) = demo_layout::example_modules(route);
+        let (backend, fe) = layout::example_modules(route);
         println!("==== {title}\n");
         if route == Route::ControlDomU {
             println!("---- host device tree additions (the devices Xen passes through)");
-            print!("{}", demo_layout::host_passthrough_marks());
+            print!("{}", layout::host_passthrough_marks());
             println!();
         }
         println!(
@@ -401,7 +405,7 @@ pub fn config(_args: &[String]) -> Result<(), String> {
         );
         print!(
             "{}",
-            demo_layout::chosen(
+            layout::chosen(
                 route,
                 Some((&backend, &backend_args(route))),
                 &fe,
@@ -410,10 +414,10 @@ pub fn config(_args: &[String]) -> Result<(), String> {
         );
         if route == Route::ControlDomU {
             println!("\n---- stubvirt's partial device tree (its \"multiboot,device-tree\")\n");
-            print!("{}", demo_layout::backend_dts());
+            print!("{}", layout::backend_dts());
         }
         println!("\n---- frontend partial device tree (module \"multiboot,device-tree\")\n");
-        print!("{}", demo_layout::frontend_dts(route));
+        print!("{}", layout::frontend_dts(route));
         println!();
     }
     Ok(())
@@ -425,7 +429,7 @@ mod tests {
 
     #[test]
     fn init_polls_every_device_window() {
-        for device in demo_layout::demo_devices(Route::ControlDomU) {
+        for device in layout::demo_devices(Route::ControlDomU) {
             let window = format!(":0x{:x}", device.window.base);
             assert!(
                 crate::frontend::initramfs::INIT.contains(&window),

@@ -54,15 +54,15 @@ fn partial_dt_names_the_backend_domid() {
 #[test]
 fn checked_in_partial_dts_match() {
     assert_eq!(
-        include_str!("../../frontend/frontend.dts"),
+        include_str!("../../../frontend/frontend.dts"),
         frontend_dts(Route::Dom0)
     );
     assert_eq!(
-        include_str!("../../configs/nodom0-frontend.dts"),
+        include_str!("../../../configs/nodom0-frontend.dts"),
         frontend_dts(Route::ControlDomU)
     );
     assert_eq!(
-        include_str!("../../configs/nodom0-stubvirt.dts"),
+        include_str!("../../../configs/nodom0-stubvirt.dts"),
         backend_dts()
     );
 }
@@ -135,7 +135,7 @@ fn chosen_without_dom0() {
 
 #[test]
 fn checked_in_example_matches_what_config_prints() {
-    let example = include_str!("../../configs/nodom0-chosen.dts");
+    let example = include_str!("../../../configs/nodom0-chosen.dts");
     let (backend, fe) = example_modules(Route::ControlDomU);
     let nodes = chosen(
         Route::ControlDomU,

@@ -3,8 +3,8 @@
 //! the bytes the TCP source sent). One line per check, `ok` or `FAIL`; the run passes
 //! only when every check does.
 
+use super::host::{Received, Served};
 use crate::console::{End, Transcript};
-use crate::demo_host::{Received, Served};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
@@ -134,7 +134,7 @@ pub fn summary(t: &Transcript, header: &str, host: &HostSide) -> Result<String, 
         .find_map(|(_, l)| l.split("STUBVIRT-COUNTERS ").nth(1))
         .unwrap_or_default();
     if let Some((passed, detail)) =
-        crate::demo_lifecycle::rebind(&r, &host.tcp_sha256, last_counters)
+        crate::demo::lifecycle::rebind(&r, &host.tcp_sha256, last_counters)
     {
         s.check(passed, "rebind", &detail);
     }

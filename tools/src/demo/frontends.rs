@@ -3,9 +3,9 @@
 //! summary checks it unchanged), its share of the host disk, and the check of the
 //! frontend-to-frontend transfer through stubvirt's switch.
 
+use super::host;
+use super::layout::SHARE_BYTES;
 use crate::console::{End, Transcript};
-use crate::demo_host;
-use crate::demo_layout::SHARE_BYTES;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -115,15 +115,15 @@ pub fn share_sha256(image: &Path, n: usize) -> Result<String, String> {
     file.seek(SeekFrom::Start(n as u64 * SHARE_BYTES))
         .and_then(|_| file.read_exact(&mut bytes))
         .map_err(|e| format!("{}: {e}", image.display()))?;
-    demo_host::sha256_of_bytes(&bytes)
+    host::sha256_of_bytes(&bytes)
 }
 
 /// The frontend-to-frontend check: the sender reached the receiver (ping), and the
 /// receiver got exactly the bytes the host had sent, by sha256.
 pub fn peer(sender: &Transcript, receiver: &Transcript, host_sha256: &str) -> (bool, String) {
-    let sent = crate::demo_report::results(&sender.lines);
-    let got = crate::demo_report::results(&receiver.lines);
-    let field = |r, stage, key| crate::demo_report::get(r, stage, key).to_string();
+    let sent = crate::demo::report::results(&sender.lines);
+    let got = crate::demo::report::results(&receiver.lines);
+    let field = |r, stage, key| crate::demo::report::get(r, stage, key).to_string();
     let ping = field(&sent, "peer_send", "ping");
     let sent_sha = field(&sent, "peer_send", "sha256");
     let got_sha = field(&got, "peer_recv", "sha256");

@@ -2,12 +2,13 @@
 //! stubvirt image and its partial device tree, the frontend kernel, initramfs and partial
 //! trees, and the system device tree that loads them all (`cargo xtask demo`).
 
+use super::frontends;
+use super::layout::{self, Backend, Frontend, Route};
+use super::options::Options;
 use crate::arm64::sysdt::{Load, MODULE_BASE};
-use crate::demo_layout::{self, Backend, Frontend, Route};
-use crate::demo_options::Options;
 use crate::frontend::initramfs::HostFile;
 use crate::process::{run, step};
-use crate::{apt, arm64, demo_frontends, frontend};
+use crate::{apt, arm64, frontend};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,8 +54,8 @@ pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
                 source.version
             ));
             let xen = source.hypervisor()?;
-            let topology = demo_layout::demo_topology_for(Route::ControlDomU, options.frontends);
-            let text = demo_layout::backend_partial_dts(Some(&topology));
+            let topology = layout::demo_topology_for(Route::ControlDomU, options.frontends);
+            let text = layout::backend_partial_dts(Some(&topology));
             let dtb = compile_dts(dir, "stubvirt", &text)?;
             (xen, source.version.clone(), Some(dtb))
         }
@@ -79,12 +80,12 @@ pub fn prepare(dir: &Path, options: &Options) -> Result<Parts, String> {
     )?;
     let route = options.route();
     let mut dtbs = Vec::new();
-    for frontend in demo_layout::demo_topology_for(route, options.frontends).frontends {
+    for frontend in layout::demo_topology_for(route, options.frontends).frontends {
         let name = match options.frontends {
             1 => "frontend".to_string(),
             _ => format!("frontend-{}", frontend.domid),
         };
-        let text = demo_layout::frontend_partial_dts(&frontend.devices, route.backend_domid());
+        let text = layout::frontend_partial_dts(&frontend.devices, route.backend_domid());
         dtbs.push(compile_dts(dir, &name, &text)?);
     }
     println!(
@@ -171,7 +172,7 @@ pub fn system(
         .iter()
         .map(|f| size_of(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let m = demo_layout::layout(MODULE_BASE, &sizes)?;
+    let m = layout::layout(MODULE_BASE, &sizes)?;
     let policy = parts.xsm_policy.as_ref().and_then(|_| m.last().copied());
     let first = m
         .len()
@@ -192,7 +193,7 @@ pub fn system(
     };
     let mut dts = arm64::sysdt::qemu_dts(dir)?;
     if route == Route::ControlDomU {
-        dts.push_str(&demo_layout::host_passthrough_marks());
+        dts.push_str(&layout::host_passthrough_marks());
     }
     let backend = options
         .backend
@@ -200,12 +201,12 @@ pub fn system(
     let count = frontends.len();
     let args: Vec<String> = (0..count)
         .map(|n| {
-            let mut args = demo_frontends::frontend_args(&options.frontend_args, n, count);
+            let mut args = frontends::frontend_args(&options.frontend_args, n, count);
             if let (1, Some(seconds)) = (n, options.flood) {
                 let _ = write!(args, " fe_flood={seconds}");
             }
             if options.crash {
-                args.push_str(&demo_frontends::crash_args(n));
+                args.push_str(&frontends::crash_args(n));
             }
             args
         })
@@ -215,7 +216,7 @@ pub fn system(
         .zip(&args)
         .map(|(fe, args)| (fe, args.as_str()))
         .collect();
-    let chosen = demo_layout::chosen_frontends(route, backend, &listed);
+    let chosen = layout::chosen_frontends(route, backend, &listed);
     dts.push_str(&match policy {
         Some(module) => arm64::sysdt::with_xsm_policy(&chosen, module.addr, module.size),
         None => chosen,

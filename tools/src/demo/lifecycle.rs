@@ -8,8 +8,8 @@
 //! first runs I/O; stubvirt must notice, release it, have Xen free it, and keep serving
 //! the first throughout.
 
+use super::report::{get, results, Results};
 use crate::console::Transcript;
-use crate::demo_report::{get, results, Results};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
