@@ -43,7 +43,7 @@ TCP_PORT=${fe_tcp_port:-}
 TCP_SINK=${fe_tcp_sink:-}
 PEER=${fe_peer:-}
 LISTEN=${fe_peer_listen:-}
-# name:base of each device window (tools/src/demo.rs DEVICES); disk is the optional one.
+# name:base of each device window (tools/src/demo/layout.rs demo_devices); disk is the optional one.
 WINDOWS="blk:0x2000000 net:0x2000200 disk:0x2000400"
 # Seconds the other windows get once one answered (stubvirt registers them in turn).
 GRACE=5

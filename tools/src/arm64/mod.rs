@@ -1,5 +1,4 @@
-//! The arm64 image: its toolchain and build, Xen 4.17.5 for it, the system device tree
-//! QEMU boots, and its tests (plain QEMU, under Xen as dom0 and domU, serve mode).
+//! The arm64 image: its toolchain and build, its Xen, and its boots under QEMU and Xen.
 
 pub mod boot;
 pub mod image;

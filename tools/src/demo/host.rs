@@ -23,7 +23,7 @@ const TCP_SEED: u64 = 0x7e57_da7a_5eed_0001;
 const TCP_STALL: Duration = Duration::from_secs(30);
 
 /// Replaces `path` with a zero-filled (sparse) raw image: [`DISK_BYTES`] for one
-/// frontend, a [`crate::demo_layout::SHARE_BYTES`] share each for several.
+/// frontend, a [`crate::demo::layout::SHARE_BYTES`] share each for several.
 pub fn fresh_disk_image(path: &Path, frontends: u16) -> Result<(), String> {
     let _ = std::fs::remove_file(path);
     let bytes = match frontends {

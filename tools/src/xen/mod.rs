@@ -1,5 +1,4 @@
-//! Xen beyond one image's build: a user's Xen source, the FLASK policy built from it,
-//! what Xen let stubvirt do, and the public headers the ABI test compiles against.
+//! Xen itself: a user's Xen source, its FLASK policy, what it let stubvirt do, its headers.
 
 pub mod abi_headers;
 pub mod flask_policy;
