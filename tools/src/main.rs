@@ -12,7 +12,6 @@ mod demo;
 mod frontend;
 mod fuzz;
 mod process;
-mod stall_probe;
 mod test;
 mod x86;
 mod xen;
