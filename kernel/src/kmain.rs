@@ -68,19 +68,7 @@ pub fn kernel_main(mut boot: BootInfo) -> ! {
         if let Some(config) = serve::requested(&boot) {
             serve::run(&boot, &config)
         }
-        if cmdline::value_of(boot.cmdline, "bystander") == Some("1") {
-            bystander()
-        }
-        #[cfg(target_arch = "aarch64")]
-        if cmdline::value_of(boot.cmdline, "frontend_test") == Some("1") {
-            crate::frontend_test::run(&boot);
-            power_off()
-        }
-        #[cfg(target_arch = "aarch64")]
-        if cmdline::value_of(boot.cmdline, "grantbench") == Some("1") {
-            crate::grant_bench::run(&boot);
-            power_off()
-        }
+        test_modes(&boot);
         selftest::run(&boot);
         power_off()
     } else {
@@ -93,8 +81,43 @@ pub fn kernel_main(mut boot: BootInfo) -> ! {
     }
 }
 
+/// The modes only tests boot, in the test image (`test-modes`): each runs and powers off.
+#[cfg(feature = "test-modes")]
+fn test_modes(boot: &BootInfo) {
+    if cmdline::value_of(boot.cmdline, "bystander") == Some("1") {
+        bystander()
+    }
+    #[cfg(target_arch = "aarch64")]
+    if cmdline::value_of(boot.cmdline, "frontend_test") == Some("1") {
+        crate::frontend_test::run(boot);
+        power_off()
+    }
+    #[cfg(target_arch = "aarch64")]
+    if cmdline::value_of(boot.cmdline, "grantbench") == Some("1") {
+        crate::grant_bench::run(boot);
+        power_off()
+    }
+}
+
+/// The product image has no test modes: one asked for is refused by name, not mistaken for
+/// the self-test.
+#[cfg(not(feature = "test-modes"))]
+fn test_modes(boot: &BootInfo) {
+    for mode in ["bystander", "frontend_test", "grantbench"] {
+        if cmdline::value_of(boot.cmdline, mode).is_some() {
+            let _ = writeln!(
+                console::Writer,
+                "STUBVIRT-REFUSED {mode}: a test mode, only in the test image \
+                 (target/images/stubvirt-*-test.img)"
+            );
+            power_off()
+        }
+    }
+}
+
 /// `bystander=1`: a domain that is there and does nothing, so that a backend's privilege
 /// test has a domain it does not serve to try things on.
+#[cfg(feature = "test-modes")]
 fn bystander() -> ! {
     let _ = writeln!(console::Writer, "STUBVIRT-BYSTANDER waiting");
     loop {

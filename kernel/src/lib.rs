@@ -34,9 +34,9 @@ mod mem;
 mod panic;
 // The C-runtime symbols rustup's precompiled x86_64 `core`/`alloc` need (arm64 builds
 // them with `-Zbuild-std`, whose compiler-builtins provide the mem functions).
-#[cfg(all(feature = "image", target_arch = "aarch64"))]
+#[cfg(all(feature = "test-modes", target_arch = "aarch64"))]
 mod frontend_test;
-#[cfg(all(feature = "image", target_arch = "aarch64"))]
+#[cfg(all(feature = "test-modes", target_arch = "aarch64"))]
 mod grant_bench;
 #[cfg(feature = "image")]
 mod hostdev;

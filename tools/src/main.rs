@@ -23,7 +23,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  build    build the bootable images into target/images/
+  build    build the bootable images into target/images/ (and the arm64 test image)
   demo [--xen-source PATH [--frontends N [--flood SECONDS]]] [--timeout SECONDS]
        [--no-backend] [--map-buffers] [--blk-queues N] [--rebind ROUNDS]
                   end to end: Xen in QEMU, stubvirt serving virtio-blk/net to a Linux frontend
@@ -39,6 +39,7 @@ commands:
                   hypercalls and exits per request, footprint) and their tables; a full
                   run (every bench, no --quick) also sizes fresh images and rewrites the
                   generated tables of docs/performance.md
+  bench images    only the image sizes against their budget, into docs/performance.md
   test     run every test the project has (what CI runs)
   check    the fast tier: fmt, every lint (host and both images), host tests; no QEMU
   fuzz [--seconds N] [--save-corpus] [--no-sanitizer] [TARGET...]

@@ -1,6 +1,8 @@
 //! `target/images/stubvirt-arm64.img`: the kernel linked for `aarch64-unknown-none` as a
 //! position-independent ELF (linker/aarch64.ld), flattened with `objcopy -O binary` into an
-//! arm64 `Image`, whose 64-byte header is then checked.
+//! arm64 `Image`, whose 64-byte header is then checked. That is the product; the test
+//! image `stubvirt-arm64-test.img` adds the modes only tests boot (kernel feature
+//! `test-modes`: a stubvirt frontend, the grant bench, a bystander domain).
 
 use super::toolchain;
 use crate::process::{run, step, workspace_root};
@@ -12,10 +14,35 @@ const TARGET: &str = "aarch64-unknown-none";
 const TARGET_DIR: &str = "target/arm64";
 /// Where the image lands, relative to the workspace root.
 pub const IMAGE: &str = "target/images/stubvirt-arm64.img";
+/// The test image, with the test modes.
+pub const TEST_IMAGE: &str = "target/images/stubvirt-arm64-test.img";
+
+/// Which image: the product, or the product with the test modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Product,
+    Test,
+}
+
+impl Flavour {
+    fn features(self) -> &'static str {
+        match self {
+            Flavour::Product => "image",
+            Flavour::Test => "image,test-modes",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Flavour::Product => IMAGE,
+            Flavour::Test => TEST_IMAGE,
+        }
+    }
+}
 
 /// Debian's cargo `subcommand` (`build`, `clippy`) for the image crate, with the image's
 /// target, flags and target directory.
-fn image_cargo(subcommand: &str) -> Command {
+fn image_cargo(subcommand: &str, flavour: Flavour) -> Command {
     // kernel/build.rs adds `-T linker/aarch64.ld`; the image is a static PIE that
     // relocates itself (boot/aarch64/entry.S).
     let rustflags = [
@@ -30,7 +57,13 @@ fn image_cargo(subcommand: &str) -> Command {
     let mut command = toolchain::cargo(subcommand);
     command
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
-        .args(["--release", "--package", "kernel", "--features", "image"])
+        .args([
+            "--release",
+            "--package",
+            "kernel",
+            "--features",
+            flavour.features(),
+        ])
         .args(["--target", TARGET, "--target-dir", TARGET_DIR])
         .args([
             "-Zbuild-std=core,alloc",
@@ -39,23 +72,41 @@ fn image_cargo(subcommand: &str) -> Command {
     command
 }
 
-/// Lints the arm64 image configuration (arch/aarch64 and everything it links) with
+/// Lints both arm64 image configurations (arch/aarch64 and everything they link) with
 /// Debian's clippy: the workspace-wide clippy run never compiles the aarch64 code.
 pub fn clippy() -> Result<(), String> {
     toolchain::ensure()?;
-    step("lints of the arm64 image (Debian cargo-clippy, aarch64-unknown-none, -D warnings)");
-    run(image_cargo("clippy").args(["--", "-D", "warnings"]))
+    for flavour in [Flavour::Product, Flavour::Test] {
+        step(&format!(
+            "lints of the arm64 image, {flavour:?} (Debian cargo-clippy, aarch64-unknown-none, \
+             -D warnings)"
+        ));
+        run(image_cargo("clippy", flavour).args(["--", "-D", "warnings"]))?;
+    }
+    Ok(())
 }
 
-/// Builds the image and returns its path.
+/// Builds the product image and returns its path.
 pub fn build() -> Result<PathBuf, String> {
+    build_flavour(Flavour::Product)
+}
+
+/// Builds the test image (the product with the test modes) and returns its path.
+pub fn build_test() -> Result<PathBuf, String> {
+    build_flavour(Flavour::Test)
+}
+
+fn build_flavour(flavour: Flavour) -> Result<PathBuf, String> {
     toolchain::ensure()?;
     let root = workspace_root();
-    step("building the arm64 image (Debian rustc-web, -Zbuild-std, aarch64-unknown-none)");
-    run(image_cargo("build").args(["--bin", "stubvirt"]))?;
+    step(&format!(
+        "building the arm64 image, {flavour:?} (Debian rustc-web, -Zbuild-std, \
+         aarch64-unknown-none)"
+    ));
+    run(image_cargo("build", flavour).args(["--bin", "stubvirt"]))?;
 
     let elf = root.join(TARGET_DIR).join(TARGET).join("release/stubvirt");
-    let image = root.join(IMAGE);
+    let image = root.join(flavour.path());
     if let Some(dir) = image.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -66,7 +117,8 @@ pub fn build() -> Result<PathBuf, String> {
     let bytes = std::fs::read(&image).map_err(|e| format!("{}: {e}", image.display()))?;
     let header = check_header(&bytes)?;
     step(&format!(
-        "{IMAGE}: {} bytes in the file, {} bytes loaded with .bss (image_size)",
+        "{}: {} bytes in the file, {} bytes loaded with .bss (image_size)",
+        flavour.path(),
         bytes.len(),
         header.image_size
     ));

@@ -268,7 +268,7 @@ fn serve_once(image: &Path, xen: &Path, run: &Run) -> Result<(), String> {
 pub fn command(args: &[String]) -> Result<(), String> {
     let image = match args.first() {
         Some(path) => std::path::PathBuf::from(path),
-        None => super::image::build()?,
+        None => super::image::build_test()?,
     };
     let xen = super::xen::hypervisor()?;
     serve_test(&image, &xen)

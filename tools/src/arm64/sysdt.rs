@@ -442,13 +442,14 @@ mod tests {
 
     #[test]
     fn user_examples_match_what_the_tests_boot() {
+        use crate::build::IMAGE_BUDGET_BYTES;
         let examples = [
             (Role::Dom0, include_str!("../../configs/arm64-dom0.dts")),
             (Role::DomU, include_str!("../../configs/arm64-domU.dts")),
         ];
         for (role, text) in examples {
-            // The examples reserve the 256 KiB image budget, so they fit every image within it.
-            let nodes = chosen(role, XEN_ARGS, MODULE_BASE, 0x40000, BOOTARGS);
+            // The examples reserve the image budget, so they fit every image within it.
+            let nodes = chosen(role, XEN_ARGS, MODULE_BASE, IMAGE_BUDGET_BYTES, BOOTARGS);
             assert!(
                 text.ends_with(&nodes),
                 "{role:?} example differs from:\n{nodes}"

@@ -1,4 +1,5 @@
-//! The arm64 part of `cargo xtask test`: lint and build the image, boot it under plain QEMU
+//! The arm64 part of `cargo xtask test`: lint and build the image (and check its size
+//! budget) and the test image, boot the image under plain QEMU
 //! (fast, no Xen), then under real Xen 4.17.5 as dom0 and as a dom0less domU with the
 //! self-test, then the serve mode: a stubvirt dom0 answering a stubvirt domU frontend over
 //! IOREQ. Where a Xen 4.21+ source is at hand (`xen::source`), the self-test and the serve
@@ -13,10 +14,13 @@ use crate::xen::source::XenSource;
 pub fn tests() -> Result<(), String> {
     super::image::clippy()?;
     let image = super::image::build()?;
+    crate::build::check_budget(&image)?;
+    // The serve boots need a stubvirt frontend and a bystander: the test modes.
+    let test_image = super::image::build_test()?;
     super::qemu::run(&image)?;
     super::boot::xen_tests(&image, 1)?;
     let xen = super::xen::hypervisor()?;
-    super::serve::serve_test(&image, &xen)?;
+    super::serve::serve_test(&test_image, &xen)?;
     let Some(path) = xen::source::default_path() else {
         // `cargo xtask test` says so again, and fails under CI, at the end-to-end step.
         step("SKIPPED arm64 tests with no dom0: no Xen 4.21+ source");
@@ -30,8 +34,8 @@ pub fn tests() -> Result<(), String> {
     ));
     let (fields, seconds, _) = super::boot::selftest_once(&image, &xen, Role::ControlDomU, 1)?;
     println!("    STUBVIRT-SELFTEST {fields}  ({seconds:.2} s after QEMU start)");
-    super::serve::serve_test_without_dom0(&image, &xen)?;
+    super::serve::serve_test_without_dom0(&test_image, &xen)?;
     let policy = crate::xen::flask_policy::policy(&source)?;
-    super::serve::serve_test_confined(&image, &xen, &policy)?;
-    super::serve_frontends::test(&image, &xen)
+    super::serve::serve_test_confined(&test_image, &xen, &policy)?;
+    super::serve_frontends::test(&test_image, &xen)
 }

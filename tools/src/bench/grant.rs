@@ -52,7 +52,8 @@ pub fn command(_args: &[String]) -> Result<(), String> {
         &["qemu-system-arm", "device-tree-compiler"],
         "booting Xen for arm64 in QEMU",
     )?;
-    let image = arm64::image::build()?;
+    // `grantbench=1` is a test mode: the test image.
+    let image = arm64::image::build_test()?;
     let xen = arm64::xen::hypervisor()?;
     step("grant routes under Xen 4.17.5 (arm64 dom0, QEMU TCG): map+copy+unmap vs GNTTABOP_copy");
     let args = format!("{BOOTARGS} grantbench=1");

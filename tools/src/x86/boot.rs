@@ -231,11 +231,13 @@ pub fn xen_command(args: &[String]) -> Result<(), String> {
     xen_selftest(&image, runs)
 }
 
-/// The x86_64 part of `cargo xtask test`: lint the image configuration, build the image,
-/// boot it directly under QEMU, then under Xen with the self-test.
+/// The x86_64 part of `cargo xtask test`: lint the image configuration, build the image
+/// (and check its size budget), boot it directly under QEMU, then under Xen with the
+/// self-test.
 pub fn tests() -> Result<(), String> {
     super::image::clippy()?;
     let image = super::image::build()?;
+    crate::build::check_budget(&image)?;
     direct_tests(&image)?;
     xen_selftest(&image, 1)?;
     step("x86_64 image as PVH dom0 of Xen: a panic ends in a crash shutdown");

@@ -14,7 +14,7 @@ pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Rustflags of the bare-metal image.
 pub const RUSTFLAGS: &str = "-C linker=rust-lld -C linker-flavor=ld.lld \
     -C relocation-model=static -C code-model=small -C link-arg=--no-dynamic-linker \
-    -C link-arg=-static -C link-arg=--strip-debug";
+    -C link-arg=-static -C link-arg=--strip-all";
 
 /// Where the image lands.
 pub fn image_path() -> PathBuf {
