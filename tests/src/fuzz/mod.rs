@@ -11,6 +11,7 @@ pub mod blk_request;
 pub mod grant_decode;
 pub mod ioreq_slots;
 pub mod mmio_sequence;
+pub mod net_backpressure;
 pub mod net_frames;
 pub mod net_gso;
 mod net_pair;
@@ -21,7 +22,7 @@ pub mod ring_net;
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name cargo-fuzz knows it under.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("mmio_sequence", mmio_sequence::run),
     ("ring_blk", ring_blk::run),
     ("ring_net", ring_net::run),
@@ -29,6 +30,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("net_frames", net_frames::run),
     ("ioreq_slots", ioreq_slots::run),
     ("grant_decode", grant_decode::run),
+    ("net_backpressure", net_backpressure::run),
 ];
 
 /// Half the inputs (those of odd length, so no input byte is spent on it) run with the
