@@ -338,6 +338,18 @@ impl Sim {
                 now - since
             );
         }
+        // The host must run the backend when the first wait runs out, and need not else.
+        let deadline = self
+            .books
+            .iter()
+            .filter_map(|f| f.waiting)
+            .map(|w| w.2)
+            .min();
+        assert_eq!(
+            backend.next_deadline(),
+            deadline.map(|since| since + TX_BLOCK_LIMIT_NS),
+            "the backend's deadline is not when the first wait runs out"
+        );
         let held: u64 = (0..3)
             .map(|d| backend.counters(d).expect("device").pages_held())
             .sum();
