@@ -230,15 +230,10 @@ impl Sim {
                 f.tx_seen = f.tx_seen.wrapping_add(1);
                 // The device serves its tx ring in order and answers in that order: a
                 // chain completed out of order is a frame sent out of order.
-                assert!(
-                    f.in_flight
-                        .first()
-                        .is_some_and(|&(d, _)| u32::from(d) == id),
-                    "tx used id {id} is not the oldest chain offered (twice, or reordered)"
-                );
+                let oldest = f.in_flight.first().map(|&(d, _)| u32::from(d));
+                assert_eq!(oldest, Some(id), "tx used twice, or out of order");
                 let (_, seq) = f.in_flight.remove(0);
                 let sent = &mut f.sent[seq];
-                assert!(!sent.completed, "frame {seq} completed twice");
                 sent.completed = true;
                 let flooded = u64::from(sent.to.count_ones() > 1);
                 for (r, (all, flood)) in completed_for.iter_mut().zip(&mut broadcasts).enumerate() {
@@ -259,17 +254,11 @@ impl Sim {
         for (r, f) in self.books.iter_mut().enumerate() {
             let counters = backend.counters(r).expect("device");
             let port = backend.port_stats(r).expect("port");
-            assert_eq!(
-                counters.request_errors, 0,
-                "device {r}: a legal chain refused"
-            );
+            assert_eq!(counters.request_errors, 0, "device {r}: refused");
             assert_eq!(counters.queue_errors, 0, "device {r}: a queue broke");
             assert_eq!(port.dropped_no_pool, 0, "the pool outlasts every backlog");
             let drains = f.delivered + counters.rx_dropped_too_big;
-            assert_eq!(
-                port.frames_out, drains,
-                "port {r}: frames out, not delivered"
-            );
+            assert_eq!(port.frames_out, drains, "port {r}: frames out, not drained");
             backlog[r] = f
                 .expected
                 .checked_sub(port.dropped_backlog_full + drains)
@@ -322,10 +311,7 @@ impl Sim {
             let to = f.sent[seq].to;
             assert_eq!(to.count_ones(), 1, "{s}: held back behind a broadcast");
             let r = to.trailing_zeros() as usize;
-            assert_eq!(
-                backlog[r], BACKLOG as u64,
-                "{s}: held back by {r}, which has room"
-            );
+            assert_eq!(backlog[r], BACKLOG as u64, "{s}: held back, {r} has room");
             assert!(!receivers[r].1, "{s}: held back by {r}, which is stalled");
             let since = match f.waiting {
                 Some((head, drains, since)) if head == seq && drains == receivers[r].0 => since,
@@ -339,17 +325,9 @@ impl Sim {
             );
         }
         // The host must run the backend when the first wait runs out, and need not else.
-        let deadline = self
-            .books
-            .iter()
-            .filter_map(|f| f.waiting)
-            .map(|w| w.2)
-            .min();
-        assert_eq!(
-            backend.next_deadline(),
-            deadline.map(|since| since + TX_BLOCK_LIMIT_NS),
-            "the backend's deadline is not when the first wait runs out"
-        );
+        let first_wait = self.books.iter().filter_map(|f| Some(f.waiting?.2)).min();
+        let deadline = first_wait.map(|since| since + TX_BLOCK_LIMIT_NS);
+        assert_eq!(backend.next_deadline(), deadline, "not when a wait ends");
         let held: u64 = (0..3)
             .map(|d| backend.counters(d).expect("device").pages_held())
             .sum();
@@ -377,17 +355,11 @@ impl Sim {
             f.last_from[s] = Some(seq);
             f.delivered += 1;
             let sent = self.books[s].sent.get_mut(seq).expect("a frame never sent");
-            assert!(
-                sent.completed,
-                "{s} -> {r}: frame {seq} delivered, never completed"
-            );
+            assert!(sent.completed, "{s} -> {r}: {seq} never completed");
             assert_ne!(sent.to & (1 << r), 0, "{s} -> {r}: frame {seq} not for it");
             assert_eq!(sent.delivered & (1 << r), 0, "{s} -> {r}: {seq} twice");
             sent.delivered |= 1 << r;
-            assert!(
-                sent.bytes == frame,
-                "{s} -> {r}: frame {seq} not byte-exact"
-            );
+            assert!(sent.bytes == frame, "{s} -> {r}: {seq} not byte-exact");
         }
     }
 
@@ -416,10 +388,7 @@ impl Sim {
             }
         }
         for (s, f) in self.books.iter().enumerate() {
-            assert!(
-                f.in_flight.is_empty(),
-                "{s} still held back when all drained"
-            );
+            assert!(f.in_flight.is_empty(), "{s} held back when all drained");
             assert_eq!(f.dropped + f.drains, f.expected, "{s}: the counts balance");
         }
         for net in &self.nets {
