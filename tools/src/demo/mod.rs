@@ -22,9 +22,9 @@ pub mod lifecycle;
 pub mod options;
 pub mod parts;
 pub mod report;
-pub mod stall_probe;
 
 use crate::arm64;
+use crate::console::stall_probe::StallProbe;
 use crate::console::{watch_and_type, Next, Transcript};
 use crate::process::{step, workspace_root};
 use crate::xen;
@@ -33,7 +33,6 @@ use layout::{backend_args, Route, FRONTEND_ARGS, FRONTEND_MEMORY_KB, FRONTEND_VC
 use options::{options, Options};
 use parts::{prepare, system, Parts};
 use report::{summary, ExpectedBackend, HostSide, STALL_REPORT};
-use stall_probe::StallProbe;
 use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;

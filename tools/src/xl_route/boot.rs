@@ -5,7 +5,8 @@
 
 use crate::arm64;
 use crate::arm64::sysdt::{Load, MODULE_BASE};
-use crate::console::{watch, End, Transcript};
+use crate::console::stall_probe::StallProbe;
+use crate::console::{watch_and_type, End, Next, Transcript};
 use crate::demo;
 use crate::demo::layout::Module;
 use crate::demo::parts::size_of;
@@ -84,8 +85,16 @@ pub fn run(
     log: &str,
 ) -> Result<Transcript, String> {
     let mut command = arm64::sysdt::qemu_command(xen, dtb, loads);
-    watch(log, &mut command, deadline, |line| {
-        FINAL_MARKS.iter().any(|mark| line.contains(mark))
+    // A frontend's RCU stall (its console comes through dom0): Xen's view into the log.
+    let mut probe = StallProbe::default();
+    watch_and_type(log, &mut command, deadline, true, |line| {
+        if FINAL_MARKS.iter().any(|mark| line.contains(mark)) {
+            return Next::Stop;
+        }
+        match probe.keys_after(line) {
+            Some(keys) => Next::Type(keys.to_vec()),
+            None => Next::Go,
+        }
     })
 }
 

@@ -10,7 +10,7 @@
 //! pending key for its deferred handlers, so each key is typed once the previous one's
 //! dump has begun.
 
-use super::report::STALL_REPORT;
+use crate::demo::report::STALL_REPORT;
 
 /// CTRL-a three times, each doubled for QEMU's console multiplexer.
 const SWITCH_INPUT: &[u8] = &[1; 6];
