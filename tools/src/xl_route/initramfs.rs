@@ -62,12 +62,12 @@ pub const BENCH_MODULES: &[&str] = &[
     "drivers/net/xen-netback/xen-netback",
 ];
 
-/// Writes `dir/dom0-initramfs.cpio.gz` for `dom0`, with `guest` (stubvirt's image) and
-/// `linux` (the Linux frontend) for `xl` to boot.
+/// Writes `dir/dom0-initramfs.cpio.gz` for `dom0`, with `guest` (stubvirt's image, and its
+/// test image for the stubvirt frontend) and `linux` (the Linux frontend) for `xl` to boot.
 pub fn build(
     dir: &Path,
     dom0: &Dom0Packages,
-    guest: &Path,
+    guest: &Images,
     linux: &LinuxFrontend,
 ) -> Result<PathBuf, String> {
     let file = |path: &str, source: PathBuf, mode| HostFile {
@@ -86,7 +86,8 @@ pub fn build(
     let xl_conf = write(dir, "xl.conf", b"")?;
     let mut files = vec![
         file("bin/busybox", frontend::initramfs::busybox()?, 0o755),
-        file("guest/stubvirt.img", guest.to_path_buf(), 0o644),
+        file("guest/stubvirt.img", guest.product.clone(), 0o644),
+        file("guest/stubvirt-test.img", guest.test.clone(), 0o644),
         file("guest/stubvirt.cfg", backend, 0o644),
         file("guest/frontend.cfg", frontend, 0o644),
         file("guest/linux-frontend.cfg", linux_frontend, 0o644),
@@ -112,6 +113,13 @@ pub fn build(
     let out = dir.join("dom0-initramfs.cpio.gz");
     frontend::initramfs::build(&out, INIT, &files)?;
     Ok(out)
+}
+
+/// stubvirt's two arm64 images: the product serves, the test image is the stubvirt
+/// frontend (`frontend_test=1`, a test mode).
+pub struct Images {
+    pub product: PathBuf,
+    pub test: PathBuf,
 }
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> Result<PathBuf, String> {

@@ -113,7 +113,10 @@ fn prepare(path: &std::path::Path, run: &Dom0Run, steps: usize) -> Result<Prepar
         "[3/{steps}] dom0 initramfs (busybox, xl and its libraries, Xen modules, stubvirt, \
          the Linux frontend)"
     ));
-    let guest = crate::arm64::image::build()?;
+    let guest = initramfs::Images {
+        product: crate::arm64::image::build()?,
+        test: crate::arm64::image::build_test()?,
+    };
     let linux = linux_frontend(&dir)?;
     let ramdisk = initramfs::build(&dir, &dom0, &guest, &linux)?;
     let policy = crate::xen::flask_policy::policy_with(&source, run.extra_policy)?;
