@@ -8,7 +8,7 @@
 //! through a hand-built virtqueue whose rings and buffers it grants to dom0, and starts its
 //! second vcpu for one register read, so both vcpus' ioreq slots are exercised.
 
-use super::sysdt;
+use super::sysdt::{self, Images};
 use crate::console::{watch, End, Transcript};
 use crate::process::{step, workspace_root};
 use crate::xen::privilege_checks::{
@@ -144,15 +144,15 @@ impl<'a> Run<'a> {
     }
 }
 
-fn boot(image: &Path, xen: &Path, run: &Run) -> Result<Transcript, String> {
+fn boot(images: &Images, xen: &Path, run: &Run) -> Result<Transcript, String> {
     let dir = workspace_root().join("target/arm64-boot").join(run.name);
     let (dtb, loads) = match run.backend {
         Backend::Dom0 => {
-            sysdt::build_dom0_and_domu(&dir, image, &run.backend_args, DOMU_ARGS, DOMU_VCPUS)?
+            sysdt::build_dom0_and_domu(&dir, images, &run.backend_args, DOMU_ARGS, DOMU_VCPUS)?
         }
         Backend::ControlDomU => sysdt::build_control_and_frontend(
             &dir,
-            image,
+            images,
             crate::demo::layout::xen_args(crate::demo::layout::Route::ControlDomU),
             &run.backend_args,
             (&format!("{DOMU_ARGS} backend=1"), DOMU_VCPUS),
@@ -165,31 +165,31 @@ fn boot(image: &Path, xen: &Path, run: &Run) -> Result<Transcript, String> {
 
 /// Runs the dom0 + domU serve test with request buffers copied (the default), then with
 /// them mapped (`grant_route=map`); prints the three lines of each with their times.
-pub fn serve_test(image: &Path, xen: &Path) -> Result<(), String> {
+pub fn serve_test(images: &Images, xen: &Path) -> Result<(), String> {
     step("arm64 serve mode: stubvirt dom0 (serve=1) answering a stubvirt domU frontend (2 vcpus) over IOREQ, request buffers by GNTTABOP_copy (the default)");
     let run = Run::unconfined("arm64-xen-serve", Backend::Dom0, DOM0_ARGS);
-    serve_once(image, xen, &run)?;
+    serve_once(images, xen, &run)?;
     step("the same with request buffers mapped (grant_route=map)");
-    serve_once(image, xen, &run.mapped("arm64-xen-serve-map"))
+    serve_once(images, xen, &run.mapped("arm64-xen-serve-map"))
 }
 
 /// The serve test with no dom0 (Xen 4.21+ as `xen`): stubvirt as control domU1 serving
 /// the stubvirt frontend domU2, whose grants name backend 1; both buffer routes.
-pub fn serve_test_without_dom0(image: &Path, xen: &Path) -> Result<(), String> {
+pub fn serve_test_without_dom0(images: &Images, xen: &Path) -> Result<(), String> {
     step("arm64 serve mode with no dom0: stubvirt control domU1 answering a stubvirt domU2 frontend (2 vcpus), buffers copied, then mapped");
     let run = Run::unconfined(
         "arm64-xen-serve-nodom0",
         Backend::ControlDomU,
         CONTROL_DOMU_ARGS,
     );
-    serve_once(image, xen, &run)?;
-    serve_once(image, xen, &run.mapped("arm64-xen-serve-nodom0-map"))
+    serve_once(images, xen, &run)?;
+    serve_once(images, xen, &run.mapped("arm64-xen-serve-nodom0-map"))
 }
 
 /// The no-dom0 serve test with Xen enforcing stubvirt's FLASK policy (`policy`) and
 /// stubvirt confining itself (`confine=flask`): serving works on both buffer routes, every
 /// privileged attempt is refused, and so is destroying the frontend.
-pub fn serve_test_confined(image: &Path, xen: &Path, policy: &Path) -> Result<(), String> {
+pub fn serve_test_confined(images: &Images, xen: &Path, policy: &Path) -> Result<(), String> {
     step("arm64 serve mode with no dom0 under FLASK (flask=enforcing, stubvirt's policy, confine=flask): buffers copied, then mapped");
     let run = Run {
         name: "arm64-xen-serve-flask",
@@ -200,12 +200,12 @@ pub fn serve_test_confined(image: &Path, xen: &Path, policy: &Path) -> Result<()
         privileges: &PRIVILEGES_UNDER_POLICY,
         destroyed: "refused(errno13)",
     };
-    serve_once(image, xen, &run)?;
-    serve_once(image, xen, &run.mapped("arm64-xen-serve-flask-map"))
+    serve_once(images, xen, &run)?;
+    serve_once(images, xen, &run.mapped("arm64-xen-serve-flask-map"))
 }
 
-fn serve_once(image: &Path, xen: &Path, run: &Run) -> Result<(), String> {
-    let transcript = boot(image, xen, run)?;
+fn serve_once(images: &Images, xen: &Path, run: &Run) -> Result<(), String> {
+    let transcript = boot(images, xen, run)?;
     let backend = run.backend;
     let copy = run.copy;
     let expected_ready = format!("frontend={} vcpus=2", backend.frontend_domid());
@@ -266,12 +266,17 @@ fn serve_once(image: &Path, xen: &Path, run: &Run) -> Result<(), String> {
 
 /// `cargo xtask serve-arm64 [IMAGE]`: the serve test alone.
 pub fn command(args: &[String]) -> Result<(), String> {
-    let image = match args.first() {
-        Some(path) => std::path::PathBuf::from(path),
-        None => super::image::build_test()?,
+    // IMAGE, one with the test modes, in every role; else the product serves the test
+    // image's frontend and bystander.
+    let images = match args.first() {
+        Some(path) => Images::one(Path::new(path)),
+        None => Images {
+            backend: super::image::build()?,
+            guests: super::image::build_test()?,
+        },
     };
     let xen = super::xen::hypervisor()?;
-    serve_test(&image, &xen)
+    serve_test(&images, &xen)
 }
 
 #[cfg(test)]

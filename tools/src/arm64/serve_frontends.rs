@@ -6,7 +6,7 @@
 //! nothing left mapped. A second boot describes two NICs with one MAC: stubvirt must
 //! refuse it with `STUBVIRT-CONFIG-REFUSED` before it registers anything.
 
-use super::sysdt;
+use super::sysdt::{self, Images};
 use crate::console::{watch, End, Transcript};
 use crate::process::{run, step, workspace_root};
 use devices::topology::{Backing, Device, DeviceKind, Frontend, Topology, Window};
@@ -45,7 +45,7 @@ fn two_frontends(second_mac: [u8; 6]) -> Topology {
 
 /// Boots the backend with `topology` in its partial device tree and two frontends.
 fn boot(
-    image: &Path,
+    images: &Images,
     xen: &Path,
     name: &str,
     topology: &Topology,
@@ -68,7 +68,7 @@ fn boot(
         .arg(&dts))?;
     let frontends = vec![(FRONTEND_ARGS.to_string(), VCPUS); 2];
     let (system, loads) =
-        sysdt::build_control_and_frontends(&dir, image, "loglevel=info", &dtb, &frontends)?;
+        sysdt::build_control_and_frontends(&dir, images, "loglevel=info", &dtb, &frontends)?;
     let mut command = sysdt::qemu_command(xen, &system, &loads);
     watch(name, &mut command, DEADLINE, stop)
 }
@@ -108,11 +108,11 @@ fn fatal(line: &str) -> bool {
     .any(|m| line.contains(m))
 }
 
-pub fn test(image: &Path, xen: &Path) -> Result<(), String> {
+pub fn test(images: &Images, xen: &Path) -> Result<(), String> {
     step("arm64 serve mode, two frontends from a stubvirt,backend node (no dom0): stubvirt control domU1 serving stubvirt domU2 and domU3, one IOREQ server each");
     let mut passed = 0;
     let t = boot(
-        image,
+        images,
         xen,
         "arm64-xen-serve-two-frontends",
         &two_frontends([2, 0, 0, 0, 3, 1]),
@@ -166,7 +166,7 @@ pub fn test(image: &Path, xen: &Path) -> Result<(), String> {
         ),
     ];
     for (name, topology, expected) in cases {
-        refused(image, xen, name, &topology, expected)?;
+        refused(images, xen, name, &topology, expected)?;
     }
     Ok(())
 }
@@ -174,13 +174,13 @@ pub fn test(image: &Path, xen: &Path) -> Result<(), String> {
 /// Boots `topology` and checks that stubvirt refuses it with `expected`, registering
 /// nothing.
 fn refused(
-    image: &Path,
+    images: &Images,
     xen: &Path,
     name: &str,
     topology: &Topology,
     expected: &str,
 ) -> Result<(), String> {
-    let t = boot(image, xen, name, topology, |line| {
+    let t = boot(images, xen, name, topology, |line| {
         fatal(line) || line.contains("STUBVIRT-CONFIG-REFUSED")
     })?;
     let refused = t.find("STUBVIRT-CONFIG-REFUSED ").cloned();

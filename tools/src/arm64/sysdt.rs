@@ -153,6 +153,28 @@ pub fn compile(dir: &Path, dts: &str) -> Result<PathBuf, String> {
     Ok(system_dtb)
 }
 
+/// The images of a boot with several stubvirt domains: the backend runs the product, the
+/// others (a stubvirt frontend, the bystander) test modes, from the test image.
+pub struct Images {
+    pub backend: PathBuf,
+    pub guests: PathBuf,
+}
+
+impl Images {
+    /// The same image in every role (one that has the test modes).
+    pub fn one(image: &Path) -> Self {
+        Self {
+            backend: image.to_path_buf(),
+            guests: image.to_path_buf(),
+        }
+    }
+
+    /// The `reg` size of every stubvirt module: the larger file.
+    fn module_size(&self) -> Result<u64, String> {
+        Ok(file_size(&self.backend)?.max(file_size(&self.guests)?))
+    }
+}
+
 fn file_size(image: &Path) -> Result<u64, String> {
     Ok(std::fs::metadata(image)
         .map_err(|e| format!("{}: {e}", image.display()))?
@@ -256,21 +278,25 @@ fn with_domu_at(
 }
 
 /// Writes `dir/system.dtb` for `chosen` (one of the two above, with the bystander) and
-/// loads the image at the three module addresses.
+/// loads the backend's image and the guests' at the three module addresses.
 fn build_two_domains(
     dir: &Path,
-    image: &Path,
+    images: &Images,
     chosen: &str,
 ) -> Result<(PathBuf, Vec<Load>), String> {
     let mut dts = qemu_dts(dir)?;
     dts.push_str(chosen);
     let system_dtb = compile(dir, &dts)?;
-    let loads = [MODULE_BASE, DOMU_MODULE_BASE, BYSTANDER_BASE]
-        .map(|addr| Load {
-            file: image.to_path_buf(),
-            addr,
-        })
-        .into();
+    let loads = [
+        (&images.backend, MODULE_BASE),
+        (&images.guests, DOMU_MODULE_BASE),
+        (&images.guests, BYSTANDER_BASE),
+    ]
+    .map(|(file, addr)| Load {
+        file: file.clone(),
+        addr,
+    })
+    .into();
     Ok((system_dtb, loads))
 }
 
@@ -282,12 +308,12 @@ const BACKEND_DTB_BASE: u64 = MODULE_BASE + 0x80_0000;
 /// with its own copy of the image. Writes `dir/system.dtb`; returns it and the loads.
 pub fn build_control_and_frontends(
     dir: &Path,
-    image: &Path,
+    images: &Images,
     backend_args: &str,
     backend_dtb: &Path,
     frontends: &[(String, u32)],
 ) -> Result<(PathBuf, Vec<Load>), String> {
-    let size = file_size(image)?;
+    let size = images.module_size()?;
     let xen_args = crate::demo::layout::xen_args(crate::demo::layout::Route::ControlDomU);
     let mut text = chosen(Role::ControlDomU, xen_args, MODULE_BASE, size, backend_args);
     let dtb_node = format!(
@@ -299,7 +325,7 @@ pub fn build_control_and_frontends(
     text.insert_str(end_of_domu1, &dtb_node);
     let mut loads = vec![
         Load {
-            file: image.to_path_buf(),
+            file: images.backend.clone(),
             addr: MODULE_BASE,
         },
         Load {
@@ -312,7 +338,7 @@ pub fn build_control_and_frontends(
         let name = format!("domU{}", n + 2);
         text = with_domu_at(&text, xen_args, addr, size, &name, args, *vcpus);
         loads.push(Load {
-            file: image.to_path_buf(),
+            file: images.guests.clone(),
             addr,
         });
     }
@@ -343,15 +369,15 @@ fn with_bystander(text: &str, xen_args: &str, size: u64, name: &str) -> String {
 /// plus the bystander as domU2.
 pub fn build_dom0_and_domu(
     dir: &Path,
-    image: &Path,
+    images: &Images,
     dom0_args: &str,
     domu_args: &str,
     domu_vcpus: u32,
 ) -> Result<(PathBuf, Vec<Load>), String> {
-    let size = file_size(image)?;
+    let size = images.module_size()?;
     let text = chosen_dom0_and_domu(XEN_ARGS, size, dom0_args, domu_args, domu_vcpus);
     let text = with_bystander(&text, XEN_ARGS, size, "domU2");
-    build_two_domains(dir, image, &text)
+    build_two_domains(dir, images, &text)
 }
 
 /// Writes `dir/system.dtb` for the serve-mode boot of the route with no dom0 (see
@@ -359,21 +385,21 @@ pub fn build_dom0_and_domu(
 /// enforces that FLASK policy.
 pub fn build_control_and_frontend(
     dir: &Path,
-    image: &Path,
+    images: &Images,
     xen_args: &str,
     backend_args: &str,
     (frontend_args, frontend_vcpus): (&str, u32),
     xsm_policy: Option<&Path>,
 ) -> Result<(PathBuf, Vec<Load>), String> {
-    let size = file_size(image)?;
+    let size = images.module_size()?;
     let mut text =
         chosen_control_and_frontend(xen_args, size, backend_args, frontend_args, frontend_vcpus);
     text = with_bystander(&text, xen_args, size, "domU3");
     let Some(policy) = xsm_policy else {
-        return build_two_domains(dir, image, &text);
+        return build_two_domains(dir, images, &text);
     };
     text = with_xsm_policy(&text, XSM_POLICY_BASE, file_size(policy)?);
-    let (dtb, mut loads) = build_two_domains(dir, image, &text)?;
+    let (dtb, mut loads) = build_two_domains(dir, images, &text)?;
     loads.push(Load {
         file: policy.to_path_buf(),
         addr: XSM_POLICY_BASE,
