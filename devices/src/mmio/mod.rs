@@ -38,7 +38,8 @@ pub struct MmioDevice<D: VirtioDevice> {
     config_generation: u32,
     /// An interrupt became due that the host has not injected yet.
     interrupt_due: bool,
-    // Boxed: the per-chain scratch is ~40 KB, too big for the kernel's boot stack.
+    // Boxed: the batch scratch (tens of KiB; docs/performance.md, Footprint) is too big
+    // for the kernel's boot stack.
     chain: Box<ChainBatch>,
     counters: Counters,
     /// The transport features offered (see [`Self::without_indirect_descriptors`]).
