@@ -1,7 +1,7 @@
 #!/bin/bash
 # Builds the frontend Linux (arm64 Image + modules) from Debian's linux-source tarball.
 # usage: build-linux.sh TARBALL CONFIG OUT
-# Run by `cargo xtask demo` (tools/src/frontend_kernel.rs); part of the cache key.
+# Run by `cargo xtask demo` (tools/src/frontend/kernel.rs); part of the cache key.
 set -euo pipefail
 tarball=$1 config=$2 out=$3
 work=$out/build
