@@ -10,6 +10,7 @@
 //! pending key for its deferred handlers, so each key is typed once the previous one's
 //! dump has begun.
 
+use super::Next;
 use crate::demo::report::STALL_REPORT;
 
 /// CTRL-a three times, each doubled for QEMU's console multiplexer.
@@ -61,7 +62,7 @@ impl Default for StallProbe {
 
 impl StallProbe {
     /// The keys to type after `line`, if any.
-    pub fn keys_after(&mut self, line: &str) -> Option<&'static [u8]> {
+    fn keys_after(&mut self, line: &str) -> Option<&'static [u8]> {
         match self.stage {
             Stage::Waiting if line.contains(STALL_REPORT) || dump_asked_at(line) => {
                 println!("    asking Xen for its timers, domains, run queues and registers");
@@ -82,6 +83,14 @@ impl StallProbe {
                 Some(SWITCH_INPUT)
             }
             _ => None,
+        }
+    }
+
+    /// What the watcher does after `line`: type the keys, if any, and go on.
+    pub fn next(&mut self, line: &str) -> Next {
+        match self.keys_after(line) {
+            Some(keys) => Next::Type(keys.to_vec()),
+            None => Next::Go,
         }
     }
 

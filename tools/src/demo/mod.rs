@@ -335,10 +335,7 @@ fn boot(
         if stop(line) {
             return Next::Stop;
         }
-        match probe.keys_after(line) {
-            Some(keys) => Next::Type(keys.to_vec()),
-            None => Next::Go,
-        }
+        probe.next(line)
     })
 }
 

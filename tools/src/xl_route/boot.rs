@@ -91,10 +91,7 @@ pub fn run(
         if FINAL_MARKS.iter().any(|mark| line.contains(mark)) {
             return Next::Stop;
         }
-        match probe.keys_after(line) {
-            Some(keys) => Next::Type(keys.to_vec()),
-            None => Next::Go,
-        }
+        probe.next(line)
     })
 }
 
