@@ -67,7 +67,7 @@ pub const BENCH_MODULES: &[&str] = &[
 pub fn build(
     dir: &Path,
     dom0: &Dom0Packages,
-    guest: &Images,
+    guest: &crate::arm64::sysdt::Images,
     linux: &LinuxFrontend,
 ) -> Result<PathBuf, String> {
     let file = |path: &str, source: PathBuf, mode| HostFile {
@@ -86,8 +86,8 @@ pub fn build(
     let xl_conf = write(dir, "xl.conf", b"")?;
     let mut files = vec![
         file("bin/busybox", frontend::initramfs::busybox()?, 0o755),
-        file("guest/stubvirt.img", guest.product.clone(), 0o644),
-        file("guest/stubvirt-test.img", guest.test.clone(), 0o644),
+        file("guest/stubvirt.img", guest.backend.clone(), 0o644),
+        file("guest/stubvirt-test.img", guest.guests.clone(), 0o644),
         file("guest/stubvirt.cfg", backend, 0o644),
         file("guest/frontend.cfg", frontend, 0o644),
         file("guest/linux-frontend.cfg", linux_frontend, 0o644),
@@ -113,13 +113,6 @@ pub fn build(
     let out = dir.join("dom0-initramfs.cpio.gz");
     frontend::initramfs::build(&out, INIT, &files)?;
     Ok(out)
-}
-
-/// stubvirt's two arm64 images: the product serves, the test image is the stubvirt
-/// frontend (`frontend_test=1`, a test mode).
-pub struct Images {
-    pub product: PathBuf,
-    pub test: PathBuf,
 }
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> Result<PathBuf, String> {

@@ -113,9 +113,10 @@ fn prepare(path: &std::path::Path, run: &Dom0Run, steps: usize) -> Result<Prepar
         "[3/{steps}] dom0 initramfs (busybox, xl and its libraries, Xen modules, stubvirt, \
          the Linux frontend)"
     ));
-    let guest = initramfs::Images {
-        product: crate::arm64::image::build()?,
-        test: crate::arm64::image::build_test()?,
+    // The product serves; the stubvirt frontend (`frontend_test=1`) is the test image's.
+    let guest = crate::arm64::sysdt::Images {
+        backend: crate::arm64::image::build()?,
+        guests: crate::arm64::image::build_test()?,
     };
     let linux = linux_frontend(&dir)?;
     let ramdisk = initramfs::build(&dir, &dom0, &guest, &linux)?;
