@@ -94,8 +94,16 @@ pub fn watch(
     watch_and_type(name, command, deadline, false, decide)
 }
 
+/// What the watcher passes to `decide` (and logs) when a typing guest printed nothing for
+/// [`SILENCE`]: idle, or the emulated machine (or everything in it that prints) stopped.
+pub const SILENT_LINE: &str = "xtask: no console output for 30 s";
+/// How long a typing guest may stay silent before [`SILENT_LINE`]. stubvirt prints its
+/// counters every 2 s, and the Linux frontends print as they go.
+const SILENCE: Duration = Duration::from_secs(30);
+
 /// [`watch`], where `decide` may also type into the guest's console (with `typing`,
-/// QEMU's stdin is a pipe instead of closed).
+/// QEMU's stdin is a pipe instead of closed, and a silence of [`SILENCE`] is reported to
+/// `decide` as [`SILENT_LINE`]).
 pub fn watch_and_type(
     name: &str,
     command: &mut Command,
@@ -155,7 +163,14 @@ pub fn watch_and_type(
     let mut end = None;
     while end.is_none() {
         let left = deadline.saturating_sub(start.elapsed());
-        match rx.recv_timeout(left) {
+        let wait = if typing { left.min(SILENCE) } else { left };
+        let received = match rx.recv_timeout(wait) {
+            Err(mpsc::RecvTimeoutError::Timeout) if wait < left => {
+                Ok(format!("{SILENT_LINE}\n").into_bytes())
+            }
+            other => other,
+        };
+        match received {
             Ok(chunk) => {
                 partial.extend_from_slice(&chunk);
                 while let Some(pos) = partial.iter().position(|&b| b == b'\n') {

@@ -1,6 +1,7 @@
-//! When a Linux frontend reports an RCU stall, asks Xen what its vcpus are doing, so that
-//! every stall seen, in CI too, leaves Xen's view of it in the run's log (issue 19: a
-//! frontend vcpu that stops taking timer interrupts, cause unknown).
+//! When a Linux frontend reports an RCU stall, or the console falls silent (stubvirt, which
+//! prints its counters every 2 s, stopped), asks Xen what its vcpus are doing, so that
+//! every stall or hang seen, in CI too, leaves Xen's view of it in the run's log (issue
+//! 19: a frontend vcpu that stops taking timer interrupts, cause unknown).
 //!
 //! Xen's serial input goes to a domain until CTRL-a is typed three times; QEMU's
 //! `-nographic` console takes CTRL-a as its own escape, so each one is typed twice. Once
@@ -10,7 +11,7 @@
 //! pending key for its deferred handlers, so each key is typed once the previous one's
 //! dump has begun.
 
-use super::Next;
+use super::{Next, SILENT_LINE};
 use crate::demo::report::STALL_REPORT;
 
 /// CTRL-a three times, each doubled for QEMU's console multiplexer.
@@ -64,7 +65,9 @@ impl StallProbe {
     /// The keys to type after `line`, if any.
     fn keys_after(&mut self, line: &str) -> Option<&'static [u8]> {
         match self.stage {
-            Stage::Waiting if line.contains(STALL_REPORT) || dump_asked_at(line) => {
+            Stage::Waiting
+                if line.contains(STALL_REPORT) || line == SILENT_LINE || dump_asked_at(line) =>
+            {
                 println!("    asking Xen for its timers, domains, run queues and registers");
                 self.stage = Stage::Switching(1);
                 Some(SWITCH_INPUT)
@@ -154,6 +157,13 @@ mod tests {
             None
         );
         assert_eq!(probe.keys_after("(XEN) *** Serial input to Xen"), None);
+    }
+
+    #[test]
+    fn a_silent_console_asks_for_the_dump_too() {
+        let mut probe = StallProbe::default();
+        assert_eq!(probe.keys_after("STUBVIRT-COUNTERS ioreqs=7622"), None);
+        assert_eq!(probe.keys_after(SILENT_LINE), Some(SWITCH_INPUT));
     }
 
     #[test]

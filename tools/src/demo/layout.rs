@@ -96,6 +96,18 @@ pub fn xen_args(route: Route) -> &'static str {
     }
 }
 
+/// Options appended to Xen's command line in the demo, for experiments (e.g.
+/// `sched=credit`, `vwfi=native`): empty unless set.
+pub const XEN_EXTRA_VARIABLE: &str = "STUBVIRT_XEN_EXTRA_ARGS";
+
+/// [`xen_args`] with [`XEN_EXTRA_VARIABLE`]'s options after them.
+fn xen_bootargs(route: Route) -> String {
+    match std::env::var(XEN_EXTRA_VARIABLE) {
+        Ok(extra) if !extra.trim().is_empty() => format!("{} {}", xen_args(route), extra.trim()),
+        _ => xen_args(route).to_string(),
+    }
+}
+
 /// The frontend's command line; `fe_wait` bounds the readiness handshake (seconds). The
 /// run adds `fe_tcp_port=N`, the port of the host's TCP source, and `fe_tcp_sink=N`, the
 /// port of the host's TCP sink the frontend uploads to.
@@ -350,7 +362,7 @@ pub fn chosen_frontends(
     frontends: &[(&Frontend, &str)],
 ) -> String {
     let mut out = String::from("/ {\n chosen {\n  #address-cells = <2>;\n  #size-cells = <2>;\n");
-    let _ = writeln!(out, "  xen,xen-bootargs = \"{}\";", xen_args(route));
+    let _ = writeln!(out, "  xen,xen-bootargs = \"{}\";", xen_bootargs(route));
     match route {
         Route::Dom0 => {
             if let Some((backend, args)) = backend {

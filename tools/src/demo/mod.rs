@@ -25,7 +25,7 @@ pub mod report;
 
 use crate::arm64;
 use crate::console::stall_probe::StallProbe;
-use crate::console::{watch_and_type, Next, Transcript};
+use crate::console::{watch_and_type, Next, Transcript, SILENT_LINE};
 use crate::process::{step, workspace_root};
 use crate::xen;
 use host::{TcpSink, TcpSource};
@@ -318,7 +318,19 @@ fn boot(
     // stubvirt prints its counters every second or so: echo them at most every 10 s.
     let mut counters_shown: Option<Instant> = None;
     let mut probe = StallProbe::default();
+    let mut silences = 0;
     watch_and_type(name, command, limit, true, |line| {
+        // Silent again 30 s after Xen was asked for its state, with nothing from a domain
+        // in between: the machine is stuck, and waiting out the limit would only cost time.
+        if line == SILENT_LINE {
+            silences += 1;
+            if silences >= 2 {
+                println!("    still silent after Xen's dump: stopping");
+                return Next::Stop;
+            }
+        } else if !line.starts_with("(XEN)") || line.starts_with("(XEN) DOM") {
+            silences = 0;
+        }
         let counters = line.contains("STUBVIRT-COUNTERS ");
         let due = counters_shown.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
         let wanted = line.contains("FRONTEND") || line.contains("STUBVIRT-");

@@ -470,6 +470,20 @@ fn ends(s: &mut Summary, r: &Results, t: &Transcript) {
             ),
         );
     }
+    if let Some((time, _)) = t.find(crate::console::SILENT_LINE) {
+        let xen_dump = if t.find(XEN_TIMER_DUMP).is_some() {
+            "Xen's timer queues, domains, run queues and registers follow in the log"
+        } else {
+            "Xen answered no debug key: QEMU or Xen itself stopped"
+        };
+        s.info(
+            "silent",
+            &format!(
+                "nothing printed for 30 s from {:.1} s (idle, or stuck); {xen_dump}",
+                time.as_secs_f64() - 30.0
+            ),
+        );
+    }
     if !r.contains_key("done") {
         s.check(
             false,
