@@ -368,14 +368,21 @@ tcp_test() {
     # Kept for another frontend when there is one to send to.
     if [ -n "$PEER" ]; then mv /tmp/tcp.bin /tmp/peer_out.bin; else rm -f /tmp/tcp.bin; fi
 }
+# TCP's retransmitted segments so far (/proc/net/snmp's Tcp RetransSegs).
+tcp_retransmitted() { awk '/^Tcp:/ { if (n++) print $13 }' /proc/net/snmp; }
 # The same bytes back to the host's TCP sink, which closes once it has them all (busybox
 # nc then ends): the frontend's TSO frames cut by stubvirt for the wire.
 tcp_upload_test() {
     [ -n "$TCP_SINK" ] || { result "stage=tcp_up ok=0 reason=no-fe_tcp_sink"; return; }
+    stats=/sys/class/net/eth0/statistics
+    frames=$(cat $stats/tx_packets) bytes=$(cat $stats/tx_bytes) resent=$(tcp_retransmitted)
     t=$(now)
     timeout 60 nc -w 10 $GW $TCP_SINK </tmp/tcp.bin >/dev/null 2>/tmp/tcp_up.err
     rc=$?
-    result "stage=tcp_up rc=$rc s=$(since "$t") port=$TCP_SINK"
+    s=$(since "$t")
+    # Frames eth0 sent and their mean size (TSO frames, or segments), and what TCP resent.
+    frames=$(($(cat $stats/tx_packets) - frames)) bytes=$(($(cat $stats/tx_bytes) - bytes))
+    result "stage=tcp_up rc=$rc s=$s port=$TCP_SINK tx_frames=$frames mean_bytes=$((bytes / (frames + 1))) retransmitted=$(($(tcp_retransmitted) - resent))"
     [ $rc = 0 ] || notes_of /tmp/tcp_up.err
 }
 net_stage() {
