@@ -222,8 +222,8 @@ impl HostNic {
         self.queues.mac()
     }
 
-    /// Acknowledges the device's interrupt (its line drops, so the next frame raises a
-    /// new edge). The frames themselves are taken by [`HostNic::pump`].
+    /// Acknowledges the device's interrupt: its level-triggered line drops until the
+    /// next frame. The frames themselves are taken by [`HostNic::pump`].
     pub fn acknowledge(&mut self) {
         self.queues.acknowledge_interrupt();
     }

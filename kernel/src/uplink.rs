@@ -70,9 +70,9 @@ impl UplinkDriver {
     /// One pass: acknowledges the NIC's interrupt, then moves frames both ways. Returns
     /// whether frames entered the switch (the frontends' queues then have work).
     pub fn service(&mut self, backend: &mut Backend, now: u64) -> bool {
-        let acknowledged = self.interrupt.map_or(0, host_irq::acknowledge_all);
-        if acknowledged > 0 {
-            self.nic.acknowledge();
+        if let Some(intid) = self.interrupt {
+            let nic = &mut self.nic;
+            let acknowledged = host_irq::acknowledge_all(intid, || nic.acknowledge());
             self.irqs += acknowledged as u64;
         }
         let moved = self.nic.pump(backend, self.index);

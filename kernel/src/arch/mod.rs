@@ -43,7 +43,7 @@ pub mod host_irq {
     pub fn enable_spi(_intid: u32) -> bool {
         false
     }
-    pub fn acknowledge_all(_intid: u32) -> usize {
+    pub fn acknowledge_all(_intid: u32, _quiet_device: impl FnMut()) -> usize {
         0
     }
 }

@@ -66,7 +66,12 @@ pub fn enable_spi(intid: u32) -> bool {
 /// Acknowledges and ends every interrupt pending at our CPU interface (at most
 /// [`MAX_ACKS`]; Xen's event-channel PPI among them, which stubvirt does not need since
 /// it polls its ports); returns how many of them were `intid`.
-pub fn acknowledge_all(intid: u32) -> usize {
+///
+/// `quiet_device` runs after `intid` is acknowledged and before it is ended: it must make
+/// the device lower its level-triggered line. Ended while the line is still high, the
+/// physical interrupt fires again at once, and Xen takes and injects it again, up to
+/// [`MAX_ACKS`] times per call.
+pub fn acknowledge_all(intid: u32, mut quiet_device: impl FnMut()) -> usize {
     if DISTRIBUTOR.load(Ordering::Acquire) == 0 {
         return 0;
     }
@@ -79,12 +84,16 @@ pub fn acknowledge_all(intid: u32) -> usize {
         if iar & 0xff_ffff >= SPECIAL {
             break;
         }
+        let ours = iar & 0xff_ffff == u64::from(intid);
+        if ours {
+            quiet_device();
+        }
         // SAFETY: EOImode is 0 (we never set it), so this drops the priority and
         // deactivates the interrupt we just acknowledged; Xen forwards the deactivation
         // to the physical interrupt behind it.
         unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) iar, options(nostack)) };
         count += 1;
-        wanted += usize::from(iar & 0xff_ffff == u64::from(intid));
+        wanted += usize::from(ours);
     }
     wanted
 }
