@@ -253,7 +253,10 @@ impl Backend {
     }
 
     pub fn uplink_stats(&self, uplink: UplinkIndex) -> Option<UplinkStats> {
-        self.uplinks.get(uplink).map(Uplink::stats)
+        self.uplinks.get(uplink).map(|u| UplinkStats {
+            dropped_full: self.switch.stats(u.port()).dropped_backlog_full,
+            ..u.stats()
+        })
     }
 
     fn register(&mut self, frontend: DomainId, base: u64, irq: u32, model: Model) -> DeviceIndex {

@@ -68,7 +68,8 @@ impl UplinkDriver {
     }
 
     /// One pass: acknowledges the NIC's interrupt, then moves frames both ways. Returns
-    /// whether frames entered the switch (the frontends' queues then have work).
+    /// whether frames moved: into the switch (the frontends' rx queues have work), or
+    /// out to the wire (a frontend's tx queue waiting for the wire may go on).
     pub fn service(&mut self, backend: &mut Backend, now: u64) -> bool {
         if let Some(intid) = self.interrupt {
             let nic = &mut self.nic;
@@ -79,7 +80,7 @@ impl UplinkDriver {
         if moved.received > 0 || moved.sent > 0 {
             self.active_until = now.saturating_add(ACTIVE_NS);
         }
-        moved.received > 0
+        moved.received > 0 || moved.sent > 0
     }
 
     /// How long the loop may sleep before the NIC needs a look.
@@ -91,17 +92,19 @@ impl UplinkDriver {
         }
     }
 
-    /// ` uplink=in:..,out:..,seg:..,drop:..,csum:..,tx_err:..,irqs:..` for the counters
-    /// line (`seg`: segments cut from GSO frames for the wire).
+    /// ` uplink=in:..,out:..,seg:..,drop:..,full:..,csum:..,tx_err:..,irqs:..` for the
+    /// counters line (`seg`: segments cut from GSO frames for the wire; `drop`: frames
+    /// from the wire dropped; `full`: frames for the wire dropped at a full backlog).
     pub fn counters(&self, backend: &Backend, out: &mut String) {
         if let Some(u) = backend.uplink_stats(self.index) {
             let _ = write!(
                 out,
-                " uplink=in:{},out:{},seg:{},drop:{},csum:{},tx_err:{},irqs:{}",
+                " uplink=in:{},out:{},seg:{},drop:{},full:{},csum:{},tx_err:{},irqs:{}",
                 u.frames_in,
                 u.frames_out,
                 u.segments_out,
                 u.dropped_in,
+                u.dropped_full,
                 u.checksums_completed,
                 self.nic.tx_errors,
                 self.irqs

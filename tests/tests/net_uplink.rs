@@ -1,12 +1,16 @@
 //! The switch's uplink (the host's own NIC in the kernel): a `virtio-drivers` VirtIONet
 //! frontend reaches "the wire" through it and back, a partial checksum from a frontend
-//! with CSUM offload leaves complete, and a NIC that refuses a frame loses nothing.
+//! with CSUM offload leaves complete, a NIC that refuses a frame loses nothing, and a
+//! burst of TSO frames for the wire waits for the NIC instead of dropping.
 
 use devices::features::net as nf;
 use devices::net::frame::{fold, ones_complement_sum};
 use stubvirt_tests::hal::GrantDmaHal;
-use stubvirt_tests::net_fixture::{wire_frames, RawNet, MAC_A, RX_AREA};
+use stubvirt_tests::net_fixture::{
+    ethernet_frame, wire_frames, NetLayout, RawNet, LARGE_RX_AREA, MAC_A, RX_AREA,
+};
 use stubvirt_tests::scenario::{self, Rng, FRONTEND};
+use stubvirt_tests::tcp_packets::{GsoFrame, Ip};
 use stubvirt_tests::transport::XenMmioTransport;
 use virtio_drivers::device::net::VirtIONet;
 
@@ -117,5 +121,60 @@ fn partial_checksums_leave_complete_and_a_busy_nic_keeps_the_frame() {
     machine.borrow_mut().run_until_idle();
     assert_eq!(a.used_rx(), vec![(0, 12 + 60)]);
     assert_eq!(a.mem.read(RX_AREA + 12, 60), good);
+    scenario::assert_no_violations();
+}
+
+/// Linux's TCP sends TSO frames to the host's gateway, a unicast address learned on the
+/// uplink's port. A burst of eight 64 KiB frames in one notification is more than the
+/// port keeps (its share of GSO frames): the rest waits on the sender's ring, as for a
+/// frontend receiver, and goes on as the NIC drains. Every segment reaches the wire, in
+/// order; nothing drops (each drop is a segment TCP must send again).
+#[test]
+fn a_burst_of_tso_frames_for_the_wire_waits_for_the_nic_and_none_drops() {
+    let machine = scenario::machine(&[FRONTEND]);
+    scenario::add_net(&machine, FRONTEND, 0, MAC_A);
+    let uplink = machine.borrow_mut().backend.add_uplink().unwrap();
+    let tso = nf::CSUM | nf::HOST_TSO4;
+    let layout = NetLayout {
+        queue_size: 64,
+        pages: 256,
+    };
+    let mut a = RawNet::with_layout(&machine, FRONTEND, tso, layout);
+    // The gateway spoke first (an ARP reply, say): its MAC is the uplink's.
+    let hello = ethernet_frame(MAC_A, GATEWAY, 60);
+    assert!(machine.borrow_mut().backend.uplink_receive(uplink, &hello));
+    let burst = devices::net::pool::GSO_FRAMES;
+    let sent: Vec<GsoFrame> = (0..burst as u64)
+        .map(|seed| {
+            let mut payload = vec![0; 65483];
+            Rng::new(seed).fill(&mut payload);
+            GsoFrame::new(Ip::V4, GATEWAY, MAC_A, &payload, 1448)
+        })
+        .collect();
+    let frames: Vec<([u8; 12], &[u8])> = sent.iter().map(|g| (g.header, &g.frame[..])).collect();
+    let before = a.send_burst(LARGE_RX_AREA, &frames);
+    let mut wire = Vec::new();
+    for _ in 0..burst * 64 {
+        let drained = wire_frames(&machine, uplink);
+        if drained.is_empty() {
+            break;
+        }
+        wire.extend(drained);
+        machine.borrow_mut().run_until_idle();
+    }
+    let switch_port = machine.borrow().backend.switch().stats(1);
+    assert_eq!(
+        switch_port.dropped_backlog_full, 0,
+        "nothing dropped for the wire"
+    );
+    assert_eq!(a.tx.used_idx().wrapping_sub(before), burst as u16);
+    let mut at = 0;
+    for frame in &sent {
+        let count = frame.segment_count();
+        frame.check_segments(&wire[at..at + count]);
+        at += count;
+    }
+    assert_eq!(at, wire.len(), "no segment more");
+    assert_eq!(machine.borrow().backend.next_deadline(), None);
     scenario::assert_no_violations();
 }

@@ -283,10 +283,12 @@ impl Switch {
     }
 
     /// The port a frame from `from` with these addresses would wait for when it cannot
-    /// take it: the attached frontend port (pinned) that owns a unicast `destination`.
-    /// None for what is dropped anyway (a spoofed source, a frame for its sender or a
-    /// detached port), for broadcast, multicast and unknown destinations (flooded), and
-    /// for the uplink, whose NIC is not held up by a frontend.
+    /// take it: the attached port that owns a unicast `destination`, a frontend's
+    /// (pinned) or the uplink's (learned: the host's gateway). The uplink drains as its
+    /// NIC sends, so a sender waits for it as for a frontend that drains; dropping
+    /// instead costs a TCP sender a resend and half its window each time. None for what
+    /// is dropped anyway (a spoofed source, a frame for its sender or a detached port)
+    /// and for broadcast, multicast and unknown destinations (flooded).
     pub fn holds_back(
         &self,
         from: PortId,
@@ -297,10 +299,7 @@ impl Switch {
         if sender.pinned.is_some_and(|mac| mac != source) || destination[0] & 1 != 0 {
             return None;
         }
-        let port = self
-            .ports
-            .iter()
-            .position(|p| p.pinned == Some(destination))?;
+        let port = self.owner(destination)?;
         let owner = self.ports.get(port)?;
         (port != from && owner.attached).then_some(port)
     }

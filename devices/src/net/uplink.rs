@@ -22,6 +22,9 @@ pub struct UplinkStats {
     pub segments_out: u64,
     /// Frames for the wire dropped: GSO frames whose segments do not fit the port.
     pub dropped_out: u64,
+    /// Frames for the wire the switch dropped because the port's backlog was full
+    /// (flooded ones; a unicast sender waits instead). Filled in by the backend.
+    pub dropped_full: u64,
     /// Frames from the wire dropped: shorter than an Ethernet header, longer than the
     /// switch's frames, or no free frame buffer.
     pub dropped_in: u64,
@@ -114,6 +117,8 @@ impl Uplink {
             }
             // Below QUOTA_PER_PASS (the loop's bound).
             sent = sent.saturating_add(1);
+            // A sender waiting for the wire may go on.
+            switch.note_drained(self.port);
             if segmented {
                 self.stats.segments_out = self.stats.segments_out.saturating_add(1);
                 self.stats.checksums_completed = self

@@ -329,10 +329,15 @@ fn upload(s: &mut Summary, r: &Results, t: &Transcript, host: &HostSide) {
     let detail = if passed {
         format!(
             "{} bytes to the host's 127.0.0.1:{} in {seconds:.2} s = {:.2} MB/s, sha256 equal \
-             to what the host sent; {segments} segments cut from the frontend's GSO frames",
+             to what the host sent; {segments} segments cut from the frontend's GSO frames \
+             ({} frames of {} B on average, {} segments resent; {} dropped for the wire)",
             host.tcp_bytes,
             host.upload_port,
-            host.tcp_bytes as f64 / 1_048_576.0 / seconds.max(0.01)
+            host.tcp_bytes as f64 / 1_048_576.0 / seconds.max(0.01),
+            get(r, "tcp_up", "tx_frames"),
+            get(r, "tcp_up", "mean_bytes"),
+            get(r, "tcp_up", "retransmitted"),
+            last_uplink_counter(t, "full")
         )
     } else {
         let got = match first {
