@@ -172,6 +172,10 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
     let (dtb, loads) = system(&dir, &parts, &options)?;
     let mut command = arm64::sysdt::qemu_command(&parts.xen, &dtb, &loads);
     command.args(host::qemu_devices(&image));
+    // For experiments on the emulator (e.g. `-accel tcg,thread=single`).
+    if let Ok(extra) = std::env::var(QEMU_EXTRA_VARIABLE) {
+        command.args(extra.split_whitespace());
+    }
     let route = options.route();
     step(&format!(
         "[5/5] booting Xen {} + {} + Linux frontend domU{} (at most {} s; QEMU disk {}, \
@@ -297,6 +301,9 @@ fn summaries(
         Err(text)
     }
 }
+
+/// Options appended to the demo's QEMU command line, for experiments: none unless set.
+const QEMU_EXTRA_VARIABLE: &str = "STUBVIRT_QEMU_EXTRA_ARGS";
 
 fn route_name(route: Route) -> &'static str {
     match route {
