@@ -1,7 +1,7 @@
 //! Mapping guest buffers in batches and reading/writing them across page boundaries.
 
 use crate::counters::Counters;
-use crate::grant::{page_position, GrantSpan};
+use crate::grant::{page_position, GrantRef, GrantSpan, PAGE_SIZE};
 use crate::memory::{
     descriptor_words, Access, AccessError, DescriptorWords, GuestMemory, MapError, MapRequest,
     MappedPage, PageUse,
@@ -15,7 +15,10 @@ use heapless::Vec;
 /// then the pages they name). Capacity is fixed at compile time: the device's static
 /// memory budget.
 pub struct PageBatch<const N: usize> {
-    requests: Vec<MapRequest, N>,
+    /// The pages queued, `requests[..queued]`: an array and a count rather than a
+    /// `Vec`, so queueing a span is one bounds check and a loop of stores.
+    requests: [MapRequest; N],
+    queued: usize,
     /// Outcomes of `requests[..mapped]`; entries past it are stale.
     results: [Result<MappedPage, MapError>; N],
     mapped: usize,
@@ -23,6 +26,14 @@ pub struct PageBatch<const N: usize> {
     /// per-page error checks.
     failures: usize,
 }
+
+/// What fills the request slots nothing was queued in (never read): all zero bytes, so
+/// a new batch is filled as zeroed memory.
+const UNQUEUED: MapRequest = MapRequest {
+    gref: GrantRef(0),
+    access: Access::ReadOnly,
+    usage: PageUse::Ring,
+};
 
 /// Why a buffer could not join a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +52,8 @@ impl<const N: usize> Default for PageBatch<N> {
 impl<const N: usize> PageBatch<N> {
     pub const fn new() -> Self {
         Self {
-            requests: Vec::new(),
+            requests: [UNQUEUED; N],
+            queued: 0,
             results: [Err(MapError::Again); N],
             mapped: 0,
             failures: 0,
@@ -49,11 +61,11 @@ impl<const N: usize> PageBatch<N> {
     }
 
     pub fn len(&self) -> usize {
-        self.requests.len()
+        self.queued
     }
 
     pub fn is_empty(&self) -> bool {
-        self.requests.is_empty()
+        self.queued == 0
     }
 
     /// Queues every page of `span` for mapping; returns the index of its first page.
@@ -64,34 +76,36 @@ impl<const N: usize> PageBatch<N> {
         access: Access,
         usage: PageUse,
     ) -> Result<usize, BatchError> {
-        let first = self.requests.len();
+        let first = self.queued;
         let pages = span.page_count() as usize;
-        if first
-            .checked_add(pages)
-            .is_none_or(|end| end > self.requests.capacity())
-        {
-            return Err(BatchError::Full);
+        let end = first.checked_add(pages).ok_or(BatchError::Full)?;
+        let request = |index| MapRequest {
+            gref: span.gref(index),
+            access,
+            usage,
+        };
+        match self.requests.get_mut(first..end) {
+            // Most buffers are one page (drivers split data at SIZE_MAX): no loop set-up.
+            Some([only]) => *only = request(0),
+            Some(slots) => {
+                for (index, slot) in (0..).zip(slots.iter_mut()) {
+                    *slot = request(index);
+                }
+            }
+            None => return Err(BatchError::Full),
         }
-        for index in 0..span.page_count() {
-            let request = MapRequest {
-                gref: span.gref(index),
-                access,
-                usage,
-            };
-            // Capacity was checked above.
-            self.requests.push(request).map_err(|_| BatchError::Full)?;
-        }
+        self.queued = end;
         Ok(first)
     }
 
     /// Forgets the pages queued from index `len` on; pages already mapped stay.
     pub fn truncate(&mut self, len: usize) {
-        self.requests.truncate(len.max(self.mapped));
+        self.queued = self.queued.min(len.max(self.mapped));
     }
 
     /// Maps everything queued since the last call, in one batch.
     pub fn map<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, counters: &mut Counters) {
-        let (start, end) = (self.mapped, self.requests.len());
+        let (start, end) = (self.mapped, self.queued);
         let (Some(pending), Some(results)) = (
             self.requests.get(start..end),
             self.results.get_mut(start..end),
@@ -113,7 +127,7 @@ impl<const N: usize> PageBatch<N> {
 
     /// Whether every page queued so far was mapped.
     pub fn all_mapped(&self) -> bool {
-        self.failures == 0 && self.mapped == self.requests.len()
+        self.failures == 0 && self.mapped == self.queued
     }
 
     /// The outcome of mapping page `index`, if it was mapped.
@@ -146,7 +160,7 @@ impl<const N: usize> PageBatch<N> {
             let refused = mem.unmap_batch(&mapped);
             counters.count_unmap(mapped.len(), refused);
         }
-        self.requests.clear();
+        self.queued = 0;
         self.mapped = 0;
         self.failures = 0;
     }
@@ -204,6 +218,16 @@ impl<const P: usize> MappedRegion<P> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The page holding the whole region and where the region starts in it, if the
+    /// region fits in one page.
+    pub fn within_one_page(&self) -> Option<(MappedPage, usize)> {
+        let end = self.offset.checked_add(self.len)?;
+        if end > PAGE_SIZE {
+            return None;
+        }
+        Some((*self.pages.first()?, self.offset))
     }
 
     /// Appends the region's pages to `out` (for a combined unmap batch).

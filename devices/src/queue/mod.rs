@@ -121,6 +121,10 @@ pub struct SplitQueue {
     /// `size - 1`.
     mask: u16,
     desc: MappedRegion<RING_PAGES>,
+    /// The descriptor table's page and its offset there, when the whole table lies in
+    /// one page (always, for an aligned table): a descriptor is then read without
+    /// locating its page.
+    desc_page: Option<(MappedPage, usize)>,
     avail: MappedRegion<RING_PAGES>,
     used: MappedRegion<RING_PAGES>,
     event_idx: bool,
@@ -215,6 +219,7 @@ impl SplitQueue {
         Ok(Self {
             size,
             mask,
+            desc_page: desc.within_one_page(),
             desc,
             avail,
             used,
@@ -352,9 +357,13 @@ impl SplitQueue {
         if index >= self.size {
             return Err(QueueError::IndexOutOfRange(index));
         }
-        let words = self
-            .desc
-            .read_descriptor(mem.rings(), usize::from(index) * DESCRIPTOR_SIZE)?;
+        let at = usize::from(index) * DESCRIPTOR_SIZE;
+        let words = match self.desc_page {
+            // Below the size, the entry lies inside the table, so inside that page; the
+            // sum is below PAGE_SIZE, never near saturating.
+            Some((page, start)) => mem.rings().read_descriptor(page, start.saturating_add(at)),
+            None => self.desc.read_descriptor(mem.rings(), at),
+        }?;
         Ok(Descriptor::from_words(words))
     }
 

@@ -69,6 +69,7 @@ impl ChainBatch {
     /// the stream's first readable or last writable segment: a request header or a status
     /// byte, found without walking segments. `None` sends the caller down the general
     /// path, which also reports why an access cannot be made.
+    #[inline]
     pub(super) fn single_piece(&self, writable: bool, at: usize, len: usize) -> Option<Piece> {
         let segments = self.selected_segments();
         let (segment, skip) = if writable {
@@ -190,6 +191,7 @@ impl ChainBatch {
     }
 
     /// The selected chain's readable bytes `at..at + len` if [`Self::prefetch`] holds them.
+    #[inline]
     pub(super) fn prefetched_bytes(&self, at: usize, len: usize) -> Option<&[u8]> {
         self.current()?;
         let ahead = self.read_ahead.get(self.selected)?;

@@ -79,6 +79,7 @@ impl ChainBatch {
     }
 
     /// The selected chain's segments.
+    #[inline]
     pub(super) fn selected_segments(&self) -> &[Segment] {
         self.current()
             .and_then(|c| self.segments.get(c.first_segment..c.end_segment))

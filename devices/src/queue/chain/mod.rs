@@ -194,39 +194,47 @@ impl ChainBatch {
         }
     }
 
+    #[inline]
     fn current(&self) -> Option<&Loaded> {
         self.chains.get(self.selected)
     }
 
     /// The head index to return in the used ring.
+    #[inline]
     pub fn head(&self) -> u16 {
         self.current().map_or(0, |c| c.head)
     }
 
+    #[inline]
     pub fn readable_len(&self) -> usize {
         self.current().map_or(0, |c| c.readable_len)
     }
 
+    #[inline]
     pub fn writable_len(&self) -> usize {
         self.current().map_or(0, |c| c.writable_len)
     }
 
     /// Chains in the batch.
+    #[inline]
     pub fn batched(&self) -> usize {
         self.chains.len()
     }
 
     /// The index in the batch of the chain the accessors refer to.
+    #[inline]
     pub fn selected(&self) -> usize {
         self.selected
     }
 
     /// Makes chain `index` of the batch the one the accessors refer to.
+    #[inline]
     pub fn select(&mut self, index: usize) {
         self.selected = index;
     }
 
     /// Why the selected chain's indirect table could not be read, if it could not.
+    #[inline]
     pub fn unreachable(&self) -> Option<SegmentFault> {
         self.current().and_then(|c| c.unreachable)
     }
