@@ -146,8 +146,7 @@ pub fn lay_out(view: &mut dyn DriverView, shape: Shape) -> Vec<u16> {
 }
 
 /// Makes every chain available once more and publishes avail.idx. Never inlined, so
-/// callgrind can subtract the driver's side from the timed rounds (see
-/// docs/performance.md).
+/// callgrind can subtract the driver's side from the timed rounds (`instructions.sh`).
 #[inline(never)]
 pub fn make_available(view: &mut dyn DriverView, heads: &[u16], avail_idx: &mut u16) {
     for &head in heads {
