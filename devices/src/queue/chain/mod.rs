@@ -167,6 +167,9 @@ pub struct ChainBatch {
     /// Pages the collected chains will need, checked against the batch's capacity
     /// before a second chain is let in.
     reserved_pages: usize,
+    /// Pages of the walk under way that its buffers need but the batch had no room to
+    /// queue: counted apart, so the walk's loop carries no page count of its own.
+    unqueued_pages: usize,
     /// The leading readable bytes [`Self::prefetch`] read, each group's straight into
     /// its place, every chain's where its `read_ahead` says.
     prefetched: [u8; MAX_BATCH_CHAINS * MAX_PREFETCH],
@@ -189,6 +192,7 @@ impl ChainBatch {
             pages: PageBatch::new(),
             reserved_segments: 0,
             reserved_pages: 0,
+            unqueued_pages: 0,
             prefetched: [0; MAX_BATCH_CHAINS * MAX_PREFETCH],
             read_ahead: [ReadAhead { at: 0, len: 0 }; MAX_BATCH_CHAINS],
         }

@@ -16,8 +16,7 @@ impl ChainBatch {
         let size = queue.size();
         let rings = mem.rings();
         let mut index = loaded.head;
-        // Pages saturate: a saturated count only ever refuses the chain room.
-        let mut pages: usize = 0;
+        let queued_before = self.start_page_count();
         for _ in 0..size {
             let desc = queue.descriptor(rings, index)?;
             if desc.has(DESC_F_INDIRECT) {
@@ -37,24 +36,25 @@ impl ChainBatch {
                             Ok(first) => loaded.table = Some((span, first)),
                             Err(BatchError::Full) => {
                                 loaded.unreachable = Some(SegmentFault::TooManyPages);
+                                self.count_unqueued(span.page_count());
                             }
                         }
                         // Reserving the pages the table will name keeps chains from
                         // being dropped after their tables are mapped.
                         loaded.expected_table_pages = entries as usize;
-                        return Ok((span.page_count() as usize)
-                            .saturating_add(pages)
+                        return Ok(self
+                            .pages_since(queued_before)
                             .saturating_add(entries as usize));
                     }
                     Err(e) => {
                         loaded.unreachable = Some(SegmentFault::Address(e));
-                        return Ok(pages);
+                        return Ok(self.pages_since(queued_before));
                     }
                 }
             }
-            pages = pages.saturating_add(self.add_segment(loaded, &desc)?);
+            self.add_segment(loaded, &desc)?;
             if !desc.has(DESC_F_NEXT) {
-                return Ok(pages);
+                return Ok(self.pages_since(queued_before));
             }
             index = desc.next;
         }
@@ -156,15 +156,15 @@ impl ChainBatch {
         };
         let rings = mem.rings();
         let mut index: u32 = 0;
-        let mut pages: usize = 0;
+        let queued_before = self.start_page_count();
         for _ in 0..entries {
             let desc = Descriptor::from_words(table.words(&self.pages, index, rings)?);
             if desc.has(DESC_F_INDIRECT) {
                 return Err(QueueError::BadIndirect);
             }
-            pages = pages.saturating_add(self.add_segment(loaded, &desc)?);
+            self.add_segment(loaded, &desc)?;
             if !desc.has(DESC_F_NEXT) {
-                return Ok(pages);
+                return Ok(self.pages_since(queued_before));
             }
             if u32::from(desc.next) >= entries {
                 return Err(QueueError::IndexOutOfRange(desc.next));
@@ -176,23 +176,47 @@ impl ChainBatch {
         Err(QueueError::ChainLoop)
     }
 
-    /// Adds one descriptor's buffer and queues its pages; returns the pages it needs.
+    /// Starts counting the pages a walk needs ([`Self::pages_since`]): returns the
+    /// batch's queued pages so far.
+    fn start_page_count(&mut self) -> usize {
+        self.unqueued_pages = 0;
+        self.pages.len()
+    }
+
+    /// The pages the walk needs since [`Self::start_page_count`] returned `queued_before`:
+    /// those it queued and those it had no room to. Saturating: a saturated count only
+    /// ever refuses the chain room.
+    fn pages_since(&self, queued_before: usize) -> usize {
+        self.pages
+            .len()
+            .saturating_sub(queued_before)
+            .saturating_add(self.unqueued_pages)
+    }
+
+    /// Counts pages a walk needs that the batch had no room to queue (out of the hot path).
+    #[cold]
+    fn count_unqueued(&mut self, pages: u32) {
+        self.unqueued_pages = self.unqueued_pages.saturating_add(pages as usize);
+    }
+
+    /// Adds one descriptor's buffer and queues its pages (see [`Self::pages_since`]).
     #[inline]
     pub(super) fn add_segment(
         &mut self,
         loaded: &mut Loaded,
         desc: &Descriptor,
-    ) -> Result<usize, QueueError> {
+    ) -> Result<(), QueueError> {
         let writable = desc.has(DESC_F_WRITE);
         if !writable && loaded.writable_len > 0 {
             return Err(QueueError::ReadableAfterWritable);
         }
         if desc.len == 0 {
-            return Ok(0);
+            return Ok(());
         }
-        // The spec bounds one chain by the queue size, whatever room the batch has.
+        // The spec bounds one chain by the queue size, whatever room the batch has. (A
+        // full pool refuses the push below; the caller forgets the pages queued.)
         let chain_segments = self.segments.len().saturating_sub(loaded.first_segment);
-        if chain_segments >= MAX_SEGMENTS || self.segments.is_full() {
+        if chain_segments >= MAX_SEGMENTS {
             return Err(QueueError::ChainTooLong);
         }
         let access = if writable {
@@ -200,17 +224,18 @@ impl ChainBatch {
         } else {
             Access::ReadOnly
         };
-        let (offset, pages, queued) = match GrantSpan::new(desc.addr, desc.len) {
+        let (offset, queued) = match GrantSpan::new(desc.addr, desc.len) {
             Ok(span) => {
-                let queued = self
-                    .pages
-                    .add_span(&span, access, PageUse::Buffer)
-                    .ok()
-                    .and_then(|first| u16::try_from(first).ok())
-                    .ok_or(SegmentFault::TooManyPages);
-                (span.offset, span.page_count() as usize, queued)
+                let queued = match self.pages.add_span(&span, access, PageUse::Buffer) {
+                    Ok(first) => u16::try_from(first).map_err(|_| SegmentFault::TooManyPages),
+                    Err(BatchError::Full) => {
+                        self.count_unqueued(span.page_count());
+                        Err(SegmentFault::TooManyPages)
+                    }
+                };
+                (span.offset, queued)
             }
-            Err(e) => (0, 0, Err(SegmentFault::Address(e))),
+            Err(e) => (0, Err(SegmentFault::Address(e))),
         };
         let segment = Segment {
             len: desc.len,
@@ -228,7 +253,7 @@ impl ChainBatch {
         } else {
             loaded.readable_len = loaded.readable_len.saturating_add(len);
         }
-        Ok(pages)
+        Ok(())
     }
 }
 
