@@ -130,6 +130,12 @@ impl<const N: usize> PageBatch<N> {
         self.failures == 0 && self.mapped == self.queued
     }
 
+    /// Whether every page below index `end` was mapped (none refused, none unmapped
+    /// yet): callers then skip looking for errors page by page.
+    pub fn all_mapped_below(&self, end: usize) -> bool {
+        self.failures == 0 && end <= self.mapped
+    }
+
     /// The outcome of mapping page `index`, if it was mapped.
     fn result(&self, index: usize) -> Option<Result<MappedPage, MapError>> {
         self.results.get(..self.mapped)?.get(index).copied()

@@ -86,8 +86,15 @@ impl ChainBatch {
                 expected = expected.saturating_sub(loaded.expected_table_pages);
                 loaded.expected_table_pages = 0;
                 let (segments_before, pages_before) = (self.segments.len(), self.pages.len());
-                let mut pages = (first..).take(span.page_count() as usize);
-                if let Some(error) = pages.find_map(|i| self.pages.error(i)) {
+                let table_pages = span.page_count() as usize;
+                let table_end = first.saturating_add(table_pages);
+                let mut pages = (first..).take(table_pages);
+                let table_error = if self.pages.all_mapped_below(table_end) {
+                    None
+                } else {
+                    pages.find_map(|i| self.pages.error(i))
+                };
+                if let Some(error) = table_error {
                     loaded.unreachable = Some(SegmentFault::Map(error));
                 } else {
                     let walked = self.move_to_end(&mut loaded).and_then(|()| {
@@ -123,6 +130,7 @@ impl ChainBatch {
 
     /// Copies a chain's direct segments (those before its indirect descriptor) to the
     /// end of the pool, so the table's segments follow them contiguously.
+    #[inline]
     pub(super) fn move_to_end(&mut self, loaded: &mut Loaded) -> Result<(), QueueError> {
         let (start, end) = (loaded.first_segment, loaded.end_segment);
         loaded.first_segment = self.segments.len();
