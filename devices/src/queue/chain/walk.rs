@@ -156,7 +156,12 @@ impl ChainBatch {
         let entries = (span.len / 16).min(u32::from(queue_size));
         // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
         // looked up once, not per descriptor.
-        let second = first.checked_add(1).and_then(|next| self.pages.page(next));
+        // A table in one page (the usual, 16-aligned one) never reads a second.
+        let second = if span.page_count() > 1 {
+            first.checked_add(1).and_then(|next| self.pages.page(next))
+        } else {
+            None
+        };
         let table = Table {
             pages: [self.pages.page(first), second],
             first,
