@@ -7,6 +7,7 @@
 
 pub mod boot_failure;
 pub mod pieces;
+pub mod run_queues;
 pub mod stall_probe;
 
 use crate::process::workspace_root;

@@ -476,10 +476,18 @@ fn ends(s: &mut Summary, r: &Results, t: &Transcript) {
         );
     }
     if let Some((time, _)) = t.find(crate::console::SILENT_LINE) {
-        let xen_dump = if t.find(XEN_TIMER_DUMP).is_some() {
-            "Xen's timer queues, domains, run queues and registers follow in the log"
-        } else {
-            "Xen answered no debug key: QEMU or Xen itself stopped"
+        let lines = t.lines.iter().map(|(_, l)| l.as_str());
+        let xen_dump = match (
+            t.find(XEN_TIMER_DUMP),
+            crate::console::run_queues::stranded_vcpu(lines),
+        ) {
+            (Some(_), Some(stranded)) => {
+                format!("Xen's run queues: {stranded} (a wake-up Xen lost); its dump is in the log")
+            }
+            (Some(_), None) => {
+                "Xen's timer queues, domains, run queues and registers follow in the log".into()
+            }
+            (None, _) => "Xen answered no debug key: QEMU or Xen itself stopped".into(),
         };
         s.info(
             "silent",
