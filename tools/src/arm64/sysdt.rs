@@ -56,6 +56,7 @@ pub fn qemu_command(xen: &Path, dtb: &Path, loads: &[Load]) -> Command {
     let mut command = Command::new("qemu-system-aarch64");
     command
         .args(MACHINE)
+        .args(["-accel", tcg_accel()])
         .args(["-nographic", "-no-reboot", "-kernel"])
         .arg(xen)
         .arg("-dtb")
@@ -110,6 +111,21 @@ pub fn chosen(role: Role, xen_args: &str, addr: u64, size: u64, bootargs: &str) 
 fn push_indented(out: &mut String, text: &str, indent: &str) {
     for line in text.lines() {
         let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+/// Chooses QEMU's TCG threading for the Xen boots: `multi` for one host thread per vcpu
+/// (QEMU's default), anything else or unset for one thread for all.
+pub const TCG_THREAD_VARIABLE: &str = "STUBVIRT_TCG_THREAD";
+
+/// `-accel` for the Xen boots: single-threaded TCG unless [`TCG_THREAD_VARIABLE`] says
+/// `multi`. With a thread per vcpu, Xen in QEMU on a loaded 2-core host left runnable
+/// vcpus queued beside idle CPUs and blocked vcpus unwoken (issue 19, docs/testing.md),
+/// and ran the demo at half the speed of one thread.
+fn tcg_accel() -> &'static str {
+    match std::env::var(TCG_THREAD_VARIABLE).as_deref() {
+        Ok("multi") => "tcg,thread=multi",
+        _ => "tcg,thread=single",
     }
 }
 
