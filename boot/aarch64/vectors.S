@@ -16,7 +16,7 @@
     b       trap_common
     .endm
 
-    .section .text, "ax"
+    .section .text.vectors, "ax"
     .balign 0x800
     .global exception_vectors
 exception_vectors:
@@ -37,6 +37,8 @@ exception_vectors:
     ventry  14
     ventry  15
 
+    /* Placed before the table (linker/aarch64.ld), in the gap its alignment leaves. */
+    .section .text.trap, "ax"
 trap_common:
     stp     x2, x3, [sp, #(2 * 8)]
     stp     x4, x5, [sp, #(4 * 8)]
