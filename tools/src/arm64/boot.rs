@@ -33,7 +33,7 @@ pub fn boot(
 ) -> Result<Transcript, String> {
     let dir = workspace_root().join("target/arm64-boot").join(name);
     let (dtb, loads) = sysdt::build(&dir, role, image, sysdt::XEN_ARGS, bootargs)?;
-    let mut command = sysdt::qemu_command(xen, &dtb, &loads);
+    let mut command = sysdt::qemu_command(xen, &dtb, &loads, sysdt::Tcg::OneThread);
     watch(name, &mut command, DEADLINE, stop)
 }
 

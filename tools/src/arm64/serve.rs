@@ -159,7 +159,7 @@ fn boot(images: &Images, xen: &Path, run: &Run) -> Result<Transcript, String> {
             run.policy,
         )?,
     };
-    let mut command = sysdt::qemu_command(xen, &dtb, &loads);
+    let mut command = sysdt::qemu_command(xen, &dtb, &loads, sysdt::Tcg::OneThread);
     watch(run.name, &mut command, DEADLINE, until_done())
 }
 

@@ -69,7 +69,7 @@ fn boot(
     let frontends = vec![(FRONTEND_ARGS.to_string(), VCPUS); 2];
     let (system, loads) =
         sysdt::build_control_and_frontends(&dir, images, "loglevel=info", &dtb, &frontends)?;
-    let mut command = sysdt::qemu_command(xen, &system, &loads);
+    let mut command = sysdt::qemu_command(xen, &system, &loads, sysdt::Tcg::OneThread);
     watch(name, &mut command, DEADLINE, stop)
 }
 

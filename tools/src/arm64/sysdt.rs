@@ -52,11 +52,11 @@ pub struct Load {
 
 /// The QEMU command that boots `xen` with the system device tree `dtb` and the boot
 /// modules placed where the tree says.
-pub fn qemu_command(xen: &Path, dtb: &Path, loads: &[Load]) -> Command {
+pub fn qemu_command(xen: &Path, dtb: &Path, loads: &[Load], tcg: Tcg) -> Command {
     let mut command = Command::new("qemu-system-aarch64");
     command
         .args(MACHINE)
-        .args(["-accel", tcg_accel()])
+        .args(["-accel", tcg.accel()])
         .args(["-nographic", "-no-reboot", "-kernel"])
         .arg(xen)
         .arg("-dtb")
@@ -114,18 +114,31 @@ fn push_indented(out: &mut String, text: &str, indent: &str) {
     }
 }
 
-/// Chooses QEMU's TCG threading for the Xen boots: `multi` for one host thread per vcpu
-/// (QEMU's default), anything else or unset for one thread for all.
+/// Overrides a boot's TCG threading: `multi` (a host thread per vcpu) or `single`.
 pub const TCG_THREAD_VARIABLE: &str = "STUBVIRT_TCG_THREAD";
 
-/// `-accel` for the Xen boots: single-threaded TCG unless [`TCG_THREAD_VARIABLE`] says
-/// `multi`. With a thread per vcpu, Xen in QEMU on a loaded 2-core host left runnable
-/// vcpus queued beside idle CPUs and blocked vcpus unwoken (issue 19, docs/testing.md),
-/// and ran the demo at half the speed of one thread.
-fn tcg_accel() -> &'static str {
-    match std::env::var(TCG_THREAD_VARIABLE).as_deref() {
-        Ok("multi") => "tcg,thread=multi",
-        _ => "tcg,thread=single",
+/// How QEMU's TCG runs a Xen boot's vcpus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tcg {
+    /// One host thread for all vcpus: the boots that check behaviour. With a thread per
+    /// vcpu, Xen in QEMU on a loaded 2-core host left runnable vcpus queued beside idle
+    /// CPUs and blocked vcpus unwoken (issue 19, docs/testing.md).
+    OneThread,
+    /// A host thread per vcpu (QEMU's default): the benchmarks, where stubvirt's vcpu
+    /// must run beside its frontends' as on a real machine (one thread serialises every
+    /// trapped access behind the vcpu that made it: 4 KiB QD 32 fell 3-4x).
+    ThreadPerVcpu,
+}
+
+impl Tcg {
+    /// `-accel` for this choice, unless [`TCG_THREAD_VARIABLE`] overrides it.
+    pub fn accel(self) -> &'static str {
+        match (std::env::var(TCG_THREAD_VARIABLE).as_deref(), self) {
+            (Ok("multi"), _) => "tcg,thread=multi",
+            (Ok("single"), _) => "tcg,thread=single",
+            (_, Tcg::OneThread) => "tcg,thread=single",
+            (_, Tcg::ThreadPerVcpu) => "tcg,thread=multi",
+        }
     }
 }
 

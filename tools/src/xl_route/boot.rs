@@ -83,8 +83,9 @@ pub fn run(
     (dtb, loads): &(PathBuf, Vec<Load>),
     deadline: Duration,
     log: &str,
+    tcg: arm64::sysdt::Tcg,
 ) -> Result<Transcript, String> {
-    let mut command = arm64::sysdt::qemu_command(xen, dtb, loads);
+    let mut command = arm64::sysdt::qemu_command(xen, dtb, loads, tcg);
     // A frontend's RCU stall (its console comes through dom0): Xen's view into the log.
     let mut probe = StallProbe::default();
     watch_and_type(log, &mut command, deadline, true, |line| {

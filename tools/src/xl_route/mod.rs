@@ -149,7 +149,13 @@ pub fn command(args: &[String]) -> Result<(), String> {
         DEADLINE.as_secs()
     ));
     let booted = Instant::now();
-    let transcript = boot::run(&machine.xen, &machine.tree, DEADLINE, "xl-dom0")?;
+    let transcript = boot::run(
+        &machine.xen,
+        &machine.tree,
+        DEADLINE,
+        "xl-dom0",
+        crate::arm64::sysdt::Tcg::OneThread,
+    )?;
     let qemu_seconds = booted.elapsed().as_secs_f64();
     let findings = boot::findings(&transcript);
 

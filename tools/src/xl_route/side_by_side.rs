@@ -246,7 +246,14 @@ pub fn command(args: &[String]) -> Result<(), String> {
         machine.dom0.kernel_package,
         DEADLINE.as_secs()
     ));
-    let transcript = boot::run(&machine.xen, &machine.tree, DEADLINE, "bench-e2e")?;
+    let transcript = boot::run(
+        &machine.xen,
+        &machine.tree,
+        DEADLINE,
+        "bench-e2e",
+        // Both backends' vcpus beside their frontends', as on a real machine.
+        crate::arm64::sysdt::Tcg::ThreadPerVcpu,
+    )?;
     let table = report(&transcript, &machine.source.version)?;
     if length == Length::Check {
         step(&format!(
