@@ -108,6 +108,22 @@ fn xen_bootargs(route: Route) -> String {
     }
 }
 
+/// How QEMU runs the route's vcpus (`sysdt::Tcg`). The dom0 route (Xen 4.17.5) takes one
+/// host thread for all: with a thread each it hung in 8 of 11 runs on a loaded machine,
+/// with one in none of 6 (docs/testing.md). The route with no dom0 (Xen 4.22, two
+/// frontends) keeps a thread each: its first run with one thread went silent with a
+/// frontend's vcpus runnable but neither queued nor running, and it had passed every CI
+/// run with a thread each. The dom0 route's figures are those of CPUs taking turns.
+pub fn demo_tcg(route: Route) -> crate::arm64::sysdt::Tcg {
+    match route {
+        Route::Dom0 => crate::arm64::sysdt::Tcg::OneThread,
+        Route::ControlDomU => crate::arm64::sysdt::Tcg::ThreadPerVcpu,
+    }
+}
+
+/// Options appended to the demo's QEMU command line, for experiments: none unless set.
+pub const QEMU_EXTRA_VARIABLE: &str = "STUBVIRT_QEMU_EXTRA_ARGS";
+
 /// The frontend's command line; `fe_wait` bounds the readiness handshake (seconds). The
 /// run adds `fe_tcp_port=N`, the port of the host's TCP source, and `fe_tcp_sink=N`, the
 /// port of the host's TCP sink the frontend uploads to.

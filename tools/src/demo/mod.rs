@@ -180,10 +180,10 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
     );
     let (dtb, loads) = system(&dir, &parts, &options)?;
     let mut command =
-        arm64::sysdt::qemu_command(&parts.xen, &dtb, &loads, demo_tcg(options.route()));
+        arm64::sysdt::qemu_command(&parts.xen, &dtb, &loads, layout::demo_tcg(options.route()));
     command.args(host::qemu_devices(&image));
     // For experiments on the emulator (e.g. `-accel tcg,thread=single`).
-    if let Ok(extra) = std::env::var(QEMU_EXTRA_VARIABLE) {
+    if let Ok(extra) = std::env::var(layout::QEMU_EXTRA_VARIABLE) {
         command.args(extra.split_whitespace());
     }
     let route = options.route();
@@ -312,22 +312,6 @@ fn summaries(
     }
 }
 
-/// How QEMU runs the route's vcpus (`sysdt::Tcg`). The dom0 route (Xen 4.17.5) takes one
-/// host thread for all: with a thread each it hung in 8 of 11 runs on a loaded machine,
-/// with one in none of 6 (docs/testing.md). The route with no dom0 (Xen 4.22, two
-/// frontends) keeps a thread each: its first run with one thread went silent with a
-/// frontend's vcpus runnable but neither queued nor running, and it had passed every CI
-/// run with a thread each. The dom0 route's figures are those of CPUs taking turns.
-fn demo_tcg(route: Route) -> arm64::sysdt::Tcg {
-    match route {
-        Route::Dom0 => arm64::sysdt::Tcg::OneThread,
-        Route::ControlDomU => arm64::sysdt::Tcg::ThreadPerVcpu,
-    }
-}
-
-/// Options appended to the demo's QEMU command line, for experiments: none unless set.
-const QEMU_EXTRA_VARIABLE: &str = "STUBVIRT_QEMU_EXTRA_ARGS";
-
 fn route_name(route: Route) -> &'static str {
     match route {
         Route::Dom0 => "dom0",
@@ -393,7 +377,7 @@ fn header(parts: &Parts, options: &Options, wall: Duration, log: &Path) -> Strin
             Route::ControlDomU => "NO DOM0 (stubvirt is a control domU; no hardware domain exists)",
         },
         parts.xen_version,
-        demo_tcg(route).accel(),
+        layout::demo_tcg(route).accel(),
         if options.backend {
             format!("stubvirt ({})", options.backend_args)
         } else {
