@@ -68,8 +68,8 @@ impl UplinkDriver {
     }
 
     /// One pass: acknowledges the NIC's interrupt, then moves frames both ways. Returns
-    /// whether frames moved: into the switch (the frontends' rx queues have work), or
-    /// out to the wire (a frontend's tx queue waiting for the wire may go on).
+    /// whether there is work at once: frames entered the switch (the frontends' rx queues
+    /// have it), or frames left for the wire while a tx queue waits (perhaps for the wire).
     pub fn service(&mut self, backend: &mut Backend, now: u64) -> bool {
         if let Some(intid) = self.interrupt {
             let nic = &mut self.nic;
@@ -80,7 +80,7 @@ impl UplinkDriver {
         if moved.received > 0 || moved.sent > 0 {
             self.active_until = now.saturating_add(ACTIVE_NS);
         }
-        moved.received > 0 || moved.sent > 0
+        moved.received > 0 || (moved.sent > 0 && backend.next_deadline().is_some())
     }
 
     /// How long the loop may sleep before the NIC needs a look.

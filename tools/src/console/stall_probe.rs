@@ -1,7 +1,7 @@
 //! When a Linux frontend reports an RCU stall, or the console falls silent (stubvirt, which
 //! prints its counters every 2 s, stopped), asks Xen what its vcpus are doing, so that
 //! every stall or hang seen, in CI too, leaves Xen's view of it in the run's log (issue
-//! 19: a frontend vcpu that stops taking timer interrupts, cause unknown).
+//! 19: runnable vcpus left beside idle CPUs, docs/testing.md).
 //!
 //! Xen's serial input goes to a domain until CTRL-a is typed three times; QEMU's
 //! `-nographic` console takes CTRL-a as its own escape, so each one is typed twice. Once
