@@ -179,8 +179,7 @@ fn run_once(mut options: Options) -> Result<(), Failure> {
         sink.port()
     );
     let (dtb, loads) = system(&dir, &parts, &options)?;
-    let mut command =
-        arm64::sysdt::qemu_command(&parts.xen, &dtb, &loads, layout::demo_tcg(options.route()));
+    let mut command = arm64::sysdt::qemu_command(&parts.xen, &dtb, &loads, layout::DEMO_TCG);
     command.args(host::qemu_devices(&image));
     // For experiments on the emulator (e.g. `-accel tcg,thread=single`).
     if let Ok(extra) = std::env::var(layout::QEMU_EXTRA_VARIABLE) {
@@ -377,7 +376,7 @@ fn header(parts: &Parts, options: &Options, wall: Duration, log: &Path) -> Strin
             Route::ControlDomU => "NO DOM0 (stubvirt is a control domU; no hardware domain exists)",
         },
         parts.xen_version,
-        layout::demo_tcg(route).accel(),
+        layout::DEMO_TCG.accel(),
         if options.backend {
             format!("stubvirt ({})", options.backend_args)
         } else {
