@@ -3,7 +3,7 @@
  * boot protocol's state (EL2 or EL1, MMU off, x0 = device tree) to Rust with the MMU on.
  *
  * Position independent until the MMU is on: only PC-relative addressing (adr/adrp).
- * The image is linked at 0 and relocates itself (R_AARCH64_RELATIVE) to where it runs.
+ * The image is linked at 0 and relocates itself (packed R_AARCH64_RELATIVE) to where it runs.
  * Memory is identity mapped: level-1 table, 1 GiB blocks, T0SZ = 25 (512 GiB):
  *   entry 0        (0 .. 1 GiB)     Device-nGnRE, never executable (UARTs, GIC, ...)
  *   entries 1..255 (1 .. 256 GiB)   Normal write-back (RAM lives here on QEMU virt / Xen)
@@ -104,12 +104,42 @@ at_el1:
     dsb     nsh
     isb
 
-    /* Self-relocation: every dynamic relocation is R_AARCH64_RELATIVE. */
-    adrp    x0, __rela_start
+    /* Self-relocation, packed (RELR, linker/aarch64.ld): an even entry is the offset of a
+     * word to relocate, an odd one a bitmap of the 63 words after the last one relocated.
+     * Every relocated word holds its link-time value (the image is linked at 0), so
+     * relocating is adding the load address. */
+    adrp    x0, __relr_start
+    add     x0, x0, :lo12:__relr_start
+    adrp    x1, __relr_end
+    add     x1, x1, :lo12:__relr_end
+    mov     x5, x20                 // the next word a bitmap covers
+5:  cmp     x0, x1
+    b.hs    3f
+    ldr     x2, [x0], #8
+    tbnz    x2, #0, 6f
+    add     x5, x20, x2             // an offset: relocate that word
+    ldr     x3, [x5]
+    add     x3, x3, x20
+    str     x3, [x5], #8
+    b       5b
+6:  mov     x6, x5                  // a bitmap: bit n + 1 is word n from x5
+7:  lsr     x2, x2, #1
+    cbz     x2, 8f
+    tbz     x2, #0, 9f
+    ldr     x3, [x6]
+    add     x3, x3, x20
+    str     x3, [x6]
+9:  add     x6, x6, #8
+    b       7b
+8:  add     x5, x5, #(63 * 8)
+    b       5b
+
+    /* Relocations the linker could not pack (an unaligned word); R_AARCH64_RELATIVE only. */
+3:  adrp    x0, __rela_start
     add     x0, x0, :lo12:__rela_start
     adrp    x1, __rela_end
     add     x1, x1, :lo12:__rela_end
-3:  cmp     x0, x1
+10: cmp     x0, x1
     b.hs    4f
     ldp     x2, x3, [x0], #16       // r_offset, r_info
     ldr     x4, [x0], #8            // r_addend
@@ -117,7 +147,7 @@ at_el1:
     b.ne    boot_halt
     add     x4, x4, x20
     str     x4, [x20, x2]
-    b       3b
+    b       10b
 4:
     adrp    x9, __boot_stack_top
     add     x9, x9, :lo12:__boot_stack_top

@@ -51,6 +51,8 @@ fn image_cargo(subcommand: &str, flavour: Flavour) -> Command {
         "-Clink-arg=--pie",
         "-Clink-arg=-znorelro",
         "-Clink-arg=--no-dynamic-linker",
+        // Relative relocations packed: 472 of 24 bytes were 4 % of the image.
+        "-Clink-arg=--pack-dyn-relocs=relr",
         "-Clink-arg=-zmax-page-size=4096",
     ]
     .join("\x1f");
