@@ -465,7 +465,10 @@ rebind_round() {
     fi
     (while :; do dd if=$dev of=/dev/null bs=65536 count=64 iflag=direct 2>/dev/null; done) &
     reader=$!
-    [ -n "$TCP_PORT" ] && { timeout 20 nc -w 5 $GW $TCP_PORT </dev/null >/dev/null 2>&1 & }
+    if [ -n "$TCP_PORT" ]; then
+        timeout 20 nc -w 5 $GW $TCP_PORT </dev/null >/dev/null 2>&1 &
+        downloads="$downloads $!"
+    fi
     sleep 0.3
     echo $BLK_VIRTIO >/sys/bus/virtio/drivers/virtio_blk/unbind
     echo $NET_VIRTIO >/sys/bus/virtio/drivers/virtio_net/unbind
@@ -489,8 +492,14 @@ rebind_round() {
     ping -c 2 -W 2 $GW >/dev/null 2>&1 && pings=$((pings + 1))
     return 0
 }
+# MemAvailable (kB) with the page cache dropped: what the rounds leave allocated.
+mem_available_kb() {
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    awk '/^MemAvailable:/ {print $2}' /proc/meminfo
+}
 rebind_stage() {
-    rounds=$fe_rebind readback=0 pings=0 done_rounds=0
+    rounds=$fe_rebind readback=0 pings=0 done_rounds=0 downloads= mem_before=$(mem_available_kb)
     BLK_VIRTIO=$(virtio_of /sys/block/${RAM#/dev/}/device)
     NET_VIRTIO=$(virtio_of /sys/class/net/eth0/device)
     : >/tmp/acked
@@ -499,7 +508,10 @@ rebind_stage() {
         done_rounds=$i
     done
     errors=$(dmesg | grep -c -e "still in use" -e "is not a head")
-    result "stage=rebind rounds=$done_rounds of=$rounds readback_ok=$readback pings=$pings kernel_errors=$errors"
+    # The rounds' downloads end within their timeout; their sockets would count as lost.
+    kill $downloads 2>/dev/null
+    sleep 1
+    result "stage=rebind rounds=$done_rounds of=$rounds readback_ok=$readback pings=$pings kernel_errors=$errors mem_available_kb=$mem_before,$(mem_available_kb)"
     if [ -n "$TCP_PORT" ]; then
         timeout 60 nc -w 10 $GW $TCP_PORT </dev/null >/tmp/after.bin 2>/dev/null
         result "stage=rebind tcp_bytes=$(stat -c %s /tmp/after.bin) tcp_sha256=$(sha </tmp/after.bin)"

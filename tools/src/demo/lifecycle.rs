@@ -20,6 +20,19 @@ pub const ROUNDS: u32 = 20;
 /// table, avail and used ring, one page each per queue), nothing else.
 const RING_PAGES: [(&str, u64); 2] = [("blk", 3), ("net", 6)];
 
+/// Memory the frontend may lose over all the rounds (`MemAvailable` with the page cache
+/// dropped, before and after them): slab and socket caches move by a few MiB, while rings
+/// or receive buffers left allocated at each reset would be tens of MiB (a frontend of
+/// 256 MiB once ran out of memory during the rounds).
+const MEMORY_LOSS_LIMIT_KB: u64 = 16 * 1024;
+
+/// The frontend's available memory before and after the rounds, in kB
+/// (`mem_available_kb=BEFORE,AFTER`).
+fn memory_kb(field: &str) -> Option<(u64, u64)> {
+    let (before, after) = field.split_once(',')?;
+    Some((before.parse().ok()?, after.parse().ok()?))
+}
+
 /// What stubvirt's last counters line says `device` holds (`held:N`).
 fn held(counters: &str, device: &str) -> Option<u64> {
     let token = counters
@@ -48,18 +61,35 @@ pub fn rebind(r: &Results, host_sha256: &str, last_counters: &str) -> Option<(bo
     let asked = number("of");
     let all = |key| rounds.is_some() && number(key) == rounds;
     let download = field("tcp_sha256");
+    let memory = memory_kb(field("mem_available_kb"));
+    let lost_kb = memory.map(|(before, after)| before.saturating_sub(after));
+    let memory_kept = lost_kb.is_some_and(|lost| lost <= MEMORY_LOSS_LIMIT_KB);
     let passed = rounds.is_some()
         && rounds == asked
         && all("readback_ok")
         && all("pings")
         && number("kernel_errors") == Some(0)
         && download == host_sha256
-        && rings_only;
+        && rings_only
+        && memory_kept;
+    let memory_words = match (memory, lost_kb) {
+        (Some((before, after)), Some(lost)) => format!(
+            "the frontend's available memory {} -> {} MiB ({lost} kB lost{})",
+            before / 1024,
+            after / 1024,
+            if memory_kept {
+                ""
+            } else {
+                ", MORE than the rounds may leave"
+            }
+        ),
+        _ => "the frontend's available memory NOT reported".to_string(),
+    };
     let detail = format!(
         "{} of {} rounds of unbind + bind with I/O in flight; acknowledged data read back \
          after {} of them, eth0 answered after {}; Linux logged {} grant or ring errors; \
          then {} bytes from the host, sha256 {}; stubvirt holds {} pages for blk and {} \
-         for net ({})",
+         for net ({}); {memory_words}",
         field("rounds"),
         field("of"),
         field("readback_ok"),
@@ -262,7 +292,8 @@ mod tests {
 
     #[test]
     fn every_round_must_read_back_and_answer() {
-        let good = "stage=rebind rounds=20 of=20 readback_ok=20 pings=20 kernel_errors=0";
+        let good = "stage=rebind rounds=20 of=20 readback_ok=20 pings=20 kernel_errors=0 \
+                    mem_available_kb=228536,226064";
         let download = "stage=rebind tcp_bytes=4194304 tcp_sha256=abc";
         let check = |lines: &[&str], sha, counters| rebind(&report(lines), sha, counters);
         assert!(check(&[], "abc", COUNTERS).is_none());
@@ -274,6 +305,15 @@ mod tests {
         assert!(!check(&[&lost, download], "abc", COUNTERS).unwrap().0);
         let stuck = good.replace("rounds=20 ", "rounds=7 ");
         assert!(!check(&[&stuck, download], "abc", COUNTERS).unwrap().0);
+        let leaking = good.replace(",226064", ",26064");
+        let (passed, detail) = check(&[&leaking, download], "abc", COUNTERS).unwrap();
+        assert!(!passed);
+        assert!(
+            detail.contains("228536 -> 26064") || detail.contains("223 -> 25 MiB"),
+            "{detail}"
+        );
+        let unreported = good.replace(" mem_available_kb=228536,226064", "");
+        assert!(!check(&[&unreported, download], "abc", COUNTERS).unwrap().0);
         let logged = good.replace("kernel_errors=0", "kernel_errors=2");
         let (passed, detail) = check(&[&logged, download], "abc", COUNTERS).unwrap();
         assert!(!passed);
