@@ -19,7 +19,9 @@ pub struct PageBatch<const N: usize> {
     /// `Vec`, so queueing a span is one bounds check and a loop of stores.
     requests: [MapRequest; N],
     queued: usize,
-    /// Outcomes of `requests[..mapped]`; entries past it are stale.
+    /// Outcomes of `requests[..mapped]`. Entries past it are always `Err(Again)` (as
+    /// made, and put back by [`Self::unmap_all`]): an implementation of `map_batch` that
+    /// skipped an entry leaves it failed, never an earlier batch's page.
     results: [Result<MappedPage, MapError>; N],
     mapped: usize,
     /// Entries Xen refused since the batch was emptied: when none, callers skip the
@@ -115,8 +117,7 @@ impl<const N: usize> PageBatch<N> {
         if pending.is_empty() {
             return;
         }
-        // An implementation that skipped an entry must not leave an earlier batch's page.
-        results.fill(Err(MapError::Again));
+        // `results` holds `Err(Again)` (see the field): no earlier batch's page.
         mem.map_batch(pending, results);
         let failed = results.iter().filter(|r| r.is_err()).count();
         self.mapped = end;
@@ -158,9 +159,12 @@ impl<const N: usize> PageBatch<N> {
     /// Unmaps every page that was mapped, in one batch, and empties the batch.
     pub fn unmap_all<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, counters: &mut Counters) {
         let mut mapped: Vec<MappedPage, N> = Vec::new();
-        let results = self.results.get(..self.mapped).unwrap_or(&[]);
-        for page in results.iter().filter_map(|r| r.ok()) {
-            let _ = mapped.push(page);
+        let results = self.results.get_mut(..self.mapped).unwrap_or(&mut []);
+        for result in results.iter_mut() {
+            // Taken, leaving the slot as `map` expects to find it.
+            if let Ok(page) = core::mem::replace(result, Err(MapError::Again)) {
+                let _ = mapped.push(page);
+            }
         }
         if !mapped.is_empty() {
             let refused = mem.unmap_batch(&mapped);
