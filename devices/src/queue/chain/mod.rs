@@ -120,6 +120,20 @@ struct Loaded {
     expected_table_pages: usize,
 }
 
+impl Loaded {
+    /// Takes what walking its indirect table changed from `walked`, its working copy:
+    /// field by field, so the walk copies in and out only what it uses.
+    #[inline]
+    fn walked(&mut self, walked: &Loaded) {
+        self.first_segment = walked.first_segment;
+        self.end_segment = walked.end_segment;
+        self.readable_len = walked.readable_len;
+        self.writable_len = walked.writable_len;
+        self.unreachable = walked.unreachable;
+        self.expected_table_pages = walked.expected_table_pages;
+    }
+}
+
 /// Where a chain's leading readable bytes are in `ChainBatch::prefetched`, and how many (0:
 /// none were read ahead). Kept beside [`Loaded`], not in it: the walk copies `Loaded`
 /// around, and these 3 bytes made it a word longer.

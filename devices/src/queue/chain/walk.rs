@@ -82,6 +82,7 @@ impl ChainBatch {
             let Some(mut loaded) = self.chains.get(index).copied() else {
                 break;
             };
+            // A chain without a table is left as collected.
             if let Some((span, first)) = loaded.table {
                 expected = expected.saturating_sub(loaded.expected_table_pages);
                 loaded.expected_table_pages = 0;
@@ -122,7 +123,7 @@ impl ChainBatch {
                 }
             }
             if let Some(slot) = self.chains.get_mut(index) {
-                *slot = loaded;
+                slot.walked(&loaded);
             }
         }
         outcome
