@@ -220,6 +220,19 @@ impl ChainBatch {
                 .read(piece.page, piece.offset, dst)
                 .map_err(BufferError::Access);
         }
+        self.read_pieces(mem, at, dst)
+    }
+
+    /// [`Self::read`] across pieces: out of line, so the one-piece path above keeps a
+    /// small frame (no group of pieces on its stack, fewer registers saved).
+    #[inline(never)]
+    fn read_pieces<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        at: usize,
+        dst: &mut [u8],
+    ) -> Result<(), BufferError> {
+        let len = dst.len();
         self.for_each_group(false, at, len, |group, range| {
             let part = dst.get_mut(range).ok_or(BufferError::OutOfRange)?;
             match group {
@@ -232,6 +245,7 @@ impl ChainBatch {
     }
 
     /// Copies `src` into the writable stream at `at`.
+    #[inline(never)]
     pub fn write<M: GuestMemory + ?Sized>(
         &self,
         mem: &mut M,
@@ -243,6 +257,17 @@ impl ChainBatch {
                 .write(piece.page, piece.offset, src)
                 .map_err(BufferError::Access);
         }
+        self.write_pieces(mem, at, src)
+    }
+
+    /// [`Self::write`] across pieces, out of line as [`Self::read_pieces`].
+    #[inline(never)]
+    fn write_pieces<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        at: usize,
+        src: &[u8],
+    ) -> Result<(), BufferError> {
         self.for_each_group(true, at, src.len(), |group, range| {
             let part = src.get(range).ok_or(BufferError::OutOfRange)?;
             match group {
