@@ -238,25 +238,25 @@ impl ChainBatch {
         } else {
             Access::ReadOnly
         };
-        let (offset, queued) = match GrantSpan::new(desc.addr, desc.len) {
-            Ok(span) => {
-                let queued = match self.pages.add_span(&span, access, PageUse::Buffer) {
-                    Ok(first) => u16::try_from(first).map_err(|_| SegmentFault::TooManyPages),
-                    Err(BatchError::Full) => {
-                        self.count_unqueued(span.page_count());
-                        Err(SegmentFault::TooManyPages)
-                    }
-                };
-                (span.offset, queued)
-            }
-            Err(e) => (0, Err(SegmentFault::Address(e))),
-        };
-        let segment = Segment {
+        let segment = |first_page, offset, fault| Segment {
             len: desc.len,
-            first_page: queued.unwrap_or(0),
+            first_page,
             offset,
             writable,
-            fault: queued.err(),
+            fault,
+        };
+        let segment = match GrantSpan::new(desc.addr, desc.len) {
+            Ok(span) => match self.pages.add_span(&span, access, PageUse::Buffer) {
+                Ok(first) => match u16::try_from(first) {
+                    Ok(first) => segment(first, span.offset, None),
+                    Err(_) => segment(0, span.offset, Some(SegmentFault::TooManyPages)),
+                },
+                Err(BatchError::Full) => {
+                    self.count_unqueued(span.page_count());
+                    segment(0, span.offset, Some(SegmentFault::TooManyPages))
+                }
+            },
+            Err(e) => segment(0, 0, Some(SegmentFault::Address(e))),
         };
         self.segments
             .push(segment)
