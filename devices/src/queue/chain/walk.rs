@@ -158,13 +158,17 @@ impl ChainBatch {
         // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
         // looked up once, not per descriptor.
         // A table in one page (the usual, 16-aligned one) never reads a second.
-        let second = if span.page_count() > 1 {
-            first.checked_add(1).and_then(|next| self.pages.page(next))
+        let (second, whole) = if span.page_count() > 1 {
+            (
+                first.checked_add(1).and_then(|next| self.pages.page(next)),
+                None,
+            )
         } else {
-            None
+            (None, self.pages.page(first))
         };
         let table = Table {
             pages: [self.pages.page(first), second],
+            whole,
             first,
             offset: span.offset,
         };
@@ -276,6 +280,9 @@ impl ChainBatch {
 /// table starts in it.
 struct Table {
     pages: [Option<MappedPage>; 2],
+    /// The page holding the whole table, when it lies in one (the usual, 16-aligned
+    /// table): every entry is then read from it without locating its page.
+    whole: Option<MappedPage>,
     first: usize,
     offset: u16,
 }
@@ -294,6 +301,12 @@ impl Table {
         index: u32,
         rings: &M,
     ) -> Result<DescriptorWords, AccessError> {
+        if let Some(page) = self.whole {
+            // An entry (below the count) of a table in one page lies in that page: the
+            // sum stays below PAGE_SIZE, never near saturating.
+            let at = usize::from(self.offset).saturating_add((index as usize).saturating_mul(16));
+            return rings.read_descriptor(page, at);
+        }
         let at = (index as usize)
             .checked_mul(16)
             .and_then(|at| at.checked_add(usize::from(self.offset)))
