@@ -183,6 +183,10 @@ pub struct MappedRegion<const P: usize> {
     pages: Vec<MappedPage, P>,
     offset: usize,
     len: usize,
+    /// The page holding the whole region and where the region starts in it, when it
+    /// lies in one page (a ring that does not cross a page boundary): every access is
+    /// then found there without locating its page.
+    one_page: Option<(MappedPage, usize)>,
 }
 
 impl<const P: usize> MappedRegion<P> {
@@ -215,11 +219,14 @@ impl<const P: usize> MappedRegion<P> {
             batch.unmap_all(mem, counters);
             return Err(error);
         }
-        Ok(Self {
+        let mut region = Self {
             pages,
             offset: usize::from(span.offset),
             len: span.len as usize,
-        })
+            one_page: None,
+        };
+        region.one_page = region.find_one_page();
+        Ok(region)
     }
 
     pub fn len(&self) -> usize {
@@ -233,6 +240,10 @@ impl<const P: usize> MappedRegion<P> {
     /// The page holding the whole region and where the region starts in it, if the
     /// region fits in one page.
     pub fn within_one_page(&self) -> Option<(MappedPage, usize)> {
+        self.one_page
+    }
+
+    fn find_one_page(&self) -> Option<(MappedPage, usize)> {
         let end = self.offset.checked_add(self.len)?;
         if end > PAGE_SIZE {
             return None;
@@ -343,9 +354,15 @@ impl<const P: usize> MappedRegion<P> {
     }
 
     /// The page, offset in it, and how many of `want` bytes fit there, for byte `at`.
+    #[inline]
     fn locate(&self, at: usize, want: usize) -> Result<(MappedPage, usize, usize), AccessError> {
         if at.checked_add(want).is_none_or(|end| end > self.len) {
             return Err(AccessError::OutOfPage);
+        }
+        if let Some((page, start)) = self.one_page {
+            // The bytes lie in the region, so in its page: the sum stays below
+            // PAGE_SIZE, never near saturating.
+            return Ok((page, start.saturating_add(at), want));
         }
         let absolute = self.offset.checked_add(at).ok_or(AccessError::OutOfPage)?;
         let (index, page_offset, room) = page_position(absolute);
