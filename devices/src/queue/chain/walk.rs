@@ -157,17 +157,16 @@ impl ChainBatch {
         let entries = (span.len / 16).min(u32::from(queue_size));
         // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
         // looked up once, not per descriptor.
-        // A table in one page (the usual, 16-aligned one) never reads a second.
-        let (second, whole) = if span.page_count() > 1 {
-            (
-                first.checked_add(1).and_then(|next| self.pages.page(next)),
-                None,
-            )
+        // A table in one page (the usual, 16-aligned one) is read from that page alone;
+        // not mapped, it is `None` there as in `pages`, and each read fails.
+        let (pages, whole) = if span.page_count() > 1 {
+            let second = first.checked_add(1).and_then(|next| self.pages.page(next));
+            ([self.pages.page(first), second], None)
         } else {
-            (None, self.pages.page(first))
+            ([None, None], self.pages.page(first))
         };
         let table = Table {
-            pages: [self.pages.page(first), second],
+            pages,
             whole,
             first,
             offset: span.offset,
