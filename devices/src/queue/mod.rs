@@ -303,6 +303,10 @@ impl SplitQueue {
         }
         let available = usize::from(self.seen_avail.wrapping_sub(self.next_avail));
         let count = available.min(out.len()).min(HEADS_PER_PEEK);
+        if count == 0 {
+            // Nothing to read (the last look of a pass): no scratch to clear.
+            return Ok(0);
+        }
         let mut bytes = [0u8; AVAIL_ENTRY * HEADS_PER_PEEK];
         let mut done = 0;
         while let Some(left) = count.checked_sub(done).filter(|&left| left > 0) {
