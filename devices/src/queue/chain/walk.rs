@@ -155,19 +155,14 @@ impl ChainBatch {
         mem: &M,
     ) -> Result<usize, QueueError> {
         let entries = (span.len / 16).min(u32::from(queue_size));
-        // A table of at most a queue's worth of entries (4 KiB) spans at most two pages:
-        // looked up once, not per descriptor.
-        // A table in one page (the usual, 16-aligned one) is read from that page alone;
-        // not mapped, it is `None` there as in `pages`, and each read fails.
-        let (pages, whole) = if span.page_count() > 1 {
-            let second = first.checked_add(1).and_then(|next| self.pages.page(next));
-            ([self.pages.page(first), second], None)
-        } else {
-            ([None, None], self.pages.page(first))
-        };
+        // A table in one page (the usual, 16-aligned one) is read from that page, looked
+        // up once; one across two pages looks each entry's page up in the batch.
         let table = Table {
-            pages,
-            whole,
+            whole: if span.page_count() > 1 {
+                None
+            } else {
+                self.pages.page(first)
+            },
             first,
             offset: span.offset,
         };
@@ -274,11 +269,9 @@ impl ChainBatch {
     }
 }
 
-/// A mapped indirect table: its first two pages as looked up in the batch (a table of a
-/// queue's worth of entries spans at most two), the index of the first, and where the
-/// table starts in it.
+/// A mapped indirect table: the page holding it when it lies in one, the index in the
+/// batch of its first page, and where the table starts in it.
 struct Table {
-    pages: [Option<MappedPage>; 2],
     /// The page holding the whole table, when it lies in one (the usual, 16-aligned
     /// table): every entry is then read from it without locating its page.
     whole: Option<MappedPage>,
@@ -311,8 +304,9 @@ impl Table {
             .and_then(|at| at.checked_add(usize::from(self.offset)))
             .ok_or(AccessError::OutOfPage)?;
         let (page, offset, room) = page_position(at);
-        match self.pages.get(page) {
-            Some(&Some(page)) if room >= 16 => rings.read_descriptor(page, offset),
+        let page = self.first.checked_add(page).and_then(|i| batch.page(i));
+        match page {
+            Some(page) if room >= 16 => rings.read_descriptor(page, offset),
             // Across the page boundary (a table not 16-aligned), or not mapped.
             _ => read_descriptor_bytewise(batch, self.first, at, rings),
         }
