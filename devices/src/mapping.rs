@@ -80,15 +80,21 @@ impl<const N: usize> PageBatch<N> {
     ) -> Result<usize, BatchError> {
         let first = self.queued;
         let pages = span.page_count() as usize;
-        let end = first.checked_add(pages).ok_or(BatchError::Full)?;
         let request = |index| MapRequest {
             gref: span.gref(index),
             access,
             usage,
         };
+        // Most buffers are one page (drivers split data at SIZE_MAX): one slot, no range.
+        if pages == 1 {
+            let slot = self.requests.get_mut(first).ok_or(BatchError::Full)?;
+            *slot = request(0);
+            // `first` is below the capacity: `first + 1` is at most it.
+            self.queued = first.saturating_add(1);
+            return Ok(first);
+        }
+        let end = first.checked_add(pages).ok_or(BatchError::Full)?;
         match self.requests.get_mut(first..end) {
-            // Most buffers are one page (drivers split data at SIZE_MAX): no loop set-up.
-            Some([only]) => *only = request(0),
             Some(slots) => {
                 for (index, slot) in (0..).zip(slots.iter_mut()) {
                     *slot = request(index);
