@@ -5,7 +5,7 @@
 //! The kernel drives this from Xen's ioreq slots; the host tests drive it from a
 //! simulated Xen. Both supply guest memory per frontend through [`Frontends`].
 
-use crate::blk::backend::{BlockBackend, StorageError};
+use crate::blk::backend::{BlockBackend, Fill, StorageError, Ticket, TransferRoom};
 use crate::blk::{BlkDevice, BlkOptions};
 use crate::counters::Counters;
 use crate::device::VirtioDevice;
@@ -140,6 +140,19 @@ impl<T: BlockBackend + ?Sized> BlockBackend for Box<T> {
     }
     fn with_memory(&mut self, writing: bool, f: &mut dyn FnMut(&mut [u8]) -> u64) -> bool {
         (**self).with_memory(writing, f)
+    }
+    fn transfer_room(&self) -> Option<TransferRoom> {
+        (**self).transfer_room()
+    }
+    fn start(&mut self, offset: u64, len: usize, fill: Fill<'_>) -> Result<Ticket, StorageError> {
+        (**self).start(offset, len, fill)
+    }
+    fn finish(
+        &mut self,
+        ticket: Ticket,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        (**self).finish(ticket, sink)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod host_pages;
 pub mod machine;
 pub mod metered_disk;
 pub mod net_fixture;
+pub mod queued_disk;
 pub mod rings;
 pub mod scenario;
 pub mod tcp_packets;

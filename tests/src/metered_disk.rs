@@ -2,7 +2,7 @@
 //! machine can check every backend round against the per-pass byte budget.
 
 use crate::world;
-use devices::blk::backend::{BlockBackend, StorageError};
+use devices::blk::backend::{BlockBackend, Fill, StorageError, Ticket, TransferRoom};
 
 /// Any disk, with every byte read, written, discarded or zeroed added to its entry of
 /// `World::storage_bytes`.
@@ -78,6 +78,23 @@ impl BlockBackend for MeteredDisk {
 
     fn in_memory(&self) -> bool {
         self.disk.in_memory()
+    }
+
+    fn transfer_room(&self) -> Option<TransferRoom> {
+        self.disk.transfer_room()
+    }
+
+    fn start(&mut self, offset: u64, len: usize, fill: Fill<'_>) -> Result<Ticket, StorageError> {
+        self.charge(len as u64);
+        self.disk.start(offset, len, fill)
+    }
+
+    fn finish(
+        &mut self,
+        ticket: Ticket,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        self.disk.finish(ticket, sink)
     }
 
     fn with_memory(&mut self, writing: bool, f: &mut dyn FnMut(&mut [u8]) -> u64) -> bool {

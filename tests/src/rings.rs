@@ -317,11 +317,19 @@ pub fn hand_driven_disk(
     serial: &str,
     queue_size: u16,
 ) -> (Shared, RawDriver, RawQueue) {
+    let disk = devices::blk::backend::RamDisk::new(sectors, serial);
+    hand_driven_disk_over(Box::new(disk), queue_size)
+}
+
+/// As [`hand_driven_disk`], over any backing store.
+pub fn hand_driven_disk_over(
+    disk: Box<dyn devices::blk::backend::BlockBackend>,
+    queue_size: u16,
+) -> (Shared, RawDriver, RawQueue) {
     use devices::features;
     let frontend = crate::scenario::FRONTEND;
     let machine = crate::scenario::machine(&[frontend]);
-    let disk = devices::blk::backend::RamDisk::new(sectors, serial);
-    crate::scenario::add_ram_disk(&machine, frontend, 0, disk, Default::default());
+    crate::scenario::add_disk(&machine, frontend, 0, disk, Default::default());
     let (base, _) = crate::scenario::window(0);
     let raw = RawDriver::new(&machine, frontend, base);
     let negotiated = raw.negotiate(

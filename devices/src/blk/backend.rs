@@ -17,6 +17,23 @@ pub enum StorageError {
     OutOfRange,
 }
 
+/// Room on a backend that moves data in transfers started without waiting
+/// ([`BlockBackend::start`]): how many it can have in flight at once, of up to `chunk`
+/// bytes each. It does not change: the device counts what it has in flight (one device's
+/// batch uses a disk at a time, and ends its transfers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferRoom {
+    pub transfers: usize,
+    pub chunk: usize,
+}
+
+/// Names a started transfer until [`BlockBackend::finish`].
+pub type Ticket = usize;
+
+/// What [`BlockBackend::start`] fills a write's buffer with (false: the guest side
+/// failed); `None` for a read.
+pub type Fill<'a> = Option<&'a mut dyn FnMut(&mut [u8]) -> bool>;
+
 /// Storage behind a virtio-blk device. Offsets and lengths are in bytes, sector-aligned.
 pub trait BlockBackend {
     fn capacity_bytes(&self) -> u64;
@@ -57,6 +74,30 @@ pub trait BlockBackend {
     fn with_memory(&mut self, writing: bool, f: &mut dyn FnMut(&mut [u8]) -> u64) -> bool {
         let _ = (writing, f);
         false
+    }
+    /// Room for transfers in flight together (a physical disk, each through its own
+    /// bounce buffer), the same at every call; `None`, the default, for a backend that serves each request whole
+    /// in [`Self::read`] and [`Self::write`].
+    fn transfer_room(&self) -> Option<TransferRoom> {
+        None
+    }
+    /// Starts moving `len` bytes at `offset` (sector-aligned, at most a chunk) and returns
+    /// without waiting: a read into the transfer's buffer (`fill` is `None`), or a write
+    /// of what `fill` puts there first (false: the guest side failed, nothing started).
+    /// The buffer stays the transfer's until [`Self::finish`].
+    fn start(&mut self, offset: u64, len: usize, fill: Fill<'_>) -> Result<Ticket, StorageError> {
+        let _ = (offset, len, fill);
+        Err(StorageError::Io)
+    }
+    /// Waits for transfer `ticket` to end, hands a read's bytes to `sink` (false: the
+    /// guest side failed), and frees the transfer.
+    fn finish(
+        &mut self,
+        ticket: Ticket,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        let _ = (ticket, sink);
+        Err(StorageError::Io)
     }
 }
 

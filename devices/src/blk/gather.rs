@@ -75,6 +75,16 @@ pub enum Way {
     FromGuest,
 }
 
+impl Way {
+    /// The counter of the bytes moved this way.
+    pub fn total(self, counters: &mut Counters) -> &mut u64 {
+        match self {
+            Way::ToGuest => &mut counters.bytes_to_guest,
+            Way::FromGuest => &mut counters.bytes_from_guest,
+        }
+    }
+}
+
 /// The queued pieces of a batch (fixed capacity: one copy's worth), and the requests
 /// whose copies failed so far.
 pub struct Gather {
@@ -180,10 +190,7 @@ impl Gather {
             failed = owners.iter().fold(0, |all, &o| all | bit(o));
         }
         self.failed |= failed;
-        let total = match way {
-            Way::ToGuest => &mut counters.bytes_to_guest,
-            Way::FromGuest => &mut counters.bytes_from_guest,
-        };
+        let total = way.total(counters);
         *total = total.saturating_add(moved);
         self.pieces.clear();
         self.owners.clear();
@@ -222,7 +229,7 @@ fn placed_bytes(pieces: &[Placed]) -> u64 {
         .fold(0, |sum: u64, p| sum.saturating_add(p.piece.len as u64))
 }
 
-fn bit(owner: u8) -> FailedChains {
+pub(super) fn bit(owner: u8) -> FailedChains {
     FailedChains::from(1u8)
         .checked_shl(u32::from(owner))
         .unwrap_or(0)

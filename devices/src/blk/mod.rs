@@ -6,15 +6,17 @@
 
 pub mod backend;
 mod config;
+mod data;
 mod gather;
 mod request;
 pub mod shared;
+mod transfers;
 
 use crate::counters::Counters;
 use crate::device::{serve_pending, Io, ProcessOutcome, VirtioDevice};
 use crate::features::blk as f;
-use crate::memory::{slice_pieces, GuestMemory, Piece};
-use crate::queue::chain::{BufferError, ChainBatch};
+use crate::memory::GuestMemory;
+use crate::queue::chain::ChainBatch;
 use crate::queue::completion::{Completion, LastByte};
 use crate::queue::serve::{FailedChains, Handler};
 use crate::queue::QUEUE_SIZE_LIMIT;
@@ -24,6 +26,7 @@ pub use config::{BlkOptions, MAX_RANGE_SEGMENTS};
 pub use gather::Gather;
 use gather::Way;
 use request::{RangeSegment, RequestHeader, RequestType, RANGE_SEGMENT_SIZE};
+use transfers::InFlight;
 
 pub const DEVICE_ID: u32 = 2;
 pub const STATUS_OK: u8 = 0;
@@ -76,6 +79,9 @@ pub struct BlkDevice<B: BlockBackend> {
     /// The data copies of the batch being served, when they are gathered (see `gather`):
     /// allocated once, here (about 1.3 KiB, kept out of the device models' enum).
     gather: Box<Gather>,
+    /// The transfers the batch being served has in flight on a disk that takes several
+    /// (see `transfers`): allocated once, here.
+    in_flight: Box<InFlight>,
 }
 
 impl<B: BlockBackend> BlkDevice<B> {
@@ -85,6 +91,7 @@ impl<B: BlockBackend> BlkDevice<B> {
             options,
             pass: PassBudget::default(),
             gather: Box::new(Gather::new()),
+            in_flight: Box::default(),
         }
     }
 
@@ -169,9 +176,16 @@ impl<B: BlockBackend, M: GuestMemory + ?Sized> Handler<M> for BlkDevice<B> {
         answer(status_at, status, data_written, counters)
     }
 
-    /// The data copies gathered for the batch are made, before its status bytes.
-    fn settle(&mut self, mem: &mut M, counters: &mut Counters) -> FailedChains {
+    /// The data copies gathered for the batch are made, and its transfers finished,
+    /// before its status bytes.
+    fn settle(
+        &mut self,
+        chain: &mut ChainBatch,
+        mem: &mut M,
+        counters: &mut Counters,
+    ) -> FailedChains {
         self.gather.settle(&mut self.backend, mem, counters)
+            | self.finish_transfers(chain, mem, counters)
     }
 
     /// A request whose gathered data copy was refused: IOERR, and no data.
@@ -233,38 +247,30 @@ impl<B: BlockBackend> BlkDevice<B> {
         }
         let writable_data = chain.writable_len().saturating_sub(1);
         let readable_data = chain.readable_len().saturating_sub(request::HEADER_SIZE);
+        if self.after_transfers(header.kind) {
+            return Ok(Answer::Deferred);
+        }
         match header.kind {
             RequestType::In => {
                 let offset = self.checked_range(header.sector, writable_data as u64)?;
-                if !self.pass.charge(writable_data as u64) {
-                    return Ok(Answer::Deferred);
-                }
-                if gathering {
-                    self.gather_data(chain, mem, counters, Way::ToGuest, offset, writable_data)?;
-                    return Ok(Answer::Done(writable_data));
-                }
-                self.copy_to_guest(chain, mem, offset, writable_data)
-                    .map_err(|e| storage_status(e, counters))?;
-                counters.bytes_to_guest =
-                    counters.bytes_to_guest.saturating_add(writable_data as u64);
-                Ok(Answer::Done(writable_data))
+                let moved =
+                    self.move_data(chain, mem, counters, Way::ToGuest, offset, writable_data)?;
+                Ok(if moved {
+                    Answer::Done(writable_data)
+                } else {
+                    Answer::Deferred
+                })
             }
             RequestType::Out => {
                 self.refuse_if_read_only()?;
                 let offset = self.checked_range(header.sector, readable_data as u64)?;
-                if !self.pass.charge(readable_data as u64) {
-                    return Ok(Answer::Deferred);
-                }
-                if gathering {
-                    self.gather_data(chain, mem, counters, Way::FromGuest, offset, readable_data)?;
-                    return Ok(Answer::Done(0));
-                }
-                self.copy_from_guest(chain, mem, offset, readable_data)
-                    .map_err(|e| storage_status(e, counters))?;
-                counters.bytes_from_guest = counters
-                    .bytes_from_guest
-                    .saturating_add(readable_data as u64);
-                Ok(Answer::Done(0))
+                let moved =
+                    self.move_data(chain, mem, counters, Way::FromGuest, offset, readable_data)?;
+                Ok(if moved {
+                    Answer::Done(0)
+                } else {
+                    Answer::Deferred
+                })
             }
             RequestType::Flush => {
                 if !self.pass.charge(0) {
@@ -391,72 +397,6 @@ impl<B: BlockBackend> BlkDevice<B> {
             Ok(())
         }
     }
-
-    /// Disk bytes at `offset` into the writable stream, page piece by page piece, with no
-    /// intermediate buffer.
-    fn copy_to_guest<M: GuestMemory + ?Sized>(
-        &mut self,
-        chain: &ChainBatch,
-        mem: &mut M,
-        offset: u64,
-        len: usize,
-    ) -> Result<(), StorageError> {
-        let mut storage = Ok(());
-        // A group of pages at a time, so a copying memory moves what storage hands over
-        // in one operation.
-        let walked = chain.for_each_group(true, 0, len, |group, range| {
-            let mut at = 0;
-            storage = disk_offset(offset, &range).and_then(|disk_at| {
-                self.backend.read(disk_at, range.len(), &mut |bytes| {
-                    let part = slice_pieces(group, at, bytes.len());
-                    // Storage hands at most the group's bytes: never saturates.
-                    at = at.saturating_add(bytes.len());
-                    covers(&part, bytes.len()) && mem.write_pieces(&part, bytes).is_ok()
-                })
-            });
-            storage.map_err(|_| BufferError::OutOfRange)
-        });
-        storage?;
-        walked.map_err(|_| StorageError::GuestAccess)
-    }
-
-    /// The readable stream after the header onto the disk at `offset`.
-    fn copy_from_guest<M: GuestMemory + ?Sized>(
-        &mut self,
-        chain: &ChainBatch,
-        mem: &M,
-        offset: u64,
-        len: usize,
-    ) -> Result<(), StorageError> {
-        let mut storage = Ok(());
-        let walked = chain.for_each_group(false, request::HEADER_SIZE, len, |group, range| {
-            let mut at = 0;
-            storage = disk_offset(offset, &range).and_then(|disk_at| {
-                self.backend.write(disk_at, range.len(), &mut |bytes| {
-                    let part = slice_pieces(group, at, bytes.len());
-                    // Storage hands at most the group's bytes: never saturates.
-                    at = at.saturating_add(bytes.len());
-                    covers(&part, bytes.len()) && mem.read_pieces(&part, bytes).is_ok()
-                })
-            });
-            storage.map_err(|_| BufferError::OutOfRange)
-        });
-        storage?;
-        walked.map_err(|_| StorageError::GuestAccess)
-    }
-}
-
-/// Where on the disk the group of a transfer at `offset` covering `range` of the
-/// request's data lies (inside the disk: `checked_range` passed the whole request).
-fn disk_offset(offset: u64, range: &core::ops::Range<usize>) -> Result<u64, StorageError> {
-    offset
-        .checked_add(range.start as u64)
-        .ok_or(StorageError::OutOfRange)
-}
-
-/// Whether `pieces` hold exactly `len` bytes (storage handed no more than it was asked).
-fn covers(pieces: &[Piece], len: usize) -> bool {
-    pieces.iter().map(|p| p.len).sum::<usize>() == len
 }
 
 fn storage_status(error: StorageError, counters: &mut Counters) -> u8 {

@@ -3,7 +3,7 @@
 //! is [`crate::topology::Topology::check`]'s business; here a slice only keeps every
 //! access inside its own range.
 
-use super::backend::{BlockBackend, StorageError};
+use super::backend::{BlockBackend, Fill, StorageError, Ticket, TransferRoom};
 use alloc::rc::Rc;
 use core::cell::RefCell;
 
@@ -20,6 +20,8 @@ pub struct DiskSlice {
     /// The disk's own serial: a guest finds its slice as it would find the disk.
     serial: [u8; 20],
     serial_len: usize,
+    /// The disk's (it does not change).
+    transfer_room: Option<TransferRoom>,
 }
 
 impl DiskSlice {
@@ -28,6 +30,7 @@ impl DiskSlice {
     pub fn new(disk: SharedDisk, offset: u64, length: Option<u64>, read_only: bool) -> Self {
         let mut serial = [0u8; 20];
         let mut serial_len = 0;
+        let mut transfer_room = None;
         let (capacity, disk_read_only) = disk
             .try_borrow()
             .map(|d| {
@@ -35,6 +38,7 @@ impl DiskSlice {
                     *slot = *byte;
                 }
                 serial_len = d.serial().len().min(serial.len());
+                transfer_room = d.transfer_room();
                 (d.capacity_bytes(), d.read_only())
             })
             .unwrap_or((0, true));
@@ -47,6 +51,7 @@ impl DiskSlice {
             read_only: read_only || disk_read_only,
             serial,
             serial_len,
+            transfer_room,
         }
     }
 
@@ -151,6 +156,26 @@ impl BlockBackend for DiskSlice {
             None => 0,
         });
         handed && inside
+    }
+
+    fn transfer_room(&self) -> Option<TransferRoom> {
+        self.transfer_room
+    }
+
+    fn start(&mut self, offset: u64, len: usize, fill: Fill<'_>) -> Result<Ticket, StorageError> {
+        if fill.is_some() && self.read_only {
+            return Err(StorageError::Io);
+        }
+        let at = self.place(offset, len as u64)?;
+        self.with(|d| d.start(at, len, fill))
+    }
+
+    fn finish(
+        &mut self,
+        ticket: Ticket,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        self.with(|d| d.finish(ticket, sink))
     }
 }
 

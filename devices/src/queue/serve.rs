@@ -40,8 +40,13 @@ pub trait Handler<M: GuestMemory + ?Sized> {
     /// gathered across chains), after its last chain was handled and before the batch's
     /// last bytes are written, it is unmapped and its used entries are pushed. Returns the
     /// chains whose pending work failed: each is answered by [`Self::failed`] instead.
-    fn settle(&mut self, mem: &mut M, counters: &mut Counters) -> FailedChains {
-        let _ = (mem, counters);
+    fn settle(
+        &mut self,
+        chain: &mut ChainBatch,
+        mem: &mut M,
+        counters: &mut Counters,
+    ) -> FailedChains {
+        let _ = (chain, mem, counters);
         0
     }
 
@@ -137,7 +142,7 @@ pub fn serve_pass<M: GuestMemory + ?Sized, H: Handler<M> + ?Sized>(
                 // Capacity equals the batch's: cannot fail.
                 let _ = answers.push((chain.head(), used_len));
             }
-            let mut failed = handler.settle(mem, counters);
+            let mut failed = handler.settle(chain, mem, counters);
             while failed != 0 {
                 let index = failed.trailing_zeros() as usize;
                 failed &= failed.wrapping_sub(1);

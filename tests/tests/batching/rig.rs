@@ -2,6 +2,7 @@
 //! page by page (headers, statuses, indirect tables, data), requests placed as a
 //! driver would, and the hypercall counts a notification costs.
 
+use devices::blk::backend::{BlockBackend, RamDisk};
 use devices::grant::PAGE_SIZE;
 use devices::mmio::reg;
 use devices::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
@@ -28,8 +29,12 @@ pub struct Rig {
 
 impl Rig {
     pub fn new(data_pages: usize) -> Self {
-        let (machine, raw, queue) =
-            stubvirt_tests::rings::hand_driven_disk(8192, "batch", QUEUE_SIZE);
+        Self::over(Box::new(RamDisk::new(8192, "batch")), data_pages)
+    }
+
+    /// As `new`, over `disk`.
+    pub fn over(disk: Box<dyn BlockBackend>, data_pages: usize) -> Self {
+        let (machine, raw, queue) = stubvirt_tests::rings::hand_driven_disk_over(disk, QUEUE_SIZE);
         let mem = Granted::new(FRONTEND, DATA + data_pages, false);
         Self {
             machine,
