@@ -3,18 +3,16 @@
 //! crate over [`crate::dma::DirectMapHal`]: a disk stubvirt serves to the frontend, and a
 //! NIC that becomes the uplink of the switch.
 //!
-//! The disk completes each request before returning (polled); the NIC is checked on every
-//! pass of the serve loop, and its interrupt ends the loop's `SCHEDOP_poll` when the GIC
-//! could be set up for it (see `arch::host_irq`).
+//! The disk is driven in `host_disk` (polled: its transfers end within the pass that
+//! started them); the NIC is checked on every pass of the serve loop, and its interrupt
+//! ends the loop's `SCHEDOP_poll` when the GIC could be set up for it (see
+//! `arch::host_irq`).
 
 use crate::arch::BootInfo;
-use crate::dma::{self, DirectMapHal};
+use crate::dma;
+pub use crate::host_disk::HostDisk;
 use crate::nic_queues::{NicQueues, Sent};
-use alloc::vec;
-use alloc::vec::Vec;
 use devices::backend::{Backend, UplinkIndex};
-use devices::blk::backend::{BlockBackend, StorageError, SECTOR_SIZE};
-use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::{DeviceType, Transport};
 
@@ -51,147 +49,6 @@ pub fn probe(boot: &BootInfo) -> HostDevices {
         }
     }
     found
-}
-
-/// Bytes moved per request to the host disk: the bounce buffer's size.
-const DISK_CHUNK: usize = 64 * 1024;
-
-/// A host virtio-blk device as the backing store of a frontend's virtio-blk device.
-/// Guest data goes through one bounce buffer: the frontend's pages are grant mappings,
-/// which are not identity mapped and so cannot be handed to the host device.
-pub struct HostDisk {
-    device: VirtIOBlk<DirectMapHal, Mmio>,
-    bounce: Vec<u8>,
-    capacity: u64,
-    read_only: bool,
-}
-
-impl HostDisk {
-    fn new(transport: Mmio) -> Result<Self, virtio_drivers::Error> {
-        let device = VirtIOBlk::new(transport)?;
-        let capacity = device.capacity() * SECTOR_SIZE;
-        let read_only = device.readonly();
-        log::info!(
-            "host virtio-blk: {} MiB{}",
-            capacity >> 20,
-            if read_only { ", read-only" } else { "" }
-        );
-        Ok(Self {
-            device,
-            bounce: vec![0; DISK_CHUNK],
-            capacity,
-            read_only,
-        })
-    }
-
-    /// Calls `each(sector, chunk)` for the chunks of `[offset, offset + len)`.
-    fn chunks(
-        offset: u64,
-        len: usize,
-        mut each: impl FnMut(usize, usize) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        let mut done = 0;
-        while done < len {
-            let now = (len - done).min(DISK_CHUNK);
-            let sector = (offset + done as u64) / SECTOR_SIZE;
-            each(
-                usize::try_from(sector).map_err(|_| StorageError::OutOfRange)?,
-                now,
-            )?;
-            done += now;
-        }
-        Ok(())
-    }
-
-    fn check(&self, offset: u64, len: u64) -> Result<(), StorageError> {
-        let aligned = offset.is_multiple_of(SECTOR_SIZE) && len.is_multiple_of(SECTOR_SIZE);
-        let inside = offset
-            .checked_add(len)
-            .is_some_and(|end| end <= self.capacity);
-        if aligned && inside {
-            Ok(())
-        } else {
-            Err(StorageError::OutOfRange)
-        }
-    }
-
-    /// Zeroes through the ordinary write path, a bounce chunk at a time.
-    fn write_zeros(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
-        let len = usize::try_from(len).map_err(|_| StorageError::OutOfRange)?;
-        self.write(offset, len, &mut |chunk| {
-            chunk.fill(0);
-            true
-        })
-    }
-}
-
-impl BlockBackend for HostDisk {
-    fn capacity_bytes(&self) -> u64 {
-        self.capacity
-    }
-
-    fn read_only(&self) -> bool {
-        self.read_only
-    }
-
-    fn read(
-        &mut self,
-        offset: u64,
-        len: usize,
-        sink: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<(), StorageError> {
-        self.check(offset, len as u64)?;
-        let (device, bounce) = (&mut self.device, &mut self.bounce);
-        Self::chunks(offset, len, |sector, n| {
-            let chunk = bounce.get_mut(..n).ok_or(StorageError::Io)?;
-            device
-                .read_blocks(sector, chunk)
-                .map_err(|_| StorageError::Io)?;
-            if sink(chunk) {
-                Ok(())
-            } else {
-                Err(StorageError::GuestAccess)
-            }
-        })
-    }
-
-    fn write(
-        &mut self,
-        offset: u64,
-        len: usize,
-        source: &mut dyn FnMut(&mut [u8]) -> bool,
-    ) -> Result<(), StorageError> {
-        self.check(offset, len as u64)?;
-        let (device, bounce) = (&mut self.device, &mut self.bounce);
-        Self::chunks(offset, len, |sector, n| {
-            let chunk = bounce.get_mut(..n).ok_or(StorageError::Io)?;
-            if !source(chunk) {
-                return Err(StorageError::GuestAccess);
-            }
-            device
-                .write_blocks(sector, chunk)
-                .map_err(|_| StorageError::Io)
-        })
-    }
-
-    fn flush(&mut self) -> Result<(), StorageError> {
-        self.device.flush().map_err(|_| StorageError::Io)
-    }
-
-    /// Nothing to do: a discarded range's contents are unspecified, and zeroing it
-    /// through the bounce buffer would turn one discard request into up to 32 MiB of
-    /// synchronous writes. (The range is still checked, as for any request.)
-    fn discard(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
-        self.check(offset, len)
-    }
-
-    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), StorageError> {
-        self.write_zeros(offset, len)
-    }
-
-    fn serial(&self) -> &[u8] {
-        b"stubvirt-disk"
-    }
 }
 
 /// Frames taken from the NIC per pass (bounded work).

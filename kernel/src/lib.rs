@@ -39,6 +39,9 @@ mod frontend_test;
 #[cfg(all(feature = "test-modes", target_arch = "aarch64"))]
 mod grant_bench;
 #[cfg(feature = "image")]
+#[allow(unsafe_code)]
+mod host_disk;
+#[cfg(feature = "image")]
 mod hostdev;
 #[cfg(feature = "image")]
 #[allow(unsafe_code)]
