@@ -24,9 +24,12 @@ pub const MACHINE: &[&str] = &[
     "none",
 ];
 
-/// Xen's command line for the tests and the examples.
+/// Xen's command line for the tests and the examples. `sched_credit2_migrate_resist=0`:
+/// credit2 otherwise can leave a runnable vcpu on its run queue beside an idle CPU for
+/// ever, the CPU it tickled refusing it for its migration resistance and its own CPU
+/// leaving it to the tickled one (docs/testing.md, "The silent hang").
 pub const XEN_ARGS: &str = "console=dtuart dom0_mem=128M dom0_max_vcpus=1 loglvl=all \
-                            guest_loglvl=all noreboot";
+                            guest_loglvl=all noreboot sched_credit2_migrate_resist=0";
 /// stubvirt's command line for the tests and the examples.
 pub const BOOTARGS: &str = "loglevel=info";
 

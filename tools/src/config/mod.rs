@@ -13,8 +13,10 @@ use crate::demo::layout::{Module, BACKEND_RAM, HOST_DEVICES};
 use std::fmt::Write;
 use topology::Description;
 
-/// Xen's arguments with no dom0 (as the demo boots).
-const XEN_ARGS_NO_DOM0: &str = "console=dtuart conswitch=ax loglvl=all guest_loglvl=all noreboot";
+/// Xen's arguments with no dom0 (as the demo boots; the scheduler option as for
+/// `arm64::sysdt::XEN_ARGS`).
+pub const XEN_ARGS_NO_DOM0: &str = "console=dtuart conswitch=ax loglvl=all guest_loglvl=all \
+                                    noreboot sched_credit2_migrate_resist=0";
 
 pub fn command(path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;

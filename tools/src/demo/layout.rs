@@ -92,7 +92,7 @@ pub fn demo_topology_for(route: Route, count: u16) -> Topology {
 pub fn xen_args(route: Route) -> &'static str {
     match route {
         Route::Dom0 => crate::arm64::sysdt::XEN_ARGS,
-        Route::ControlDomU => "console=dtuart conswitch=ax loglvl=all guest_loglvl=all noreboot",
+        Route::ControlDomU => crate::config::XEN_ARGS_NO_DOM0,
     }
 }
 

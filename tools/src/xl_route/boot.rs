@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Xen's command line: a dom0 large enough for Debian's kernel and the toolstack, one
-/// vcpu (TCG runs every vcpu on the host's two cores).
+/// vcpu (TCG runs every vcpu on the host's two cores); the scheduler option as for
+/// `arm64::sysdt::XEN_ARGS`.
 pub const XEN_ARGS: &str = "console=dtuart dom0_mem=512M dom0_max_vcpus=1 loglvl=all \
-                            guest_loglvl=all noreboot";
+                            guest_loglvl=all noreboot sched_credit2_migrate_resist=0";
 /// dom0's command line: the console is Xen's (hvc0), and a quiet kernel saves TCG time.
 pub const DOM0_ARGS: &str = "console=hvc0 rdinit=/init loglevel=4";
 /// Lines after which nothing more comes: init's last line, Xen's or dom0's panic.
